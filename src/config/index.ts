@@ -1,0 +1,13 @@
+// The config module's public surface; other modules import from here only.
+export * from './types.js';
+export { ConfigError, type ConfigIssue } from './errors.js';
+export { parseListenAddress, type ListenAddress } from './listen.js';
+export {
+  parseConfig,
+  loadConfigFile,
+  defaultConfig,
+  resolveConfig,
+  DEFAULT_CONFIG_PATH,
+  type SemanticCheck,
+  type LoadOptions,
+} from './load.js';
