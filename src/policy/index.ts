@@ -1,0 +1,22 @@
+/**
+ * policy/: may this client reach this host:port? Deny by default.
+ * See policy.ts for how the allowlist is compiled and decided, host.ts for parsing.
+ */
+export {
+  normaliseHost,
+  parseConnectAuthority,
+  targetFromAbsoluteUrl,
+  type Target,
+} from './host.js';
+export {
+  compilePolicy,
+  describePolicy,
+  policyConfigCheck,
+  CLIENT_ACL_RULE_NAME,
+  type CompiledRule,
+  type Decision,
+  type DenyReason,
+  type Policy,
+  type SemanticCheck,
+} from './policy.js';
+export { CLOUD_SUFFIXES, presetRules } from './presets.js';

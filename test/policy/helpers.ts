@@ -1,0 +1,43 @@
+import type { DestinationRuleConfig, PortcullisConfig } from '../../src/config/types.js';
+
+export type RuleInput = Partial<DestinationRuleConfig> & { hosts: string[] };
+
+/** A full config with defaults; only the policy-relevant parts vary. */
+export function makeConfig(opts: {
+  mode?: 'enforce' | 'report';
+  presets?: PortcullisConfig['allow']['presets'];
+  workspaces?: PortcullisConfig['allow']['workspaces'];
+  regions?: string[];
+  rules?: RuleInput[];
+  clientsAllow?: string[];
+  clientsDeny?: string[];
+}): PortcullisConfig {
+  return {
+    proxy: {
+      listen: ['127.0.0.1:0'],
+      mode: opts.mode ?? 'enforce',
+      timeouts: { connectMs: 1, dnsMs: 1, idleMs: 1, maxTunnelMs: 0, headersMs: 1, upstreamResponseMs: 1 },
+      limits: { maxConnections: 1, maxConnectionsPerClient: 1, maxHeaderBytes: 1 },
+      drainMs: 1,
+    },
+    allow: {
+      presets: opts.presets ?? [],
+      workspaces: opts.workspaces ?? [],
+      regions: opts.regions ?? [],
+      rules: (opts.rules ?? []).map((r, i) => ({
+        name: r.name ?? `rule${i}`,
+        hosts: r.hosts,
+        ports: r.ports ?? [443],
+        allowPrivate: r.allowPrivate ?? false,
+        mode: r.mode ?? 'enforce',
+      })),
+    },
+    clients: { ...(opts.clientsAllow ? { allow: opts.clientsAllow } : {}), deny: opts.clientsDeny ?? [] },
+    dns: { overrides: {}, cacheTtlMs: 0 },
+    admin: { listen: '127.0.0.1:0' },
+    log: { level: 'silent', access: false },
+  };
+}
+
+export const WS1 = '11111111-2222-3333-4444-555555555555';
+export const WS2 = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
