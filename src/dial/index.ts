@@ -1,0 +1,10 @@
+/**
+ * dial/: resolve a destination (dns.overrides, cached getaddrinfo), classify every address
+ * (private-address guard) and connect to the vetted IP.
+ */
+export { classifyAddress } from './classify.js';
+export type { AddressClass } from './classify.js';
+export { Resolver, toResolved } from './resolver.js';
+export type { ResolvedAddress, ResolverOptions } from './resolver.js';
+export { dial, dialFirst } from './connect.js';
+export type { DialOptions } from './connect.js';

@@ -1,0 +1,212 @@
+import dns from 'node:dns';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Resolver } from '../../src/dial/index.js';
+import { PortcullisError } from '../../src/util/errors.js';
+
+type LookupCb = (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void;
+
+/** Counts real getaddrinfo calls made through dns.lookup (the resolver's only DNS path). */
+function countLookups(): { calls: () => number; hosts: () => string[] } {
+  const spy = vi.spyOn(dns, 'lookup');
+  return { calls: () => spy.mock.calls.length, hosts: () => spy.mock.calls.map((c) => String(c[0])) };
+}
+
+/** Replaces DNS with a table: host → addresses, or an errno code to fail with, or 'hang'. */
+function fakeDns(table: Record<string, string[] | string>): { calls: () => number } {
+  const spy = vi.spyOn(dns, 'lookup').mockImplementation(((host: string, _opts: unknown, cb: LookupCb) => {
+    const entry = table[host];
+    if (entry === 'hang') return; // never answers
+    setImmediate(() => {
+      if (entry === undefined) cb(Object.assign(new Error('nf'), { code: 'ENOTFOUND' }), []);
+      else if (typeof entry === 'string') cb(Object.assign(new Error(entry), { code: entry }), []);
+      else cb(null, entry.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+    });
+  }) as unknown as typeof dns.lookup);
+  return { calls: () => spy.mock.calls.length };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(PortcullisError);
+    return (err as PortcullisError).code;
+  }
+  throw new Error('expected a rejection');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('Resolver: real getaddrinfo', () => {
+  it('resolves localhost and classifies it loopback', async () => {
+    const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 0 });
+    const out = await r.resolve('localhost');
+    expect(out.length).toBeGreaterThan(0);
+    for (const a of out) {
+      expect(['127.0.0.1', '::1']).toContain(a.address);
+      expect(a.isPublic).toBe(false);
+      expect(a.range).toBe('loopback');
+      expect(a.family).toBe(a.address === '::1' ? 6 : 4);
+    }
+  });
+
+  it('a name that does not exist → PCL_ERR_DNS_NOTFOUND', async () => {
+    const r = new Resolver({ overrides: {}, timeoutMs: 5000, cacheTtlMs: 1000 });
+    expect(await codeOf(r.resolve('does-not-exist.invalid'))).toBe('PCL_ERR_DNS_NOTFOUND');
+    expect(r.cacheSize).toBe(0); // failures are not cached
+  });
+
+  it('IP literals are returned as-is and classified, without DNS', async () => {
+    const dnsCalls = countLookups();
+    const r = new Resolver({ overrides: {}, timeoutMs: 1000, cacheTtlMs: 1000 });
+    expect(await r.resolve('20.42.1.1')).toEqual([{ address: '20.42.1.1', family: 4, isPublic: true, range: 'unicast' }]);
+    expect(await r.resolve('::1')).toEqual([{ address: '::1', family: 6, isPublic: false, range: 'loopback' }]);
+    expect(await r.resolve('::ffff:10.0.0.1')).toEqual([
+      { address: '::ffff:10.0.0.1', family: 6, isPublic: false, range: 'ipv4Mapped:private' },
+    ]);
+    expect(dnsCalls.calls()).toBe(0);
+  });
+});
+
+describe('Resolver: overrides', () => {
+  it('win over DNS for the exact host, and skip DNS', async () => {
+    const dnsCalls = countLookups();
+    const r = new Resolver({
+      overrides: { localhost: '20.42.1.1', 'ws1.ods.opinsights.azure.com': '127.0.0.1' },
+      timeoutMs: 1000,
+      cacheTtlMs: 0,
+    });
+    expect(await r.resolve('localhost')).toEqual([{ address: '20.42.1.1', family: 4, isPublic: true, range: 'unicast' }]);
+    expect(await r.resolve('ws1.ods.opinsights.azure.com')).toEqual([
+      { address: '127.0.0.1', family: 4, isPublic: false, range: 'loopback' },
+    ]);
+    expect(dnsCalls.calls()).toBe(0);
+    // Exact match only: a sub-domain goes to DNS.
+    expect(await codeOf(r.resolve('x.ws1.ods.opinsights.azure.com'))).toMatch(/^PCL_ERR_DNS/);
+    expect(dnsCalls.calls()).toBe(1);
+  });
+
+  it('rejects an override that is not an IP', () => {
+    expect(() => new Resolver({ overrides: { a: 'b.example' }, timeoutMs: 1, cacheTtlMs: 0 })).toThrow(
+      expect.objectContaining({ code: 'PCL_ERR_DNS_OVERRIDE' }),
+    );
+  });
+
+  it('updateOverrides applies new overrides and clears the cache', async () => {
+    const dnsCalls = countLookups();
+    const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 60_000 });
+    await r.resolve('localhost');
+    await r.resolve('localhost');
+    expect(dnsCalls.calls()).toBe(1);
+    expect(r.cacheSize).toBe(1);
+
+    r.updateOverrides({ localhost: '10.9.8.7' });
+    expect(r.cacheSize).toBe(0);
+    expect((await r.resolve('localhost'))[0]).toMatchObject({ address: '10.9.8.7', range: 'private' });
+
+    r.updateOverrides({});
+    expect((await r.resolve('localhost'))[0]!.range).toBe('loopback');
+    expect(dnsCalls.calls()).toBe(2);
+  });
+});
+
+describe('Resolver: cache', () => {
+  it('a second resolve within the TTL does not call DNS and returns the same answer', async () => {
+    const dnsCalls = countLookups();
+    const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 60_000 });
+    const first = await r.resolve('localhost');
+    const second = await r.resolve('localhost');
+    expect(dnsCalls.calls()).toBe(1);
+    expect(second).toBe(first);
+    expect(Object.isFrozen(second)).toBe(true);
+  });
+
+  it('expires entries after the TTL', async () => {
+    const dnsCalls = countLookups();
+    const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 40 });
+    await r.resolve('localhost');
+    await r.resolve('localhost');
+    expect(dnsCalls.calls()).toBe(1);
+    await sleep(80);
+    await r.resolve('localhost');
+    expect(dnsCalls.calls()).toBe(2);
+  });
+
+  it('cacheTtlMs 0 turns the cache off', async () => {
+    const dnsCalls = countLookups();
+    const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 0 });
+    await r.resolve('localhost');
+    await r.resolve('localhost');
+    expect(dnsCalls.calls()).toBe(2);
+    expect(r.cacheSize).toBe(0);
+  });
+
+  it('concurrent resolves of one host share one lookup', async () => {
+    const dnsCalls = countLookups();
+    const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 0 });
+    const [a, b, c] = await Promise.all([r.resolve('localhost'), r.resolve('localhost'), r.resolve('localhost')]);
+    expect(dnsCalls.calls()).toBe(1);
+    expect(b).toBe(a);
+    expect(c).toBe(a);
+  });
+
+  it('is bounded: the oldest entry is evicted', async () => {
+    const fake = fakeDns({ 'a.test': ['20.0.0.1'], 'b.test': ['20.0.0.2'], 'c.test': ['20.0.0.3', '2603:1000::3'] });
+    const r = new Resolver({ overrides: {}, timeoutMs: 1000, cacheTtlMs: 60_000, maxCacheEntries: 2 });
+    await r.resolve('a.test');
+    await r.resolve('b.test');
+    expect(await r.resolve('c.test')).toEqual([
+      { address: '20.0.0.3', family: 4, isPublic: true, range: 'unicast' },
+      { address: '2603:1000::3', family: 6, isPublic: true, range: 'unicast' },
+    ]);
+    expect(r.cacheSize).toBe(2);
+    expect(fake.calls()).toBe(3);
+    await r.resolve('c.test'); // still cached
+    await r.resolve('b.test'); // still cached
+    expect(fake.calls()).toBe(3);
+    await r.resolve('a.test'); // evicted → looked up again
+    expect(fake.calls()).toBe(4);
+  });
+
+  it('a lookup in flight during updateOverrides does not refill the cleared cache', async () => {
+    fakeDns({ 'a.test': ['20.0.0.1'] });
+    const r = new Resolver({ overrides: {}, timeoutMs: 1000, cacheTtlMs: 60_000 });
+    const p = r.resolve('a.test');
+    r.updateOverrides({});
+    await p;
+    expect(r.cacheSize).toBe(0);
+  });
+});
+
+describe('Resolver: errors', () => {
+  it('times out a lookup that never answers, then retries on the next call', async () => {
+    const fake = fakeDns({ 'slow.test': 'hang' });
+    const r = new Resolver({ overrides: {}, timeoutMs: 100, cacheTtlMs: 60_000 });
+    const t0 = Date.now();
+    expect(await codeOf(r.resolve('slow.test'))).toBe('PCL_ERR_DNS_TIMEOUT');
+    expect(Date.now() - t0).toBeLessThan(100 * 5);
+    expect(await codeOf(r.resolve('slow.test'))).toBe('PCL_ERR_DNS_TIMEOUT');
+    expect(fake.calls()).toBe(2);
+  });
+
+  it('maps ENODATA to NOTFOUND and other errnos to PCL_ERR_DNS with the errno in the message', async () => {
+    fakeDns({ 'nodata.test': 'ENODATA', 'again.test': 'EAI_AGAIN', 'empty.test': [] });
+    const r = new Resolver({ overrides: {}, timeoutMs: 1000, cacheTtlMs: 0 });
+    expect(await codeOf(r.resolve('nodata.test'))).toBe('PCL_ERR_DNS_NOTFOUND');
+    expect(await codeOf(r.resolve('empty.test'))).toBe('PCL_ERR_DNS_NOTFOUND');
+    const err = await r.resolve('again.test').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'PCL_ERR_DNS' });
+    expect((err as Error).message).toContain('EAI_AGAIN');
+  });
+
+  it('passes all + verbatim order to getaddrinfo', async () => {
+    const spy = vi.spyOn(dns, 'lookup');
+    const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 0 });
+    await r.resolve('localhost');
+    expect(spy.mock.calls[0]![1]).toMatchObject({ all: true, order: 'verbatim' });
+  });
+});
