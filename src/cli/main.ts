@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { runStart } from './start.js';
+import { runCheckConfig } from './check-config.js';
+import { policyConfigCheck } from '../policy/index.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command();
+program.name('portcullis').description('Egress gateway for Azure Monitor / Log Analytics agents').version(pkg.version);
+
+program
+  .command('start')
+  .description('run the gateway in the foreground (config: --config, else /etc/portcullis/portcullis.yaml, else built-in default)')
+  .option('-c, --config <file>', 'configuration file (YAML)')
+  .action(async (opts: { config?: string }) => {
+    await runStart(opts.config);
+  });
+
+program
+  .command('check-config')
+  .description('validate a configuration file; prints every error with its key and line')
+  .argument('<file>', 'configuration file (YAML)')
+  .action((file: string) => {
+    process.exitCode = runCheckConfig(file, [policyConfigCheck], {
+      out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
+      err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
+    });
+  });
+
+await program.parseAsync(process.argv);

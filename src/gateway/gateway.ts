@@ -1,0 +1,76 @@
+import type { PortcullisConfig } from '../config/types.js';
+import { compilePolicy, describePolicy } from '../policy/index.js';
+import { Resolver } from '../dial/index.js';
+import { ProxyServer, type BoundAddress, type ProxyObserver } from '../proxy/index.js';
+import type { Logger } from '../log/logger.js';
+import { Events } from '../log/events.js';
+
+export interface GatewayOptions {
+  config: PortcullisConfig;
+  source: string;
+  logger: Logger;
+  observer?: ProxyObserver;
+}
+
+function resolverFor(config: PortcullisConfig): Resolver {
+  return new Resolver({ overrides: config.dns.overrides, timeoutMs: config.proxy.timeouts.dnsMs, cacheTtlMs: config.dns.cacheTtlMs });
+}
+
+/** One data-plane process: the proxy listeners with their policy, resolver and lifecycle. */
+export class Gateway {
+  readonly proxy: ProxyServer;
+  private config: PortcullisConfig;
+  private addresses: BoundAddress[] = [];
+
+  constructor(private readonly opts: GatewayOptions) {
+    this.config = opts.config;
+    this.proxy = new ProxyServer({
+      config: opts.config.proxy,
+      policy: compilePolicy(opts.config),
+      resolver: resolverFor(opts.config),
+      logger: opts.logger,
+      accessLog: opts.config.log.access,
+      ...(opts.observer ? { observer: opts.observer } : {}),
+    });
+  }
+
+  get bound(): readonly BoundAddress[] {
+    return this.addresses;
+  }
+
+  async start(): Promise<BoundAddress[]> {
+    this.addresses = await this.proxy.listen();
+    const { logger } = this.opts;
+    if (this.config.allow.workspaces.length === 0 && this.config.allow.presets.length > 0) {
+      logger.warn({ event: Events.LIFECYCLE }, 'no workspaces configured: preset templates allow any workspace ID; list allow.workspaces to tighten');
+    }
+    logger.info(
+      { event: Events.LIFECYCLE, listen: this.addresses, config: this.opts.source, mode: this.config.proxy.mode, allow: describePolicy(this.proxy.ctx.policy) },
+      'proxy listening',
+    );
+    return this.addresses;
+  }
+
+  /**
+   * Apply a new configuration to new connections. Listener addresses are fixed for the life of
+   * the process (changing them needs a restart); everything else applies at once, and live
+   * tunnels are never touched.
+   */
+  reload(next: PortcullisConfig, source: string): void {
+    const policy = compilePolicy(next);
+    if (JSON.stringify(next.proxy.listen) !== JSON.stringify(this.config.proxy.listen)) {
+      this.opts.logger.warn({ event: Events.CONFIG_RELOADED }, 'proxy.listen changed: takes effect on restart');
+    }
+    this.proxy.reload({ policy, resolver: resolverFor(next), config: { ...next.proxy, listen: this.config.proxy.listen }, accessLog: next.log.access });
+    this.opts.logger.level = next.log.level;
+    this.config = next;
+    this.opts.logger.info({ event: Events.CONFIG_RELOADED, config: source, allow: describePolicy(policy) }, 'configuration reloaded');
+  }
+
+  async stop(): Promise<void> {
+    const { logger } = this.opts;
+    logger.info({ event: Events.LIFECYCLE, drainMs: this.config.proxy.drainMs, tunnels: this.proxy.openTunnels }, 'draining');
+    await this.proxy.drain(this.config.proxy.drainMs);
+    logger.info({ event: Events.LIFECYCLE }, 'stopped');
+  }
+}

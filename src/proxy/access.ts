@@ -1,0 +1,77 @@
+import type { EventCode } from '../log/events.js';
+
+/** Why a request was refused or a tunnel ended badly. A closed set: it is a metrics label. */
+export type Reason =
+  | 'client_denied'
+  | 'host_not_allowed'
+  | 'port_not_allowed'
+  | 'ip_literal'
+  | 'private_address'
+  | 'bad_request'
+  | 'not_proxy_request'
+  | 'method_not_allowed'
+  | 'unsupported_transfer_encoding'
+  | 'header_too_large'
+  | 'header_timeout'
+  | 'limit_total'
+  | 'limit_client'
+  | 'draining'
+  | 'dns_not_found'
+  | 'dns_timeout'
+  | 'dns_error'
+  | 'connect_refused'
+  | 'connect_timeout'
+  | 'connect_error'
+  | 'upstream_error'
+  | 'upstream_timeout'
+  | 'internal_error';
+
+export type Verdict = 'allow' | 'report' | 'deny' | 'error';
+
+/** How an established tunnel ended. */
+export type CloseCause = 'done' | 'client_error' | 'upstream_error' | 'idle_timeout' | 'lifetime' | 'drain';
+
+/** One record per tunnel, forwarded request or refusal: the access log line and the metrics source. */
+export interface AccessRecord {
+  event: EventCode;
+  kind: 'tunnel' | 'http';
+  client: string;
+  method: string;
+  /** host:port as the client asked for it (normalised when it parsed), or the raw request-target. */
+  target: string;
+  rule: string | null;
+  verdict: Verdict;
+  reason: Reason | null;
+  status: number;
+  /** Bytes client→destination and destination→client (payload, without the CONNECT exchange). */
+  bytesUp: number;
+  bytesDown: number;
+  durationMs: number;
+  dnsMs?: number;
+  connectMs?: number;
+  closeCause?: CloseCause;
+  /** Stable error code (PCL_ERR_*) where one applies. */
+  code?: string;
+}
+
+/**
+ * What the data plane tells the outside world (metrics). Calls are synchronous and cheap; an
+ * observer must never throw.
+ */
+export interface ProxyObserver {
+  clientConnected(ip: string): void;
+  clientDisconnected(): void;
+  tunnelOpened(rule: string): void;
+  tunnelClosed(rule: string): void;
+  upstreamConnected(rule: string, dnsMs: number, connectMs: number): void;
+  access(record: AccessRecord): void;
+}
+
+export const noopObserver: ProxyObserver = {
+  clientConnected() {},
+  clientDisconnected() {},
+  tunnelOpened() {},
+  tunnelClosed() {},
+  upstreamConnected() {},
+  access() {},
+};

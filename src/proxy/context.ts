@@ -1,0 +1,62 @@
+import type { Socket } from 'node:net';
+import type { ProxyConfig } from '../config/types.js';
+import type { Policy } from '../policy/index.js';
+import type { Resolver } from '../dial/index.js';
+import type { Logger } from '../log/logger.js';
+import { Events } from '../log/events.js';
+import type { AccessRecord, ProxyObserver } from './access.js';
+import type { Refusal } from './refusal.js';
+
+/** Per client connection, kept on the socket itself (no map lookups on the hot path). */
+export interface ConnState {
+  ip: string;
+  /** Set when the connection was refused at accept time (limits, ACL, drain): answered on its first request. */
+  refusal: Refusal | null;
+  /** Client ACL verdict was 'report' (global report mode let a denied client in). */
+  aclReport: boolean;
+}
+
+export const CONN_STATE = Symbol('portcullis.conn');
+export type TrackedSocket = Socket & { [CONN_STATE]?: ConnState };
+
+/** What the tunnel and forwarding handlers need; policy and resolver are swapped on reload. */
+export interface ProxyContext {
+  policy: Policy;
+  resolver: Resolver;
+  config: ProxyConfig;
+  logger: Logger;
+  observer: ProxyObserver;
+  accessLog: boolean;
+  /** Live tunnels, for drain and for tests. */
+  readonly tunnels: Set<{ close(cause: 'drain'): void }>;
+}
+
+export function connState(socket: Socket): ConnState {
+  const s = (socket as TrackedSocket)[CONN_STATE];
+  if (s) return s;
+  // A socket the tracker did not see (should not happen): treat it as a fresh, unrefused client.
+  const fresh: ConnState = { ip: normaliseClientIp(socket.remoteAddress ?? ''), refusal: null, aclReport: false };
+  (socket as TrackedSocket)[CONN_STATE] = fresh;
+  return fresh;
+}
+
+/** `::ffff:10.1.2.3` (dual-stack listener) → `10.1.2.3`, so ACLs and limits see one form. */
+export function normaliseClientIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+/** Emit the access record to metrics and (when enabled, or always for refusals) to the log. */
+export function recordAccess(ctx: ProxyContext, rec: AccessRecord): void {
+  ctx.observer.access(rec);
+  if (rec.verdict === 'allow' || rec.verdict === 'report') {
+    if (ctx.accessLog) ctx.logger.info(rec, 'access');
+  } else if (rec.verdict === 'deny') {
+    ctx.logger.info(rec, 'refused');
+  } else {
+    ctx.logger.warn(rec, 'failed');
+  }
+}
+
+export function logReportOnly(ctx: ProxyContext, client: string, target: string, rule: string | null, reason: string): void {
+  ctx.logger.warn({ event: Events.REPORT_ONLY, client, target, rule, reason }, 'report mode: would refuse, letting through');
+}

@@ -1,0 +1,246 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { once } from 'node:events';
+import type { ProxyConfig } from '../config/types.js';
+import { parseListenAddress } from '../config/index.js';
+import type { Policy } from '../policy/index.js';
+import type { Resolver } from '../dial/index.js';
+import type { Logger } from '../log/logger.js';
+import { Events } from '../log/events.js';
+import { noopObserver, type AccessRecord, type ProxyObserver, type Reason } from './access.js';
+import { CONN_STATE, normaliseClientIp, recordAccess, type ConnState, type ProxyContext, type TrackedSocket } from './context.js';
+import { refusal, refusalFor, writeRefusal, type Refusal } from './refusal.js';
+import { handleConnect } from './tunnel.js';
+import { HttpForwarder } from './forward.js';
+
+export interface ProxyServerOptions {
+  config: ProxyConfig;
+  policy: Policy;
+  resolver: Resolver;
+  logger: Logger;
+  accessLog: boolean;
+  observer?: ProxyObserver;
+}
+
+export interface BoundAddress {
+  host: string;
+  port: number;
+}
+
+/** Connections beyond maxConnections that still get a polite 503 before the kernel-level cap drops them. */
+const REFUSAL_HEADROOM = 256;
+
+/** Map a parser error to the status the client should see. */
+function parserRefusal(err: NodeJS.ErrnoException): Refusal {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return refusal(431, 'header_too_large', Events.BAD_REQUEST, 'PCL_ERR_HEADER_TOO_LARGE', 'request headers too large');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return refusal(408, 'header_timeout', Events.TIMEOUT, 'PCL_ERR_HEADER_TIMEOUT', 'request headers not received in time');
+    default:
+      return refusal(400, 'bad_request', Events.BAD_REQUEST, `PCL_ERR_PARSE_${err.code ?? 'UNKNOWN'}`, 'malformed request');
+  }
+}
+
+/**
+ * The proxy listener(s): CONNECT tunnels and plain-HTTP forwarding. Limits and the client ACL are
+ * checked once per connection at accept time; the refusal is answered on the first request so the
+ * client gets a real status (and Retry-After) instead of a reset.
+ */
+export class ProxyServer {
+  readonly ctx: ProxyContext;
+  private readonly servers: http.Server[] = [];
+  private readonly forwarder: HttpForwarder;
+  private readonly perClient = new Map<string, number>();
+  private active = 0;
+  private draining = false;
+
+  constructor(opts: ProxyServerOptions) {
+    this.ctx = {
+      policy: opts.policy,
+      resolver: opts.resolver,
+      config: opts.config,
+      logger: opts.logger,
+      observer: opts.observer ?? noopObserver,
+      accessLog: opts.accessLog,
+      tunnels: new Set(),
+    };
+    this.forwarder = new HttpForwarder(this.ctx);
+  }
+
+  get activeConnections(): number {
+    return this.active;
+  }
+
+  get openTunnels(): number {
+    return this.ctx.tunnels.size;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Bind every configured listen address; rejects (and closes what was bound) if any fails. */
+  async listen(): Promise<BoundAddress[]> {
+    const bound: BoundAddress[] = [];
+    try {
+      for (const spec of this.ctx.config.listen) {
+        const { host, port } = parseListenAddress(spec);
+        const server = this.createServer();
+        this.servers.push(server);
+        server.listen({ host, port, backlog: 4096 });
+        await once(server, 'listening');
+        const addr = server.address();
+        if (addr && typeof addr === 'object') bound.push({ host: addr.address, port: addr.port });
+      }
+    } catch (err) {
+      for (const s of this.servers) s.close();
+      this.servers.length = 0;
+      throw err;
+    }
+    return bound;
+  }
+
+  /** Hot reload: new policy/resolver/limits apply to new requests; live tunnels are untouched. */
+  reload(update: { policy: Policy; resolver: Resolver; config: ProxyConfig; accessLog: boolean }): void {
+    this.ctx.policy = update.policy;
+    this.ctx.resolver = update.resolver;
+    this.ctx.config = update.config;
+    this.ctx.accessLog = update.accessLog;
+    for (const s of this.servers) this.applyServerLimits(s);
+  }
+
+  /**
+   * Stop accepting, close idle keep-alive connections, let live tunnels and requests finish for up
+   * to `deadlineMs`, then close whatever is left.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of this.servers) s.closeIdleConnections();
+    const deadline = Date.now() + deadlineMs;
+    while (this.active > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      for (const s of this.servers) s.closeIdleConnections();
+    }
+    for (const t of [...this.ctx.tunnels]) t.close('drain');
+    for (const s of this.servers) s.closeAllConnections();
+    // Sockets emit 'close' (and tunnels write their access records) on a later tick.
+    const closing = Date.now() + 1_000;
+    while ((this.ctx.tunnels.size > 0 || this.active > 0) && Date.now() < closing) await new Promise((r) => setTimeout(r, 10));
+    this.forwarder.close();
+    await Promise.all(closed);
+  }
+
+  private applyServerLimits(server: http.Server): void {
+    const { limits, timeouts } = this.ctx.config;
+    server.maxConnections = limits.maxConnections + REFUSAL_HEADROOM;
+    server.headersTimeout = timeouts.headersMs;
+    server.keepAliveTimeout = Math.min(timeouts.idleMs || 30_000, 30_000);
+    server.setTimeout(timeouts.idleMs);
+  }
+
+  private createServer(): http.Server {
+    const { limits, timeouts } = this.ctx.config;
+    const server = http.createServer({
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: timeouts.headersMs,
+      // Whole-request deadlines would cut long uploads; the idle timeout bounds a stalled body.
+      requestTimeout: 0,
+      // Checked this often; a slow-header client is cut at most this long after headersMs.
+      connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(timeouts.headersMs / 4))),
+      noDelay: true,
+      // CONNECT from some agents carries no Host header; absolute-form requests name the host anyway.
+      requireHostHeader: false,
+    });
+    this.applyServerLimits(server);
+    server.on('connection', (socket: Socket) => this.onConnection(socket));
+    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      handleConnect(this.ctx, req, socket, head).catch((err: unknown) => this.internalError(err, socket));
+    });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.forwarder.handle(req, res).catch((err: unknown) => this.internalError(err, req.socket));
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+      socket.on('error', () => socket.destroy());
+      this.refuseRaw(socket, req.method ?? '', req.url ?? '', refusal(501, 'bad_request', Events.BAD_REQUEST, 'PCL_ERR_UPGRADE', 'protocol upgrades are not forwarded'));
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      this.refuseRaw(socket, '', '', parserRefusal(err));
+    });
+    server.on('drop', () => {
+      // Past maxConnections + headroom the kernel-level cap closes connections without a word.
+      this.ctx.observer.access(this.dropRecord());
+    });
+    server.on('error', (err) => this.ctx.logger.error({ event: Events.NETWORK_ERROR, err }, 'proxy listener error'));
+    return server;
+  }
+
+  private onConnection(socket: Socket): void {
+    const ip = normaliseClientIp(socket.remoteAddress ?? '');
+    const n = (this.perClient.get(ip) ?? 0) + 1;
+    this.perClient.set(ip, n);
+    this.active++;
+    this.ctx.observer.clientConnected(ip);
+    let reason: Reason | null = null;
+    let aclReport = false;
+    if (this.draining) reason = 'draining';
+    else if (this.active > this.ctx.config.limits.maxConnections) reason = 'limit_total';
+    else if (n > this.ctx.config.limits.maxConnectionsPerClient) reason = 'limit_client';
+    else {
+      const acl = this.ctx.policy.checkClient(ip);
+      if (acl.verdict === 'deny') reason = 'client_denied';
+      else if (acl.verdict === 'report') aclReport = true;
+    }
+    const state: ConnState = { ip, refusal: reason ? refusalFor(reason) : null, aclReport };
+    (socket as TrackedSocket)[CONN_STATE] = state;
+    // A refused connection gets a short leash: answer its first request or go.
+    if (reason) socket.setTimeout(Math.min(5_000, this.ctx.config.timeouts.headersMs));
+    socket.once('close', () => {
+      this.active--;
+      const left = (this.perClient.get(ip) ?? 1) - 1;
+      if (left <= 0) this.perClient.delete(ip);
+      else this.perClient.set(ip, left);
+      this.ctx.observer.clientDisconnected();
+    });
+  }
+
+  private refuseRaw(socket: Socket, method: string, target: string, r: Refusal): void {
+    const ip = normaliseClientIp(socket.remoteAddress ?? '');
+    const rec: AccessRecord = {
+      event: r.event,
+      kind: method === 'CONNECT' ? 'tunnel' : 'http',
+      client: ip,
+      method,
+      target,
+      rule: null,
+      verdict: 'deny',
+      reason: r.reason,
+      status: r.status,
+      bytesUp: 0,
+      bytesDown: 0,
+      durationMs: 0,
+      code: r.code,
+    };
+    writeRefusal(socket, r);
+    recordAccess(this.ctx, rec);
+  }
+
+  private dropRecord(): AccessRecord {
+    const r = refusalFor('limit_total');
+    return {
+      event: r.event, kind: 'tunnel', client: '', method: '', target: '', rule: null, verdict: 'deny',
+      reason: 'limit_total', status: 0, bytesUp: 0, bytesDown: 0, durationMs: 0, code: 'PCL_ERR_LIMIT_DROPPED',
+    };
+  }
+
+  private internalError(err: unknown, socket: Socket): void {
+    // A bug must cost one connection, never the process.
+    this.ctx.logger.error({ event: Events.INTERNAL_ERROR, err }, 'internal error handling a request');
+    socket.destroy();
+  }
+}

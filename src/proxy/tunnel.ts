@@ -1,0 +1,166 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { parseConnectAuthority, type Target } from '../policy/index.js';
+import { dialFirst } from '../dial/index.js';
+import { isPortcullisError } from '../util/errors.js';
+import { Events } from '../log/events.js';
+import type { AccessRecord, CloseCause, Reason } from './access.js';
+import { connState, logReportOnly, recordAccess, type ProxyContext } from './context.js';
+import { refusal, writeRefusal, type Refusal } from './refusal.js';
+import { isRefused, networkRefusal, route } from './route.js';
+
+const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
+
+function swallow(): void {
+  // Errors before the tunnel is spliced are handled by the flow that owns the socket; this
+  // listener only stops an 'error' from becoming an uncaught exception in between.
+}
+
+/** Handle a CONNECT: decide, resolve, dial the vetted address, answer 200, splice. */
+export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
+  // The HTTP server removes its own error listener from an upgraded socket: add ours first.
+  client.on('error', swallow);
+  const started = performance.now();
+  const state = connState(client);
+  const rec: AccessRecord = {
+    event: Events.TUNNEL,
+    kind: 'tunnel',
+    client: state.ip,
+    method: 'CONNECT',
+    target: req.url ?? '',
+    rule: null,
+    verdict: 'deny',
+    reason: null,
+    status: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    durationMs: 0,
+  };
+  const refuse = (r: Refusal, verdict: 'deny' | 'error' = 'deny'): void => {
+    rec.verdict = verdict;
+    rec.reason = r.reason;
+    rec.status = r.status;
+    rec.event = r.event;
+    rec.code = r.code;
+    rec.durationMs = performance.now() - started;
+    writeRefusal(client, r);
+    recordAccess(ctx, rec);
+  };
+
+  if (state.refusal) return refuse(state.refusal);
+
+  let target: Target;
+  try {
+    target = parseConnectAuthority(req.url ?? '');
+  } catch (err) {
+    const code = isPortcullisError(err) ? err.code : 'PCL_ERR_BAD_AUTHORITY';
+    return refuse(refusal(400, 'bad_request', Events.BAD_REQUEST, code, 'CONNECT needs host:port'));
+  }
+  rec.target = target.kind === 'ipv6' ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+
+  const routed = await route(ctx.policy, ctx.resolver, target);
+  if (isRefused(routed)) {
+    rec.rule = routed.rule?.name ?? null;
+    return refuse(routed.refused, routed.refused.event === Events.NETWORK_ERROR ? 'error' : 'deny');
+  }
+  rec.rule = routed.rule?.name ?? null;
+  rec.dnsMs = routed.dnsMs;
+  let reportReason: Reason | null = routed.reportReason;
+  if (state.aclReport) reportReason ??= 'client_denied';
+  if (reportReason) logReportOnly(ctx, state.ip, rec.target, rec.rule, reportReason);
+
+  const t1 = performance.now();
+  let upstream: Socket;
+  try {
+    ({ socket: upstream } = await dialFirst(routed.addresses, target.port, { timeoutMs: ctx.config.timeouts.connectMs }));
+  } catch (err) {
+    return refuse(networkRefusal(err), 'error');
+  }
+  rec.connectMs = performance.now() - t1;
+  if (client.destroyed) {
+    // The client gave up while we were dialling.
+    upstream.destroy();
+    rec.verdict = 'error';
+    rec.reason = 'upstream_error';
+    rec.status = 499;
+    rec.durationMs = performance.now() - started;
+    recordAccess(ctx, rec);
+    return;
+  }
+  rec.verdict = reportReason ? 'report' : 'allow';
+  rec.reason = reportReason;
+  rec.status = 200;
+  const ruleLabel = rec.rule ?? 'none';
+  ctx.observer.upstreamConnected(ruleLabel, rec.dnsMs, rec.connectMs);
+  new Tunnel(ctx, client, upstream, rec, started, ruleLabel).start(head);
+}
+
+/**
+ * An established tunnel: two sockets piped both ways. Node's pipe handles backpressure; with
+ * allowHalfOpen on both sides a FIN from one side is passed on while the other direction keeps
+ * flowing. Any error or timeout destroys both sockets; the record is written once both are closed.
+ */
+class Tunnel {
+  private closedSockets = 0;
+  private cause: CloseCause = 'done';
+  private lifetimeTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly client: Socket,
+    private readonly upstream: Socket,
+    private readonly rec: AccessRecord,
+    private readonly started: number,
+    private readonly ruleLabel: string,
+  ) {}
+
+  start(head: Buffer): void {
+    const { client, upstream, ctx } = this;
+    ctx.tunnels.add(this);
+    ctx.observer.tunnelOpened(this.ruleLabel);
+    client.removeListener('error', swallow);
+    client.on('error', this.onClientError);
+    upstream.on('error', this.onUpstreamError);
+    client.on('close', this.onClose);
+    upstream.on('close', this.onClose);
+    const idle = ctx.config.timeouts.idleMs;
+    if (idle > 0) {
+      client.setTimeout(idle, this.onIdle);
+      upstream.setTimeout(idle, this.onIdle);
+    }
+    if (ctx.config.timeouts.maxTunnelMs > 0) {
+      this.lifetimeTimer = setTimeout(this.onLifetime, ctx.config.timeouts.maxTunnelMs);
+      this.lifetimeTimer.unref();
+    }
+    client.setNoDelay(true);
+    client.write(ESTABLISHED);
+    // A client may send its TLS ClientHello in the same packet as the CONNECT.
+    if (head.length > 0) upstream.write(head);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  close(cause: CloseCause): void {
+    if (this.cause === 'done') this.cause = cause;
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+
+  private readonly onClientError = (): void => this.close('client_error');
+  private readonly onUpstreamError = (): void => this.close('upstream_error');
+  private readonly onIdle = (): void => this.close('idle_timeout');
+  private readonly onLifetime = (): void => this.close('lifetime');
+
+  private readonly onClose = (): void => {
+    if (++this.closedSockets < 2) return;
+    if (this.lifetimeTimer) clearTimeout(this.lifetimeTimer);
+    const { rec, ctx } = this;
+    ctx.tunnels.delete(this);
+    ctx.observer.tunnelClosed(this.ruleLabel);
+    rec.bytesUp = this.upstream.bytesWritten;
+    rec.bytesDown = this.upstream.bytesRead;
+    rec.durationMs = performance.now() - this.started;
+    rec.closeCause = this.cause;
+    recordAccess(ctx, rec);
+  };
+}
