@@ -1,0 +1,83 @@
+/** Raw-socket clients for what real clients will not send (malformed requests, odd framing). */
+import net, { type Socket } from 'node:net';
+
+/** Send bytes, collect everything until the server closes (or `timeoutMs`), return it as text. */
+export function rawExchange(port: number, data: string | Buffer, timeoutMs = 5_000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write(data));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: false });
+    }, timeoutMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: true });
+    });
+  });
+}
+
+export function statusOf(responseText: string): number {
+  const m = /^HTTP\/1\.1 (\d{3})/.exec(responseText);
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Open a CONNECT tunnel; resolves once the proxy's response head arrived, with the status and the
+ * socket (ready for tunnelled bytes when status is 200). `extra` is sent in the same write as the
+ * CONNECT (like a ClientHello sent without waiting).
+ */
+export function openTunnel(port: number, authority: string, extra?: Buffer): Promise<{ status: number; head: string; socket: Socket; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.setNoDelay(true);
+    let buf = Buffer.alloc(0);
+    const onData = (c: Buffer): void => {
+      buf = Buffer.concat([buf, c]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.removeListener('data', onData);
+      socket.removeListener('error', reject);
+      socket.pause();
+      const head = buf.subarray(0, end).toString('latin1');
+      resolve({ status: statusOf(head), head, socket, rest: buf.subarray(end + 4) });
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      const req = Buffer.from(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`, 'latin1');
+      socket.write(extra ? Buffer.concat([req, extra]) : req);
+    });
+  });
+}
+
+/** Read exactly n bytes (after `initial`) from a paused socket. */
+export function readBytes(socket: Socket, n: number, initial: Buffer = Buffer.alloc(0)): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let buf = initial;
+    if (buf.length >= n) return resolve(buf.subarray(0, n));
+    const onData = (c: Buffer): void => {
+      buf = Buffer.concat([buf, c]);
+      if (buf.length >= n) {
+        cleanup();
+        resolve(buf.subarray(0, n));
+      }
+    };
+    const onEnd = (): void => {
+      cleanup();
+      reject(new Error(`stream ended after ${buf.length} of ${n} bytes`));
+    };
+    const cleanup = (): void => {
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onEnd);
+      socket.pause();
+    };
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+    socket.resume();
+  });
+}

@@ -1,0 +1,194 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import https from 'node:https';
+import { createHash, randomBytes } from 'node:crypto';
+import { ProxyAgent, fetch as undiciFetch } from 'undici';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { startHttpsServer, startTcpEcho, type TestHttpsServer, type TestServer } from '../helpers/servers.js';
+import { openTunnel, readBytes, rawExchange, statusOf } from '../helpers/raw.js';
+import { requireBinary, run } from '../helpers/system.js';
+
+const WS = '4f0c7d1e-8a3b-4c5d-9e6f-0a1b2c3d4e5f';
+const ODS = `${WS}.ods.opinsights.azure.com`;
+const OMS = `${WS}.oms.opinsights.azure.com`;
+const curl = requireBinary('curl');
+
+let upstream: TestHttpsServer;
+let echo: TestServer;
+let gw: GatewayProcess;
+let proxyUrl: string;
+
+beforeAll(async () => {
+  upstream = await startHttpsServer({ names: [ODS] });
+  echo = await startTcpEcho();
+  gw = await startGateway({
+    allow: {
+      presets: ['azure-public'],
+      workspaces: [{ id: WS, region: 'westeurope' }],
+      rules: [
+        // Stands in for Private Link: the test upstream lives on loopback.
+        { name: 'ods-test', hosts: ['{workspaceId}.ods.opinsights.azure.com'], ports: [upstream.port], allowPrivate: true },
+        { name: 'echo', hosts: ['echo.example.com'], ports: [echo.port], allowPrivate: true },
+      ],
+    },
+    dns: { overrides: { [ODS]: '127.0.0.1', [OMS]: '127.0.0.1', 'echo.example.com': '127.0.0.1' } },
+  });
+  proxyUrl = `http://127.0.0.1:${gw.port}`;
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await upstream?.close();
+  await echo?.close();
+});
+
+describe('CONNECT with real clients', () => {
+  it.skipIf(!curl)('curl reaches the allowed workspace endpoint end to end over TLS', async () => {
+    const r = await run(curl!, ['-sS', '-x', proxyUrl, '--cacert', upstream.caFile, `https://${ODS}:${upstream.port}/api/logs?api-version=2016-04-01`]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, host: `${ODS}:${upstream.port}`, url: '/api/logs?api-version=2016-04-01' });
+    const rec = await gw.waitForLog((l) => l.event === 103 && l.verdict === 'allow' && l.target === `${ODS}:${upstream.port}`);
+    expect(rec).toMatchObject({ rule: 'ods-test', status: 200, client: '127.0.0.1', closeCause: 'done' });
+    expect(rec.bytesUp).toBeGreaterThan(200); // ClientHello and request
+    expect(rec.bytesDown).toBeGreaterThan(500); // certificate chain and response
+  });
+
+  it.skipIf(!curl)('curl to a host outside the allowlist gets 403', async () => {
+    const r = await run(curl!, ['-sS', '-o', '/dev/null', '-w', '%{http_connect}', '-x', proxyUrl, 'https://example.org/']);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('403');
+    await gw.waitForLog((l) => l.event === 105 && l.target === 'example.org:443' && l.reason === 'host_not_allowed');
+  });
+
+  it.skipIf(!curl)('an allowed host on a port its rule does not list gets 403', async () => {
+    const r = await run(curl!, ['-sS', '-o', '/dev/null', '-w', '%{http_connect}', '-x', proxyUrl, `https://${ODS}:22/`]);
+    expect(r.stdout).toBe('403');
+    await gw.waitForLog((l) => l.event === 105 && l.target === `${ODS}:22` && l.reason === 'port_not_allowed');
+  });
+
+  it.skipIf(!curl)('an IP-literal destination gets 403', async () => {
+    const r = await run(curl!, ['-sS', '-o', '/dev/null', '-w', '%{http_connect}', '-x', proxyUrl, `https://127.0.0.1:${upstream.port}/`]);
+    expect(r.stdout).toBe('403');
+    await gw.waitForLog((l) => l.event === 105 && l.reason === 'ip_literal');
+  });
+
+  it.skipIf(!curl)('an allowed name that resolves to 127.0.0.1 without allowPrivate gets 403', async () => {
+    const r = await run(curl!, ['-sS', '-o', '/dev/null', '-w', '%{http_connect}', '-x', proxyUrl, `https://${OMS}/`]);
+    expect(r.stdout).toBe('403');
+    await gw.waitForLog((l) => l.event === 105 && l.target === `${OMS}:443` && l.reason === 'private_address' && l.rule === 'azure-public/oms');
+  });
+
+  it('undici ProxyAgent fetches through the tunnel', async () => {
+    const dispatcher = new ProxyAgent({ uri: proxyUrl, requestTls: { ca: upstream.caPem } });
+    try {
+      const res = await undiciFetch(`https://${ODS}:${upstream.port}/dataCollectionRules/x`, { method: 'POST', body: 'x'.repeat(10_000), dispatcher });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ ok: true, method: 'POST', bodyBytes: 10_000 });
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  it('undici ProxyAgent sees the 403 for a forbidden host', async () => {
+    const dispatcher = new ProxyAgent({ uri: proxyUrl });
+    try {
+      await expect(undiciFetch('https://example.org/', { dispatcher })).rejects.toThrow();
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  it('https-proxy-agent (as used by many SDKs) works through the tunnel', async () => {
+    const agent = new HttpsProxyAgent(proxyUrl);
+    const body = await new Promise<string>((resolve, reject) => {
+      https
+        .get(`https://${ODS}:${upstream.port}/hello`, { agent, ca: upstream.caPem }, (res) => {
+          let s = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (s += c));
+          res.on('end', () => resolve(s));
+        })
+        .on('error', reject);
+    });
+    expect(JSON.parse(body)).toMatchObject({ ok: true, url: '/hello' });
+    agent.destroy();
+  });
+});
+
+describe('tunnel mechanics', () => {
+  it('forwards bytes sent in the same packet as the CONNECT (non-empty head)', async () => {
+    const hello = Buffer.from('\x16\x03\x01\x00\x05hello', 'latin1');
+    const t = await openTunnel(gw.port, `echo.example.com:${echo.port}`, hello);
+    expect(t.status).toBe(200);
+    expect(t.head).toBe('HTTP/1.1 200 Connection Established');
+    const back = await readBytes(t.socket, hello.length, t.rest);
+    expect(back.equals(hello)).toBe(true);
+    t.socket.destroy();
+  });
+
+  it('carries 32 MiB each way intact, with backpressure', async () => {
+    const t = await openTunnel(gw.port, `echo.example.com:${echo.port}`);
+    expect(t.status).toBe(200);
+    const payload = randomBytes(32 * 1024 * 1024);
+    const want = createHash('sha256').update(payload).digest('hex');
+    const got = createHash('sha256');
+    let n = t.rest.length;
+    got.update(t.rest);
+    const done = new Promise<void>((resolve) => {
+      t.socket.on('data', (c: Buffer) => {
+        got.update(c);
+        n += c.length;
+        if (n >= payload.length) resolve();
+      });
+    });
+    t.socket.resume();
+    t.socket.end(payload);
+    await done;
+    expect(n).toBe(payload.length);
+    expect(got.digest('hex')).toBe(want);
+  });
+
+  it('passes a half-close through: the client ends its side and still receives the rest', async () => {
+    const t = await openTunnel(gw.port, `echo.example.com:${echo.port}`);
+    const chunks: Buffer[] = [t.rest];
+    t.socket.on('data', (c: Buffer) => chunks.push(c));
+    const ended = new Promise<void>((resolve) => t.socket.once('end', () => resolve()));
+    t.socket.resume();
+    t.socket.end('last words');
+    await ended; // the echo saw our FIN, wrote everything back, then ended its side
+    expect(Buffer.concat(chunks).toString()).toBe('last words');
+    const rec = await gw.waitForLog((l) => l.event === 103 && l.bytesUp === 10 && l.bytesDown === 10);
+    expect(rec.closeCause).toBe('done');
+  });
+
+  it('answers malformed CONNECT authorities with 400, never a hang', async () => {
+    for (const target of ['nohostport', 'host:', ':443', 'host:99999', 'host:-1', '[::1:443', 'a b:443', 'host:44x']) {
+      const r = await rawExchange(gw.port, `CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      expect({ target, status: statusOf(r.text) }).toEqual({ target, status: 400 });
+      expect(r.closed).toBe(true);
+    }
+  });
+
+  it('answers 502 when the destination refuses the connection', async () => {
+    // The rule allows the echo port; stop nothing — dial a closed port on an allowed host instead.
+    const closed = await startTcpEcho();
+    const port = closed.port;
+    await closed.close();
+    await gw.reload({
+      allow: {
+        presets: ['azure-public'],
+        workspaces: [{ id: WS, region: 'westeurope' }],
+        rules: [
+          { name: 'ods-test', hosts: ['{workspaceId}.ods.opinsights.azure.com'], ports: [upstream.port], allowPrivate: true },
+          { name: 'echo', hosts: ['echo.example.com'], ports: [echo.port, port], allowPrivate: true },
+        ],
+      },
+      dns: { overrides: { [ODS]: '127.0.0.1', [OMS]: '127.0.0.1', 'echo.example.com': '127.0.0.1' } },
+    });
+    const t = await openTunnel(gw.port, `echo.example.com:${port}`);
+    expect(t.status).toBe(502);
+    t.socket.destroy();
+    await gw.waitForLog((l) => l.event === 403 && l.reason === 'connect_refused');
+  });
+});
