@@ -4,7 +4,7 @@
  * parser might read differently from us (numeric shorthands, percent-escapes, backslashes,
  * userinfo, zone ids) is refused instead of guessed at.
  */
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import ipaddr from 'ipaddr.js';
 import { PortcullisError } from '../util/errors.js';
 
@@ -151,8 +151,7 @@ export function classifyHost(raw: string): ClassifiedHost | null {
     const verdict = checkLabels(s);
     if (verdict === 'numeric') return isDottedQuad(s) ? { host: s, kind: 'ipv4' } : null;
     if (verdict !== 'ok') return null;
-    // Punycode labels must decode: domainToASCII returns '' (or a changed string) otherwise.
-    if (s.includes('xn--') && domainToASCII(s) !== s) return null;
+    if (s.includes('xn--') && !punycodeLabelsRoundTrip(s)) return null;
     return { host: s, kind: 'name' };
   }
   // IDN: UTS #46 mapping (case fold, full-width dots…) then punycode.
@@ -161,6 +160,19 @@ export function classifyHost(raw: string): ClassifiedHost | null {
   // A non-ASCII spelling of an IP address or numeric name is not a name we want to honour.
   if (checkLabels(converted) !== 'ok') return null;
   return { host: converted, kind: 'name' };
+}
+
+/**
+ * Every `xn--` label must decode to Unicode and encode back to itself. Node 20 returns '' for an
+ * undecodable label while Node 24 returns it unchanged, so check the round trip, not either quirk.
+ */
+function punycodeLabelsRoundTrip(host: string): boolean {
+  for (const label of host.split('.')) {
+    if (!label.startsWith('xn--')) continue;
+    const unicode = domainToUnicode(label);
+    if (unicode === '' || unicode === label || domainToASCII(unicode) !== label) return false;
+  }
+  return true;
 }
 
 /**
