@@ -29,4 +29,11 @@ program
     });
   });
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // A start-up failure must end the process (a cluster worker is then replaced by its supervisor),
+  // not be swallowed by the crash guards installed for connection handling.
+  process.stderr.write(`portcullis: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+}

@@ -52,6 +52,10 @@ export interface ProxyConfig {
   };
   /** On SIGTERM: how long live tunnels may go on before they are closed. */
   drainMs: number;
+  /** Data-plane processes: 0 = one per core, 1 = single process. */
+  workers: number;
+  /** round-robin: the supervisor hands out connections; kernel: workers accept themselves. */
+  balance: 'round-robin' | 'kernel';
 }
 
 export interface AllowConfig {
@@ -78,6 +82,9 @@ export interface DnsConfig {
 export interface AdminConfig {
   listen: string;
   token?: string;
+  /** Collect and serve Prometheus metrics. */
+  metrics: boolean;
+  tls?: { certFile: string; keyFile: string };
 }
 
 export interface LogConfig {

@@ -10,6 +10,8 @@ export interface GatewayOptions {
   source: string;
   logger: Logger;
   observer?: ProxyObserver;
+  /** Log 'proxy listening' (the single-process runtime); cluster workers leave it to the supervisor. */
+  announce?: boolean;
 }
 
 function resolverFor(config: PortcullisConfig): Resolver {
@@ -41,6 +43,7 @@ export class Gateway {
   async start(): Promise<BoundAddress[]> {
     this.addresses = await this.proxy.listen();
     const { logger } = this.opts;
+    if (this.opts.announce === false) return this.addresses;
     if (this.config.allow.workspaces.length === 0 && this.config.allow.presets.length > 0) {
       logger.warn({ event: Events.LIFECYCLE }, 'no workspaces configured: preset templates allow any workspace ID; list allow.workspaces to tighten');
     }

@@ -13,9 +13,11 @@ export interface LoggerHandle {
  * JSON logs to stdout through sonic-boom's asynchronous buffer: the proxy's hot path must not
  * block on a write(2) per access record. Secrets that can reach a log record are redacted by path.
  */
-export function createLogger(config: Pick<LogConfig, 'level'>, dest: number | string = 1): LoggerHandle {
-  // Asynchronous (writes batched per event-loop turn) but with no minimum, so lines appear promptly.
-  const stream = pino.destination({ dest, sync: false });
+export function createLogger(config: Pick<LogConfig, 'level'>, opts: { dest?: number | string; sharedStdout?: boolean } = {}): LoggerHandle {
+  // Asynchronous (writes batched per event-loop turn) but with no minimum, so lines appear
+  // promptly. When several processes share one stdout pipe (cluster mode), a batched write larger
+  // than PIPE_BUF could interleave with another process's lines: write each line in one write(2).
+  const stream = pino.destination({ dest: opts.dest ?? 1, sync: opts.sharedStdout === true });
   const logger = pino(
     {
       level: config.level,

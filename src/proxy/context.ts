@@ -7,6 +7,14 @@ import { Events } from '../log/events.js';
 import type { AccessRecord, ProxyObserver } from './access.js';
 import type { Refusal } from './refusal.js';
 
+export interface LiveTunnel {
+  readonly ruleLabel: string;
+  /** Payload bytes so far: client→destination, destination→client. */
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  close(cause: 'drain'): void;
+}
+
 /** Per client connection, kept on the socket itself (no map lookups on the hot path). */
 export interface ConnState {
   ip: string;
@@ -27,8 +35,8 @@ export interface ProxyContext {
   logger: Logger;
   observer: ProxyObserver;
   accessLog: boolean;
-  /** Live tunnels, for drain and for tests. */
-  readonly tunnels: Set<{ close(cause: 'drain'): void }>;
+  /** Live tunnels: for drain, and for metrics to read bytes of tunnels that are still open. */
+  readonly tunnels: Set<LiveTunnel>;
 }
 
 export function connState(socket: Socket): ConnState {

@@ -5,7 +5,7 @@ import { dialFirst } from '../dial/index.js';
 import { isPortcullisError } from '../util/errors.js';
 import { Events } from '../log/events.js';
 import type { AccessRecord, CloseCause, Reason } from './access.js';
-import { connState, logReportOnly, recordAccess, type ProxyContext } from './context.js';
+import { connState, logReportOnly, recordAccess, type LiveTunnel, type ProxyContext } from './context.js';
 import { refusal, writeRefusal, type Refusal } from './refusal.js';
 import { isRefused, networkRefusal, route } from './route.js';
 
@@ -100,7 +100,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
  * allowHalfOpen on both sides a FIN from one side is passed on while the other direction keeps
  * flowing. Any error or timeout destroys both sockets; the record is written once both are closed.
  */
-class Tunnel {
+class Tunnel implements LiveTunnel {
   private closedSockets = 0;
   private cause: CloseCause = 'done';
   private lifetimeTimer: NodeJS.Timeout | null = null;
@@ -111,8 +111,16 @@ class Tunnel {
     private readonly upstream: Socket,
     private readonly rec: AccessRecord,
     private readonly started: number,
-    private readonly ruleLabel: string,
+    readonly ruleLabel: string,
   ) {}
+
+  get bytesUp(): number {
+    return this.upstream.bytesWritten;
+  }
+
+  get bytesDown(): number {
+    return this.upstream.bytesRead;
+  }
 
   start(head: Buffer): void {
     const { client, upstream, ctx } = this;

@@ -22,7 +22,7 @@ describe('parseConfig: defaults', () => {
     expect(c.allow.rules).toEqual([{ name: 'crl', hosts: ['crl.microsoft.com'], ports: [443], allowPrivate: false, mode: 'enforce' }]);
     expect(c.clients).toEqual({ deny: [] });
     expect('allow' in c.clients).toBe(false); // absent = any source; must not become []
-    expect(c.admin).toEqual({ listen: '127.0.0.1:9464' });
+    expect(c.admin).toEqual({ listen: '127.0.0.1:9464', metrics: true });
   });
 
   it('does not share default arrays between configs', () => {

@@ -23,11 +23,13 @@ const EXPECTED_DEFAULTS: PortcullisConfig = {
     timeouts: { connectMs: 10000, dnsMs: 5000, idleMs: 300000, maxTunnelMs: 0, headersMs: 10000, upstreamResponseMs: 60000 },
     limits: { maxConnections: 10000, maxConnectionsPerClient: 1000, maxHeaderBytes: 16384 },
     drainMs: 30000,
+    workers: 0,
+    balance: 'round-robin',
   },
   allow: { presets: ['azure-public'], workspaces: [], regions: [], rules: [] },
   clients: { deny: [] },
   dns: { overrides: {}, cacheTtlMs: 30000 },
-  admin: { listen: '127.0.0.1:9464' },
+  admin: { listen: '127.0.0.1:9464', metrics: true },
   log: { level: 'info', access: true },
 };
 
@@ -67,7 +69,8 @@ describe('config/portcullis.schema.json', () => {
     const walk = (s: Schema, value: unknown, path: string): void => {
       for (const [k, sub] of Object.entries(s.properties ?? {})) {
         const v = (value as Record<string, unknown>)[k];
-        const nested = sub.type === 'object' && sub.properties !== undefined;
+        // Optional sections without a default (admin.tls) stay absent like any other optional key.
+        const nested = sub.type === 'object' && sub.properties !== undefined && sub.default !== undefined;
         if (nested) expect(v, `${path}${k} is filled in`).toBeTypeOf('object');
         else if (sub.default !== undefined) expect(v, path + k).toEqual(sub.default);
         else expect(v, `${path}${k} has no default, so it must stay absent`).toBeUndefined();

@@ -1,0 +1,45 @@
+import { resolveConfig, ConfigError, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
+import { policyConfigCheck } from '../policy/index.js';
+import type { Logger } from '../log/logger.js';
+import { Events } from '../log/events.js';
+
+export interface LoadedConfig {
+  config: PortcullisConfig;
+  source: string;
+}
+
+export function loadConfig(cliPath: string | undefined): LoadedConfig {
+  return resolveConfig(cliPath, { checks: [policyConfigCheck], env: process.env });
+}
+
+export type ReloadResult = { ok: true; source: string } | { ok: false; issues?: ConfigIssue[]; message: string };
+
+/** Load and validate the file again; on failure say why and keep the running configuration. */
+export function tryReload(cliPath: string | undefined, logger: Logger, apply: (next: LoadedConfig) => void): ReloadResult {
+  try {
+    const next = loadConfig(cliPath);
+    apply(next);
+    return { ok: true, source: next.source };
+  } catch (err) {
+    const issues = err instanceof ConfigError ? err.issues : undefined;
+    const message = err instanceof Error ? err.message : String(err);
+    logger.error({ event: Events.BAD_CONFIG, code: 'PCL_ERR_CONFIG', issues, err: issues ? undefined : err }, 'reload refused: keeping the running configuration');
+    return issues ? { ok: false, issues, message } : { ok: false, message };
+  }
+}
+
+/** Settings read once at start: changing them needs a restart. */
+export function restartOnlyChanges(a: PortcullisConfig, b: PortcullisConfig): string[] {
+  const out: string[] = [];
+  if (JSON.stringify(a.proxy.listen) !== JSON.stringify(b.proxy.listen)) out.push('proxy.listen');
+  if (a.proxy.workers !== b.proxy.workers) out.push('proxy.workers');
+  if (a.proxy.balance !== b.proxy.balance) out.push('proxy.balance');
+  if (JSON.stringify(a.admin) !== JSON.stringify(b.admin)) out.push('admin');
+  return out;
+}
+
+/** Process-wide safety nets: a bug in one connection must not take every tunnel down. */
+export function installCrashGuards(logger: Logger): void {
+  process.on('uncaughtException', (err) => logger.error({ event: Events.INTERNAL_ERROR, err }, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => logger.error({ event: Events.INTERNAL_ERROR, err }, 'unhandled rejection'));
+}

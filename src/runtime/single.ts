@@ -1,0 +1,90 @@
+import client from 'prom-client';
+import type { Logger } from '../log/logger.js';
+import { Events } from '../log/events.js';
+import { Gateway } from '../gateway/gateway.js';
+import { startAdminServer } from '../admin/server.js';
+import { ProxyMetrics } from '../metrics/proxy-metrics.js';
+import { RuntimeMetrics, collectProcessMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
+import { installCrashGuards, restartOnlyChanges, tryReload, type LoadedConfig } from './shared.js';
+
+/** workers: 1 — the proxy and the admin listener in one process. */
+export async function runSingle(cliPath: string | undefined, loaded: LoadedConfig, logger: Logger, flush: () => void): Promise<void> {
+  let { config } = loaded;
+  installCrashGuards(logger);
+  const registry = new client.Registry();
+  const metrics = config.admin.metrics ? new ProxyMetrics(registry) : null;
+  const runtime = new RuntimeMetrics(registry);
+  if (config.admin.metrics) collectProcessMetrics(registry);
+  const gateway = new Gateway({ config, source: loaded.source, logger, ...(metrics ? { observer: metrics } : {}) });
+  if (metrics) metrics.attachOpenTunnels(gateway.proxy);
+  let listening = false;
+  let draining = false;
+
+  const reload = (): ReturnType<typeof tryReload> => {
+    const r = tryReload(cliPath, logger, (next) => {
+      const restart = restartOnlyChanges(config, next.config);
+      if (restart.length) logger.warn({ event: Events.CONFIG_RELOADED, keys: restart }, 'these settings take effect on restart');
+      gateway.reload(next.config, next.source);
+      config = next.config;
+    });
+    runtime.configReloads.inc({ result: r.ok ? 'ok' : 'refused' });
+    return r;
+  };
+  const readiness = (): { ready: boolean; reasons: string[] } => {
+    const reasons: string[] = [];
+    if (!listening) reasons.push('proxy listener not bound');
+    if (draining) reasons.push('draining');
+    return { ready: reasons.length === 0, reasons };
+  };
+
+  const admin = await startAdminServer(
+    config.admin,
+    {
+      async metrics() {
+        runtime.ready.set(readiness().ready ? 1 : 0);
+        runtime.workers.reset();
+        runtime.workers.set({ state: 'listening' }, listening ? 1 : 0);
+        if (metrics) runtime.connectedClients.set(metrics.clientsSeenWithin(CONNECTED_CLIENTS_WINDOW_MS).length);
+        return { contentType: registry.contentType, body: await registry.metrics() };
+      },
+      readiness,
+      status: () => ({ mode: 'single', pid: process.pid, ready: readiness(), listen: gateway.bound, connections: gateway.proxy.activeConnections, tunnels: gateway.proxy.openTunnels }),
+      reload: async () => reload(),
+    },
+    logger,
+  );
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ event: Events.LIFECYCLE, signal }, 'second signal: exiting now');
+      flush();
+      process.exit(1);
+    }
+    stopping = true;
+    draining = true; // /readyz answers 503 from here on, while live tunnels drain
+    logger.info({ event: Events.LIFECYCLE, signal }, 'shutdown requested');
+    gateway
+      .stop()
+      .catch((err: unknown) => logger.error({ event: Events.INTERNAL_ERROR, err }, 'error while draining'))
+      .finally(() => {
+        void admin.app.close().finally(() => {
+          flush();
+          process.exit(0);
+        });
+      });
+  };
+  // Before binding: an early SIGHUP must not terminate us, and SIGTERM must drain.
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => void reload());
+
+  try {
+    await gateway.start();
+    listening = true;
+  } catch (err) {
+    logger.fatal({ event: Events.NETWORK_ERROR, err }, 'cannot bind the proxy listener');
+    flush();
+    process.exit(1);
+  }
+}
