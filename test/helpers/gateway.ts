@@ -34,7 +34,7 @@ function withTestDefaults(config: Record<string, unknown>): Record<string, unkno
   const log = (config.log ?? {}) as Record<string, unknown>;
   return {
     ...config,
-    proxy: { listen: ['127.0.0.1:0'], ...proxy },
+    proxy: { listen: ['127.0.0.1:0'], workers: 1, ...proxy },
     admin: { listen: '127.0.0.1:0', ...admin },
     log: { level: 'info', access: true, ...log },
   };
