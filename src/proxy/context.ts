@@ -4,8 +4,10 @@ import type { Policy } from '../policy/index.js';
 import type { Resolver } from '../dial/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
-import type { AccessRecord, ProxyObserver } from './access.js';
+import type { Target } from '../policy/index.js';
+import type { AccessRecord, ProxyObserver, Reason } from './access.js';
 import type { Refusal } from './refusal.js';
+import type { Route } from './route.js';
 
 export interface LiveTunnel {
   readonly ruleLabel: string;
@@ -65,6 +67,38 @@ export function recordAccess(ctx: ProxyContext, rec: AccessRecord): void {
   }
 }
 
-export function logReportOnly(ctx: ProxyContext, client: string, target: string, rule: string | null, reason: string): void {
-  ctx.logger.warn({ event: Events.REPORT_ONLY, client, target, rule, reason }, 'report mode: would refuse, letting through');
+/** A fresh record for one tunnel or request: a refusal until proven otherwise. */
+export function newAccessRecord(kind: AccessRecord['kind'], event: AccessRecord['event'], client: string, method: string, target: string): AccessRecord {
+  return { event, kind, client, method, target, rule: null, verdict: 'deny', reason: null, status: 0, bytesUp: 0, bytesDown: 0, durationMs: 0 };
+}
+
+export function targetLabel(t: Target): string {
+  return t.kind === 'ipv6' ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
+}
+
+/** Fill in and emit the record of a refusal: network failures are errors, the rest denials. */
+export function recordRefusal(ctx: ProxyContext, rec: AccessRecord, r: Refusal, started: number): void {
+  rec.verdict = r.event === Events.NETWORK_ERROR ? 'error' : 'deny';
+  rec.reason = r.reason;
+  rec.status = r.status;
+  rec.event = r.event;
+  rec.code = r.code;
+  rec.durationMs = performance.now() - started;
+  recordAccess(ctx, rec);
+}
+
+/**
+ * A destination the policy admitted: note rule and DNS time, and when report mode is what let it
+ * through (policy or client ACL), log that on its own line — report mode exists to be read.
+ */
+export function admitRoute(ctx: ProxyContext, rec: AccessRecord, routed: Route, state: ConnState): void {
+  rec.rule = routed.rule?.name ?? null;
+  rec.dnsMs = routed.dnsMs;
+  let reportReason: Reason | null = routed.reportReason;
+  if (state.aclReport) reportReason ??= 'client_denied';
+  if (reportReason) {
+    ctx.logger.warn({ event: Events.REPORT_ONLY, client: state.ip, target: rec.target, rule: rec.rule, reason: reportReason }, 'report mode: would refuse, letting through');
+  }
+  rec.verdict = reportReason ? 'report' : 'allow';
+  rec.reason = reportReason;
 }

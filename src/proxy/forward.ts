@@ -3,8 +3,8 @@ import httpProxy from 'http-proxy';
 import { targetFromAbsoluteUrl, type Target } from '../policy/index.js';
 import { isPortcullisError } from '../util/errors.js';
 import { Events } from '../log/events.js';
-import type { AccessRecord, Reason } from './access.js';
-import { connState, logReportOnly, recordAccess, type ProxyContext } from './context.js';
+import type { AccessRecord } from './access.js';
+import { admitRoute, connState, newAccessRecord, recordAccess, recordRefusal, targetLabel, type ProxyContext } from './context.js';
 import { refusal, sendRefusal, type Refusal } from './refusal.js';
 import { isRefused, route } from './route.js';
 
@@ -81,31 +81,12 @@ export class HttpForwarder {
     const { ctx } = this;
     const started = performance.now();
     const state = connState(req.socket);
-    const rec: AccessRecord = {
-      event: Events.HTTP_FORWARD,
-      kind: 'http',
-      client: state.ip,
-      method: req.method ?? '',
-      target: req.url ?? '',
-      rule: null,
-      verdict: 'deny',
-      reason: null,
-      status: 0,
-      bytesUp: 0,
-      bytesDown: 0,
-      durationMs: 0,
-    };
-    const refuse = (r: Refusal, verdict: 'deny' | 'error' = 'deny'): void => {
-      rec.verdict = verdict;
-      rec.reason = r.reason;
-      rec.status = r.status;
-      rec.event = r.event;
-      rec.code = r.code;
-      rec.durationMs = performance.now() - started;
+    const rec = newAccessRecord('http', Events.HTTP_FORWARD, state.ip, req.method ?? '', req.url ?? '');
+    const refuse = (r: Refusal): void => {
       // A connection refused at accept time (limits, ACL) is closed; a per-request refusal keeps
       // the client's keep-alive connection.
       sendRefusal(res, r, state.refusal !== null);
-      recordAccess(ctx, rec);
+      recordRefusal(ctx, rec, r, started);
     };
 
     if (state.refusal) return refuse(state.refusal);
@@ -130,20 +111,14 @@ export class HttpForwarder {
       const code = isPortcullisError(err) ? err.code : 'PCL_ERR_BAD_URL';
       return refuse(refusal(400, 'bad_request', Events.BAD_REQUEST, code, 'request-target must be an absolute http:// URL'));
     }
-    rec.target = target.kind === 'ipv6' ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+    rec.target = targetLabel(target);
 
     const routed = await route(ctx.policy, ctx.resolver, target);
     if (isRefused(routed)) {
       rec.rule = routed.rule?.name ?? null;
-      return refuse(routed.refused, routed.refused.event === Events.NETWORK_ERROR ? 'error' : 'deny');
+      return refuse(routed.refused);
     }
-    rec.rule = routed.rule?.name ?? null;
-    rec.dnsMs = routed.dnsMs;
-    let reportReason: Reason | null = routed.reportReason;
-    if (state.aclReport) reportReason ??= 'client_denied';
-    if (reportReason) logReportOnly(ctx, state.ip, rec.target, rec.rule, reportReason);
-    rec.verdict = reportReason ? 'report' : 'allow';
-    rec.reason = reportReason;
+    admitRoute(ctx, rec, routed, state);
     if (res.destroyed) return;
 
     const st: ForwardState = { rec, started, timedOut: false, keepAlive: clientWantsKeepAlive(req) };

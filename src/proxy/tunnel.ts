@@ -4,8 +4,8 @@ import { parseConnectAuthority, type Target } from '../policy/index.js';
 import { dialFirst } from '../dial/index.js';
 import { isPortcullisError } from '../util/errors.js';
 import { Events } from '../log/events.js';
-import type { AccessRecord, CloseCause, Reason } from './access.js';
-import { connState, logReportOnly, recordAccess, type LiveTunnel, type ProxyContext } from './context.js';
+import type { AccessRecord, CloseCause } from './access.js';
+import { admitRoute, connState, newAccessRecord, recordAccess, recordRefusal, targetLabel, type LiveTunnel, type ProxyContext } from './context.js';
 import { refusal, writeRefusal, type Refusal } from './refusal.js';
 import { isRefused, networkRefusal, route } from './route.js';
 
@@ -22,29 +22,10 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   client.on('error', swallow);
   const started = performance.now();
   const state = connState(client);
-  const rec: AccessRecord = {
-    event: Events.TUNNEL,
-    kind: 'tunnel',
-    client: state.ip,
-    method: 'CONNECT',
-    target: req.url ?? '',
-    rule: null,
-    verdict: 'deny',
-    reason: null,
-    status: 0,
-    bytesUp: 0,
-    bytesDown: 0,
-    durationMs: 0,
-  };
-  const refuse = (r: Refusal, verdict: 'deny' | 'error' = 'deny'): void => {
-    rec.verdict = verdict;
-    rec.reason = r.reason;
-    rec.status = r.status;
-    rec.event = r.event;
-    rec.code = r.code;
-    rec.durationMs = performance.now() - started;
+  const rec = newAccessRecord('tunnel', Events.TUNNEL, state.ip, 'CONNECT', req.url ?? '');
+  const refuse = (r: Refusal): void => {
     writeRefusal(client, r);
-    recordAccess(ctx, rec);
+    recordRefusal(ctx, rec, r, started);
   };
 
   if (state.refusal) return refuse(state.refusal);
@@ -56,25 +37,21 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     const code = isPortcullisError(err) ? err.code : 'PCL_ERR_BAD_AUTHORITY';
     return refuse(refusal(400, 'bad_request', Events.BAD_REQUEST, code, 'CONNECT needs host:port'));
   }
-  rec.target = target.kind === 'ipv6' ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  rec.target = targetLabel(target);
 
   const routed = await route(ctx.policy, ctx.resolver, target);
   if (isRefused(routed)) {
     rec.rule = routed.rule?.name ?? null;
-    return refuse(routed.refused, routed.refused.event === Events.NETWORK_ERROR ? 'error' : 'deny');
+    return refuse(routed.refused);
   }
-  rec.rule = routed.rule?.name ?? null;
-  rec.dnsMs = routed.dnsMs;
-  let reportReason: Reason | null = routed.reportReason;
-  if (state.aclReport) reportReason ??= 'client_denied';
-  if (reportReason) logReportOnly(ctx, state.ip, rec.target, rec.rule, reportReason);
+  admitRoute(ctx, rec, routed, state);
 
   const t1 = performance.now();
   let upstream: Socket;
   try {
     ({ socket: upstream } = await dialFirst(routed.addresses, target.port, { timeoutMs: ctx.config.timeouts.connectMs }));
   } catch (err) {
-    return refuse(networkRefusal(err), 'error');
+    return refuse(networkRefusal(err));
   }
   rec.connectMs = performance.now() - t1;
   if (client.destroyed) {
@@ -82,16 +59,14 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     upstream.destroy();
     rec.verdict = 'error';
     rec.reason = 'upstream_error';
-    rec.status = 499;
+    rec.status = 499; // nginx's "client closed request"
     rec.durationMs = performance.now() - started;
     recordAccess(ctx, rec);
     return;
   }
-  rec.verdict = reportReason ? 'report' : 'allow';
-  rec.reason = reportReason;
   rec.status = 200;
   const ruleLabel = rec.rule ?? 'none';
-  ctx.observer.upstreamConnected(ruleLabel, rec.dnsMs, rec.connectMs);
+  ctx.observer.upstreamConnected(ruleLabel, routed.dnsMs, rec.connectMs);
   new Tunnel(ctx, client, upstream, rec, started, ruleLabel).start(head);
 }
 

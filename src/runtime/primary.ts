@@ -6,7 +6,7 @@ import { describePolicy, compilePolicy } from '../policy/index.js';
 import type { BoundAddress } from '../proxy/index.js';
 import { startAdminServer } from '../admin/server.js';
 import { RuntimeMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
-import { installCrashGuards, restartOnlyChanges, tryReload, type LoadedConfig } from './shared.js';
+import { installCrashGuards, installSignalHandlers, restartOnlyChanges, tryReload, type LoadedConfig } from './shared.js';
 import { isMessage, WORKER_CONFIG_ENV, WORKER_SOURCE_ENV, type ToPrimary, type ToWorker } from './messages.js';
 
 /** A worker that dies this often within the window is restarted with a pause, not in a tight loop. */
@@ -150,36 +150,28 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
     logger,
   );
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      logger.warn({ event: Events.LIFECYCLE, signal }, 'second signal: exiting now');
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
-      flush();
-      process.exit(1);
-    }
-    stopping = true;
-    draining = true; // /readyz answers 503 from now on; tunnels keep flowing until drainMs
-    logger.info({ event: Events.LIFECYCLE, signal, drainMs: config.proxy.drainMs }, 'draining');
-    const msg: ToWorker = { type: 'portcullis:drain' };
-    for (const w of Object.values(cluster.workers ?? {})) w?.send(msg);
-    const hardStop = setTimeout(() => {
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
-    }, config.proxy.drainMs + 5_000);
-    const check = setInterval(() => {
-      if (Object.keys(cluster.workers ?? {}).length > 0) return;
-      clearInterval(check);
-      clearTimeout(hardStop);
-      void admin.app.close().finally(() => {
-        logger.info({ event: Events.LIFECYCLE }, 'stopped');
-        flush();
-        process.exit(0);
-      });
-    }, 50);
+  const killAll = (): void => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => void reload());
+  installSignalHandlers({
+    logger,
+    flush,
+    reload: () => void reload(),
+    onSecondSignal: killAll,
+    drain: async (signal) => {
+      draining = true; // /readyz answers 503 from now on; tunnels keep flowing until drainMs
+      logger.info({ event: Events.LIFECYCLE, signal, drainMs: config.proxy.drainMs }, 'draining');
+      const msg: ToWorker = { type: 'portcullis:drain' };
+      for (const w of Object.values(cluster.workers ?? {})) w?.send(msg);
+      const hardStop = Date.now() + config.proxy.drainMs + 5_000;
+      while (Object.keys(cluster.workers ?? {}).length > 0) {
+        if (Date.now() > hardStop) killAll();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await admin.app.close();
+      logger.info({ event: Events.LIFECYCLE }, 'stopped');
+    },
+  });
 
   for (let i = 0; i < workerCount; i++) fork();
 }

@@ -43,3 +43,37 @@ export function installCrashGuards(logger: Logger): void {
   process.on('uncaughtException', (err) => logger.error({ event: Events.INTERNAL_ERROR, err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => logger.error({ event: Events.INTERNAL_ERROR, err }, 'unhandled rejection'));
 }
+
+/**
+ * SIGTERM/SIGINT drain then exit 0 (a second signal exits at once); SIGHUP reloads. Installed
+ * before the listener binds: an early SIGHUP must not hit the default action (terminate).
+ */
+export function installSignalHandlers(opts: {
+  logger: Logger;
+  flush: () => void;
+  drain: (signal: string) => Promise<void>;
+  reload: () => void;
+  onSecondSignal?: () => void;
+}): void {
+  const { logger, flush } = opts;
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ event: Events.LIFECYCLE, signal }, 'second signal: exiting now');
+      opts.onSecondSignal?.();
+      flush();
+      process.exit(1);
+    }
+    stopping = true;
+    opts
+      .drain(signal)
+      .catch((err: unknown) => logger.error({ event: Events.INTERNAL_ERROR, err }, 'error while draining'))
+      .finally(() => {
+        flush();
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => opts.reload());
+}

@@ -5,7 +5,7 @@ import { Gateway } from '../gateway/gateway.js';
 import { startAdminServer } from '../admin/server.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RuntimeMetrics, collectProcessMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
-import { installCrashGuards, restartOnlyChanges, tryReload, type LoadedConfig } from './shared.js';
+import { installCrashGuards, installSignalHandlers, restartOnlyChanges, tryReload, type LoadedConfig } from './shared.js';
 
 /** workers: 1 — the proxy and the admin listener in one process. */
 export async function runSingle(cliPath: string | undefined, loaded: LoadedConfig, logger: Logger, flush: () => void): Promise<void> {
@@ -54,30 +54,17 @@ export async function runSingle(cliPath: string | undefined, loaded: LoadedConfi
     logger,
   );
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      logger.warn({ event: Events.LIFECYCLE, signal }, 'second signal: exiting now');
-      flush();
-      process.exit(1);
-    }
-    stopping = true;
-    draining = true; // /readyz answers 503 from here on, while live tunnels drain
-    logger.info({ event: Events.LIFECYCLE, signal }, 'shutdown requested');
-    gateway
-      .stop()
-      .catch((err: unknown) => logger.error({ event: Events.INTERNAL_ERROR, err }, 'error while draining'))
-      .finally(() => {
-        void admin.app.close().finally(() => {
-          flush();
-          process.exit(0);
-        });
-      });
-  };
-  // Before binding: an early SIGHUP must not terminate us, and SIGTERM must drain.
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => void reload());
+  installSignalHandlers({
+    logger,
+    flush,
+    reload: () => void reload(),
+    drain: async (signal) => {
+      draining = true; // /readyz answers 503 from here on, while live tunnels drain
+      logger.info({ event: Events.LIFECYCLE, signal }, 'shutdown requested');
+      await gateway.stop();
+      await admin.app.close();
+    },
+  });
 
   try {
     await gateway.start();
