@@ -1,0 +1,308 @@
+/**
+ * Shared pieces of the observability tests: a gateway with an echo destination, traffic that
+ * makes every labelled metric family appear, a /metrics parser, a PromQL metric-name extractor
+ * and a real Prometheus server.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net, { type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
+import { openTunnel, rawExchange, readBytes, statusOf } from '../helpers/raw.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const ALERTS_FILE = join(ROOT, 'config/prometheus/portcullis-alerts.yml');
+export const ALERTS_TEST_FILE = join(ROOT, 'config/prometheus/portcullis-alerts.test.yml');
+export const PROMETHEUS_EXAMPLE = join(ROOT, 'config/prometheus/prometheus.example.yml');
+export const DASHBOARD_FILE = join(ROOT, 'config/grafana/portcullis-dashboard.json');
+export const METRICS_DOC = join(ROOT, 'docs/metrics.md');
+
+/** A port nobody listens on (bound, then released). */
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen({ host: '127.0.0.1', port: 0 }, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export interface Destinations {
+  echo: TestServer;
+  web: TestServer;
+  closedPort: number;
+  close(): Promise<void>;
+}
+
+export async function startDestinations(): Promise<Destinations> {
+  const echo = await startTcpEcho();
+  const web = await startHttpServer();
+  const closedPort = await freePort();
+  return { echo, web, closedPort, close: async () => void (await Promise.all([echo.close(), web.close()])) };
+}
+
+/** Gateway config: rules `echo` (TCP echo), `web` (plain HTTP), `closed` (nothing listens). */
+export function gatewayConfig(d: Destinations, extra: { workers?: number; headersMs?: number; maxConnectionsPerClient?: number } = {}): Record<string, unknown> {
+  return {
+    proxy: {
+      workers: extra.workers ?? 1,
+      timeouts: { headersMs: extra.headersMs ?? 10_000 },
+      limits: { maxConnectionsPerClient: extra.maxConnectionsPerClient ?? 1000 },
+      drainMs: 2_000,
+    },
+    allow: {
+      presets: [],
+      rules: [
+        { name: 'echo', hosts: ['echo.example.com'], ports: [d.echo.port], allowPrivate: true },
+        { name: 'web', hosts: ['web.example.com'], ports: [d.web.port], allowPrivate: true },
+        { name: 'closed', hosts: ['closed.example.com'], ports: [d.closedPort], allowPrivate: true },
+      ],
+    },
+    dns: { overrides: { 'echo.example.com': '127.0.0.1', 'web.example.com': '127.0.0.1', 'closed.example.com': '127.0.0.1' } },
+  };
+}
+
+/** One tunnel through the echo rule: send `payload`, read it back, close. */
+export async function echoTunnel(gw: GatewayProcess, d: Destinations, payload: Buffer): Promise<void> {
+  const t = await openTunnel(gw.port, `echo.example.com:${d.echo.port}`);
+  try {
+    if (t.status !== 200) throw new Error(`echo tunnel refused: ${t.head}`);
+    t.socket.write(payload);
+    const back = await readBytes(t.socket, payload.length, t.rest);
+    if (!back.equals(payload)) throw new Error('echo returned different bytes');
+  } finally {
+    t.socket.destroy();
+  }
+}
+
+/** A tunnel to a host outside the allowlist: must get 403. */
+export async function deniedTunnel(gw: GatewayProcess, host = 'not-allowed.example.org:443'): Promise<void> {
+  const t = await openTunnel(gw.port, host);
+  t.socket.destroy();
+  if (t.status !== 403) throw new Error(`expected 403 for ${host}, got ${t.head}`);
+}
+
+function connectIdle(port: number): Promise<Socket> {
+  return new Promise((res, rej) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => res(s));
+    s.on('error', rej);
+  });
+}
+
+/**
+ * Traffic that makes every labelled family the gateway exports appear: allowed and denied
+ * tunnels, a plain-HTTP request, a connect error, per-client limit refusals, a header timeout
+ * and a config reload. The gateway must run `gatewayConfig(d, { headersMs: 2_000,
+ * maxConnectionsPerClient: 10, workers })`: the idle connections that fill the per-client
+ * allowance must outlive the 429 attempts, and the header timeout then closes them.
+ */
+export async function driveEveryKindOfTraffic(gw: GatewayProcess, d: Destinations, workers: number, config: Record<string, unknown>): Promise<void> {
+  for (let i = 0; i < 3; i++) await echoTunnel(gw, d, Buffer.alloc(1000, i));
+  for (let i = 0; i < 2; i++) await deniedTunnel(gw);
+  const web = await rawExchange(gw.port, `GET http://web.example.com:${d.web.port}/x HTTP/1.1\r\nHost: web.example.com:${d.web.port}\r\nConnection: close\r\n\r\n`);
+  if (statusOf(web.text) !== 200) throw new Error(`plain-HTTP request failed: ${web.text.slice(0, 200)}`);
+  const closed = await openTunnel(gw.port, `closed.example.com:${d.closedPort}`);
+  closed.socket.destroy();
+  if (closed.status !== 502) throw new Error(`expected 502 from a closed port, got ${closed.head}`);
+
+  // Fill every worker's per-client allowance (10), then ask: 429.
+  const idle: Socket[] = [];
+  try {
+    for (let i = 0; i < 10 * workers + 2; i++) idle.push(await connectIdle(gw.port));
+    await new Promise((r) => setTimeout(r, 150));
+    let limited = 0;
+    for (let i = 0; i < 6 && limited < 2; i++) {
+      // A port no rule lists: when a worker is not at its cap this is a quick 403, not a tunnel.
+      const r = await rawExchange(gw.port, 'CONNECT echo.example.com:1 HTTP/1.1\r\n\r\n', 3_000);
+      if (statusOf(r.text) === 429) limited++;
+    }
+    if (limited === 0) throw new Error('no 429 past maxConnectionsPerClient');
+  } finally {
+    for (const s of idle) s.destroy();
+  }
+  await new Promise((r) => setTimeout(r, 150));
+
+  // Request headers never finished: 408 after headersMs.
+  const slow = await rawExchange(gw.port, 'CONNECT echo.example.com:1 HTTP/1.1\r\nX-Slow: ', 5_000);
+  if (statusOf(slow.text) !== 408) throw new Error(`expected 408 for slow headers, got ${slow.text.slice(0, 100)}`);
+
+  await gw.reload(config);
+}
+
+export async function scrape(adminPort: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+  return res.text();
+}
+
+export interface Family {
+  type: string;
+  /** Label names seen on the family's samples (le excluded). */
+  labels: Set<string>;
+  samples: number;
+}
+
+/** Families of a Prometheus text exposition, by name (histogram suffixes folded into the family). */
+export function parseExposition(text: string): Map<string, Family> {
+  const families = new Map<string, Family>();
+  for (const line of text.split('\n')) {
+    const type = /^# TYPE (\S+) (\S+)/.exec(line);
+    if (type) {
+      families.set(type[1]!, { type: type[2]!, labels: new Set(), samples: 0 });
+      continue;
+    }
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? /.exec(line);
+    if (!m) continue;
+    let fam = families.get(m[1]!);
+    if (!fam) {
+      const base = m[1]!.replace(/_(bucket|sum|count)$/, '');
+      fam = families.get(base);
+    }
+    if (!fam) continue;
+    fam.samples++;
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)) if (l[1] !== 'le') fam.labels.add(l[1]!);
+  }
+  return families;
+}
+
+/** Sample value of `name{labels}` (labels given as a subset), summed over matching series. */
+export function sampleSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  let found = false;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    const ok = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
+    if (!ok) continue;
+    found = true;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return found ? sum : NaN;
+}
+
+const PROMQL_WORDS = new Set([
+  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool', 'inf', 'nan',
+]);
+
+export interface MetricUse {
+  metric: string;
+  /** Label names in the selector's matchers. */
+  labels: string[];
+}
+
+/**
+ * Metric selectors in a PromQL expression: identifiers that are not functions, aggregation
+ * modifiers, keywords, label lists or strings, with the label names of their matchers.
+ */
+export function metricsInExpr(expr: string): MetricUse[] {
+  let e = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/'(?:[^'\\]|\\.)*'/g, "''");
+  e = e.replace(/\[[^\]]*\]/g, ' '); // range and subquery selectors, $__rate_interval
+  e = e.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
+  const uses: MetricUse[] = [];
+  const re = /([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*(\()?/g;
+  for (let m; (m = re.exec(e)); ) {
+    const [, name, matchers, call] = m;
+    if (call && !matchers) continue; // function or aggregation
+    if (PROMQL_WORDS.has(name!.toLowerCase())) continue;
+    if (m.index > 0 && /[0-9.]/.test(e[m.index - 1]!)) continue; // the m of 5m, the e of 1e9
+    uses.push({ metric: name!, labels: [...(matchers ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((x) => x[1]!) });
+  }
+  // Bare label matchers ({__name__=...}) are not used here; a `{` without a name would be missed.
+  return uses;
+}
+
+export interface PrometheusServer {
+  port: number;
+  proc: ChildProcess;
+  /** Instant query; returns the result vector. */
+  query(q: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
+  /** Raw API answer for a query (status, errorType, error). */
+  queryRaw(q: string): Promise<{ status: string; error?: string; data?: unknown }>;
+  stop(): Promise<void>;
+  logs(): string;
+}
+
+/** A real Prometheus on 127.0.0.1:<free port> scraping `targets` every second under `job`. */
+export async function startPrometheus(binary: string, opts: { job: string; targets: string[]; ruleFiles?: string[] }): Promise<PrometheusServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-prom-'));
+  const configFile = join(dir, 'prometheus.yml');
+  writeFileSync(
+    configFile,
+    stringify({
+      global: { scrape_interval: '1s', evaluation_interval: '1s', scrape_timeout: '900ms' },
+      ...(opts.ruleFiles ? { rule_files: opts.ruleFiles } : {}),
+      scrape_configs: [{ job_name: opts.job, static_configs: [{ targets: opts.targets }] }],
+    }),
+  );
+  let logs = '';
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const proc = spawn(
+      binary,
+      [
+        `--config.file=${configFile}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    proc.stdout!.on('data', (c: Buffer) => (logs += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    const stop = async (): Promise<void> => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(t);
+      }
+    };
+    const base = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 15_000;
+    let ready = false;
+    while (Date.now() < deadline && proc.exitCode === null) {
+      try {
+        if ((await fetch(`${base}/-/ready`)).status === 200) {
+          ready = true;
+          break;
+        }
+      } catch {
+        /* not yet listening */
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!ready) {
+      await stop();
+      if (attempt < 2 && /address already in use/.test(logs)) continue;
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`prometheus did not become ready: ${logs.slice(-2000)}`);
+    }
+    const queryRaw = async (q: string): Promise<{ status: string; error?: string; data?: unknown }> => {
+      const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(q)}`);
+      return (await res.json()) as { status: string; error?: string; data?: unknown };
+    };
+    return {
+      port,
+      proc,
+      queryRaw,
+      async query(q) {
+        const r = await queryRaw(q);
+        if (r.status !== 'success') throw new Error(`query ${q} failed: ${r.error}`);
+        return (r.data as { result: Array<{ metric: Record<string, string>; value: [number, string] }> }).result;
+      },
+      async stop() {
+        await stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+      logs: () => logs,
+    };
+  }
+}
+
+export { startGateway, type GatewayProcess };
