@@ -6,9 +6,12 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** Tunnel lifetimes: sub-second CRL fetches up to agents that hold a tunnel for a day. */
 const DURATION_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];
 
-/** Bytes of tunnels still open: read at scrape time so long-lived tunnels show traffic as it flows. */
-export interface OpenTunnelBytes {
+/** What metrics read from the proxy at scrape time. */
+export interface ProxyState {
+  /** Bytes of tunnels still open, so long-lived tunnels show traffic as it flows. */
   forEachOpen(fn: (rule: string, up: number, down: number) => void): void;
+  /** The connection limits in force (they change on reload). */
+  readonly limits: { readonly maxConnections: number; readonly maxConnectionsPerClient: number };
 }
 
 const REJECTION_REASONS = new Set([
@@ -41,7 +44,7 @@ export class ProxyMetrics implements ProxyObserver {
   private readonly dnsLatency: client.Histogram;
   private readonly closedBytes = new Map<string, { up: number; down: number }>();
   private readonly recentClients = new Map<string, number>();
-  private open: OpenTunnelBytes | null = null;
+  private state: ProxyState | null = null;
   private connections = 0;
 
   constructor(readonly registry: Registry) {
@@ -109,6 +112,17 @@ export class ProxyMetrics implements ProxyObserver {
       registers,
     });
     const self = this;
+    new client.Gauge({
+      name: 'portcullis_connection_limit',
+      help: 'Configured connection limit per process: limit (total = proxy.limits.maxConnections, client = maxConnectionsPerClient); summed over workers in cluster mode.',
+      labelNames: ['limit'],
+      registers,
+      collect() {
+        if (!self.state) return;
+        this.set({ limit: 'total' }, self.state.limits.maxConnections);
+        this.set({ limit: 'client' }, self.state.limits.maxConnectionsPerClient);
+      },
+    });
     new client.Counter({
       name: 'portcullis_bytes_total',
       help: 'Payload bytes through tunnels and forwarded requests: direction (up = client to destination, down = destination to client), rule. Includes open tunnels.',
@@ -117,7 +131,7 @@ export class ProxyMetrics implements ProxyObserver {
       collect() {
         const totals = new Map<string, { up: number; down: number }>();
         for (const [rule, b] of self.closedBytes) totals.set(rule, { up: b.up, down: b.down });
-        self.open?.forEachOpen((rule, up, down) => {
+        self.state?.forEachOpen((rule, up, down) => {
           const t = totals.get(rule) ?? { up: 0, down: 0 };
           t.up += up;
           t.down += down;
@@ -132,9 +146,9 @@ export class ProxyMetrics implements ProxyObserver {
     });
   }
 
-  /** Where to read the byte counts of open tunnels from. */
-  attachOpenTunnels(open: OpenTunnelBytes): void {
-    this.open = open;
+  /** Where to read open tunnels' bytes and the limits from. */
+  attach(state: ProxyState): void {
+    this.state = state;
   }
 
   /** Distinct client addresses seen within `windowMs` (for the cluster-wide union in the primary). */
@@ -178,7 +192,7 @@ export class ProxyMetrics implements ProxyObserver {
       this.rejections.inc({ reason: rec.reason });
       if (rec.reason === 'limit_total') this.limitHits.inc({ limit: 'total' });
       else if (rec.reason === 'limit_client') this.limitHits.inc({ limit: 'client' });
-    } else if (rec.verdict === 'error' && rec.reason) {
+    } else if (rec.verdict === 'error' && rec.reason && rec.reason !== 'client_closed') {
       this.errors.inc({ reason: rec.reason });
     }
     const timeoutKind = rec.reason ? TIMEOUT_KIND[rec.reason] : undefined;

@@ -22,6 +22,11 @@ export class RuntimeMetrics {
       labelNames: ['version', 'node'],
       registers,
     }).set({ version: pkg.version, node: process.version }, 1);
+    new client.Gauge({
+      name: 'portcullis_start_time_seconds',
+      help: 'When the gateway (the supervisor in cluster mode) started, in Unix seconds: a change means a restart.',
+      registers,
+    }).set(Math.floor(Date.now() / 1000 - process.uptime()));
     this.ready = new client.Gauge({ name: 'portcullis_ready', help: '1 when /readyz answers 200 (listeners bound, not draining).', registers });
     this.workers = new client.Gauge({ name: 'portcullis_workers', help: 'Data-plane worker processes by state (listening|starting).', labelNames: ['state'], registers });
     this.workerRestarts = new client.Counter({ name: 'portcullis_worker_restarts_total', help: 'Data-plane workers that died and were replaced.', registers });

@@ -23,6 +23,8 @@ export type Reason =
   | 'connect_timeout'
   | 'connect_error'
   | 'upstream_error'
+  /** The client hung up before the destination answered: not the destination's fault. */
+  | 'client_closed'
   | 'upstream_timeout'
   | 'internal_error';
 

@@ -76,6 +76,10 @@ export class ProxyServer {
     return this.ctx.tunnels.size;
   }
 
+  get limits(): ProxyConfig['limits'] {
+    return this.ctx.config.limits;
+  }
+
   /** For metrics: bytes of every open tunnel, read at scrape time (no per-chunk accounting). */
   forEachOpen(fn: (rule: string, up: number, down: number) => void): void {
     for (const t of this.ctx.tunnels) fn(t.ruleLabel, t.bytesUp, t.bytesDown);

@@ -58,7 +58,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     // The client gave up while we were dialling.
     upstream.destroy();
     rec.verdict = 'error';
-    rec.reason = 'upstream_error';
+    rec.reason = 'client_closed';
     rec.status = 499; // nginx's "client closed request"
     rec.durationMs = performance.now() - started;
     recordAccess(ctx, rec);

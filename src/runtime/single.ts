@@ -16,7 +16,7 @@ export async function runSingle(cliPath: string | undefined, loaded: LoadedConfi
   const runtime = new RuntimeMetrics(registry);
   if (config.admin.metrics) collectProcessMetrics(registry);
   const gateway = new Gateway({ config, source: loaded.source, logger, ...(metrics ? { observer: metrics } : {}) });
-  if (metrics) metrics.attachOpenTunnels(gateway.proxy);
+  if (metrics) metrics.attach(gateway.proxy);
   let listening = false;
   let draining = false;
 

@@ -30,7 +30,7 @@ export async function runWorker(): Promise<void> {
     new client.AggregatorRegistry();
   }
   const gateway = new Gateway({ config, source, logger, announce: false, ...(metrics ? { observer: metrics } : {}) });
-  if (metrics) metrics.attachOpenTunnels(gateway.proxy);
+  if (metrics) metrics.attach(gateway.proxy);
 
   let stopping = false;
   const drain = (why: string): void => {
