@@ -1,0 +1,229 @@
+// The systems under test. Each target's start(ports) resolves with
+//   { proxy: {host, port} | null, pid: number | null, stop(), note }
+// proxy = null means "direct": generators connect to the upstream servers
+// themselves (the ceiling). pid is the root of the proxy's process tree, used
+// for CPU (/proc/<pid>/stat) and RSS (/proc/<pid>/status) sampling.
+
+import { mkdtempSync, writeFileSync, existsSync, chownSync, chmodSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { spawnTracked, stopChild, freePort, waitForPort, sleep } from './procs.mjs';
+
+const REPO = resolve(new URL('../..', import.meta.url).pathname);
+const tempDirs = [];
+export function cleanupTempDirs() {
+  if (process.env.BENCH_KEEP_TMP) return;
+  for (const d of tempDirs.splice(0)) { try { rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ } }
+}
+function tmp(prefix) {
+  const d = mkdtempSync(join(tmpdir(), `portcullis-bench-${prefix}-`));
+  tempDirs.push(d);
+  return d;
+}
+
+function uidOf(user) {
+  try { return Number(execFileSync('id', ['-u', user]).toString().trim()); } catch { return null; }
+}
+function gidOf(user) {
+  try { return Number(execFileSync('id', ['-g', user]).toString().trim()); } catch { return null; }
+}
+
+function collectOutput(child) {
+  let out = '';
+  const add = (d) => { out += d; if (out.length > 20000) out = out.slice(-20000); };
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  return () => out;
+}
+
+async function started(child, port, name, logFile, getOut) {
+  try {
+    await waitForPort(port, '127.0.0.1', 20000, child);
+  } catch (err) {
+    let log = getOut();
+    if (logFile && existsSync(logFile)) log += `\n--- ${logFile} ---\n` + readFileSync(logFile, 'utf8').slice(-4000);
+    await stopChild(child, 500);
+    throw new Error(`${name} did not start: ${err.message}\n${log}`);
+  }
+}
+
+// ------------------------------------------------------------------ direct
+const direct = {
+  name: 'direct',
+  async start() { return { proxy: null, pid: null, stop: async () => {}, note: 'no proxy (ceiling)' }; },
+};
+
+// ------------------------------------------------------------------ squid
+function squidTarget(name, workers, opts) {
+  return {
+    name,
+    async start(ports) {
+      const dir = tmp(name);
+      const port = await freePort();
+      const user = 'proxy';
+      const conf = join(dir, 'squid.conf');
+      const accessLog = opts.squidAccessLog ? `access_log stdio:${join(dir, 'access.log')}` : 'access_log none';
+      writeFileSync(conf, [
+        `# Portcullis benchmark: Squid as a production egress proxy (no cache).`,
+        `http_port 127.0.0.1:${port}`,
+        `workers ${workers}`,
+        `acl bench_src src 127.0.0.1/32`,
+        `acl bench_dst dst 127.0.0.1/32`,
+        `acl bench_tunnel_ports port ${ports.echo} ${ports.sink} ${ports.fleet}`,
+        `acl bench_http_ports port ${ports.http}`,
+        `acl CONNECT method CONNECT`,
+        `http_access allow CONNECT bench_src bench_dst bench_tunnel_ports`,
+        `http_access deny CONNECT`,
+        `http_access allow bench_src bench_dst bench_http_ports`,
+        `http_access deny all`,
+        `cache deny all`,
+        `cache_mem 0 MB`,
+        accessLog,
+        `cache_log ${join(dir, 'cache.log')}`,
+        `cache_store_log none`,
+        `pid_filename ${join(dir, 'squid.pid')}`,
+        `coredump_dir ${dir}`,
+        `cache_effective_user ${user}`,
+        `visible_hostname portcullis-bench`,
+        `max_filedescriptors 20000`,
+        `shutdown_lifetime 1 seconds`,
+        `pinger_enable off`,
+        `logfile_rotate 0`,
+        `client_lifetime 1 hour`,
+        `read_timeout 5 minutes`,
+        ``,
+      ].join('\n'));
+      const uid = uidOf(user), gid = gidOf(user);
+      if (uid !== null) { chownSync(dir, uid, gid); chownSync(conf, uid, gid); }
+      // --foreground (not -N): -N disables SMP, so "workers 2" would be ignored.
+      // With --foreground the master stays our child and forks its kid(s), as
+      // in a systemd deployment. -n gives a unique service name so the SMP IPC
+      // sockets / shm segments do not collide with any other squid.
+      const svc = `pcb${process.pid}${name}`.replace(/[^a-z0-9]/gi, '');
+      const child = spawnTracked('/usr/sbin/squid', ['--foreground', '-n', svc, '-f', conf], { cwd: dir });
+      const getOut = collectOutput(child);
+      await started(child, port, name, join(dir, 'cache.log'), getOut);
+      if (workers > 1) await sleep(1500); // let every kid finish starting
+      return {
+        proxy: { host: '127.0.0.1', port },
+        pid: child.pid,
+        stop: () => stopChild(child, 5000),
+        note: `squid ${workers} worker(s), ${opts.squidAccessLog ? 'access_log on' : 'access_log none'}, cache deny all, no cache_dir`,
+      };
+    },
+  };
+}
+
+// ------------------------------------------------------------------ tinyproxy
+function tinyproxyTarget(opts) {
+  return {
+    name: 'tinyproxy',
+    async start(ports) {
+      const dir = tmp('tinyproxy');
+      chmodSync(dir, 0o777);
+      const port = await freePort();
+      const conf = join(dir, 'tinyproxy.conf');
+      writeFileSync(conf, [
+        `User nobody`,
+        `Group nogroup`,
+        `Port ${port}`,
+        `Listen 127.0.0.1`,
+        `Timeout 600`,
+        `LogFile "${join(dir, 'tinyproxy.log')}"`,
+        `LogLevel Error`,
+        `PidFile "${join(dir, 'tinyproxy.pid')}"`,
+        `MaxClients ${opts.tinyproxyMaxClients}`,
+        `Allow 127.0.0.1`,
+        `ViaProxyName "tinyproxy"`,
+        `ConnectPort ${ports.echo}`,
+        `ConnectPort ${ports.sink}`,
+        `ConnectPort ${ports.fleet}`,
+        ``,
+      ].join('\n'));
+      const child = spawnTracked('/usr/bin/tinyproxy', ['-d', '-c', conf], { cwd: dir });
+      const getOut = collectOutput(child);
+      await started(child, port, 'tinyproxy', join(dir, 'tinyproxy.log'), getOut);
+      return {
+        proxy: { host: '127.0.0.1', port },
+        pid: child.pid,
+        stop: () => stopChild(child, 3000),
+        note: `tinyproxy, LogLevel Error, MaxClients ${opts.tinyproxyMaxClients}`,
+      };
+    },
+  };
+}
+
+// ------------------------------------------------------------------ portcullis
+function portcullisTarget(opts) {
+  return {
+    name: 'portcullis',
+    skipReason() {
+      return existsSync(join(REPO, 'dist/cli/main.js')) ? null : 'dist/cli/main.js not found (run `npm run build` first)';
+    },
+    async start(ports) {
+      const dir = tmp('portcullis');
+      const port = await freePort();
+      const adminPort = await freePort();
+      const conf = join(dir, 'portcullis.yaml');
+      writeFileSync(conf, [
+        `proxy:`,
+        `  listen: ["127.0.0.1:${port}"]`,
+        `allow:`,
+        `  presets: []`,
+        `  rules:`,
+        `    - name: bench`,
+        `      hosts: ["127.0.0.1"]`,
+        `      ports: [${ports.echo}, ${ports.sink}, ${ports.fleet}, ${ports.http}]`,
+        `      allowPrivate: true`,
+        `log:`,
+        `  level: warn`,
+        `  access: false`,
+        `admin:`,
+        `  listen: "127.0.0.1:${adminPort}"`,
+        ``,
+      ].join('\n'));
+      const args = [join(REPO, 'dist/cli/main.js'), 'start', '--config', conf, ...opts.portcullisArgs];
+      const child = spawnTracked(process.execPath, args, { cwd: REPO });
+      const getOut = collectOutput(child);
+      await started(child, port, 'portcullis', null, getOut);
+      return {
+        proxy: { host: '127.0.0.1', port },
+        pid: child.pid,
+        stop: () => stopChild(child, 5000),
+        note: `node dist/cli/main.js start --config <tmp> ${opts.portcullisArgs.join(' ')}`.trim(),
+      };
+    },
+  };
+}
+
+// ------------------------------------------------------------------ external
+// --external name=host:port[:pid] : any already-running forward proxy. Its
+// allowlist must permit the upstream ports (printed at start); without a pid,
+// CPU/RSS columns stay empty.
+function externalTarget(spec) {
+  const [name, addr] = spec.split('=');
+  const [host, port, pid] = addr.split(':');
+  return {
+    name,
+    async start() {
+      await waitForPort(Number(port), host, 3000);
+      return { proxy: { host, port: Number(port) }, pid: pid ? Number(pid) : null, stop: async () => {}, note: `external ${addr}` };
+    },
+  };
+}
+
+export function makeTargets(opts) {
+  const all = {
+    direct,
+    squid: squidTarget('squid', 1, opts),
+    squid2: squidTarget('squid2', 2, opts),
+    tinyproxy: tinyproxyTarget(opts),
+    portcullis: portcullisTarget(opts),
+  };
+  for (const spec of opts.external) { const t = externalTarget(spec); all[t.name] = t; }
+  return all;
+}
+
+/** Names whose numbers the "portcullis / best peer" ratio compares against. */
+export const PEERS = ['squid', 'squid2', 'tinyproxy'];
