@@ -3,7 +3,8 @@
 //
 //   node bench/run.mjs [--only case,...] [--targets direct,squid,squid2,tinyproxy,portcullis]
 //                      [--quick] [--reps N] [--gens N] [--squid-access-log]
-//                      [--portcullis-args "--workers 2"] [--external name=host:port[:pid]]
+//                      [--portcullis-args "..."] [--external name=host:port[:pid]]
+//                      [--variant name:workers=2,balance=kernel,metrics=false] (adds target portcullis-name)
 //                      [--fleet-steps 1000,3000,6000,9500] [--fleet-step-sec S] [--fleet-all-steps]
 //                      [--idle-tunnels N]
 //
@@ -37,6 +38,7 @@ const { values: a } = parseArgs({
     'squid-access-log': { type: 'boolean', default: false },
     'portcullis-args': { type: 'string', default: process.env.PORTCULLIS_ARGS ?? '' },
     external: { type: 'string', multiple: true, default: [] },
+    variant: { type: 'string', multiple: true, default: [] },
     'fleet-steps': { type: 'string' },
     'fleet-step-sec': { type: 'string' },
     'fleet-reps': { type: 'string', default: '1' },
@@ -56,6 +58,7 @@ const opts = {
   squidAccessLog: a['squid-access-log'],
   portcullisArgs: a['portcullis-args'].split(/\s+/).filter(Boolean),
   external: a.external,
+  variants: a.variant,
   tinyproxyMaxClients: Number(a['tinyproxy-max-clients']),
   idleTunnels: a['idle-tunnels'] ? Number(a['idle-tunnels']) : undefined,
   fleetSteps: a['fleet-steps'] ? a['fleet-steps'].split(',').map(Number) : undefined,
@@ -68,7 +71,7 @@ const gens = Number(a.gens);
 const caseNames = a.only ? a.only.split(',').map((s) => s.trim()) : ALL_CASES;
 const targetNames = a.targets
   ? a.targets.split(',').map((s) => s.trim())
-  : [...ALL_TARGETS, ...opts.external.map((e) => e.split('=')[0])];
+  : [...ALL_TARGETS, ...opts.external.map((e) => e.split('=')[0]), ...opts.variants.map((v) => `portcullis-${v.split(':')[0]}`)];
 for (const c of caseNames) if (!ALL_CASES.includes(c)) throw new Error(`unknown case ${c} (known: ${ALL_CASES.join(', ')})`);
 
 installCleanupHandlers(cleanupTempDirs);

@@ -155,9 +155,16 @@ function tinyproxyTarget(opts) {
 }
 
 // ------------------------------------------------------------------ portcullis
-function portcullisTarget(opts) {
+/**
+ * settings: workers, balance (round-robin|kernel), metrics (true|false), accessLog (true|false).
+ * Every load generator connects from 127.0.0.1, so the per-client limit is raised to the total.
+ */
+function portcullisTarget(opts, name = 'portcullis', settings = {}) {
+  const proxyExtra = [];
+  if (settings.workers !== undefined) proxyExtra.push(`  workers: ${Number(settings.workers)}`);
+  if (settings.balance !== undefined) proxyExtra.push(`  balance: ${settings.balance}`);
   return {
-    name: 'portcullis',
+    name,
     skipReason() {
       return existsSync(join(REPO, 'dist/cli/main.js')) ? null : 'dist/cli/main.js not found (run `npm run build` first)';
     },
@@ -169,6 +176,8 @@ function portcullisTarget(opts) {
       writeFileSync(conf, [
         `proxy:`,
         `  listen: ["127.0.0.1:${port}"]`,
+        `  limits: { maxConnections: 10000, maxConnectionsPerClient: 10000 }`,
+        ...proxyExtra,
         `allow:`,
         `  presets: []`,
         `  rules:`,
@@ -178,12 +187,15 @@ function portcullisTarget(opts) {
         `      allowPrivate: true`,
         `log:`,
         `  level: warn`,
-        `  access: false`,
+        `  access: ${settings.accessLog === 'true' ? 'true' : 'false'}`,
         `admin:`,
         `  listen: "127.0.0.1:${adminPort}"`,
+        `  metrics: ${settings.metrics === 'false' ? 'false' : 'true'}`,
         ``,
       ].join('\n'));
-      const args = [join(REPO, 'dist/cli/main.js'), 'start', '--config', conf, ...opts.portcullisArgs];
+      // PORTCULLIS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway (not allowed in NODE_OPTIONS).
+      const nodeArgs = (process.env.PORTCULLIS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+      const args = [...nodeArgs, join(REPO, 'dist/cli/main.js'), 'start', '--config', conf, ...opts.portcullisArgs];
       const child = spawnTracked(process.execPath, args, { cwd: REPO });
       const getOut = collectOutput(child);
       await started(child, port, 'portcullis', null, getOut);
@@ -191,7 +203,7 @@ function portcullisTarget(opts) {
         proxy: { host: '127.0.0.1', port },
         pid: child.pid,
         stop: () => stopChild(child, 5000),
-        note: `node dist/cli/main.js start --config <tmp> ${opts.portcullisArgs.join(' ')}`.trim(),
+        note: `node dist/cli/main.js start ${JSON.stringify(settings)} ${opts.portcullisArgs.join(' ')}`.trim(),
       };
     },
   };
@@ -222,6 +234,12 @@ export function makeTargets(opts) {
     portcullis: portcullisTarget(opts),
   };
   for (const spec of opts.external) { const t = externalTarget(spec); all[t.name] = t; }
+  // --variant name:key=val,key=val → target "portcullis-name" (compare data-plane choices in one run)
+  for (const spec of opts.variants ?? []) {
+    const [vname, kv = ''] = spec.split(':');
+    const settings = Object.fromEntries(kv.split(',').filter(Boolean).map((p) => p.split('=')));
+    all[`portcullis-${vname}`] = portcullisTarget(opts, `portcullis-${vname}`, settings);
+  }
   return all;
 }
 

@@ -132,7 +132,10 @@ export async function dialFirst(
   port: number,
   opts: DialOptions,
 ): Promise<{ socket: Socket; address: ResolvedAddress }> {
-  let lastErr: unknown = new PortcullisError('PCL_ERR_CONNECT', `no addresses to connect to on port ${port}`);
+  // Build the "no addresses" error only when needed: an Error captures a stack trace, which
+  // showed up at 2% of a tunnel's set-up cost in profiles.
+  if (addresses.length === 0) throw new PortcullisError('PCL_ERR_CONNECT', `no addresses to connect to on port ${port}`);
+  let lastErr: unknown;
   for (const address of addresses) {
     try {
       const socket = await dial(address, port, opts);

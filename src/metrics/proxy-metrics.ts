@@ -1,5 +1,6 @@
 import client, { type Registry } from 'prom-client';
 import type { AccessRecord, ProxyObserver } from '../proxy/index.js';
+import { HotHistogram, HotValues, type HistogramSeries, type Series } from './hot.js';
 
 /** Latency buckets (seconds) for connect and DNS: loopback µs up to a slow 10 s connect. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -31,87 +32,46 @@ const TIMEOUT_KIND: Partial<Record<string, string>> = {
  * prom-client's AggregatorRegistry in the primary can sum them across processes). Labels are
  * bounded: rule names come from the config, reasons and verdicts from closed sets.
  */
+interface RuleSeries {
+  open: Series;
+  duration: HistogramSeries;
+  connect: HistogramSeries;
+  closedUp: number;
+  closedDown: number;
+}
+
+/**
+ * The data plane's metrics, registered in one registry (the default one in cluster workers, so
+ * prom-client's AggregatorRegistry in the primary can sum them across processes). Labels are
+ * bounded: rule names come from the config, reasons and verdicts from closed sets. Everything a
+ * tunnel touches is a cached series (see hot.ts): no label hashing per tunnel.
+ */
 export class ProxyMetrics implements ProxyObserver {
-  private readonly activeConnections: client.Gauge;
-  private readonly requests: client.Counter;
-  private readonly rejections: client.Counter;
-  private readonly errors: client.Counter;
-  private readonly limitHits: client.Counter;
-  private readonly timeouts: client.Counter;
-  private readonly openTunnels: client.Gauge;
-  private readonly tunnelDuration: client.Histogram;
-  private readonly connectLatency: client.Histogram;
-  private readonly dnsLatency: client.Histogram;
-  private readonly closedBytes = new Map<string, { up: number; down: number }>();
+  private readonly requests: HotValues;
+  private readonly rejections: HotValues;
+  private readonly errors: HotValues;
+  private readonly limitHits: HotValues;
+  private readonly timeouts: HotValues;
+  private readonly openTunnels: HotValues;
+  private readonly tunnelDuration: HotHistogram;
+  private readonly connectLatency: HotHistogram;
+  private readonly dns: HistogramSeries;
+  private readonly rules = new Map<string, RuleSeries>();
   private readonly recentClients = new Map<string, number>();
   private state: ProxyState | null = null;
   private connections = 0;
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
-    this.activeConnections = new client.Gauge({
+    const self = this;
+    new client.Gauge({
       name: 'portcullis_client_connections',
       help: 'Open client connections to the proxy listener (Log Analytics gateway: Active Client Connection).',
       registers,
-      collect: () => this.activeConnections.set(this.connections),
+      collect() {
+        this.set(self.connections);
+      },
     });
-    this.requests = new client.Counter({
-      name: 'portcullis_requests_total',
-      help: 'Tunnels and forwarded requests by outcome: kind (tunnel|http), verdict (allow|report|deny|error), reason, destination rule.',
-      labelNames: ['kind', 'verdict', 'reason', 'rule'],
-      registers,
-    });
-    this.rejections = new client.Counter({
-      name: 'portcullis_rejections_total',
-      help: 'Requests refused by policy, limits or protocol checks, by reason (Log Analytics gateway: Rejection Count).',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.errors = new client.Counter({
-      name: 'portcullis_errors_total',
-      help: 'Network errors towards destinations (DNS, connect, upstream), by reason (Log Analytics gateway: Error Count).',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.limitHits = new client.Counter({
-      name: 'portcullis_limit_hits_total',
-      help: 'Connections refused by a connection limit: limit (total|client).',
-      labelNames: ['limit'],
-      registers,
-    });
-    this.timeouts = new client.Counter({
-      name: 'portcullis_timeouts_total',
-      help: 'Connections or tunnels closed by a timeout: kind (connect|dns|header|idle|lifetime|upstream_response).',
-      labelNames: ['kind'],
-      registers,
-    });
-    this.openTunnels = new client.Gauge({
-      name: 'portcullis_open_tunnels',
-      help: 'Currently open CONNECT tunnels per destination rule.',
-      labelNames: ['rule'],
-      registers,
-    });
-    this.tunnelDuration = new client.Histogram({
-      name: 'portcullis_tunnel_duration_seconds',
-      help: 'Lifetime of established CONNECT tunnels, per destination rule.',
-      labelNames: ['rule'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.connectLatency = new client.Histogram({
-      name: 'portcullis_upstream_connect_seconds',
-      help: 'TCP connect time to the destination, per destination rule.',
-      labelNames: ['rule'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.dnsLatency = new client.Histogram({
-      name: 'portcullis_dns_seconds',
-      help: 'Destination name resolution time (overrides and cache hits included).',
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    const self = this;
     new client.Gauge({
       name: 'portcullis_connection_limit',
       help: 'Configured connection limit per process: limit (total = proxy.limits.maxConnections, client = maxConnectionsPerClient); summed over workers in cluster mode.',
@@ -123,6 +83,20 @@ export class ProxyMetrics implements ProxyObserver {
         this.set({ limit: 'client' }, self.state.limits.maxConnectionsPerClient);
       },
     });
+    this.requests = new HotValues(
+      'portcullis_requests_total',
+      'Tunnels and forwarded requests by outcome: kind (tunnel|http), verdict (allow|report|deny|error), reason, destination rule.',
+      'counter',
+      registry,
+    );
+    this.rejections = new HotValues('portcullis_rejections_total', 'Requests refused by policy, limits or protocol checks, by reason (Log Analytics gateway: Rejection Count).', 'counter', registry);
+    this.errors = new HotValues('portcullis_errors_total', 'Network errors towards destinations (DNS, connect, upstream), by reason (Log Analytics gateway: Error Count).', 'counter', registry);
+    this.limitHits = new HotValues('portcullis_limit_hits_total', 'Connections refused by a connection limit: limit (total|client).', 'counter', registry);
+    this.timeouts = new HotValues('portcullis_timeouts_total', 'Connections or tunnels closed by a timeout: kind (connect|dns|header|idle|lifetime|upstream_response).', 'counter', registry);
+    this.openTunnels = new HotValues('portcullis_open_tunnels', 'Currently open CONNECT tunnels per destination rule.', 'gauge', registry);
+    this.tunnelDuration = new HotHistogram('portcullis_tunnel_duration_seconds', 'Lifetime of established CONNECT tunnels, per destination rule.', DURATION_BUCKETS, registry);
+    this.connectLatency = new HotHistogram('portcullis_upstream_connect_seconds', 'TCP connect time to the destination, per destination rule.', LATENCY_BUCKETS, registry);
+    this.dns = new HotHistogram('portcullis_dns_seconds', 'Destination name resolution time (overrides and cache hits included).', LATENCY_BUCKETS, registry).series('', () => ({}));
     new client.Counter({
       name: 'portcullis_bytes_total',
       help: 'Payload bytes through tunnels and forwarded requests: direction (up = client to destination, down = destination to client), rule. Includes open tunnels.',
@@ -130,7 +104,9 @@ export class ProxyMetrics implements ProxyObserver {
       registers,
       collect() {
         const totals = new Map<string, { up: number; down: number }>();
-        for (const [rule, b] of self.closedBytes) totals.set(rule, { up: b.up, down: b.down });
+        for (const [rule, r] of self.rules) {
+          if (r.closedUp > 0 || r.closedDown > 0) totals.set(rule, { up: r.closedUp, down: r.closedDown });
+        }
         self.state?.forEachOpen((rule, up, down) => {
           const t = totals.get(rule) ?? { up: 0, down: 0 };
           t.up += up;
@@ -162,6 +138,22 @@ export class ProxyMetrics implements ProxyObserver {
     return out;
   }
 
+  private rule(rule: string): RuleSeries {
+    let r = this.rules.get(rule);
+    if (r === undefined) {
+      const labels = (): Record<string, string> => ({ rule });
+      r = {
+        open: this.openTunnels.series(rule, labels),
+        duration: this.tunnelDuration.series(rule, labels),
+        connect: this.connectLatency.series(rule, labels),
+        closedUp: 0,
+        closedDown: 0,
+      };
+      this.rules.set(rule, r);
+    }
+    return r;
+  }
+
   clientConnected(ip: string): void {
     this.connections++;
     this.recentClients.set(ip, Date.now());
@@ -172,41 +164,36 @@ export class ProxyMetrics implements ProxyObserver {
   }
 
   tunnelOpened(rule: string): void {
-    this.openTunnels.inc({ rule });
+    this.rule(rule).open.value++;
   }
 
   tunnelClosed(rule: string): void {
-    this.openTunnels.dec({ rule });
+    this.rule(rule).open.value--;
   }
 
   upstreamConnected(rule: string, dnsMs: number, connectMs: number): void {
-    this.connectLatency.observe({ rule }, connectMs / 1000);
-    this.dnsLatency.observe(dnsMs / 1000);
+    this.rule(rule).connect.observe(connectMs / 1000);
+    this.dns.observe(dnsMs / 1000);
   }
 
   access(rec: AccessRecord): void {
     const rule = rec.rule ?? 'none';
     const reason = rec.reason ?? 'none';
-    this.requests.inc({ kind: rec.kind, verdict: rec.verdict, reason, rule });
+    this.requests.series(`${rec.kind}|${rec.verdict}|${reason}|${rule}`, () => ({ kind: rec.kind, verdict: rec.verdict, reason, rule })).value++;
     if (rec.verdict === 'deny' && rec.reason && REJECTION_REASONS.has(rec.reason)) {
-      this.rejections.inc({ reason: rec.reason });
-      if (rec.reason === 'limit_total') this.limitHits.inc({ limit: 'total' });
-      else if (rec.reason === 'limit_client') this.limitHits.inc({ limit: 'client' });
+      this.rejections.series(reason, () => ({ reason })).value++;
+      if (rec.reason === 'limit_total') this.limitHits.series('total', () => ({ limit: 'total' })).value++;
+      else if (rec.reason === 'limit_client') this.limitHits.series('client', () => ({ limit: 'client' })).value++;
     } else if (rec.verdict === 'error' && rec.reason && rec.reason !== 'client_closed') {
-      this.errors.inc({ reason: rec.reason });
+      this.errors.series(reason, () => ({ reason })).value++;
     }
-    const timeoutKind = rec.reason ? TIMEOUT_KIND[rec.reason] : undefined;
-    if (timeoutKind) this.timeouts.inc({ kind: timeoutKind });
-    if (rec.closeCause === 'idle_timeout') this.timeouts.inc({ kind: 'idle' });
-    else if (rec.closeCause === 'lifetime') this.timeouts.inc({ kind: 'lifetime' });
-    if (rec.kind === 'tunnel' && rec.status === 200) {
-      this.tunnelDuration.observe({ rule }, rec.durationMs / 1000);
-    }
+    const timeoutKind = TIMEOUT_KIND[reason] ?? (rec.closeCause === 'idle_timeout' ? 'idle' : rec.closeCause === 'lifetime' ? 'lifetime' : undefined);
+    if (timeoutKind) this.timeouts.series(timeoutKind, () => ({ kind: timeoutKind })).value++;
+    if (rec.kind === 'tunnel' && rec.status === 200) this.rule(rule).duration.observe(rec.durationMs / 1000);
     if (rec.bytesUp > 0 || rec.bytesDown > 0) {
-      const b = this.closedBytes.get(rule) ?? { up: 0, down: 0 };
-      b.up += rec.bytesUp;
-      b.down += rec.bytesDown;
-      this.closedBytes.set(rule, b);
+      const r = this.rule(rule);
+      r.closedUp += rec.bytesUp;
+      r.closedDown += rec.bytesDown;
     }
   }
 }
