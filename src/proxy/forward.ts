@@ -1,9 +1,10 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import httpProxy from 'http-proxy';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { Pool } from 'undici';
 import { targetFromAbsoluteUrl, type Target } from '../policy/index.js';
+import type { ResolvedAddress } from '../dial/index.js';
 import { isPortcullisError } from '../util/errors.js';
 import { Events } from '../log/events.js';
-import type { AccessRecord } from './access.js';
 import { admitRoute, connState, newAccessRecord, recordAccess, recordRefusal, targetLabel, type ProxyContext } from './context.js';
 import { refusal, sendRefusal, type Refusal } from './refusal.js';
 import { isRefused, route } from './route.js';
@@ -11,70 +12,128 @@ import { isRefused, route } from './route.js';
 /** Methods forwarded as plain HTTP. TRACE (reflects credentials) and anything exotic get 405. */
 const FORWARDED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 
-/** RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy's own credentials header. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade'];
+/**
+ * RFC 9110 §7.6.1 hop-by-hop headers, the proxy's own credentials, and the framing headers the
+ * upstream client sets itself (transfer-encoding; expect is answered by our own server).
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect']);
 
-const STATE = Symbol('portcullis.forward');
-interface ForwardState {
-  rec: AccessRecord;
-  started: number;
-  timedOut: boolean;
-  /** What the client asked for, read before its hop-by-hop headers are stripped. */
-  keepAlive: boolean;
-}
-type ForwardReq = IncomingMessage & { [STATE]?: ForwardState };
+/** Upstream origins (vetted address:port) with a keep-alive pool each; the least recently used goes. */
+const MAX_POOLS = 256;
 
-/** RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive". */
-function clientWantsKeepAlive(req: IncomingMessage): boolean {
-  const tokens = String(req.headers['connection'] ?? '').toLowerCase();
-  return req.httpVersion === '1.0' ? /(^|,)\s*keep-alive\s*(,|$)/.test(tokens) : !/(^|,)\s*close\s*(,|$)/.test(tokens);
-}
+type HeaderMap = Record<string, string | string[] | undefined>;
 
-function stripHopByHop(headers: http.IncomingHttpHeaders | http.OutgoingHttpHeaders): void {
-  const listed = headers['connection'];
-  if (typeof listed === 'string') {
-    for (const name of listed.split(',')) {
-      const n = name.trim().toLowerCase();
-      // Never let a client strip framing or the Host header by naming them in Connection.
-      if (n && n !== 'host' && n !== 'content-length' && n !== 'transfer-encoding') delete headers[n];
-    }
+/** Copy without hop-by-hop headers, nor the ones the Connection header names. */
+function endToEnd(headers: IncomingHttpHeaders | HeaderMap): HeaderMap {
+  const out: HeaderMap = {};
+  const named = headers['connection'];
+  const listed = typeof named === 'string' && named.includes(',') ? new Set(named.toLowerCase().split(',').map((s) => s.trim())) : typeof named === 'string' ? new Set([named.trim().toLowerCase()]) : null;
+  for (const key in headers) {
+    if (HOP_BY_HOP.has(key)) continue;
+    // A client may not strip framing or the Host header by naming them in Connection.
+    if (listed?.has(key) && key !== 'host' && key !== 'content-length') continue;
+    out[key] = headers[key];
   }
-  for (const h of HOP_BY_HOP) delete headers[h];
+  return out;
+}
+
+/** The request-target's path and query: everything after `http://authority`, minus a fragment. */
+function originForm(url: string): string {
+  let i = url.indexOf('//') + 2;
+  while (i < url.length && url[i] !== '/' && url[i] !== '?' && url[i] !== '#') i++;
+  const hash = url.indexOf('#', i);
+  const rest = hash < 0 ? url.slice(i) : url.slice(i, hash);
+  return rest === '' ? '/' : rest[0] === '?' ? '/' + rest : rest;
+}
+
+function errCode(err: unknown): string {
+  return (err as { code?: string } | null)?.code ?? '';
+}
+
+/** An upstream failure before the response head: the status the client sees. */
+function upstreamRefusal(err: unknown): Refusal {
+  switch (errCode(err)) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return refusal(504, 'connect_timeout', Events.NETWORK_ERROR, 'PCL_ERR_CONNECT_TIMEOUT', 'connecting to the destination timed out');
+    case 'ECONNREFUSED':
+      return refusal(502, 'connect_refused', Events.NETWORK_ERROR, 'PCL_ERR_CONNECT_REFUSED', 'destination refused the connection');
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return refusal(504, 'upstream_timeout', Events.NETWORK_ERROR, 'PCL_ERR_UPSTREAM_TIMEOUT', 'destination did not answer in time');
+    default:
+      return refusal(502, 'upstream_error', Events.NETWORK_ERROR, 'PCL_ERR_UPSTREAM', `destination failed: ${errCode(err) || (err instanceof Error ? err.message : String(err))}`);
+  }
 }
 
 /**
- * Plain-HTTP forwarding (absolute-form `GET http://host/path`) through http-proxy, to the address
- * the policy vetted. Upstream connections are pooled per address with keep-alive.
+ * Stream the upstream body to the client; `done(err)` once, when the response finished or either
+ * side failed (the other is then destroyed). Not stream.pipeline: it creates and aborts an
+ * AbortController per call, and the DOMException that builds cost ~12% of a request's CPU.
+ */
+function relay(body: Readable, res: ServerResponse, done: (err: Error | null) => void): void {
+  let settled = false;
+  const settle = (err: Error | null): void => {
+    if (settled) return;
+    settled = true;
+    if (err) {
+      body.destroy();
+      res.destroy();
+    }
+    done(err);
+  };
+  body.once('error', settle);
+  res.once('finish', () => settle(null));
+  res.once('close', () => settle(res.writableFinished ? null : new Error('client closed the connection')));
+  body.pipe(res);
+}
+
+/**
+ * Plain-HTTP forwarding (absolute-form `GET http://host/path`) to the address the policy vetted,
+ * through an undici keep-alive pool per upstream address. (http-proxy, the first choice, cost
+ * about twice the CPU per request: see docs/benchmarks.md.)
  */
 export class HttpForwarder {
-  private readonly proxy: httpProxy;
-  private readonly agent: http.Agent;
+  private readonly pools = new Map<string, Pool>();
 
-  constructor(private readonly ctx: ProxyContext) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: ctx.config.timeouts.idleMs, scheduling: 'lifo' });
-    this.proxy = httpProxy.createProxyServer({ xfwd: false, changeOrigin: false, ws: false, prependPath: false });
-    this.proxy.on('proxyReq', (proxyReq, req) => {
-      const st = (req as ForwardReq)[STATE];
-      proxyReq.once('timeout', () => {
-        if (st) st.timedOut = true;
-      });
-    });
-    this.proxy.on('proxyRes', (proxyRes, req) => {
-      stripHopByHop(proxyRes.headers);
-      // http-proxy copies the (already stripped) request Connection header onto the response,
-      // defaulting to keep-alive; state the client's own choice so Node closes when it asked to.
-      proxyRes.headers['connection'] = (req as ForwardReq)[STATE]?.keepAlive === false ? 'close' : 'keep-alive';
-    });
-    this.proxy.on('error', (err, req, res) => this.onProxyError(err, req as ForwardReq, res as ServerResponse));
-    this.proxy.on('econnreset', () => {
-      // The client went away mid-request: http-proxy aborts the upstream request; the record is
-      // written by the response 'close' handler.
-    });
+  constructor(private readonly ctx: ProxyContext) {}
+
+  /** Drop pooled upstream connections (on reload: new timeouts apply to new pools). */
+  async reset(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
   }
 
-  close(): void {
-    this.agent.destroy();
-    this.proxy.close();
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+  }
+
+  private pool(address: ResolvedAddress, port: number): Pool {
+    const origin = address.family === 6 ? `http://[${address.address}]:${port}` : `http://${address.address}:${port}`;
+    let pool = this.pools.get(origin);
+    if (pool) {
+      // Map order is insertion order: re-inserting keeps the most recently used last.
+      this.pools.delete(origin);
+      this.pools.set(origin, pool);
+      return pool;
+    }
+    const { timeouts } = this.ctx.config;
+    pool = new Pool(origin, {
+      connections: 256,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: timeouts.upstreamResponseMs,
+      bodyTimeout: timeouts.idleMs,
+      connect: { timeout: timeouts.connectMs },
+    });
+    this.pools.set(origin, pool);
+    if (this.pools.size > MAX_POOLS) {
+      const [oldest, old] = this.pools.entries().next().value as [string, Pool];
+      this.pools.delete(oldest);
+      void old.close().catch(() => undefined);
+    }
+    return pool;
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -121,44 +180,48 @@ export class HttpForwarder {
     admitRoute(ctx, rec, routed, state);
     if (res.destroyed) return;
 
-    const st: ForwardState = { rec, started, timedOut: false, keepAlive: clientWantsKeepAlive(req) };
-    stripHopByHop(req.headers);
-    (req as ForwardReq)[STATE] = st;
     // Wire bytes of this exchange (headers included), as deltas of the keep-alive connection's counters.
     const sock = req.socket;
     const read0 = sock.bytesRead;
     const written0 = sock.bytesWritten;
-    res.once('close', () => {
+    const finish = (): void => {
       rec.status = res.statusCode;
       rec.bytesUp = sock.bytesRead - read0;
       rec.bytesDown = sock.bytesWritten - written0;
       rec.durationMs = performance.now() - started;
-      if (!res.writableFinished && rec.verdict !== 'error') {
-        rec.verdict = 'error';
-        rec.reason = 'upstream_error';
-      }
       recordAccess(ctx, rec);
-    });
-    const address = routed.addresses[0]!;
-    this.proxy.web(req, res, {
-      target: { protocol: 'http:', host: address.address, port: target.port },
-      agent: this.agent,
-      proxyTimeout: ctx.config.timeouts.upstreamResponseMs,
-    });
-  }
+    };
 
-  private onProxyError(err: Error, req: ForwardReq, res: ServerResponse): void {
-    const st = req[STATE];
-    const timedOut = st?.timedOut === true;
-    const r = timedOut
-      ? refusal(504, 'upstream_timeout', Events.NETWORK_ERROR, 'PCL_ERR_UPSTREAM_TIMEOUT', 'destination did not answer in time')
-      : refusal(502, 'upstream_error', Events.NETWORK_ERROR, 'PCL_ERR_UPSTREAM', `destination failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
-    if (st) {
-      st.rec.verdict = 'error';
-      st.rec.reason = r.reason;
-      st.rec.code = r.code;
-      st.rec.event = r.event;
+    const hasBody = te !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    let upstream: Awaited<ReturnType<Pool['request']>>;
+    try {
+      upstream = await this.pool(routed.addresses[0]!, target.port).request({
+        method: req.method as 'GET',
+        path: originForm(url),
+        headers: endToEnd(req.headers) as Record<string, string | string[]>,
+        body: hasBody ? req : null,
+      });
+    } catch (err) {
+      if (res.destroyed || req.destroyed) {
+        rec.verdict = 'error';
+        rec.reason = 'client_closed';
+        rec.status = 499;
+        rec.durationMs = performance.now() - started;
+        recordAccess(ctx, rec);
+        return;
+      }
+      return refuse(upstreamRefusal(err));
     }
-    if (res && typeof res.writeHead === 'function') sendRefusal(res, r);
+    res.writeHead(upstream.statusCode, endToEnd(upstream.headers as HeaderMap));
+    const body = upstream.body;
+    relay(body, res, (err) => {
+      if (err) {
+        // Mid-body failure: the head is out, so all we can do is cut the connection.
+        rec.verdict = 'error';
+        rec.reason = body.readableAborted || body.errored ? 'upstream_error' : 'client_closed';
+        rec.code = 'PCL_ERR_UPSTREAM_BODY';
+      }
+      finish();
+    });
   }
 }

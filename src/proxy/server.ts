@@ -117,6 +117,7 @@ export class ProxyServer {
     this.ctx.config = update.config;
     this.ctx.accessLog = update.accessLog;
     for (const s of this.servers) this.applyServerLimits(s);
+    void this.forwarder.reset();
   }
 
   /**
@@ -137,7 +138,7 @@ export class ProxyServer {
     // Sockets emit 'close' (and tunnels write their access records) on a later tick.
     const closing = Date.now() + 1_000;
     while ((this.ctx.tunnels.size > 0 || this.active > 0) && Date.now() < closing) await new Promise((r) => setTimeout(r, 10));
-    this.forwarder.close();
+    await this.forwarder.close();
     await Promise.all(closed);
   }
 

@@ -128,3 +128,30 @@ describe('plain-HTTP forwarding (absolute-form)', () => {
     expect(statusOf(r.text)).toBe(431);
   });
 });
+
+describe('plain-HTTP upstream failures', () => {
+  it('answers 502 when the destination refuses and 504 when it does not answer in time', async () => {
+    const gone = await startHttpServer();
+    const refusedPort = gone.port;
+    await gone.close();
+    const silent = await startHttpServer(() => {
+      // never answers
+    });
+    const g = await startGateway({
+      proxy: { timeouts: { upstreamResponseMs: 500 } },
+      allow: { presets: [], rules: [{ name: 'up', hosts: ['up.example.com'], ports: [refusedPort, silent.port], allowPrivate: true }] },
+      dns: { overrides: { 'up.example.com': '127.0.0.1' } },
+    });
+    try {
+      const refused = await rawExchange(g.port, `GET http://up.example.com:${refusedPort}/ HTTP/1.1\r\nHost: up.example.com\r\nConnection: close\r\n\r\n`);
+      expect(statusOf(refused.text)).toBe(502);
+      const slow = await rawExchange(g.port, `GET http://up.example.com:${silent.port}/ HTTP/1.1\r\nHost: up.example.com\r\nConnection: close\r\n\r\n`);
+      expect(statusOf(slow.text)).toBe(504);
+      await g.waitForLog((l) => l.event === 403 && l.reason === 'connect_refused');
+      await g.waitForLog((l) => l.event === 403 && l.reason === 'upstream_timeout');
+    } finally {
+      await g.stop();
+      await silent.close();
+    }
+  });
+});
