@@ -2,7 +2,8 @@
 // Portcullis benchmark harness.
 //
 //   node bench/run.mjs [--only case,...] [--targets direct,squid,squid2,tinyproxy,portcullis]
-//                      [--quick] [--reps N] [--gens N] [--squid-access-log]
+//                      [--quick] [--reps N] [--gens N] [--gen native|node] [--upstream native|node]
+//                      [--squid-access-log]
 //                      [--portcullis-args "..."] [--external name=host:port[:pid]]
 //                      [--variant name:workers=2,balance=kernel,metrics=false] (adds target portcullis-name)
 //                      [--fleet-steps 1000,3000,6000,9500] [--fleet-step-sec S] [--fleet-all-steps]
@@ -12,6 +13,10 @@
 // docs/benchmarks.md). Every (case, target) pair gets a freshly started proxy;
 // each case is repeated --reps times (default 3, --quick 1) and the median is
 // reported. Raw results go to .bench-out/<timestamp>.json.
+// --gen native (default): cases tunnels/roundtrips/latency/bulk use the C load
+// generator bench/native/loadgen.c; --upstream native (default): echo/sink are
+// served by bench/native/upstream.c. Both are compiled with `cc -O2` into
+// .bench-out/native/; without a compiler the Node versions are used.
 
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -22,6 +27,7 @@ import { installCleanupHandlers, forkTracked, stopChild, cpuMeter, systemCpuMete
 import { runGens } from './lib/gens.mjs';
 import { makeTargets, cleanupTempDirs, PEERS } from './lib/targets.mjs';
 import { openTunnel, makeReader, median } from './lib/tunnel.mjs';
+import { buildNative, runNativeGens, startNativeUpstream } from './lib/native.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const REPO = resolve(HERE, '..');
@@ -34,7 +40,9 @@ const { values: a } = parseArgs({
     targets: { type: 'string' },
     quick: { type: 'boolean', default: false },
     reps: { type: 'string' },
-    gens: { type: 'string', default: '2' },
+    gens: { type: 'string' }, // default: 1 with --gen native, 2 with --gen node
+    gen: { type: 'string', default: 'native' },
+    upstream: { type: 'string', default: 'native' },
     'squid-access-log': { type: 'boolean', default: false },
     'portcullis-args': { type: 'string', default: process.env.PORTCULLIS_ARGS ?? '' },
     external: { type: 'string', multiple: true, default: [] },
@@ -49,7 +57,7 @@ const { values: a } = parseArgs({
   },
 });
 if (a.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 15).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 20).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 
@@ -67,7 +75,6 @@ const opts = {
 };
 const reps = Number(a.reps ?? (quick ? 1 : 3));
 const fleetReps = Number(a['fleet-reps']);
-const gens = Number(a.gens);
 const caseNames = a.only ? a.only.split(',').map((s) => s.trim()) : ALL_CASES;
 const targetNames = a.targets
   ? a.targets.split(',').map((s) => s.trim())
@@ -77,8 +84,28 @@ for (const c of caseNames) if (!ALL_CASES.includes(c)) throw new Error(`unknown 
 installCleanupHandlers(cleanupTempDirs);
 const log = (...x) => process.stderr.write(`[bench] ${x.join(' ')}\n`);
 
+for (const [k, v] of [['gen', a.gen], ['upstream', a.upstream]]) {
+  if (!['native', 'node'].includes(v)) throw new Error(`--${k} must be native or node (got ${v})`);
+}
+let genKind = a.gen, upstreamKind = a.upstream;
+let native = null;
+if (genKind === 'native' || upstreamKind === 'native') {
+  native = buildNative();
+  if (native.error) {
+    log(`native generator/upstream NOT available, falling back to the Node ones: ${native.error}`);
+    native = null;
+    genKind = 'node';
+    upstreamKind = 'node';
+  }
+}
+// One C generator process is cheaper than two on a 2-core box (fewer wake-ups,
+// more events per epoll_wait); the Node generators need two to keep up.
+const gens = Number(a.gens ?? (genKind === 'native' ? 1 : 2));
+log(`generators: ${genKind === 'native' ? `native (${native.loadgen}) for tunnels/roundtrips/latency/bulk, Node for the other cases` : 'Node (bench/lib/gen.mjs)'}; ` +
+  `echo/sink upstream: ${upstreamKind === 'native' ? `native (${native.upstream})` : 'Node (bench/lib/upstream.mjs)'}`);
+
 // ------------------------------------------------------------- upstream servers
-async function startUpstream() {
+async function startNodeUpstream() {
   const child = forkTracked(join(HERE, 'lib/upstream.mjs'));
   const ready = await new Promise((res, rej) => {
     child.once('message', res);
@@ -93,6 +120,28 @@ async function startUpstream() {
   return { child, ports: ready.ports, pid: ready.pid, rpc };
 }
 
+/**
+ * Node upstream (fleet + http, and echo/sink with --upstream node) plus, with
+ * --upstream native, the C echo/sink servers. rpc('cpu') sums both processes.
+ */
+async function startUpstream() {
+  const node = await startNodeUpstream();
+  if (upstreamKind !== 'native') return { ...node, children: [node.child], pids: [node.pid] };
+  const c = await startNativeUpstream(native.upstream);
+  return {
+    children: [node.child, c.child],
+    newEcho: () => c.rpc('newEcho'),
+    pids: [node.pid, c.pid],
+    ports: { ...node.ports, echo: c.ports.echo, sink: c.ports.sink },
+    rpc: async (cmd) => {
+      if (cmd === 'sinkBytes') return c.rpc('sinkBytes');
+      if (cmd === 'cpu') return (await node.rpc('cpu')) + (await c.rpc('cpu'));
+      if (cmd === 'conns') return { ...(await node.rpc('conns')), ...(await c.rpc('conns')) };
+      return node.rpc(cmd);
+    },
+  };
+}
+
 /** One CONNECT + echo through the target, to fail fast on a broken config. */
 async function probe(handle, ports) {
   const s = await openTunnel(handle.proxy, ports.echo, { timeoutMs: 5000 });
@@ -105,7 +154,7 @@ async function probe(handle, ports) {
 // ------------------------------------------------------------- main
 const startedAt = new Date();
 const upstream = await startUpstream();
-log(`upstream pid ${upstream.pid} ports ${JSON.stringify(upstream.ports)}`);
+log(`upstream pid(s) ${upstream.pids.join(', ')} ports ${JSON.stringify(upstream.ports)}`);
 const targets = makeTargets(opts);
 const results = {}; // results[case][target] = { reps: [...], median: {...}, error?, skipped? }
 const cases = {};
@@ -123,17 +172,25 @@ for (const c of caseNames) {
     const entry = { reps: [] };
     results[c][tn] = entry;
     try {
-      handle = await t.start(upstream.ports);
+      // tunnels: a fresh echo port per (case, target) when the native upstream runs, so a
+      // target is not slowed by the TIME_WAIT sockets the previous target left towards
+      // the same echo port (the kernel's ephemeral-port search gets expensive when the
+      // range is full of them; TIME_WAIT lasts 60 s).
+      const ports = c === 'tunnels' && upstream.newEcho ? { ...upstream.ports, echo: await upstream.newEcho() } : upstream.ports;
+      handle = await t.start(ports);
       entry.note = handle.note;
-      await probe(handle, upstream.ports);
+      await probe(handle, ports);
       const n = c === 'fleet' ? fleetReps : reps;
       for (let i = 0; i < n; i++) {
         const ctx = {
-          target: handle, targetName: tn, ports: upstream.ports, upstream, quick, gens, opts, log,
+          target: handle, targetName: tn, ports, upstream, quick, gens, opts, log,
           runGens: async (file, params, hooks = {}) => {
             let meter = null;
             let proxyCpuPct = null, sysMeter = null, sysCpuPct = null, up0 = 0, upT0 = 0n, upstreamCpuPct = null;
-            const r = await runGens(file, params, {
+            const useNative = genKind === 'native' && typeof mod.nativeArgs === 'function';
+            const r = await (useNative
+              ? (p, h) => runNativeGens(native.loadgen, p.map(mod.nativeArgs), h)
+              : (p, h) => runGens(file, p, h))(params, {
               ...hooks,
               onReady: async (pids) => {
                 const x = await hooks.onReady?.(pids);
@@ -147,7 +204,7 @@ for (const c of caseNames) {
                 return hooks.onDone?.();
               },
             });
-            return { ...r, proxyCpuPct, sysCpuPct, upstreamCpuPct };
+            return { ...r, proxyCpuPct, sysCpuPct, upstreamCpuPct, gen: useNative ? 'native' : 'node' };
           },
         };
         const t0 = Date.now();
@@ -174,7 +231,7 @@ for (const c of caseNames) {
   }
 }
 
-await stopChild(upstream.child, 1000);
+await Promise.all(upstream.children.map((ch) => stopChild(ch, 1000)));
 
 // ------------------------------------------------------------- report
 function medianOf(repsList) {
@@ -194,7 +251,7 @@ function fmt(v, digits = 0) {
 
 function summarize(mod, res) {
   const parts = mod.info.metrics.filter((m) => !m.derived && res[m.key] !== undefined).map((m) => `${m.key}=${fmt(res[m.key], m.digits)}`);
-  for (const k of ['errors', 'proxyCpuPct', 'genCpuPct', 'upstreamCpuPct', 'sysCpuPct']) if (res[k] != null) parts.push(`${k}=${fmt(res[k], 0)}`);
+  for (const k of ['errors', 'proxyCpuPct', 'genCpuPct', 'genUserCpuPct', 'upstreamCpuPct', 'sysCpuPct']) if (res[k] != null) parts.push(`${k}=${fmt(res[k], 0)}`);
   if (res.firstError) parts.push(`firstError="${res.firstError}"`);
   return parts.join(' ');
 }
@@ -228,9 +285,10 @@ for (const c of caseNames) {
     if (!md) return '';
     const p = md.proxyCpuPct ?? md.proxyCpuPct16 ?? md.maxOkProxyCpuPct;
     const g = md.genCpuPct ?? md.genCpuPct16 ?? md.maxOkGenCpuPct;
+    const gu = md.genUserCpuPct ?? md.genUserCpuPct16;
     const u = md.upstreamCpuPct ?? md.upstreamCpuPct16 ?? md.maxOkUpstreamCpuPct;
     const y = md.sysCpuPct ?? md.sysCpuPct16 ?? md.maxOkSysCpuPct;
-    return `${fmt(p)} / ${fmt(g)} / ${fmt(u)} / ${fmt(y)}`;
+    return `${fmt(p)} / ${fmt(g)}${gu != null ? ` (usr ${fmt(gu)})` : ''} / ${fmt(u)} / ${fmt(y)}`;
   });
   cpuRows.push([c, ...cells]);
 }
@@ -243,8 +301,9 @@ function table(hdr, body) {
 
 const cpuModel = os.cpus()[0]?.model ?? 'unknown';
 let out = `\nPortcullis benchmark — ${startedAt.toISOString()} — ${os.cpus().length} x ${cpuModel}, node ${process.version}` +
-  `${quick ? ' — QUICK' : ''}, reps ${reps} (fleet ${fleetReps}), medians\n\n` + table(header, rows) +
-  `\n\nCPU during the measured window, % of one core (median): proxy / generators / upstream servers / whole machine (max ${100 * os.cpus().length})\n` + table(['case', ...shownTargets], cpuRows) + '\n';
+  `${quick ? ' — QUICK' : ''}, reps ${reps} (fleet ${fleetReps}), medians\n` +
+  `generators: ${genKind} (${gens} process(es)) for tunnels/roundtrips/latency/bulk, node for the rest; echo/sink upstream: ${upstreamKind}\n\n` + table(header, rows) +
+  `\n\nCPU during the measured window, % of one core (median): proxy / generators (usr = their user-space part) / upstream servers / whole machine (max ${100 * os.cpus().length})\n` + table(['case', ...shownTargets], cpuRows) + '\n';
 if (results.fleet) {
   out += '\nFleet steps (per target; latency = first byte sent -> 1 KiB answer received):\n';
   for (const tn of shownTargets) {
@@ -266,7 +325,7 @@ const outDir = join(REPO, '.bench-out');
 mkdirSync(outDir, { recursive: true });
 const file = join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
 writeFileSync(file, JSON.stringify({
-  startedAt, finishedAt: new Date(), argv: process.argv.slice(2), quick, reps, fleetReps, gens,
+  startedAt, finishedAt: new Date(), argv: process.argv.slice(2), quick, reps, fleetReps, gens, gen: genKind, upstream: upstreamKind,
   machine: { cpus: os.cpus().length, cpuModel, totalMemMiB: Math.round(os.totalmem() / 2 ** 20), kernel: os.release(), node: process.version },
   upstreamPorts: upstream.ports, results,
 }, null, 2));

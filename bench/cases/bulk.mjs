@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { openTunnel } from '../lib/tunnel.mjs';
 import { split } from '../lib/gens.mjs';
+import { targetArgs } from '../lib/native.mjs';
 
 export const info = {
   name: 'bulk',
@@ -25,7 +26,7 @@ async function one(ctx, tunnels, durationMs) {
       onDone: async () => { after = await ctx.upstream.rpc('sinkBytes'); },
     });
   const sec = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { mbps: (after - before) / 1e6 / sec, errors: r.results.reduce((a, x) => a + x.errors, 0), proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
+  return { mbps: (after - before) / 1e6 / sec, errors: r.results.reduce((a, x) => a + x.errors, 0), proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, genUserCpuPct: r.genUserCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
 }
 
 export async function run(ctx) {
@@ -34,8 +35,13 @@ export async function run(ctx) {
   const b = await one(ctx, 16, durationMs);
   return {
     mbps1: a.mbps, mbps16: b.mbps, errors: a.errors + b.errors,
-    proxyCpuPct1: a.proxyCpuPct, genCpuPct1: a.genCpuPct, proxyCpuPct16: b.proxyCpuPct, genCpuPct16: b.genCpuPct, upstreamCpuPct16: b.upstreamCpuPct, sysCpuPct16: b.sysCpuPct,
+    proxyCpuPct1: a.proxyCpuPct, genCpuPct1: a.genCpuPct, proxyCpuPct16: b.proxyCpuPct, genCpuPct16: b.genCpuPct, genUserCpuPct16: b.genUserCpuPct, upstreamCpuPct16: b.upstreamCpuPct, sysCpuPct16: b.sysCpuPct,
   };
+}
+
+/** Same task for the native generator (bench/native/loadgen.c, used by default with --gen native). */
+export function nativeArgs(p) {
+  return ['--mode', 'bulk', ...targetArgs(p.proxy, p.port), '--conc', p.tunnels, '--duration-ms', p.durationMs, '--chunk', 65536];
 }
 
 export async function genSetup(p) {

@@ -3,6 +3,7 @@
 // The report adds "added" = target minus direct (same run).
 import { fileURLToPath } from 'node:url';
 import { openTunnel, makeReader, percentile } from '../lib/tunnel.mjs';
+import { targetArgs } from '../lib/native.mjs';
 
 export const info = {
   name: 'latency',
@@ -18,7 +19,12 @@ export const info = {
 export async function run(ctx) {
   const n = ctx.quick ? 5000 : 20000;
   const r = await ctx.runGens(fileURLToPath(import.meta.url), [{ proxy: ctx.target.proxy, port: ctx.ports.echo, n }]);
-  return { ...r.results[0], proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
+  return { ...r.results[0], proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, genUserCpuPct: r.genUserCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
+}
+
+/** Same task for the native generator (bench/native/loadgen.c, used by default with --gen native). */
+export function nativeArgs(p) {
+  return ['--mode', 'latency', ...targetArgs(p.proxy, p.port), '--n', p.n, '--warmup', 500, '--payload', 64];
 }
 
 export async function genSetup(p) { return openTunnel(p.proxy, p.port); }
@@ -36,5 +42,5 @@ export async function genRun(s, p) {
   }
   s.destroy();
   const sorted = Array.from(lat).sort((a, b) => a - b);
-  return { p50us: percentile(sorted, 50), p99us: percentile(sorted, 99), maxus: sorted[sorted.length - 1], n: p.n };
+  return { p50us: percentile(sorted, 50), p90us: percentile(sorted, 90), p99us: percentile(sorted, 99), maxus: sorted[sorted.length - 1], n: p.n };
 }

@@ -4,6 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import { openTunnel, makeReader } from '../lib/tunnel.mjs';
 import { split } from '../lib/gens.mjs';
+import { targetArgs } from '../lib/native.mjs';
 
 export const info = {
   name: 'roundtrips',
@@ -19,7 +20,12 @@ export async function run(ctx) {
     parts.map((n) => ({ proxy: ctx.target.proxy, port: ctx.ports.echo, tunnels: n, durationMs })));
   const count = r.results.reduce((a, x) => a + x.count, 0);
   const errors = r.results.reduce((a, x) => a + x.errors, 0);
-  return { roundTripsPerSec: count / (durationMs / 1000), errors, proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
+  return { roundTripsPerSec: count / (durationMs / 1000), errors, proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, genUserCpuPct: r.genUserCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
+}
+
+/** Same task for the native generator (bench/native/loadgen.c, used by default with --gen native). */
+export function nativeArgs(p) {
+  return ['--mode', 'roundtrips', ...targetArgs(p.proxy, p.port), '--conc', p.tunnels, '--duration-ms', p.durationMs, '--payload', 64];
 }
 
 export async function genSetup(p) {

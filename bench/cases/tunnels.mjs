@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { openTunnel, makeReader } from '../lib/tunnel.mjs';
 import { split } from '../lib/gens.mjs';
+import { targetArgs } from '../lib/native.mjs';
 
 export const info = {
   name: 'tunnels',
@@ -22,9 +23,14 @@ export async function run(ctx) {
   const errors = r.results.reduce((a, x) => a + x.errors, 0);
   return {
     tunnelsPerSec: ok / (durationMs / 1000),
-    errors, proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct,
+    errors, proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, genUserCpuPct: r.genUserCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct,
     firstError: r.results.find((x) => x.firstError)?.firstError,
   };
+}
+
+/** Same task for the native generator (bench/native/loadgen.c, used by default with --gen native). */
+export function nativeArgs(p) {
+  return ['--mode', 'tunnels', ...targetArgs(p.proxy, p.port), '--conc', p.concurrency, '--duration-ms', p.durationMs, '--timeout-ms', 5000];
 }
 
 export async function genRun(_, p) {

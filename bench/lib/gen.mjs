@@ -20,7 +20,7 @@ process.once('message', async (task) => {
     const result = await mod.genRun(state, task.params);
     const c = process.cpuUsage(c0);
     const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
-    process.send({ type: 'result', result, cpuSec: (c.user + c.system) / 1e6, wallSec }, () => process.exit(0));
+    process.send({ type: 'result', result, cpuSec: (c.user + c.system) / 1e6, cpuUserSec: c.user / 1e6, wallSec }, () => process.exit(0));
   } catch (err) {
     process.send({ type: 'error', message: String(err?.stack ?? err) }, () => process.exit(1));
   }

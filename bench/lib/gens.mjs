@@ -44,7 +44,8 @@ export async function runGens(caseFile, paramsList, { onReady, onRunning, onDone
       if (running) extra.running = await running;
       const cpu = msgs.reduce((a, m) => a + m.cpuSec, 0);
       const wall = Math.max(...msgs.map((m) => m.wallSec));
-      return { results: msgs.map((m) => m.result), genCpuPct: (100 * cpu) / wall, wallSec: wall, extra };
+      const user = msgs.reduce((a, m) => a + (m.cpuUserSec ?? 0), 0);
+      return { results: msgs.map((m) => m.result), genCpuPct: (100 * cpu) / wall, genUserCpuPct: (100 * user) / wall, wallSec: wall, extra };
     } finally {
       clearTimeout(timer);
     }
