@@ -54,7 +54,7 @@ export interface ProxyConfig {
   drainMs: number;
   /** Data-plane processes: 0 = one per core, 1 = single process. */
   workers: number;
-  /** round-robin: the supervisor hands out connections; kernel: workers accept themselves. */
+  /** kernel (default): workers accept themselves; round-robin: the supervisor hands out connections. */
   balance: 'round-robin' | 'kernel';
 }
 

@@ -24,7 +24,7 @@ const EXPECTED_DEFAULTS: PortcullisConfig = {
     limits: { maxConnections: 10000, maxConnectionsPerClient: 1000, maxHeaderBytes: 16384 },
     drainMs: 30000,
     workers: 0,
-    balance: 'round-robin',
+    balance: 'kernel',
   },
   allow: { presets: ['azure-public'], workspaces: [], regions: [], rules: [] },
   clients: { deny: [] },

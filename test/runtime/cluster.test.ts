@@ -10,7 +10,8 @@ let gw: GatewayProcess;
 function echoConfig(extraHosts: string[] = []): Record<string, unknown> {
   const overrides: Record<string, string> = { 'echo.example.com': '127.0.0.1', 'later.example.com': '127.0.0.1' };
   return {
-    proxy: { workers: 2, drainMs: 2_000 },
+    // round-robin: these tests need both workers to carry traffic; kernel-mode accept order is the OS's.
+    proxy: { workers: 2, balance: 'round-robin', drainMs: 2_000 },
     allow: { presets: [], rules: [{ name: 'echo', hosts: ['echo.example.com', ...extraHosts], ports: [echo.port], allowPrivate: true }] },
     dns: { overrides },
     admin: { token: TOKEN },
