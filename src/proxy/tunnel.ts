@@ -106,11 +106,11 @@ class Tunnel implements LiveTunnel {
     upstream.on('error', this.onUpstreamError);
     client.on('close', this.onClose);
     upstream.on('close', this.onClose);
+    // One idle timer per tunnel: the client socket sees every byte in either direction (reads
+    // one way, writes the other), so a second timer on the upstream socket would only double
+    // the timer refresh done for every chunk.
     const idle = ctx.config.timeouts.idleMs;
-    if (idle > 0) {
-      client.setTimeout(idle, this.onIdle);
-      upstream.setTimeout(idle, this.onIdle);
-    }
+    if (idle > 0) client.setTimeout(idle, this.onIdle);
     if (ctx.config.timeouts.maxTunnelMs > 0) {
       this.lifetimeTimer = setTimeout(this.onLifetime, ctx.config.timeouts.maxTunnelMs);
       this.lifetimeTimer.unref();
