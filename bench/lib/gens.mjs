@@ -42,10 +42,7 @@ export async function runGens(caseFile, paramsList, { onReady, onRunning, onDone
       const msgs = await Promise.race([Promise.all(resultsP), overall]);
       if (onDone) extra.done = await onDone();
       if (running) extra.running = await running;
-      const cpu = msgs.reduce((a, m) => a + m.cpuSec, 0);
-      const wall = Math.max(...msgs.map((m) => m.wallSec));
-      const user = msgs.reduce((a, m) => a + (m.cpuUserSec ?? 0), 0);
-      return { results: msgs.map((m) => m.result), genCpuPct: (100 * cpu) / wall, genUserCpuPct: (100 * user) / wall, wallSec: wall, extra };
+      return summariseGenerators(msgs, extra);
     } finally {
       clearTimeout(timer);
     }
@@ -59,4 +56,12 @@ export function split(total, n) {
   const out = [];
   for (let i = 0; i < n; i++) out.push(Math.floor(total / n) + (i < total % n ? 1 : 0));
   return out.filter((x) => x > 0);
+}
+
+/** Sum the generator processes' results and CPU (shared by the Node and native generators). */
+export function summariseGenerators(msgs, extra) {
+  const cpu = msgs.reduce((a, m) => a + m.cpuSec, 0);
+  const wall = Math.max(...msgs.map((m) => m.wallSec));
+  const user = msgs.reduce((a, m) => a + (m.cpuUserSec ?? 0), 0);
+  return { results: msgs.map((m) => m.result), genCpuPct: (100 * cpu) / wall, genUserCpuPct: (100 * user) / wall, wallSec: wall, extra };
 }

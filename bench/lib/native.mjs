@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnTracked, stopChild } from './procs.mjs';
+import { summariseGenerators } from './gens.mjs';
 
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
 const SRC_DIR = join(REPO, 'bench/native');
@@ -105,10 +106,7 @@ export async function runNativeGens(bin, argvList, { onReady, onRunning, onDone,
     const msgs = await Promise.race([Promise.all(resultsP), overall]);
     if (onDone) extra.done = await onDone();
     if (running) extra.running = await running;
-    const cpu = msgs.reduce((a, m) => a + m.cpuSec, 0);
-    const wall = Math.max(...msgs.map((m) => m.wallSec));
-    const user = msgs.reduce((a, m) => a + (m.cpuUserSec ?? 0), 0);
-    return { results: msgs.map((m) => m.result), genCpuPct: (100 * cpu) / wall, genUserCpuPct: (100 * user) / wall, wallSec: wall, extra };
+    return summariseGenerators(msgs, extra);
   } finally {
     clearTimeout(timer);
     for (const k of kids) { try { k.stdin.end(); } catch { /* gone */ } }

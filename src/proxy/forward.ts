@@ -1,13 +1,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
-import { targetFromAbsoluteUrl, type Target } from '../policy/index.js';
+import { targetFromAbsoluteUrl } from '../policy/index.js';
 import type { ResolvedAddress } from '../dial/index.js';
-import { isPortcullisError } from '../util/errors.js';
 import { Events } from '../log/events.js';
-import { admitRoute, connState, newAccessRecord, recordAccess, recordRefusal, targetLabel, type ProxyContext } from './context.js';
+import { connState, newAccessRecord, recordAccess, recordRefusal, type ProxyContext } from './context.js';
 import { refusal, sendRefusal, type Refusal } from './refusal.js';
-import { isRefused, route } from './route.js';
+import { routeRequest } from './route.js';
 
 /** Methods forwarded as plain HTTP. TRACE (reflects credentials) and anything exotic get 405. */
 const FORWARDED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
@@ -163,21 +162,9 @@ export class HttpForwarder {
       // We would have to decode or re-frame codings we do not understand (RFC 9112 §6.1).
       return refuse(refusal(501, 'unsupported_transfer_encoding', Events.BAD_REQUEST, 'PCL_ERR_TRANSFER_ENCODING', 'only chunked transfer-encoding is supported'));
     }
-    let target: Target;
-    try {
-      target = targetFromAbsoluteUrl(url);
-    } catch (err) {
-      const code = isPortcullisError(err) ? err.code : 'PCL_ERR_BAD_URL';
-      return refuse(refusal(400, 'bad_request', Events.BAD_REQUEST, code, 'request-target must be an absolute http:// URL'));
-    }
-    rec.target = targetLabel(target);
-
-    const routed = await route(ctx.policy, ctx.resolver, target);
-    if (isRefused(routed)) {
-      rec.rule = routed.rule?.name ?? null;
-      return refuse(routed.refused);
-    }
-    admitRoute(ctx, rec, routed, state);
+    const r = await routeRequest(ctx, rec, state, () => targetFromAbsoluteUrl(url), { code: 'PCL_ERR_BAD_URL', message: 'request-target must be an absolute http:// URL' }, refuse);
+    if (r === null) return;
+    const { target, routed } = r;
     if (res.destroyed) return;
 
     // Wire bytes of this exchange (headers included), as deltas of the keep-alive connection's counters.

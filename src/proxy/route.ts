@@ -2,7 +2,8 @@ import { isPortcullisError } from '../util/errors.js';
 import { Events } from '../log/events.js';
 import type { Policy, Target, CompiledRule } from '../policy/index.js';
 import type { Resolver, ResolvedAddress } from '../dial/index.js';
-import type { Reason } from './access.js';
+import type { AccessRecord, Reason } from './access.js';
+import { admitRoute, targetLabel, type ConnState, type ProxyContext } from './context.js';
 import { refusal, refusalFor, type Refusal } from './refusal.js';
 
 /** A destination the policy lets through, with the addresses it may be dialled at. */
@@ -85,4 +86,34 @@ export async function route(policy: Policy, resolver: Resolver, target: Target):
 
 export function isRefused(r: Route | RouteRefused): r is RouteRefused {
   return 'refused' in r;
+}
+
+/**
+ * The steps CONNECT and plain HTTP share: parse the request-target (a parse error is a 400),
+ * route it, and record the outcome on the access record. Returns null when `refuse` was called.
+ */
+export async function routeRequest(
+  ctx: ProxyContext,
+  rec: AccessRecord,
+  state: ConnState,
+  parse: () => Target,
+  badTarget: { code: string; message: string },
+  refuse: (r: Refusal) => void,
+): Promise<{ target: Target; routed: Route } | null> {
+  let target: Target;
+  try {
+    target = parse();
+  } catch (err) {
+    refuse(refusal(400, 'bad_request', Events.BAD_REQUEST, isPortcullisError(err) ? err.code : badTarget.code, badTarget.message));
+    return null;
+  }
+  rec.target = targetLabel(target);
+  const routed = await route(ctx.policy, ctx.resolver, target);
+  if (isRefused(routed)) {
+    rec.rule = routed.rule?.name ?? null;
+    refuse(routed.refused);
+    return null;
+  }
+  admitRoute(ctx, rec, routed, state);
+  return { target, routed };
 }

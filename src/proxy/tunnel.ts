@@ -1,13 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { parseConnectAuthority, type Target } from '../policy/index.js';
+import { parseConnectAuthority } from '../policy/index.js';
 import { dialFirst } from '../dial/index.js';
-import { isPortcullisError } from '../util/errors.js';
 import { Events } from '../log/events.js';
 import type { AccessRecord, CloseCause } from './access.js';
-import { admitRoute, connState, newAccessRecord, recordAccess, recordRefusal, targetLabel, type LiveTunnel, type ProxyContext } from './context.js';
-import { refusal, writeRefusal, type Refusal } from './refusal.js';
-import { isRefused, networkRefusal, route } from './route.js';
+import { connState, newAccessRecord, recordAccess, recordRefusal, type LiveTunnel, type ProxyContext } from './context.js';
+import { writeRefusal, type Refusal } from './refusal.js';
+import { networkRefusal, routeRequest } from './route.js';
 
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 
@@ -30,21 +29,10 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
 
   if (state.refusal) return refuse(state.refusal);
 
-  let target: Target;
-  try {
-    target = parseConnectAuthority(req.url ?? '');
-  } catch (err) {
-    const code = isPortcullisError(err) ? err.code : 'PCL_ERR_BAD_AUTHORITY';
-    return refuse(refusal(400, 'bad_request', Events.BAD_REQUEST, code, 'CONNECT needs host:port'));
-  }
-  rec.target = targetLabel(target);
-
-  const routed = await route(ctx.policy, ctx.resolver, target);
-  if (isRefused(routed)) {
-    rec.rule = routed.rule?.name ?? null;
-    return refuse(routed.refused);
-  }
-  admitRoute(ctx, rec, routed, state);
+  const url = req.url ?? '';
+  const r = await routeRequest(ctx, rec, state, () => parseConnectAuthority(url), { code: 'PCL_ERR_BAD_AUTHORITY', message: 'CONNECT needs host:port' }, refuse);
+  if (r === null) return;
+  const { target, routed } = r;
 
   const t1 = performance.now();
   let upstream: Socket;

@@ -110,7 +110,9 @@ describe('properties', () => {
       RUNS,
     );
     // The generator must reach both sides of the property to mean anything.
-    expect(allowed).toBeGreaterThan(RUNS.numRuns / 20);
+    // About 5% of generated hosts land on the allowed side; 2% leaves room for an unlucky seed
+    // while still failing if the generator stops producing allowed hosts at all.
+    expect(allowed).toBeGreaterThan(RUNS.numRuns / 50);
   });
 
   it('no numeric spelling of an IPv4 address becomes a name', () => {
