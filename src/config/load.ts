@@ -59,9 +59,12 @@ export function parseConfig(text: string, opts: LoadOptions = {}): PortcullisCon
 
   const raw: RawIssue[] = [...validateSchema(data), ...builtinChecks(data)];
   const dataIsSuspect = raw.length > 0;
+  // Other modules re-check what they consume (policy: ports, client CIDRs) so they stay safe on
+  // their own; where this module already reported a path, their issue there would only repeat it.
+  const reported = new Set(raw.map((r) => formatPath(r.path)));
   for (const check of opts.checks ?? []) {
     try {
-      raw.push(...check(data as PortcullisConfig));
+      for (const issue of check(data as PortcullisConfig)) if (!reported.has(formatPath(issue.path))) raw.push(issue);
     } catch (err) {
       // A check may trip over data the schema already rejected; those errors are reported. Otherwise it is a bug.
       if (!dataIsSuspect) throw err;

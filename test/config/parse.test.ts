@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { policyConfigCheck } from '../../src/policy/index.js';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, defaultConfig, loadConfigFile, parseConfig, type SemanticCheck } from '../../src/config/index.js';
 import { configError, issueAt, writeTemp } from './helpers.js';
@@ -229,6 +230,18 @@ describe('parseConfig: semantic checks from other modules', () => {
     const fragile: SemanticCheck = (c) => c.allow.rules.map((r) => ({ path: ['allow'], message: r.hosts.join('') }));
     const err = configError(() => parseConfig('allow:\n  rules:\n    - name: x\n      hosts: 5\n', { env: {}, checks: [fragile] }));
     expect(issueAt(err, 'allow.rules[0].hosts')).toMatchObject({ line: 4, message: expect.stringContaining('list') });
+  });
+
+  it('reports a mistake once: a check does not repeat an issue already reported at the same path', () => {
+    const yaml = 'allow:\n  rules:\n    - name: r\n      hosts: [a.example.com]\n      ports: [70000]\nclients:\n  deny: ["10.0.0.0/40"]\n';
+    const err = configError(() => parseConfig(yaml, { env: {}, checks: [policyConfigCheck] }));
+    // Both the schema/built-in checks and the policy's own check flag these two paths.
+    expect(err.issues.filter((i) => i.path === 'allow.rules[0].ports[0]')).toHaveLength(1);
+    expect(err.issues.filter((i) => i.path === 'clients.deny[0]')).toHaveLength(1);
+    // A check's issue at a path nothing else reported still comes through.
+    const extra: SemanticCheck = () => [{ path: ['allow', 'rules', 0, 'hosts', 0], message: 'not this one' }];
+    const err2 = configError(() => parseConfig(yaml, { env: {}, checks: [extra] }));
+    expect(issueAt(err2, 'allow.rules[0].hosts[0]')).toMatchObject({ message: 'not this one' });
   });
 
   it('lets a check crash on valid data surface as the bug it is', () => {
