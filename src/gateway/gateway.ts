@@ -56,14 +56,11 @@ export class Gateway {
 
   /**
    * Apply a new configuration to new connections. Listener addresses are fixed for the life of
-   * the process (changing them needs a restart); everything else applies at once, and live
-   * tunnels are never touched.
+   * the process (the runtimes warn about that and other restart-only settings: see
+   * restartOnlyChanges); everything else applies at once, and live tunnels are never touched.
    */
   reload(next: PortcullisConfig, source: string): void {
     const policy = compilePolicy(next);
-    if (JSON.stringify(next.proxy.listen) !== JSON.stringify(this.config.proxy.listen)) {
-      this.opts.logger.warn({ event: Events.CONFIG_RELOADED }, 'proxy.listen changed: takes effect on restart');
-    }
     this.proxy.reload({ policy, resolver: resolverFor(next), config: { ...next.proxy, listen: this.config.proxy.listen }, accessLog: next.log.access });
     this.opts.logger.level = next.log.level;
     this.config = next;

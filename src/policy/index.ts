@@ -19,4 +19,3 @@ export {
   type Policy,
   type SemanticCheck,
 } from './policy.js';
-export { CLOUD_SUFFIXES, presetRules } from './presets.js';

@@ -85,10 +85,6 @@ export class ProxyServer {
     for (const t of this.ctx.tunnels) fn(t.ruleLabel, t.bytesUp, t.bytesDown);
   }
 
-  get isDraining(): boolean {
-    return this.draining;
-  }
-
   /** Bind every configured listen address; rejects (and closes what was bound) if any fails. */
   async listen(): Promise<BoundAddress[]> {
     const bound: BoundAddress[] = [];
