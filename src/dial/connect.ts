@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Socket } from 'node:net';
 import { PortcullisError } from '../util/errors.js';
+import { hostPort } from '../util/host-port.js';
 import type { ResolvedAddress } from './resolver.js';
 
 export interface DialOptions {
@@ -25,7 +26,7 @@ type DialSocket = Socket & { [kDial]?: DialState | undefined };
 function noop(): void {}
 
 function endpoint(address: ResolvedAddress, port: number): string {
-  return address.family === 6 ? `[${address.address}]:${port}` : `${address.address}:${port}`;
+  return hostPort(address.address, port);
 }
 
 function detach(socket: DialSocket): DialState | undefined {

@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net';
 import type { ProxyConfig } from '../config/types.js';
-import type { Policy } from '../policy/index.js';
+import type { Policy, Target } from '../policy/index.js';
 import type { Resolver } from '../dial/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
-import type { Target } from '../policy/index.js';
+import { hostPort } from '../util/host-port.js';
 import type { AccessRecord, ProxyObserver, Reason } from './access.js';
 import type { Refusal } from './refusal.js';
 import type { Route } from './route.js';
@@ -73,7 +73,7 @@ export function newAccessRecord(kind: AccessRecord['kind'], event: AccessRecord[
 }
 
 export function targetLabel(t: Target): string {
-  return t.kind === 'ipv6' ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
+  return hostPort(t.host, t.port);
 }
 
 /** Fill in and emit the record of a refusal: network failures are errors, the rest denials. */

@@ -4,6 +4,7 @@ import { Pool } from 'undici';
 import { targetFromAbsoluteUrl } from '../policy/index.js';
 import type { ResolvedAddress } from '../dial/index.js';
 import { Events } from '../log/events.js';
+import { hostPort } from '../util/host-port.js';
 import { connState, newAccessRecord, recordAccess, recordRefusal, type ProxyContext } from './context.js';
 import { refusal, sendRefusal, type Refusal } from './refusal.js';
 import { routeRequest } from './route.js';
@@ -109,7 +110,7 @@ export class HttpForwarder {
   }
 
   private pool(address: ResolvedAddress, port: number): Pool {
-    const origin = address.family === 6 ? `http://[${address.address}]:${port}` : `http://${address.address}:${port}`;
+    const origin = `http://${hostPort(address.address, port)}`;
     let pool = this.pools.get(origin);
     if (pool) {
       // Map order is insertion order: re-inserting keeps the most recently used last.
