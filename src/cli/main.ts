@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { runStart } from './start.js';
 import { runCheckConfig } from './check-config.js';
-import { policyConfigCheck } from '../policy/index.js';
+import { configChecks } from '../runtime/shared.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -23,7 +23,7 @@ program
   .description('validate a configuration file; prints every error with its key and line')
   .argument('<file>', 'configuration file (YAML)')
   .action((file: string) => {
-    process.exitCode = runCheckConfig(file, [policyConfigCheck], {
+    process.exitCode = runCheckConfig(file, configChecks, {
       out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
       err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
     });

@@ -56,6 +56,8 @@ export interface ProxyConfig {
   workers: number;
   /** kernel (default): workers accept themselves; round-robin: the supervisor hands out connections. */
   balance: 'round-robin' | 'kernel';
+  /** Tunnel byte relay: auto (native when built), native (required), js (Node streams). */
+  relay: 'auto' | 'native' | 'js';
 }
 
 export interface AllowConfig {

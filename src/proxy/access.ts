@@ -52,6 +52,8 @@ export interface AccessRecord {
   dnsMs?: number;
   connectMs?: number;
   closeCause?: CloseCause;
+  /** Tunnels: what moved the bytes (native relay, or Node streams as the fallback). */
+  relay?: 'native' | 'js';
   /** Stable error code (PCL_ERR_*) where one applies. */
   code?: string;
 }

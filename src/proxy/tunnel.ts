@@ -7,6 +7,7 @@ import type { AccessRecord, CloseCause } from './access.js';
 import { connState, newAccessRecord, recordAccess, recordRefusal, type LiveTunnel, type ProxyContext } from './context.js';
 import { writeRefusal, type Refusal } from './refusal.js';
 import { networkRefusal, routeRequest } from './route.js';
+import { relayTunnel, type RelayEnd, type RelayedTunnel } from '../relay/index.js';
 
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 
@@ -58,15 +59,21 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   new Tunnel(ctx, client, upstream, rec, started, ruleLabel).start(head);
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
- * An established tunnel: two sockets piped both ways. Node's pipe handles backpressure; with
- * allowHalfOpen on both sides a FIN from one side is passed on while the other direction keeps
- * flowing. Any error or timeout destroys both sockets; the record is written once both are closed.
+ * An established tunnel. By default the native relay moves its bytes (src/relay): no JavaScript
+ * runs per chunk, and this object only hears when the tunnel ends. Otherwise (relay: js, addon not
+ * built, or bytes already buffered in Node) the two sockets are piped both ways: Node's pipe
+ * handles backpressure, and with allowHalfOpen on both sides a FIN from one side is passed on while
+ * the other direction keeps flowing. Either way, any error or timeout destroys both sockets, and
+ * the record is written once both are closed.
  */
 class Tunnel implements LiveTunnel {
   private closedSockets = 0;
   private cause: CloseCause = 'done';
   private lifetimeTimer: NodeJS.Timeout | null = null;
+  private relayed: RelayedTunnel | null = null;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -78,11 +85,11 @@ class Tunnel implements LiveTunnel {
   ) {}
 
   get bytesUp(): number {
-    return this.upstream.bytesWritten;
+    return this.relayed ? this.relayed.bytesUp : this.upstream.bytesWritten;
   }
 
   get bytesDown(): number {
-    return this.upstream.bytesRead;
+    return this.relayed ? this.relayed.bytesDown : this.upstream.bytesRead;
   }
 
   start(head: Buffer): void {
@@ -94,16 +101,24 @@ class Tunnel implements LiveTunnel {
     upstream.on('error', this.onUpstreamError);
     client.on('close', this.onClose);
     upstream.on('close', this.onClose);
-    // One idle timer per tunnel: the client socket sees every byte in either direction (reads
-    // one way, writes the other), so a second timer on the upstream socket would only double
-    // the timer refresh done for every chunk.
-    const idle = ctx.config.timeouts.idleMs;
-    if (idle > 0) client.setTimeout(idle, this.onIdle);
     if (ctx.config.timeouts.maxTunnelMs > 0) {
       this.lifetimeTimer = setTimeout(this.onLifetime, ctx.config.timeouts.maxTunnelMs);
       this.lifetimeTimer.unref();
     }
     client.setNoDelay(true);
+    const idle = ctx.config.timeouts.idleMs;
+    if (ctx.config.relay !== 'js') {
+      this.relayed = relayTunnel(client, upstream, { idleMs: idle, toClient: ESTABLISHED, toUpstream: head.length > 0 ? head : EMPTY }, this.onRelayEnd);
+      if (this.relayed) {
+        // The relay keeps the idle time; a socket timer left by the HTTP server would only fire into the void.
+        client.setTimeout(0);
+        return;
+      }
+    }
+    // One idle timer per tunnel: the client socket sees every byte in either direction (reads
+    // one way, writes the other), so a second timer on the upstream socket would only double
+    // the timer refresh done for every chunk.
+    if (idle > 0) client.setTimeout(idle, this.onIdle);
     client.write(ESTABLISHED);
     // A client may send its TLS ClientHello in the same packet as the CONNECT.
     if (head.length > 0) upstream.write(head);
@@ -117,6 +132,11 @@ class Tunnel implements LiveTunnel {
     this.upstream.destroy();
   }
 
+  private readonly onRelayEnd = (end: RelayEnd): void => {
+    if (end.cause !== 'closed' && end.cause !== 'done') this.close(end.cause);
+    else this.close(this.cause);
+  };
+
   private readonly onClientError = (): void => this.close('client_error');
   private readonly onUpstreamError = (): void => this.close('upstream_error');
   private readonly onIdle = (): void => this.close('idle_timeout');
@@ -128,10 +148,11 @@ class Tunnel implements LiveTunnel {
     const { rec, ctx } = this;
     ctx.tunnels.delete(this);
     ctx.observer.tunnelClosed(this.ruleLabel);
-    rec.bytesUp = this.upstream.bytesWritten;
-    rec.bytesDown = this.upstream.bytesRead;
+    rec.bytesUp = this.bytesUp;
+    rec.bytesDown = this.bytesDown;
     rec.durationMs = performance.now() - this.started;
     rec.closeCause = this.cause;
+    rec.relay = this.relayed ? 'native' : 'js';
     recordAccess(ctx, rec);
   };
 }

@@ -2,7 +2,8 @@ import cluster, { type Worker } from 'node:cluster';
 import client from 'prom-client';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
-import { describePolicy, compilePolicy } from '../policy/index.js';
+import { compilePolicy } from '../policy/index.js';
+import { announceListening } from '../gateway/gateway.js';
 import type { BoundAddress } from '../proxy/index.js';
 import { startAdminServer } from '../admin/server.js';
 import { RuntimeMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
@@ -55,13 +56,7 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
       logger.info({ event: Events.LIFECYCLE, worker: worker.id, pid: worker.process.pid }, 'worker listening');
       if (!announced && listening.size === workerCount) {
         announced = true;
-        if (config.allow.workspaces.length === 0 && config.allow.presets.length > 0) {
-          logger.warn({ event: Events.LIFECYCLE }, 'no workspaces configured: preset templates allow any workspace ID; list allow.workspaces to tighten');
-        }
-        logger.info(
-          { event: Events.LIFECYCLE, listen: msg.addresses, workers: workerCount, balance: config.proxy.balance, config: source, mode: config.proxy.mode, allow: describePolicy(compilePolicy(config)) },
-          'proxy listening',
-        );
+        announceListening(logger, config, { listen: msg.addresses, workers: workerCount, balance: config.proxy.balance, config: source });
       }
     } else if (isMessage<Extract<ToPrimary, { type: 'portcullis:clients' }>>(msg, 'portcullis:clients')) {
       pendingClientQueries.get(msg.id)?.(msg.ips);

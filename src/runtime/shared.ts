@@ -1,5 +1,6 @@
 import { resolveConfig, ConfigError, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
 import { policyConfigCheck } from '../policy/index.js';
+import { relayConfigCheck } from '../relay/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 
@@ -8,8 +9,11 @@ export interface LoadedConfig {
   source: string;
 }
 
+/** What the schema cannot say: the policy's patterns, and whether a required native relay exists. */
+export const configChecks = [policyConfigCheck, relayConfigCheck];
+
 export function loadConfig(cliPath: string | undefined): LoadedConfig {
-  return resolveConfig(cliPath, { checks: [policyConfigCheck], env: process.env });
+  return resolveConfig(cliPath, { checks: configChecks, env: process.env });
 }
 
 export type ReloadResult = { ok: true; source: string } | { ok: false; issues?: ConfigIssue[]; message: string };

@@ -25,6 +25,7 @@ const EXPECTED_DEFAULTS: PortcullisConfig = {
     drainMs: 30000,
     workers: 0,
     balance: 'kernel',
+    relay: 'auto',
   },
   allow: { presets: ['azure-public'], workspaces: [], regions: [], rules: [] },
   clients: { deny: [] },

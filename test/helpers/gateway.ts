@@ -40,12 +40,13 @@ function withTestDefaults(config: Record<string, unknown>): Record<string, unkno
   };
 }
 
-export async function startGateway(config: Record<string, unknown>, opts: { env?: Record<string, string>; args?: string[] } = {}): Promise<GatewayProcess> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} missing: run \`npm run build\` (npm test does it)`);
+export async function startGateway(config: Record<string, unknown>, opts: { env?: Record<string, string>; args?: string[]; cli?: string } = {}): Promise<GatewayProcess> {
+  const cli = opts.cli ?? CLI;
+  if (!existsSync(cli)) throw new Error(`${cli} missing: run \`npm run build\` (npm test does it)`);
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'));
   const configFile = join(dir, 'portcullis.yaml');
   writeFileSync(configFile, stringify(withTestDefaults(config)));
-  const proc = spawn(process.execPath, [CLI, 'start', '--config', configFile, ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, [cli, 'start', '--config', configFile, ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });

@@ -103,6 +103,16 @@ export async function startTcpEcho(): Promise<TestServer> {
   return listen(server);
 }
 
+/** A destination that speaks first (SMTP/SSH style), then reads until the client ends its side. */
+export async function startBannerServer(text: string): Promise<TestServer> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.write(text);
+    socket.resume();
+    socket.on('end', () => socket.end());
+  });
+  return listen(server);
+}
+
 /**
  * A listener (default 127.0.0.1, port 0) whose connects hang: its accept queue (backlog 1) is filled and it never
  * accepts, because it lives in a worker thread blocked in Atomics.wait. Linux then drops further

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
-import { startHttpsServer, startTcpEcho, type TestHttpsServer, type TestServer } from '../helpers/servers.js';
+import { startBannerServer, startHttpsServer, startTcpEcho, type TestHttpsServer, type TestServer } from '../helpers/servers.js';
 import { openTunnel, readBytes, rawExchange, statusOf } from '../helpers/raw.js';
 import { requireBinary, run } from '../helpers/system.js';
 
@@ -16,28 +16,40 @@ const curl = requireBinary('curl');
 let upstream: TestHttpsServer;
 let echo: TestServer;
 let gw: GatewayProcess;
+/** The same gateway with `relay: js`: the fallback must keep every tunnel behaviour too. */
+let jsGw: GatewayProcess;
 let proxyUrl: string;
 
-beforeAll(async () => {
-  upstream = await startHttpsServer({ names: [ODS] });
-  echo = await startTcpEcho();
-  gw = await startGateway({
+let banner: TestServer;
+
+function gatewayConfig(relay: 'auto' | 'js', extraPorts: number[] = []): Record<string, unknown> {
+  return {
+    proxy: { relay },
     allow: {
       presets: ['azure-public'],
       workspaces: [{ id: WS, region: 'westeurope' }],
       rules: [
         // Stands in for Private Link: the test upstream lives on loopback.
         { name: 'ods-test', hosts: ['{workspaceId}.ods.opinsights.azure.com'], ports: [upstream.port], allowPrivate: true },
-        { name: 'echo', hosts: ['echo.example.com'], ports: [echo.port], allowPrivate: true },
+        { name: 'echo', hosts: ['echo.example.com'], ports: [echo.port, banner.port, ...extraPorts], allowPrivate: true },
       ],
     },
     dns: { overrides: { [ODS]: '127.0.0.1', [OMS]: '127.0.0.1', 'echo.example.com': '127.0.0.1' } },
-  });
+  };
+}
+
+beforeAll(async () => {
+  upstream = await startHttpsServer({ names: [ODS] });
+  echo = await startTcpEcho();
+  banner = await startBannerServer('220 smtp.example ready\r\n');
+  [gw, jsGw] = await Promise.all([startGateway(gatewayConfig('auto')), startGateway(gatewayConfig('js'))]);
   proxyUrl = `http://127.0.0.1:${gw.port}`;
 });
 
 afterAll(async () => {
   await gw?.stop();
+  await jsGw?.stop();
+  await banner?.close();
   await upstream?.close();
   await echo?.close();
 });
@@ -116,10 +128,13 @@ describe('CONNECT with real clients', () => {
   });
 });
 
-describe('tunnel mechanics', () => {
+describe.each([
+  ['native', () => gw],
+  ['js', () => jsGw],
+] as const)('tunnel mechanics (%s relay)', (relay, gateway) => {
   it('forwards bytes sent in the same packet as the CONNECT (non-empty head)', async () => {
     const hello = Buffer.from('\x16\x03\x01\x00\x05hello', 'latin1');
-    const t = await openTunnel(gw.port, `echo.example.com:${echo.port}`, hello);
+    const t = await openTunnel(gateway().port, `echo.example.com:${echo.port}`, hello);
     expect(t.status).toBe(200);
     expect(t.head).toBe('HTTP/1.1 200 Connection Established');
     const back = await readBytes(t.socket, hello.length, t.rest);
@@ -128,7 +143,7 @@ describe('tunnel mechanics', () => {
   });
 
   it('carries 32 MiB each way intact, with backpressure', async () => {
-    const t = await openTunnel(gw.port, `echo.example.com:${echo.port}`);
+    const t = await openTunnel(gateway().port, `echo.example.com:${echo.port}`);
     expect(t.status).toBe(200);
     const payload = randomBytes(32 * 1024 * 1024);
     const want = createHash('sha256').update(payload).digest('hex');
@@ -142,15 +157,20 @@ describe('tunnel mechanics', () => {
         if (n >= payload.length) resolve();
       });
     });
+    const ended = new Promise<void>((resolve) => t.socket.once('end', () => resolve()));
     t.socket.resume();
     t.socket.end(payload);
     await done;
     expect(n).toBe(payload.length);
     expect(got.digest('hex')).toBe(want);
+    // The echo's FIN came after the last bytes: it must still reach the client and end the tunnel.
+    await ended;
+    const rec = await gateway().waitForLog((l) => l.event === 103 && l.bytesUp === payload.length);
+    expect(rec).toMatchObject({ bytesDown: payload.length, closeCause: 'done', relay });
   });
 
   it('passes a half-close through: the client ends its side and still receives the rest', async () => {
-    const t = await openTunnel(gw.port, `echo.example.com:${echo.port}`);
+    const t = await openTunnel(gateway().port, `echo.example.com:${echo.port}`);
     const chunks: Buffer[] = [t.rest];
     t.socket.on('data', (c: Buffer) => chunks.push(c));
     const ended = new Promise<void>((resolve) => t.socket.once('end', () => resolve()));
@@ -158,10 +178,53 @@ describe('tunnel mechanics', () => {
     t.socket.end('last words');
     await ended; // the echo saw our FIN, wrote everything back, then ended its side
     expect(Buffer.concat(chunks).toString()).toBe('last words');
-    const rec = await gw.waitForLog((l) => l.event === 103 && l.bytesUp === 10 && l.bytesDown === 10);
+    const rec = await gateway().waitForLog((l) => l.event === 103 && l.bytesUp === 10 && l.bytesDown === 10);
     expect(rec.closeCause).toBe('done');
+    expect(rec.relay).toBe(relay);
   });
 
+  it('relays a destination that speaks first (a banner before any client byte)', async () => {
+    const t = await openTunnel(gateway().port, `echo.example.com:${banner.port}`);
+    expect(t.status).toBe(200);
+    const got = await readBytes(t.socket, 24, t.rest);
+    expect(got.toString()).toBe('220 smtp.example ready\r\n');
+    t.socket.resume();
+    t.socket.end('QUIT\r\n');
+    const rec = await gateway().waitForLog((l) => l.event === 103 && l.target === `echo.example.com:${banner.port}`);
+    expect(rec).toMatchObject({ bytesUp: 6, bytesDown: 24, closeCause: 'done', relay });
+  });
+
+  it('holds bytes for a client that stops reading, then delivers all of them in order', async () => {
+    const t = await openTunnel(gateway().port, `echo.example.com:${echo.port}`);
+    const payload = randomBytes(8 * 1024 * 1024);
+    t.socket.pause();
+    t.socket.write(payload);
+    // Not reading for a while: the echo's answer fills the kernel buffers and the relay's queue.
+    await new Promise((r) => setTimeout(r, 700));
+    const back = await readBytes(t.socket, payload.length, t.rest);
+    expect(createHash('sha256').update(back).digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    t.socket.destroy();
+    const rec = await gateway().waitForLog((l) => l.event === 103 && l.bytesUp === payload.length);
+    expect(rec.bytesDown).toBe(payload.length);
+    expect(rec.relay).toBe(relay);
+  });
+
+  it('keeps 64 concurrent tunnels apart (every byte reaches its own client)', async () => {
+    const tunnels = await Promise.all(Array.from({ length: 64 }, () => openTunnel(gateway().port, `echo.example.com:${echo.port}`)));
+    await Promise.all(
+      tunnels.map(async (t, i) => {
+        const msg = randomBytes(1000 + i * 997);
+        t.socket.write(msg);
+        const back = await readBytes(t.socket, msg.length, t.rest);
+        expect(back.equals(msg)).toBe(true);
+        t.socket.destroy();
+      }),
+    );
+  });
+
+});
+
+describe('refusals', () => {
   it('answers malformed CONNECT authorities with 400, never a hang', async () => {
     for (const target of ['nohostport', 'host:', ':443', 'host:99999', 'host:-1', '[::1:443', 'a b:443', 'host:44x']) {
       const r = await rawExchange(gw.port, `CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -175,17 +238,7 @@ describe('tunnel mechanics', () => {
     const closed = await startTcpEcho();
     const port = closed.port;
     await closed.close();
-    await gw.reload({
-      allow: {
-        presets: ['azure-public'],
-        workspaces: [{ id: WS, region: 'westeurope' }],
-        rules: [
-          { name: 'ods-test', hosts: ['{workspaceId}.ods.opinsights.azure.com'], ports: [upstream.port], allowPrivate: true },
-          { name: 'echo', hosts: ['echo.example.com'], ports: [echo.port, port], allowPrivate: true },
-        ],
-      },
-      dns: { overrides: { [ODS]: '127.0.0.1', [OMS]: '127.0.0.1', 'echo.example.com': '127.0.0.1' } },
-    });
+    await gw.reload(gatewayConfig('auto', [port]));
     const t = await openTunnel(gw.port, `echo.example.com:${port}`);
     expect(t.status).toBe(502);
     t.socket.destroy();

@@ -1,0 +1,11 @@
+{
+  "targets": [
+    {
+      "target_name": "portcullis_relay",
+      "sources": ["native/relay.c"],
+      "cflags": ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "defines": ["NAPI_VERSION=8"],
+      "conditions": [["OS!='linux'", { "type": "none", "sources": [] }]]
+    }
+  ]
+}

@@ -1,0 +1,156 @@
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+
+/** How a natively relayed tunnel ended. `closed` = we asked (destroy, drain, lifetime). */
+export type RelayEndCause = 'done' | 'client_error' | 'upstream_error' | 'idle_timeout' | 'closed';
+
+export interface RelayEnd {
+  cause: RelayEndCause;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export interface RelayedTunnel {
+  /** Client→upstream and upstream→client bytes so far (the bytes handed over included). */
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+}
+
+export interface RelayOptions {
+  /** Close the tunnel after this long with no byte either way; 0 = never. */
+  idleMs: number;
+  /** Written to the client first (the 200 answer; not counted as payload). */
+  toClient: Buffer;
+  /** Written to the upstream first (bytes that came with the CONNECT). */
+  toUpstream: Buffer;
+}
+
+interface Addon {
+  init(onDone: (slot: number, gen: number, cause: number, up: number, down: number) => void): Float64Array;
+  start(clientFd: number, upstreamFd: number, idleMs: number, toClient: Buffer, toUpstream: Buffer): number;
+  close(slot: number, gen: number): void;
+  ref(on: boolean): void;
+}
+
+/** The parts of libuv's stream handle behind net.Socket that a hand-over needs. */
+interface StreamHandle {
+  fd?: number;
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+type DestroyFn = (err: Error | null, cb: (err: Error | null) => void) => void;
+type Destroyable = Socket & { _handle?: StreamHandle | null; _destroy: DestroyFn };
+
+const CAUSES: readonly RelayEndCause[] = ['done', 'client_error', 'upstream_error', 'idle_timeout', 'closed'];
+const SLOT = 4294967296;
+
+let addon: Addon | null = null;
+let loadError = '';
+if (process.platform === 'linux') {
+  try {
+    addon = createRequire(import.meta.url)('../../build/Release/portcullis_relay.node') as Addon;
+  } catch (err) {
+    loadError = (err as Error).message.split('\n')[0] ?? 'load failed';
+  }
+} else {
+  loadError = `not built for ${process.platform}`;
+}
+
+/** Whether tunnels can be relayed natively here, and if not, why (for the start-up log). */
+export function nativeRelayStatus(): { available: boolean; reason: string } {
+  return addon ? { available: true, reason: '' } : { available: false, reason: loadError || 'not built (npm run build)' };
+}
+
+class Relayed implements RelayedTunnel {
+  ended = false;
+  final: RelayEnd | null = null;
+  readonly deferred: Array<() => void> = [];
+
+  constructor(
+    readonly slot: number,
+    readonly gen: number,
+    readonly onEnd: (end: RelayEnd) => void,
+  ) {}
+
+  get bytesUp(): number {
+    return this.final ? this.final.bytesUp : (counters?.[this.slot * 2] ?? 0);
+  }
+
+  get bytesDown(): number {
+    return this.final ? this.final.bytesDown : (counters?.[this.slot * 2 + 1] ?? 0);
+  }
+}
+
+let counters: Float64Array | null = null;
+const live = new Map<number, Relayed>();
+
+function onDone(slot: number, gen: number, cause: number, up: number, down: number): void {
+  const t = live.get(slot);
+  if (!t || t.gen !== gen) return;
+  live.delete(slot);
+  if (live.size === 0) addon?.ref(false);
+  t.ended = true;
+  t.final = { cause: CAUSES[cause] ?? 'closed', bytesUp: up, bytesDown: down };
+  // Sockets destroyed while the relay still owned their descriptors close now.
+  for (const fn of t.deferred.splice(0)) fn();
+  t.onEnd(t.final);
+}
+
+function usableHandle(s: Socket): StreamHandle | null {
+  const h = (s as Destroyable)._handle;
+  if (!h || typeof h.fd !== 'number' || h.fd < 0 || typeof h.readStop !== 'function') return null;
+  return h;
+}
+
+/**
+ * Hand an established tunnel's two sockets to the native relay. Returns null (and leaves both
+ * sockets untouched) when that is not possible: no addon, bytes already buffered in Node or still
+ * queued for writing, or no free slot; the caller then relays in JavaScript.
+ *
+ * After a hand-over the sockets stay open but silent in JavaScript: libuv no longer reads them,
+ * and destroying either one first asks the relay to let go of both descriptors, so a descriptor
+ * is never closed (and its number reused) while the relay thread still uses it. `onEnd` runs once,
+ * on the main thread, when the relay is done with them; the caller then destroys both sockets.
+ */
+export function relayTunnel(client: Socket, upstream: Socket, opts: RelayOptions, onEnd: (end: RelayEnd) => void): RelayedTunnel | null {
+  if (!addon) return null;
+  if (client.readableLength > 0 || upstream.readableLength > 0 || client.writableLength > 0 || upstream.writableLength > 0) return null;
+  const ch = usableHandle(client);
+  const uh = usableHandle(upstream);
+  if (!ch || !uh || client.destroyed || upstream.destroyed) return null;
+  counters ??= addon.init(onDone);
+  // No libuv read can happen between start() and readStop(): both run in this synchronous call.
+  const id = addon.start(ch.fd as number, uh.fd as number, opts.idleMs, opts.toClient, opts.toUpstream);
+  if (id < 0) return null;
+  ch.readStop?.();
+  uh.readStop?.();
+  // net.Socket restarts reading only when it believes the handle is not reading: keep it believing.
+  ch.reading = true;
+  uh.reading = true;
+  const t = new Relayed(Math.floor(id / SLOT), id % SLOT, onEnd);
+  if (live.size === 0) addon.ref(true);
+  live.set(t.slot, t);
+  for (const s of [client, upstream] as Destroyable[]) {
+    const own = s._destroy;
+    s._destroy = function (this: Destroyable, err, cb) {
+      if (t.ended) return own.call(this, err, cb);
+      t.deferred.push(() => own.call(this, err, cb));
+      addon?.close(t.slot, t.gen);
+    };
+  }
+  return t;
+}
+
+/** Config check: `proxy.relay: native` is a promise the start-up must keep or refuse. */
+export function relayConfigCheck(config: { proxy?: { relay?: string } }): Array<{ path: Array<string | number>; message: string }> {
+  if (config.proxy?.relay !== 'native' || addon) return [];
+  return [{ path: ['proxy', 'relay'], message: `native relay not available here (${nativeRelayStatus().reason}); build it with npm run build, or use auto` }];
+}
+
+/** The relay tunnels get under this setting, and the warning to log when auto had to fall back. */
+export function relayInUse(mode: 'auto' | 'native' | 'js'): { relay: 'native' | 'js'; warning: string | null } {
+  if (mode === 'js') return { relay: 'js', warning: null };
+  if (addon) return { relay: 'native', warning: null };
+  return { relay: 'js', warning: `native tunnel relay not available (${nativeRelayStatus().reason}): relaying in JavaScript, which costs more CPU per byte` };
+}

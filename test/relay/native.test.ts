@@ -1,0 +1,83 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { nativeRelayStatus, relayConfigCheck, relayInUse } from '../../src/relay/index.js';
+import { startGateway } from '../helpers/gateway.js';
+import { openTunnel, readBytes } from '../helpers/raw.js';
+import { startTcpEcho } from '../helpers/servers.js';
+
+const status = nativeRelayStatus();
+// Off CI a machine without a compiler runs the JavaScript relay; on CI the native one must exist,
+// or every tunnel test would silently measure the fallback.
+const needNative = process.env.CI === 'true' || status.available;
+
+describe('native relay availability', () => {
+  it.runIf(needNative)('is built and loads on this Node version', () => {
+    expect(status).toEqual({ available: true, reason: '' });
+    expect(relayInUse('auto')).toEqual({ relay: 'native', warning: null });
+    expect(relayConfigCheck({ proxy: { relay: 'native' } })).toEqual([]);
+  });
+
+  it('relay: js is honoured even where the native relay exists', () => {
+    expect(relayInUse('js')).toEqual({ relay: 'js', warning: null });
+  });
+
+});
+
+describe('the start-up line names the relay in use', () => {
+  it.each([
+    ['auto', status.available ? 'native' : 'js'],
+    ['js', 'js'],
+  ] as const)('relay: %s → %s', async (relay, expected) => {
+    const gw = await startGateway({ proxy: { relay }, allow: { presets: [], rules: [{ name: 'x', hosts: ['x.example.com'] }] } });
+    try {
+      const line = await gw.waitForLog((l) => l.msg === 'proxy listening');
+      expect(line.relay).toBe(expected);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('an install where the native relay could not be built', () => {
+  // The built gateway without build/Release: what a machine without a compiler ends up with.
+  const repo = resolve(import.meta.dirname, '../..');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-nonative-'));
+  cpSync(join(repo, 'dist'), join(dir, 'dist'), { recursive: true });
+  cpSync(join(repo, 'package.json'), join(dir, 'package.json'));
+  cpSync(join(repo, 'config'), join(dir, 'config'), { recursive: true });
+  symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'));
+  const cli = join(dir, 'dist', 'cli', 'main.js');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('relay: auto warns at start and relays in JavaScript', async () => {
+    const echo = await startTcpEcho();
+    const gw = await startGateway(
+      { proxy: { relay: 'auto' }, allow: { presets: [], rules: [{ name: 'echo', hosts: ['127.0.0.1'], ports: [echo.port], allowPrivate: true }] } },
+      { cli },
+    );
+    try {
+      const warn = await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('native tunnel relay not available'));
+      expect(warn.level).toBe('warn');
+      expect((await gw.waitForLog((l) => l.msg === 'proxy listening')).relay).toBe('js');
+      const t = await openTunnel(gw.port, `127.0.0.1:${echo.port}`);
+      t.socket.write('ping');
+      expect((await readBytes(t.socket, 4, t.rest)).toString()).toBe('ping');
+      t.socket.end();
+      expect((await gw.waitForLog((l) => l.event === 103)).relay).toBe('js');
+    } finally {
+      await gw.stop();
+      await echo.close();
+    }
+  });
+
+  it('relay: native is refused by check-config, naming the key', () => {
+    const file = join(dir, 'native.yaml');
+    writeFileSync(file, 'proxy:\n  relay: native\n');
+    const r = spawnSync(process.execPath, [cli, 'check-config', file], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr + r.stdout).toMatch(/proxy\.relay.*native relay not available/);
+  });
+});
