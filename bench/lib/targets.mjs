@@ -163,6 +163,7 @@ function portcullisTarget(opts, name = 'portcullis', settings = {}) {
   const proxyExtra = [];
   if (settings.workers !== undefined) proxyExtra.push(`  workers: ${Number(settings.workers)}`);
   if (settings.balance !== undefined) proxyExtra.push(`  balance: ${settings.balance}`);
+  if (settings.relay !== undefined) proxyExtra.push(`  relay: ${settings.relay}`);
   return {
     name,
     skipReason() {
