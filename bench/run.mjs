@@ -2,7 +2,7 @@
 // Portcullis benchmark harness.
 //
 //   node bench/run.mjs [--only case,...] [--targets direct,squid,squid2,tinyproxy,portcullis]
-//                      [--quick] [--reps N] [--gens N] [--gen native|node] [--upstream native|node]
+//                      [--quick] [--reps N] [--no-warmup] [--gens N] [--gen native|node] [--upstream native|node]
 //                      [--squid-access-log]
 //                      [--portcullis-args "..."] [--external name=host:port[:pid]]
 //                      [--variant name:workers=2,balance=kernel,relay=js,metrics=false] (adds target portcullis-name)
@@ -11,7 +11,8 @@
 //
 // Cases: tunnels, roundtrips, latency, bulk, http, idle-memory, fleet (see
 // docs/benchmarks.md). Every (case, target) pair gets a freshly started proxy;
-// each case is repeated --reps times (default 3, --quick 1) and the median is
+// each case is repeated --reps times (default 3, --quick 1) after one unrecorded
+// warm-up rep (not for fleet and idle-memory; --no-warmup drops it), and the median is
 // reported. Raw results go to .bench-out/<timestamp>.json.
 // --gen native (default): cases tunnels/roundtrips/latency/bulk use the C load
 // generator bench/native/loadgen.c; --upstream native (default): echo/sink are
@@ -50,6 +51,7 @@ const { values: a } = parseArgs({
     'fleet-steps': { type: 'string' },
     'fleet-step-sec': { type: 'string' },
     'fleet-reps': { type: 'string', default: '1' },
+    'no-warmup': { type: 'boolean', default: false },
     'fleet-all-steps': { type: 'boolean', default: false },
     'idle-tunnels': { type: 'string' },
     'tinyproxy-max-clients': { type: 'string', default: '12000' },
@@ -74,6 +76,10 @@ const opts = {
   fleetAllSteps: a['fleet-all-steps'],
 };
 const reps = Number(a.reps ?? (quick ? 1 : 3));
+// One unrecorded rep per (case, target) before the measured ones: a production gateway is long
+// running, so its JIT is warm. Every target gets it alike. Not for fleet (its own ramp-up) nor
+// idle-memory (it needs a fresh process).
+const warmup = !a['no-warmup'];
 const fleetReps = Number(a['fleet-reps']);
 const caseNames = a.only ? a.only.split(',').map((s) => s.trim()) : ALL_CASES;
 const targetNames = a.targets
@@ -183,7 +189,8 @@ for (const c of caseNames) {
       // Memory per idle tunnel is only honest in a fresh process: a second rep in the same
       // process finds its heap and buffers already grown (Squid showed 0.1 KB/tunnel), so one rep.
       const n = c === 'fleet' ? fleetReps : c === 'idle-memory' ? 1 : reps;
-      for (let i = 0; i < n; i++) {
+      const first = warmup && c !== 'fleet' && c !== 'idle-memory' ? -1 : 0;
+      for (let i = first; i < n; i++) {
         const ctx = {
           target: handle, targetName: tn, ports, upstream, quick, gens, opts, log,
           runGens: async (file, params, hooks = {}) => {
@@ -211,6 +218,11 @@ for (const c of caseNames) {
         };
         const t0 = Date.now();
         const res = await mod.run(ctx);
+        if (i < 0) {
+          log(`${c} / ${tn} warm-up (not counted): ${summarize(mod, res)}`);
+          await sleep(300);
+          continue;
+        }
         entry.reps.push(res);
         log(`${c} / ${tn} rep ${i + 1}/${n}: ${summarize(mod, res)} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
         await sleep(300);

@@ -4,7 +4,7 @@
 // themselves (the ceiling). pid is the root of the proxy's process tree, used
 // for CPU (/proc/<pid>/stat) and RSS (/proc/<pid>/status) sampling.
 
-import { mkdtempSync, writeFileSync, existsSync, chownSync, chmodSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, existsSync, chownSync, chmodSync, rmSync, readFileSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -156,7 +156,8 @@ function tinyproxyTarget(opts) {
 
 // ------------------------------------------------------------------ portcullis
 /**
- * settings: workers, balance (round-robin|kernel), metrics (true|false), accessLog (true|false).
+ * settings: workers, balance (round-robin|kernel), relay (auto|native|js), metrics (true|false),
+ * accessLog (true|false; true also sets log.level info, the level access records are written at).
  * Every load generator connects from 127.0.0.1, so the per-client limit is raised to the total.
  */
 function portcullisTarget(opts, name = 'portcullis', settings = {}) {
@@ -187,7 +188,7 @@ function portcullisTarget(opts, name = 'portcullis', settings = {}) {
         `      ports: [${ports.echo}, ${ports.sink}, ${ports.fleet}, ${ports.http}]`,
         `      allowPrivate: true`,
         `log:`,
-        `  level: warn`,
+        `  level: ${settings.accessLog === 'true' ? 'info' : 'warn'}`,
         `  access: ${settings.accessLog === 'true' ? 'true' : 'false'}`,
         `admin:`,
         `  listen: "127.0.0.1:${adminPort}"`,
@@ -197,9 +198,14 @@ function portcullisTarget(opts, name = 'portcullis', settings = {}) {
       // PORTCULLIS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway (not allowed in NODE_OPTIONS).
       const nodeArgs = (process.env.PORTCULLIS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
       const args = [...nodeArgs, join(REPO, 'dist/cli/main.js'), 'start', '--config', conf, ...opts.portcullisArgs];
-      const child = spawnTracked(process.execPath, args, { cwd: REPO });
+      // With the access log on, stdout goes to a file, as it would to journald or a log file, so
+      // the harness does not pay for reading it.
+      const logFile = join(dir, 'portcullis.log');
+      const stdio = settings.accessLog === 'true' ? ['ignore', openSync(logFile, 'w'), 'pipe'] : undefined;
+      const child = spawnTracked(process.execPath, args, { cwd: REPO, ...(stdio ? { stdio } : {}) });
+      if (stdio) closeSync(stdio[1]); // the child has its own copy
       const getOut = collectOutput(child);
-      await started(child, port, 'portcullis', null, getOut);
+      await started(child, port, 'portcullis', stdio ? logFile : null, getOut);
       return {
         proxy: { host: '127.0.0.1', port },
         pid: child.pid,
