@@ -459,10 +459,13 @@ static void push_cmd(cmd_t c) {
     cmds = n;
     cmd_cap = cap;
   }
+  /* Commands already queued mean a wake-up is already on its way, and run_commands() drains the
+   * queue until it is empty: under load one eventfd write serves many new tunnels. */
+  int wake = cmd_len == 0;
   cmds[cmd_len++] = c;
   pthread_mutex_unlock(&mu);
   uint64_t one = 1;
-  if (write(evfd, &one, sizeof one) < 0) {}
+  if (wake && write(evfd, &one, sizeof one) < 0) {}
 }
 
 /* start(clientFd, upstreamFd, idleMs, toClient?: Buffer (not payload), toUpstream?: Buffer (payload)) -> slot * 2^32 + gen, or -1 */
