@@ -53,6 +53,7 @@ export class ProxyMetrics implements ProxyObserver {
   private readonly limitHits: HotValues;
   private readonly timeouts: HotValues;
   private readonly openTunnels: HotValues;
+  private readonly relayed: HotValues;
   private readonly tunnelDuration: HotHistogram;
   private readonly connectLatency: HotHistogram;
   private readonly dns: HistogramSeries;
@@ -93,6 +94,12 @@ export class ProxyMetrics implements ProxyObserver {
     this.errors = new HotValues('portcullis_errors_total', 'Network errors towards destinations (DNS, connect, upstream), by reason (Log Analytics gateway: Error Count).', 'counter', registry);
     this.limitHits = new HotValues('portcullis_limit_hits_total', 'Connections refused by a connection limit: limit (total|client).', 'counter', registry);
     this.timeouts = new HotValues('portcullis_timeouts_total', 'Connections or tunnels closed by a timeout: kind (connect|dns|header|idle|lifetime|upstream_response).', 'counter', registry);
+    this.relayed = new HotValues(
+      'portcullis_tunnels_relayed_total',
+      'Established tunnels by what moved their bytes: relay (native = the relay thread; js = Node streams, the fallback when the addon is not built or relay: js).',
+      'counter',
+      registry,
+    );
     this.openTunnels = new HotValues('portcullis_open_tunnels', 'Currently open CONNECT tunnels per destination rule.', 'gauge', registry);
     this.tunnelDuration = new HotHistogram('portcullis_tunnel_duration_seconds', 'Lifetime of established CONNECT tunnels, per destination rule.', DURATION_BUCKETS, registry);
     this.connectLatency = new HotHistogram('portcullis_upstream_connect_seconds', 'TCP connect time to the destination, per destination rule.', LATENCY_BUCKETS, registry);
@@ -189,7 +196,10 @@ export class ProxyMetrics implements ProxyObserver {
     }
     const timeoutKind = TIMEOUT_KIND[reason] ?? (rec.closeCause === 'idle_timeout' ? 'idle' : rec.closeCause === 'lifetime' ? 'lifetime' : undefined);
     if (timeoutKind) this.timeouts.series(timeoutKind, () => ({ kind: timeoutKind })).value++;
-    if (rec.kind === 'tunnel' && rec.status === 200) this.rule(rule).duration.observe(rec.durationMs / 1000);
+    if (rec.kind === 'tunnel' && rec.status === 200) {
+      this.rule(rule).duration.observe(rec.durationMs / 1000);
+      if (rec.relay) this.relayed.series(rec.relay, () => ({ relay: rec.relay as string })).value++;
+    }
     if (rec.bytesUp > 0 || rec.bytesDown > 0) {
       const r = this.rule(rule);
       r.closedUp += rec.bytesUp;
