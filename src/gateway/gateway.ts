@@ -6,14 +6,17 @@ import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { relayInUse } from '../relay/index.js';
 
-/** Logged once when the proxy is listening (by the single process, or by the supervisor for all workers). */
+/**
+ * Logged once when the proxy is listening (by the single process, or by the supervisor for all
+ * workers). `fields` names the addresses, the config source and the allowlist (describePolicy).
+ */
 export function announceListening(logger: Logger, config: PortcullisConfig, fields: Record<string, unknown>): void {
   if (config.allow.workspaces.length === 0 && config.allow.presets.length > 0) {
     logger.warn({ event: Events.LIFECYCLE }, 'no workspaces configured: preset templates allow any workspace ID; list allow.workspaces to tighten');
   }
   const { relay, warning } = relayInUse(config.proxy.relay);
   if (warning) logger.warn({ event: Events.LIFECYCLE }, warning);
-  logger.info({ event: Events.LIFECYCLE, ...fields, relay, mode: config.proxy.mode, allow: describePolicy(compilePolicy(config)) }, 'proxy listening');
+  logger.info({ event: Events.LIFECYCLE, ...fields, relay, mode: config.proxy.mode }, 'proxy listening');
 }
 
 export interface GatewayOptions {
@@ -55,7 +58,7 @@ export class Gateway {
     this.addresses = await this.proxy.listen();
     const { logger } = this.opts;
     if (this.opts.announce === false) return this.addresses;
-    announceListening(logger, this.config, { listen: this.addresses, config: this.opts.source });
+    announceListening(logger, this.config, { listen: this.addresses, config: this.opts.source, allow: describePolicy(this.proxy.ctx.policy) });
     return this.addresses;
   }
 

@@ -132,10 +132,8 @@ class Tunnel implements LiveTunnel {
     this.upstream.destroy();
   }
 
-  private readonly onRelayEnd = (end: RelayEnd): void => {
-    if (end.cause !== 'closed' && end.cause !== 'done') this.close(end.cause);
-    else this.close(this.cause);
-  };
+  /** The relay let go of both sockets: close them, keeping our own cause when we asked it to stop. */
+  private readonly onRelayEnd = (end: RelayEnd): void => this.close(end.cause === 'closed' ? this.cause : end.cause);
 
   private readonly onClientError = (): void => this.close('client_error');
   private readonly onUpstreamError = (): void => this.close('upstream_error');

@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import client from 'prom-client';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
-import { compilePolicy } from '../policy/index.js';
+import { compilePolicy, describePolicy } from '../policy/index.js';
 import { announceListening } from '../gateway/gateway.js';
 import type { BoundAddress } from '../proxy/index.js';
 import { startAdminServer } from '../admin/server.js';
@@ -56,7 +56,7 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
       logger.info({ event: Events.LIFECYCLE, worker: worker.id, pid: worker.process.pid }, 'worker listening');
       if (!announced && listening.size === workerCount) {
         announced = true;
-        announceListening(logger, config, { listen: msg.addresses, workers: workerCount, balance: config.proxy.balance, config: source });
+        announceListening(logger, config, { listen: msg.addresses, workers: workerCount, balance: config.proxy.balance, config: source, allow: describePolicy(compilePolicy(config)) });
       }
     } else if (isMessage<Extract<ToPrimary, { type: 'portcullis:clients' }>>(msg, 'portcullis:clients')) {
       pendingClientQueries.get(msg.id)?.(msg.ips);
