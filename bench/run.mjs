@@ -324,8 +324,8 @@ if (results.fleet) {
     const e = results.fleet[tn];
     if (!e?.reps?.length) continue;
     const steps = e.reps[e.reps.length - 1].steps ?? [];
-    out += `  ${tn}:\n` + table(['    agents', 'uploads', 'errors', 'p50 ms', 'p99 ms', 'proxy CPU%', 'proxy RSS MiB', 'gen CPU%', 'ok'],
-      steps.map((s) => [`    ${s.agents}`, fmt(s.uploads), fmt(s.errors), fmt(s.p50ms, 1), fmt(s.p99ms, 1), fmt(s.proxyCpuPct), fmt(s.proxyRssKiB / 1024, 0), fmt(s.genCpuPct), s.ok ? 'yes' : 'NO'])).replace(/^/gm, '  ') + '\n';
+    out += `  ${tn}:\n` + table(['    agents', 'uploads', 'errors', 'p50 ms', 'p99 ms', 'p99 kept/fresh', 'proxy CPU%', 'proxy RSS MiB', 'gen CPU%', 'ok'],
+      steps.map((s) => [`    ${s.agents}`, fmt(s.uploads), fmt(s.errors), fmt(s.p50ms, 1), fmt(s.p99ms, 1), `${fmt(s.p99KeptMs, 1)} / ${fmt(s.p99FreshMs, 1)}`, fmt(s.proxyCpuPct), fmt(s.proxyRssKiB / 1024, 0), fmt(s.genCpuPct), s.ok ? 'yes' : 'NO'])).replace(/^/gm, '  ') + '\n';
   }
 }
 const notes = shownTargets.map((tn) => {

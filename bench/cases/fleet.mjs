@@ -59,6 +59,8 @@ export async function run(ctx) {
       onDone: async () => { sampling = false; },
     });
     const lat = r.results.flatMap((x) => x.lat).sort((a, b) => a - b);
+    const latFresh = r.results.flatMap((x) => x.latFresh ?? []).sort((a, b) => a - b);
+    const latKept = r.results.flatMap((x) => x.latKept ?? []).sort((a, b) => a - b);
     const errors = r.results.reduce((a, x) => a + x.errors, 0);
     const step = {
       agents,
@@ -68,6 +70,9 @@ export async function run(ctx) {
       drops: r.results.reduce((a, x) => a + x.drops, 0),
       p50ms: percentile(lat, 50),
       p99ms: percentile(lat, 99),
+      // Where the tail comes from: uploads over a kept tunnel vs through a fresh one.
+      p99FreshMs: percentile(latFresh, 99),
+      p99KeptMs: percentile(latKept, 99),
       maxms: lat.length ? lat[lat.length - 1] : null,
       proxyCpuPct: r.proxyCpuPct,
       proxyRssKiB: peakRss || null,
@@ -80,7 +85,7 @@ export async function run(ctx) {
     step.ok = step.errors === 0 && step.uploads > 0 && step.p99ms < 1000;
     out.push(step);
     ctx.log(`  fleet ${ctx.targetName} N=${agents}: uploads=${step.uploads} errors=${errors} p50=${step.p50ms?.toFixed(1)}ms ` +
-      `p99=${step.p99ms?.toFixed(1)}ms proxyCPU=${step.proxyCpuPct?.toFixed(0)}% RSS=${(peakRss / 1024).toFixed(0)}MiB ` +
+      `p99=${step.p99ms?.toFixed(1)}ms (kept ${step.p99KeptMs?.toFixed(1)}, fresh ${step.p99FreshMs?.toFixed(1)}) proxyCPU=${step.proxyCpuPct?.toFixed(0)}% RSS=${(peakRss / 1024).toFixed(0)}MiB ` +
       `genCPU=${step.genCpuPct.toFixed(0)}% (max/proc ${step.genCpuPctPerProcessMax.toFixed(0)}%) sys=${step.sysCpuPct?.toFixed(0)}% ${step.ok ? 'OK' : 'FAIL'}` +
       (step.firstError ? ` firstError="${step.firstError}"` : ''));
     if (step.ok) maxOk = agents;
@@ -104,7 +109,8 @@ export async function genSetup() {
 }
 
 export async function genRun({ frame }, p) {
-  const lat = [];
+  const lat = []; // uploads over a kept tunnel
+  const latFresh = []; // uploads through a fresh tunnel: connect + CONNECT included
   let errors = 0, drops = 0, firstError = null;
   const t0 = Date.now();
   const c0 = process.cpuUsage();
@@ -140,7 +146,7 @@ export async function genRun({ frame }, p) {
             s.on('error', () => {});
             s.write(frame);
             await withTimeout(rd(ANSWER));
-            lat.push(performance.now() - start);
+            latFresh.push(performance.now() - start);
           } finally { s.destroy(); }
         } else {
           if (dead) await openPersistent();
@@ -160,6 +166,6 @@ export async function genRun({ frame }, p) {
   await Promise.all(Array.from({ length: p.agents }, (_, j) => agent(p.offset + j)));
   const c = process.cpuUsage(c0);
   const cpuPct = (100 * (c.user + c.system) / 1e6) / ((Date.now() - t0) / 1000);
-  return { lat, errors, drops, firstError, cpuPct };
+  return { lat: lat.concat(latFresh), latKept: lat, latFresh, errors, drops, firstError, cpuPct };
 }
 
