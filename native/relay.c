@@ -86,6 +86,9 @@ static int done_signalled;
 static int ep = -1, evfd = -1;
 static pthread_t thread;
 static int thread_started, stopping;
+/* The one JavaScript environment (main thread) the relay belongs to: its state is per process,
+ * so a worker_threads Worker that loads the addon too must not drive it. */
+static napi_env owner_env;
 static napi_threadsafe_function tsfn;
 static napi_ref counters_ref;
 static int64_t now_ms;
@@ -397,6 +400,7 @@ static napi_value relay_init(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (thread_started) {
+    if (env != owner_env) return throw_msg(env, "PCL_ERR_RELAY_ENV", "the relay belongs to the main thread");
     napi_value arr;
     napi_get_reference_value(env, counters_ref, &arr);
     return arr;
@@ -426,6 +430,7 @@ static napi_value relay_init(napi_env env, napi_callback_info info) {
   napi_unref_threadsafe_function(env, tsfn);
   if (pthread_create(&thread, NULL, relay_main, NULL) != 0) return throw_msg(env, "PCL_ERR_RELAY_INIT", "thread");
   thread_started = 1;
+  owner_env = env;
   napi_add_env_cleanup_hook(env, cleanup, NULL);
   napi_value arr;
   napi_create_typedarray(env, napi_float64_array, MAX_SLOTS * 2, ab, 0, &arr);
@@ -473,7 +478,7 @@ static napi_value relay_start(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5], ret;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (!thread_started || argc < 5) return throw_msg(env, "PCL_ERR_RELAY_STATE", "relay not initialised");
+  if (!thread_started || argc < 5 || env != owner_env) return throw_msg(env, "PCL_ERR_RELAY_STATE", "relay not initialised in this thread");
   int32_t cfd, ufd;
   double idle;
   napi_get_value_int32(env, argv[0], &cfd);
@@ -515,7 +520,7 @@ static napi_value relay_close(napi_env env, napi_callback_info info) {
   uint32_t s, gen;
   napi_get_value_uint32(env, argv[0], &s);
   napi_get_value_uint32(env, argv[1], &gen);
-  if (thread_started && s < MAX_SLOTS) push_cmd((cmd_t){ .op = 2, .slot = s, .gen = gen });
+  if (thread_started && env == owner_env && s < MAX_SLOTS) push_cmd((cmd_t){ .op = 2, .slot = s, .gen = gen });
   return NULL;
 }
 
@@ -526,7 +531,7 @@ static napi_value relay_ref(napi_env env, napi_callback_info info) {
   bool on = false;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_get_value_bool(env, argv[0], &on);
-  if (thread_started) {
+  if (thread_started && env == owner_env) {
     if (on) napi_ref_threadsafe_function(env, tsfn);
     else napi_unref_threadsafe_function(env, tsfn);
   }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 
 /** How a natively relayed tunnel ended. `closed` = we asked (destroy, drain, lifetime). */
 export type RelayEndCause = 'done' | 'client_error' | 'upstream_error' | 'idle_timeout' | 'closed';
@@ -47,7 +48,10 @@ const SLOT = 4294967296;
 
 let addon: Addon | null = null;
 let loadError = '';
-if (process.platform === 'linux') {
+if (!isMainThread) {
+  // The relay's state is per process and belongs to the main thread (where the proxy runs).
+  loadError = 'not on the main thread';
+} else if (process.platform === 'linux') {
   try {
     addon = createRequire(import.meta.url)('../../build/Release/portcullis_relay.node') as Addon;
   } catch (err) {

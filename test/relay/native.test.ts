@@ -1,6 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { nativeRelayStatus, relayConfigCheck, relayInUse } from '../../src/relay/index.js';
@@ -18,6 +20,14 @@ describe('native relay availability', () => {
     expect(status).toEqual({ available: true, reason: '' });
     expect(relayInUse('auto')).toEqual({ relay: 'native', warning: null });
     expect(relayConfigCheck({ proxy: { relay: 'native' } })).toEqual([]);
+  });
+
+  it('is not driven from a worker thread (its state belongs to the main thread)', async () => {
+    const mod = new URL('../../dist/relay/index.js', import.meta.url).href;
+    const w = new Worker(`import(${JSON.stringify(mod)}).then((m) => require('node:worker_threads').parentPort.postMessage(m.nativeRelayStatus()))`, { eval: true });
+    const [msg] = (await once(w, 'message')) as [{ available: boolean; reason: string }];
+    await w.terminate();
+    expect(msg).toEqual({ available: false, reason: 'not on the main thread' });
   });
 
   it('relay: js is honoured even where the native relay exists', () => {
