@@ -4,6 +4,7 @@ import { policyConfigCheck } from '../../src/policy/index.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { createLogger } from '../../src/log/logger.js';
 import { stringify } from 'yaml';
+import { startTcpEcho, type TestServer } from './servers.js';
 
 export interface InProcessGateway {
   gateway: Gateway;
@@ -23,4 +24,30 @@ export async function startInProcess(config: Record<string, unknown>): Promise<I
   const gateway = new Gateway({ config: parsed, source: 'test', logger });
   const [addr] = await gateway.start();
   return { gateway, port: addr!.port, config: parsed, stop: () => gateway.stop() };
+}
+
+/** An in-process gateway allowing only `echo.example.com` → a local TCP echo server. */
+export async function startEchoInProcess(): Promise<{ gw: InProcessGateway; echo: TestServer; close(): Promise<void> }> {
+  const echo = await startTcpEcho();
+  const gw = await startInProcess({
+    allow: { presets: [], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [echo.port], allowPrivate: true }] },
+    dns: { overrides: { 'echo.example.com': '127.0.0.1' } },
+  });
+  return {
+    gw,
+    echo,
+    close: async () => {
+      await gw.stop();
+      await echo.close();
+    },
+  };
+}
+
+/** Wait (at most 5 s) until the gateway has no open connection or tunnel left, then a little more. */
+export async function waitUntilIdle(gw: InProcessGateway): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((gw.gateway.proxy.activeConnections > 0 || gw.gateway.proxy.openTunnels > 0) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, 100));
 }

@@ -1,23 +1,19 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openTunnel, readBytes } from '../helpers/raw.js';
-import { startTcpEcho, type TestServer } from '../helpers/servers.js';
+import type { TestServer } from '../helpers/servers.js';
 import { openFdCount } from '../helpers/fds.js';
-import { startInProcess, type InProcessGateway } from '../helpers/inprocess.js';
+import { startEchoInProcess, waitUntilIdle, type InProcessGateway } from '../helpers/inprocess.js';
 
 let echo: TestServer;
 let gw: InProcessGateway;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  echo = await startTcpEcho();
-  gw = await startInProcess({
-    allow: { presets: [], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [echo.port], allowPrivate: true }] },
-    dns: { overrides: { 'echo.example.com': '127.0.0.1' } },
-  });
+  ({ echo, gw, close } = await startEchoInProcess());
 });
 
 afterAll(async () => {
-  await gw?.stop();
-  await echo?.close();
+  await close?.();
 });
 
 /** One tunnel in one of the ways clients end them: clean, half-closed, abrupt, or refused. */
@@ -54,13 +50,6 @@ async function runTunnels(count: number, concurrency: number): Promise<void> {
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
-async function settled(): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while ((gw.gateway.proxy.activeConnections > 0 || gw.gateway.proxy.openTunnels > 0) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  await new Promise((r) => setTimeout(r, 100));
-}
 
 function listenerCounts(): Record<string, number> {
   const out: Record<string, number> = {};
@@ -70,12 +59,12 @@ function listenerCounts(): Record<string, number> {
 
 it('opens and closes 5,000 tunnels without leaking file descriptors, listeners or connection state', { timeout: 120_000 }, async () => {
   await runTunnels(200, 50); // warm up lazily created handles (pools, timers)
-  await settled();
+  await waitUntilIdle(gw);
   const fdsBefore = openFdCount();
   const listenersBefore = listenerCounts();
 
   await runTunnels(5_000, 50);
-  await settled();
+  await waitUntilIdle(gw);
 
   expect(gw.gateway.proxy.activeConnections).toBe(0);
   expect(gw.gateway.proxy.openTunnels).toBe(0);

@@ -7,24 +7,20 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openTunnel, readBytes } from '../helpers/raw.js';
-import { startTcpEcho, type TestServer } from '../helpers/servers.js';
+import type { TestServer } from '../helpers/servers.js';
 import { waitForFdCount, openFdCount } from '../helpers/fds.js';
-import { startInProcess, type InProcessGateway } from '../helpers/inprocess.js';
+import { startEchoInProcess, waitUntilIdle, type InProcessGateway } from '../helpers/inprocess.js';
 
 let echo: TestServer;
 let gw: InProcessGateway;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  echo = await startTcpEcho();
-  gw = await startInProcess({
-    allow: { presets: [], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [echo.port], allowPrivate: true }] },
-    dns: { overrides: { 'echo.example.com': '127.0.0.1' } },
-  });
+  ({ echo, gw, close } = await startEchoInProcess());
 });
 
 afterAll(async () => {
-  await gw?.stop();
-  await echo?.close();
+  await close?.();
 });
 
 /** Small seeded PRNG (mulberry32): a failing run can be replayed with the same seed. */
@@ -90,10 +86,7 @@ it('keeps 60 concurrent tunnels apart over 600 tunnels ending every way, and lea
   };
   await Promise.all(Array.from({ length: 60 }, worker));
 
-  const deadline = Date.now() + 5_000;
-  while ((gw.gateway.proxy.activeConnections > 0 || gw.gateway.proxy.openTunnels > 0) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitUntilIdle(gw);
   expect(gw.gateway.proxy.openTunnels).toBe(0);
   expect(gw.gateway.proxy.activeConnections).toBe(0);
   expect(await waitForFdCount(fdsBefore + 2)).toBeLessThanOrEqual(fdsBefore + 2);
