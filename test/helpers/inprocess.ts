@@ -4,6 +4,7 @@ import { policyConfigCheck } from '../../src/policy/index.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { createLogger } from '../../src/log/logger.js';
 import { stringify } from 'yaml';
+import { afterAll, beforeAll } from 'vitest';
 import { startTcpEcho, type TestServer } from './servers.js';
 
 export interface InProcessGateway {
@@ -41,6 +42,18 @@ export async function startEchoInProcess(): Promise<{ gw: InProcessGateway; echo
       await echo.close();
     },
   };
+}
+
+/** The same, started before the file's tests and closed after them; read its fields inside tests. */
+export function echoInProcessForSuite(): { gw: InProcessGateway; echo: TestServer } {
+  const suite = {} as { gw: InProcessGateway; echo: TestServer; close?: () => Promise<void> };
+  beforeAll(async () => {
+    Object.assign(suite, await startEchoInProcess());
+  });
+  afterAll(async () => {
+    await suite.close?.();
+  });
+  return suite;
 }
 
 /** Wait (at most 5 s) until the gateway has no open connection or tunnel left, then a little more. */

@@ -1,26 +1,15 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { openTunnel, readBytes } from '../helpers/raw.js';
-import type { TestServer } from '../helpers/servers.js';
 import { openFdCount } from '../helpers/fds.js';
-import { startEchoInProcess, waitUntilIdle, type InProcessGateway } from '../helpers/inprocess.js';
+import { echoInProcessForSuite, waitUntilIdle } from '../helpers/inprocess.js';
 
-let echo: TestServer;
-let gw: InProcessGateway;
-let close: () => Promise<void>;
-
-beforeAll(async () => {
-  ({ echo, gw, close } = await startEchoInProcess());
-});
-
-afterAll(async () => {
-  await close?.();
-});
+const suite = echoInProcessForSuite();
 
 /** One tunnel in one of the ways clients end them: clean, half-closed, abrupt, or refused. */
 async function oneTunnel(i: number): Promise<void> {
   const kind = i % 4;
-  const authority = kind === 3 ? `forbidden.example.com:${echo.port}` : `echo.example.com:${echo.port}`;
-  const t = await openTunnel(gw.port, authority);
+  const authority = kind === 3 ? `forbidden.example.com:${suite.echo.port}` : `echo.example.com:${suite.echo.port}`;
+  const t = await openTunnel(suite.gw.port, authority);
   t.socket.on('error', () => {});
   if (kind === 3) {
     expect(t.status).toBe(403);
@@ -59,15 +48,15 @@ function listenerCounts(): Record<string, number> {
 
 it('opens and closes 5,000 tunnels without leaking file descriptors, listeners or connection state', { timeout: 120_000 }, async () => {
   await runTunnels(200, 50); // warm up lazily created handles (pools, timers)
-  await waitUntilIdle(gw);
+  await waitUntilIdle(suite.gw);
   const fdsBefore = openFdCount();
   const listenersBefore = listenerCounts();
 
   await runTunnels(5_000, 50);
-  await waitUntilIdle(gw);
+  await waitUntilIdle(suite.gw);
 
-  expect(gw.gateway.proxy.activeConnections).toBe(0);
-  expect(gw.gateway.proxy.openTunnels).toBe(0);
+  expect(suite.gw.gateway.proxy.activeConnections).toBe(0);
+  expect(suite.gw.gateway.proxy.openTunnels).toBe(0);
   expect(listenerCounts()).toEqual(listenersBefore);
   // A leak of even 1% of 5,000 tunnels would be 50+ descriptors.
   expect(openFdCount()).toBeLessThanOrEqual(fdsBefore + 2);

@@ -5,23 +5,12 @@
  * (test/relay/native.test.ts makes sure the native relay is there on CI).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { openTunnel, readBytes } from '../helpers/raw.js';
-import type { TestServer } from '../helpers/servers.js';
 import { waitForFdCount, openFdCount } from '../helpers/fds.js';
-import { startEchoInProcess, waitUntilIdle, type InProcessGateway } from '../helpers/inprocess.js';
+import { echoInProcessForSuite, waitUntilIdle } from '../helpers/inprocess.js';
 
-let echo: TestServer;
-let gw: InProcessGateway;
-let close: () => Promise<void>;
-
-beforeAll(async () => {
-  ({ echo, gw, close } = await startEchoInProcess());
-});
-
-afterAll(async () => {
-  await close?.();
-});
+const suite = echoInProcessForSuite();
 
 /** Small seeded PRNG (mulberry32): a failing run can be replayed with the same seed. */
 function rng(seed: number): () => number {
@@ -39,7 +28,7 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** One tunnel: random size, written in random chunks; then a clean end, a reset, or an abrupt close. */
 async function oneTunnel(rand: () => number, ends: Record<string, number>): Promise<void> {
-  const t = await openTunnel(gw.port, `echo.example.com:${echo.port}`);
+  const t = await openTunnel(suite.gw.port, `echo.example.com:${suite.echo.port}`);
   t.socket.on('error', () => {});
   expect(t.status).toBe(200);
   const size = 1 + Math.floor(rand() * rand() * 512 * 1024);
@@ -86,9 +75,9 @@ it('keeps 60 concurrent tunnels apart over 600 tunnels ending every way, and lea
   };
   await Promise.all(Array.from({ length: 60 }, worker));
 
-  await waitUntilIdle(gw);
-  expect(gw.gateway.proxy.openTunnels).toBe(0);
-  expect(gw.gateway.proxy.activeConnections).toBe(0);
+  await waitUntilIdle(suite.gw);
+  expect(suite.gw.gateway.proxy.openTunnels).toBe(0);
+  expect(suite.gw.gateway.proxy.activeConnections).toBe(0);
   expect(await waitForFdCount(fdsBefore + 2)).toBeLessThanOrEqual(fdsBefore + 2);
   // Every way of ending was exercised.
   expect(Object.keys(ends).sort()).toEqual(['abrupt', 'clean', 'reset']);
