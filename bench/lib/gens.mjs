@@ -13,9 +13,8 @@ const GEN = fileURLToPath(new URL('./gen.mjs', import.meta.url));
  * where extra is what onReady/onRunning returned, and genCpuPct is the summed
  * CPU of all generators over their run in % of one core.
  */
-export async function runGens(caseFile, paramsList, { onReady, onRunning, onDone, timeoutMs = 600000 } = {}) {
+export async function runGens(caseFile, paramsList, hooks = {}) {
   const kids = paramsList.map(() => forkTracked(GEN));
-  const extra = {};
   try {
     const waitFor = (kid, type) => new Promise((resolve, reject) => {
       const onMsg = (m) => {
@@ -27,27 +26,42 @@ export async function runGens(caseFile, paramsList, { onReady, onRunning, onDone
       kid.on('message', onMsg);
       kid.once('exit', onExit);
     });
-    let timer;
-    const overall = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`generators timed out after ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      const readies = kids.map((k) => waitFor(k, 'ready'));
-      kids.forEach((k, i) => k.send({ type: 'task', caseFile, params: paramsList[i] }));
-      await Promise.race([Promise.all(readies), overall]);
-      if (onReady) extra.ready = await onReady(kids.map((k) => k.pid));
-      const resultsP = kids.map((k) => waitFor(k, 'result'));
-      for (const k of kids) k.send({ type: 'go' });
-      const running = onRunning ? onRunning() : null;
-      const msgs = await Promise.race([Promise.all(resultsP), overall]);
-      if (onDone) extra.done = await onDone();
-      if (running) extra.running = await running;
-      return summariseGenerators(msgs, extra);
-    } finally {
-      clearTimeout(timer);
-    }
+    const readies = kids.map((k) => waitFor(k, 'ready'));
+    kids.forEach((k, i) => k.send({ type: 'task', caseFile, params: paramsList[i] }));
+    return await driveGenerators({
+      label: 'generators',
+      pids: kids.map((k) => k.pid),
+      readies,
+      waitResults: () => kids.map((k) => waitFor(k, 'result')),
+      go: () => { for (const k of kids) k.send({ type: 'go' }); },
+    }, hooks);
   } finally {
     await Promise.all(kids.map((k) => stopChild(k, 1000)));
+  }
+}
+
+/**
+ * The run every generator transport shares (Node IPC, native stdin/stdout): wait until all are
+ * ready, onReady(pids), 'go', onRunning(), wait for every result, onDone(); bounded by timeoutMs.
+ */
+export async function driveGenerators({ label, pids, readies, waitResults, go }, { onReady, onRunning, onDone, timeoutMs = 600000 } = {}) {
+  const extra = {};
+  let timer;
+  const overall = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${label} timed out after ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([Promise.all(readies), overall]);
+    if (onReady) extra.ready = await onReady(pids);
+    const resultsP = waitResults();
+    go();
+    const running = onRunning ? onRunning() : null;
+    const msgs = await Promise.race([Promise.all(resultsP), overall]);
+    if (onDone) extra.done = await onDone();
+    if (running) extra.running = await running;
+    return summariseGenerators(msgs, extra);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -59,7 +73,7 @@ export function split(total, n) {
 }
 
 /** Sum the generator processes' results and CPU (shared by the Node and native generators). */
-export function summariseGenerators(msgs, extra) {
+function summariseGenerators(msgs, extra) {
   const cpu = msgs.reduce((a, m) => a + m.cpuSec, 0);
   const wall = Math.max(...msgs.map((m) => m.wallSec));
   const user = msgs.reduce((a, m) => a + (m.cpuUserSec ?? 0), 0);

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnTracked, stopChild } from './procs.mjs';
-import { summariseGenerators } from './gens.mjs';
+import { driveGenerators } from './gens.mjs';
 
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
 const SRC_DIR = join(REPO, 'bench/native');
@@ -68,9 +68,8 @@ export function targetArgs(proxy, destPort) {
   return proxy ? ['--proxy', `${proxy.host}:${proxy.port}`, '--dest-port', String(destPort)] : ['--dest-port', String(destPort)];
 }
 
-export async function runNativeGens(bin, argvList, { onReady, onRunning, onDone, timeoutMs = 600000 } = {}) {
+export async function runNativeGens(bin, argvList, hooks = {}) {
   const kids = argvList.map((argv) => spawnTracked(bin, argv.map(String), { stdio: ['pipe', 'pipe', 'pipe'] }));
-  const extra = {};
   const state = kids.map((k) => {
     const st = { msgs: [], waiters: [], stderr: '', exited: null };
     jsonLines(k, (m) => { st.msgs.push(m); for (const w of st.waiters.splice(0)) w(); });
@@ -93,22 +92,15 @@ export async function runNativeGens(bin, argvList, { onReady, onRunning, onDone,
     };
     check();
   });
-  let timer;
-  const overall = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`native generators timed out after ${timeoutMs} ms`)), timeoutMs);
-  });
   try {
-    await Promise.race([Promise.all(kids.map((_, i) => waitFor(i, 'ready'))), overall]);
-    if (onReady) extra.ready = await onReady(kids.map((k) => k.pid));
-    const resultsP = kids.map((_, i) => waitFor(i, 'result'));
-    for (const k of kids) k.stdin.write('go\n');
-    const running = onRunning ? onRunning() : null;
-    const msgs = await Promise.race([Promise.all(resultsP), overall]);
-    if (onDone) extra.done = await onDone();
-    if (running) extra.running = await running;
-    return summariseGenerators(msgs, extra);
+    return await driveGenerators({
+      label: 'native generators',
+      pids: kids.map((k) => k.pid),
+      readies: kids.map((_, i) => waitFor(i, 'ready')),
+      waitResults: () => kids.map((_, i) => waitFor(i, 'result')),
+      go: () => { for (const k of kids) k.stdin.write('go\n'); },
+    }, hooks);
   } finally {
-    clearTimeout(timer);
     for (const k of kids) { try { k.stdin.end(); } catch { /* gone */ } }
     await Promise.all(kids.map((k) => stopChild(k, 1000)));
   }

@@ -5,6 +5,7 @@ import { dial, dialFirst, toResolved } from '../../src/dial/index.js';
 import { PortcullisError } from '../../src/util/errors.js';
 import { openFdCount, waitForFdCount } from '../helpers/fds.js';
 import { startBlackhole, startTcpEcho } from '../helpers/servers.js';
+import { codeOf } from '../helpers/errors.js';
 
 const V4 = toResolved('127.0.0.1');
 const cleanups: Array<() => unknown> = [];
@@ -26,16 +27,6 @@ async function closedPort(): Promise<number> {
   const port = (s.address() as net.AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(PortcullisError);
-    return (err as PortcullisError).code;
-  }
-  throw new Error('expected a rejection');
 }
 
 function hasIpv6Loopback(): Promise<boolean> {

@@ -1,7 +1,7 @@
 import dns from 'node:dns';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Resolver } from '../../src/dial/index.js';
-import { PortcullisError } from '../../src/util/errors.js';
+import { codeOf } from '../helpers/errors.js';
 
 type LookupCb = (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void;
 
@@ -23,16 +23,6 @@ function fakeDns(table: Record<string, string[] | string>): { calls: () => numbe
     });
   }) as unknown as typeof dns.lookup);
   return { calls: () => spy.mock.calls.length };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(PortcullisError);
-    return (err as PortcullisError).code;
-  }
-  throw new Error('expected a rejection');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
