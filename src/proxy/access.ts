@@ -1,4 +1,5 @@
 import type { EventCode } from '../log/events.js';
+import type { RelayEndCause } from '../relay/index.js';
 
 /** Why a request was refused or a tunnel ended badly. A closed set: it is a metrics label. */
 export type Reason =
@@ -30,8 +31,8 @@ export type Reason =
 
 export type Verdict = 'allow' | 'report' | 'deny' | 'error';
 
-/** How an established tunnel ended. */
-export type CloseCause = 'done' | 'client_error' | 'upstream_error' | 'idle_timeout' | 'lifetime' | 'drain';
+/** How an established tunnel ended: how a relay ends one (but `closed`, which names who asked), or ours. */
+export type CloseCause = Exclude<RelayEndCause, 'closed'> | 'lifetime' | 'drain';
 
 /** One record per tunnel, forwarded request or refusal: the access log line and the metrics source. */
 export interface AccessRecord {

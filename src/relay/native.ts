@@ -2,8 +2,15 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 
-/** How a natively relayed tunnel ended. `closed` = we asked (destroy, drain, lifetime). */
-export type RelayEndCause = 'done' | 'client_error' | 'upstream_error' | 'idle_timeout' | 'closed';
+/**
+ * How a natively relayed tunnel ended, in the addon's numbering. `closed` = we asked (destroy,
+ * drain, lifetime, stopNativeRelay); `out_of_memory` and `relay_error` are the relay's own faults,
+ * not either peer's. The addon is the definition (RELAY_CAUSES in native/relay.c, exported as
+ * `causes`): this copy only gives TypeScript the names, and an addon whose list differs is refused
+ * at load (test/relay/native.test.ts fails on it).
+ */
+export const RELAY_END_CAUSES = ['done', 'client_error', 'upstream_error', 'idle_timeout', 'closed', 'out_of_memory', 'relay_error'] as const;
+export type RelayEndCause = (typeof RELAY_END_CAUSES)[number];
 
 export interface RelayEnd {
   cause: RelayEndCause;
@@ -27,10 +34,14 @@ export interface RelayOptions {
 }
 
 interface Addon {
+  /** Starts the relay thread if it is not running; onDone is kept from the first call. */
   init(onDone: (slot: number, gen: number, cause: number, up: number, down: number) => void): Float64Array;
   start(clientFd: number, upstreamFd: number, idleMs: number, toClient: Buffer, toUpstream: Buffer): number;
   close(slot: number, gen: number): void;
   ref(on: boolean): void;
+  /** Ends every tunnel (each reported as `closed`) and stops the thread; init() starts a new one. */
+  stop(): void;
+  readonly causes: readonly string[];
 }
 
 /** The parts of libuv's stream handle behind net.Socket that a hand-over needs. */
@@ -43,7 +54,6 @@ interface StreamHandle {
 type DestroyFn = (err: Error | null, cb: (err: Error | null) => void) => void;
 type Destroyable = Socket & { _handle?: StreamHandle | null; _destroy: DestroyFn };
 
-const CAUSES: readonly RelayEndCause[] = ['done', 'client_error', 'upstream_error', 'idle_timeout', 'closed'];
 const SLOT = 4294967296;
 
 let addon: Addon | null = null;
@@ -53,7 +63,11 @@ if (!isMainThread) {
   loadError = 'not on the main thread';
 } else if (process.platform === 'linux') {
   try {
-    addon = createRequire(import.meta.url)('../../build/Release/portcullis_relay.node') as Addon;
+    const loaded = createRequire(import.meta.url)('../../build/Release/portcullis_relay.node') as Addon;
+    const causes = Array.isArray(loaded.causes) ? loaded.causes.join(',') : 'none';
+    // A stale build would report ends under the wrong names: refuse it rather than mislabel them.
+    if (causes === RELAY_END_CAUSES.join(',')) addon = loaded;
+    else loadError = `addon end causes (${causes}) differ from src/relay/native.ts: rebuild with npm run build`;
   } catch (err) {
     loadError = (err as Error).message.split('\n')[0] ?? 'load failed';
   }
@@ -87,15 +101,20 @@ class Relayed implements RelayedTunnel {
 }
 
 let counters: Float64Array | null = null;
+let running = false;
 const live = new Map<number, Relayed>();
+const idleWaiters: Array<() => void> = [];
 
 function onDone(slot: number, gen: number, cause: number, up: number, down: number): void {
   const t = live.get(slot);
   if (!t || t.gen !== gen) return;
   live.delete(slot);
-  if (live.size === 0) addon?.ref(false);
+  if (live.size === 0) {
+    addon?.ref(false);
+    for (const fn of idleWaiters.splice(0)) fn();
+  }
   t.ended = true;
-  t.final = { cause: CAUSES[cause] ?? 'closed', bytesUp: up, bytesDown: down };
+  t.final = { cause: RELAY_END_CAUSES[cause] ?? 'relay_error', bytesUp: up, bytesDown: down };
   // Sockets destroyed while the relay still owned their descriptors close now.
   for (const fn of t.deferred.splice(0)) fn();
   t.onEnd(t.final);
@@ -123,7 +142,10 @@ export function relayTunnel(client: Socket, upstream: Socket, opts: RelayOptions
   const ch = usableHandle(client);
   const uh = usableHandle(upstream);
   if (!ch || !uh || client.destroyed || upstream.destroyed) return null;
-  counters ??= addon.init(onDone);
+  if (!running) {
+    counters = addon.init(onDone);
+    running = true;
+  }
   // No libuv read can happen between start() and readStop(): both run in this synchronous call.
   const id = addon.start(ch.fd as number, uh.fd as number, opts.idleMs, opts.toClient, opts.toUpstream);
   if (id < 0) return null;
@@ -144,6 +166,19 @@ export function relayTunnel(client: Socket, upstream: Socket, opts: RelayOptions
     };
   }
   return t;
+}
+
+/**
+ * Stop the relay thread: every tunnel it carries ends (its onEnd runs with cause `closed`, so its
+ * owner closes both sockets). Resolves once all of them were delivered. The next relayTunnel()
+ * starts a fresh thread. For an orderly shutdown of the process's last gateway, and for tests.
+ */
+export function stopNativeRelay(): Promise<void> {
+  if (!addon || !running) return Promise.resolve();
+  addon.stop();
+  running = false;
+  if (live.size === 0) return Promise.resolve();
+  return new Promise((resolve) => idleWaiters.push(resolve));
 }
 
 /** Config check: `proxy.relay: native` is a promise the start-up must keep or refuse. */
