@@ -627,6 +627,8 @@ static napi_value relay_init(napi_env env, napi_callback_info info) {
       return throw_msg(env, "PCL_ERR_RELAY_INIT", msg);
     }
     thread_running = true;
+    /* Visible in top -H and /proc/<pid>/task/<tid>/comm; a nameless thread works just as well. */
+    if (pthread_setname_np(thread, "pcl-relay") != 0) {}
   }
   NAPI_CALL(env, napi_get_reference_value(env, counters_ref, &arr));
   return arr;

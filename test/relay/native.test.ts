@@ -5,7 +5,8 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { nativeRelayStatus, relayConfigCheck, relayInUse } from '../../src/relay/index.js';
+import { createRequire } from 'node:module';
+import { nativeRelayStatus, relayConfigCheck, relayInUse, RELAY_END_CAUSES } from '../../src/relay/index.js';
 import { startGateway } from '../helpers/gateway.js';
 import { openTunnel, readBytes } from '../helpers/raw.js';
 import { startTcpEcho } from '../helpers/servers.js';
@@ -20,6 +21,12 @@ describe('native relay availability', () => {
     expect(status).toEqual({ available: true, reason: '' });
     expect(relayInUse('auto')).toEqual({ relay: 'native', warning: null });
     expect(relayConfigCheck({ proxy: { relay: 'native' } })).toEqual([]);
+  });
+
+  it.runIf(needNative)('names its end causes as TypeScript does (one list: RELAY_CAUSES in native/relay.c)', () => {
+    // A mismatch also makes the module refuse the addon (and the test above fail with the reason).
+    const addon = createRequire(import.meta.url)('../../build/Release/portcullis_relay.node') as { causes: unknown };
+    expect(addon.causes).toEqual([...RELAY_END_CAUSES]);
   });
 
   it('is not driven from a worker thread (its state belongs to the main thread)', async () => {
