@@ -3,7 +3,7 @@
     {
       "target_name": "portcullis_relay",
       "sources": ["native/relay.c"],
-      "cflags": ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags": ["-O2", "-std=gnu11", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"],
       "conditions": [["OS!='linux'", { "type": "none", "sources": [] }]]
     }
