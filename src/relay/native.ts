@@ -103,20 +103,19 @@ class Relayed implements RelayedTunnel {
 let counters: Float64Array | null = null;
 let running = false;
 const live = new Map<number, Relayed>();
-const idleWaiters: Array<() => void> = [];
+/** Called with every tunnel whose end was delivered (stopNativeRelay waits through these). */
+const endWatchers = new Set<(t: Relayed) => void>();
 
 function onDone(slot: number, gen: number, cause: number, up: number, down: number): void {
   const t = live.get(slot);
   if (!t || t.gen !== gen) return;
   live.delete(slot);
-  if (live.size === 0) {
-    addon?.ref(false);
-    for (const fn of idleWaiters.splice(0)) fn();
-  }
+  if (live.size === 0) addon?.ref(false);
   t.ended = true;
   t.final = { cause: RELAY_END_CAUSES[cause] ?? 'relay_error', bytesUp: up, bytesDown: down };
   // Sockets destroyed while the relay still owned their descriptors close now.
   for (const fn of t.deferred.splice(0)) fn();
+  for (const fn of endWatchers) fn(t);
   t.onEnd(t.final);
 }
 
@@ -175,10 +174,20 @@ export function relayTunnel(client: Socket, upstream: Socket, opts: RelayOptions
  */
 export function stopNativeRelay(): Promise<void> {
   if (!addon || !running) return Promise.resolve();
+  // The tunnels of this thread; one started after the stop belongs to the next thread.
+  const waiting = new Set(live.values());
   addon.stop();
   running = false;
-  if (live.size === 0) return Promise.resolve();
-  return new Promise((resolve) => idleWaiters.push(resolve));
+  if (waiting.size === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const watch = (t: Relayed): void => {
+      waiting.delete(t);
+      if (waiting.size > 0) return;
+      endWatchers.delete(watch);
+      resolve();
+    };
+    endWatchers.add(watch);
+  });
 }
 
 /** Config check: `proxy.relay: native` is a promise the start-up must keep or refuse. */
