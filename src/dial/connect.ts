@@ -7,6 +7,8 @@ import type { ResolvedAddress } from './resolver.js';
 export interface DialOptions {
   /** TCP connect timeout per address. */
   timeoutMs: number;
+  /** Keep the socket writable after the peer's FIN (tunnels pass half-close on). Default true. */
+  allowHalfOpen?: boolean;
 }
 
 interface DialState {
@@ -101,7 +103,7 @@ export function dial(address: ResolvedAddress, port: number, opts: DialOptions):
         host: address.address,
         port,
         family: address.family,
-        allowHalfOpen: true,
+        allowHalfOpen: opts.allowHalfOpen ?? true,
         // Nagle + delayed ACK costs ~40 ms per small upload through a tunnel.
         noDelay: true,
       });

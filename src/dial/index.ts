@@ -8,3 +8,5 @@ export { Resolver, toResolved } from './resolver.js';
 export type { ResolvedAddress, ResolverOptions } from './resolver.js';
 export { dial, dialFirst } from './connect.js';
 export type { DialOptions } from './connect.js';
+export { DirectDialer } from './dialer.js';
+export type { Dialer, DialTarget, DirectDialerOptions } from './dialer.js';

@@ -11,7 +11,10 @@ export const Events = {
   TARGET_FORBIDDEN: 105,
   /** Source address refused by the client ACL. */
   CLIENT_FORBIDDEN: 107,
-  /** A connection limit refused a client (total or per client). */
+  /**
+   * The gateway would not take a connection now: a connection limit (total or per client) or a
+   * drain in progress. Answered 429/503 with Retry-After; the `reason` says which.
+   */
   LIMIT_REACHED: 108,
   /** A plain-HTTP request was forwarded (the access record). */
   HTTP_FORWARD: 109,

@@ -1,5 +1,6 @@
 import client, { type Registry } from 'prom-client';
 import type { AccessRecord, ProxyObserver } from '../proxy/index.js';
+import { ERROR_REASONS, REJECTION_REASONS } from '../errors/catalogue.js';
 import { HotHistogram, HotValues, type HistogramSeries, type Series } from './hot.js';
 
 /** Latency buckets (seconds) for connect and DNS: loopback µs up to a slow 10 s connect. */
@@ -14,11 +15,6 @@ export interface ProxyState {
   /** The connection limits in force (they change on reload). */
   readonly limits: { readonly maxConnections: number; readonly maxConnectionsPerClient: number };
 }
-
-const REJECTION_REASONS = new Set([
-  'client_denied', 'host_not_allowed', 'port_not_allowed', 'ip_literal', 'private_address', 'bad_request', 'not_proxy_request',
-  'method_not_allowed', 'unsupported_transfer_encoding', 'header_too_large', 'header_timeout', 'limit_total', 'limit_client', 'draining',
-]);
 
 const TIMEOUT_KIND: Partial<Record<string, string>> = {
   connect_timeout: 'connect',
@@ -191,7 +187,7 @@ export class ProxyMetrics implements ProxyObserver {
       this.rejections.series(reason, () => ({ reason })).value++;
       if (rec.reason === 'limit_total') this.limitHits.series('total', () => ({ limit: 'total' })).value++;
       else if (rec.reason === 'limit_client') this.limitHits.series('client', () => ({ limit: 'client' })).value++;
-    } else if (rec.verdict === 'error' && rec.reason && rec.reason !== 'client_closed') {
+    } else if (rec.verdict === 'error' && rec.reason && ERROR_REASONS.has(rec.reason)) {
       this.errors.series(reason, () => ({ reason })).value++;
     }
     const timeoutKind = TIMEOUT_KIND[reason] ?? (rec.closeCause === 'idle_timeout' ? 'idle' : rec.closeCause === 'lifetime' ? 'lifetime' : undefined);

@@ -39,15 +39,35 @@ export type Decision =
   | { readonly verdict: 'allow'; readonly rule: CompiledRule }
   | { readonly verdict: 'deny' | 'report'; readonly rule: CompiledRule | null; readonly reason: DenyReason };
 
+/**
+ * Who is asking, beyond the source address. Only anonymous today; the client-identity work adds
+ * kinds (proxy Basic user, mTLS certificate subject) without changing decide's signature.
+ */
+export interface ClientIdentity {
+  readonly kind: 'anonymous';
+}
+
+export const ANONYMOUS: ClientIdentity = Object.freeze({ kind: 'anonymous' });
+
+/** One argument object (like Smokescreen's DecideArgs), so a new field does not change the signature. */
+export interface DecideArgs {
+  /** From parseConnectAuthority / targetFromAbsoluteUrl (or normalised the same way): a
+   *  non-canonical host simply matches nothing. */
+  readonly target: Target;
+  /** The client's source address (normalised, as checkClient sees it). */
+  readonly client: string;
+  /** Absent = anonymous. */
+  readonly identity?: ClientIdentity | null;
+}
+
 export interface Policy {
   readonly mode: 'enforce' | 'report';
   /** Every compiled rule (preset rules too), for metrics labels. */
   readonly rules: readonly CompiledRule[];
   /** Source-IP ACL. Deny beats allow; no allow list = any source. */
   checkClient(ip: string): Decision;
-  /** Host + port. `target` must come from parseConnectAuthority / targetFromAbsoluteUrl (or be
-   *  normalised the same way): a non-canonical host simply matches nothing. */
-  decide(target: Target): Decision;
+  /** May this client reach target's host + port? */
+  decide(args: DecideArgs): Decision;
   /** After DNS (or for an IP literal): a non-public address needs rule.allowPrivate. */
   decideAddress(rule: CompiledRule, addressIsPublic: boolean): Decision;
 }
@@ -326,7 +346,8 @@ export function compilePolicy(config: PortcullisConfig): Policy {
       if (clientAllow !== undefined && !anyMatch(clientAllow, a)) return clientDenied;
       return clientAllowed;
     },
-    decide(target: Target): Decision {
+    decide(args: DecideArgs): Decision {
+      const target = args?.target;
       const host = target?.host;
       if (typeof host !== 'string') return hostNotAllowed;
       const port = target.port;

@@ -1,33 +1,9 @@
 import type { EventCode } from '../log/events.js';
 import type { RelayEndCause } from '../relay/index.js';
 
-/** Why a request was refused or a tunnel ended badly. A closed set: it is a metrics label. */
-export type Reason =
-  | 'client_denied'
-  | 'host_not_allowed'
-  | 'port_not_allowed'
-  | 'ip_literal'
-  | 'private_address'
-  | 'bad_request'
-  | 'not_proxy_request'
-  | 'method_not_allowed'
-  | 'unsupported_transfer_encoding'
-  | 'header_too_large'
-  | 'header_timeout'
-  | 'limit_total'
-  | 'limit_client'
-  | 'draining'
-  | 'dns_not_found'
-  | 'dns_timeout'
-  | 'dns_error'
-  | 'connect_refused'
-  | 'connect_timeout'
-  | 'connect_error'
-  | 'upstream_error'
-  /** The client hung up before the destination answered: not the destination's fault. */
-  | 'client_closed'
-  | 'upstream_timeout'
-  | 'internal_error';
+/** Why a request was refused or a tunnel ended badly: the catalogue's closed set (a metrics label). */
+export type { Reason } from '../errors/catalogue.js';
+import type { Reason } from '../errors/catalogue.js';
 
 export type Verdict = 'allow' | 'report' | 'deny' | 'error';
 

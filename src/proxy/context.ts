@@ -1,12 +1,12 @@
 import type { Socket } from 'node:net';
 import type { ProxyConfig } from '../config/types.js';
 import type { Policy, Target } from '../policy/index.js';
-import type { Resolver } from '../dial/index.js';
+import type { Dialer, Resolver } from '../dial/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { hostPort } from '../util/host-port.js';
 import type { AccessRecord, ProxyObserver, Reason } from './access.js';
-import type { Refusal } from './refusal.js';
+import type { OutcomeEntry, Refusal } from '../errors/catalogue.js';
 import type { Route } from './route.js';
 
 export interface LiveTunnel {
@@ -33,6 +33,8 @@ export type TrackedSocket = Socket & { [CONN_STATE]?: ConnState };
 export interface ProxyContext {
   policy: Policy;
   resolver: Resolver;
+  /** How admitted destinations are reached (replaced on reload: new timeouts, fresh pools). */
+  dialer: Dialer;
   config: ProxyConfig;
   logger: Logger;
   observer: ProxyObserver;
@@ -78,11 +80,25 @@ export function targetLabel(t: Target): string {
 
 /** Fill in and emit the record of a refusal: network failures are errors, the rest denials. */
 export function recordRefusal(ctx: ProxyContext, rec: AccessRecord, r: Refusal, started: number): void {
-  rec.verdict = r.event === Events.NETWORK_ERROR ? 'error' : 'deny';
+  rec.verdict = r.kind === 'error' ? 'error' : 'deny';
   rec.reason = r.reason;
   rec.status = r.status;
   rec.event = r.event;
   rec.code = r.code;
+  rec.durationMs = performance.now() - started;
+  recordAccess(ctx, rec);
+}
+
+/**
+ * Emit the record of an accepted request that ended badly with nothing more answered (the client
+ * hung up, the destination failed mid-body). The record keeps its own event; `status` is the one
+ * already sent, or the entry's when none was (499 for a client that left).
+ */
+export function recordOutcome(ctx: ProxyContext, rec: AccessRecord, o: OutcomeEntry<Reason>, started: number, status: number = o.status): void {
+  rec.verdict = 'error';
+  rec.reason = o.reason;
+  rec.status = status;
+  rec.code = o.code;
   rec.durationMs = performance.now() - started;
   recordAccess(ctx, rec);
 }

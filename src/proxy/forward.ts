@@ -1,11 +1,10 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { targetFromAbsoluteUrl } from '../policy/index.js';
-import type { ResolvedAddress } from '../dial/index.js';
 import { Events } from '../log/events.js';
-import { hostPort } from '../util/host-port.js';
-import { connState, newAccessRecord, recordAccess, recordRefusal, type ProxyContext } from './context.js';
-import { refusal, sendRefusal, type Refusal } from './refusal.js';
+import { Errors, withDetail } from '../errors/catalogue.js';
+import { connState, newAccessRecord, recordAccess, recordOutcome, recordRefusal, type ProxyContext } from './context.js';
+import { sendRefusal, upstreamRefusal, type Refusal } from './refusal.js';
 import { routeRequest } from './route.js';
 
 /** Methods forwarded as plain HTTP. TRACE (reflects credentials) and anything exotic get 405. */
@@ -16,9 +15,6 @@ const FORWARDED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTI
  * upstream client sets itself (transfer-encoding; expect is answered by our own server).
  */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect']);
-
-/** Upstream origins (vetted address:port) with a keep-alive pool each; the least recently used goes. */
-const MAX_POOLS = 256;
 
 type HeaderMap = Record<string, string | string[] | undefined>;
 
@@ -43,24 +39,6 @@ function originForm(url: string): string {
   const hash = url.indexOf('#', i);
   const rest = hash < 0 ? url.slice(i) : url.slice(i, hash);
   return rest === '' ? '/' : rest[0] === '?' ? '/' + rest : rest;
-}
-
-function errCode(err: unknown): string {
-  return (err as { code?: string } | null)?.code ?? '';
-}
-
-/** An upstream failure before the response head: the status the client sees. */
-function upstreamRefusal(err: unknown): Refusal {
-  switch (errCode(err)) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return refusal(504, 'connect_timeout', Events.NETWORK_ERROR, 'PCL_ERR_CONNECT_TIMEOUT', 'connecting to the destination timed out');
-    case 'ECONNREFUSED':
-      return refusal(502, 'connect_refused', Events.NETWORK_ERROR, 'PCL_ERR_CONNECT_REFUSED', 'destination refused the connection');
-    case 'UND_ERR_HEADERS_TIMEOUT':
-      return refusal(504, 'upstream_timeout', Events.NETWORK_ERROR, 'PCL_ERR_UPSTREAM_TIMEOUT', 'destination did not answer in time');
-    default:
-      return refusal(502, 'upstream_error', Events.NETWORK_ERROR, 'PCL_ERR_UPSTREAM', `destination failed: ${errCode(err) || (err instanceof Error ? err.message : String(err))}`);
-  }
 }
 
 /**
@@ -130,54 +108,13 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
 }
 
 /**
- * Plain-HTTP forwarding (absolute-form `GET http://host/path`) to the address the policy vetted,
- * through an undici keep-alive pool per upstream address. (http-proxy, the first choice, cost
- * about twice the CPU per request: see docs/benchmarks.md.)
+ * Plain-HTTP forwarding (absolute-form `GET http://host/path`) through the route's dialer: its
+ * undici dispatcher keeps the keep-alive pools (see src/dial/dialer.ts), so a parent proxy can be
+ * a ProxyAgent and interceptors compose onto it. (http-proxy, the first choice, cost about twice
+ * the CPU per request: see docs/benchmarks.md.)
  */
 export class HttpForwarder {
-  private readonly pools = new Map<string, Pool>();
-
   constructor(private readonly ctx: ProxyContext) {}
-
-  /** Drop pooled upstream connections (on reload: new timeouts apply to new pools). */
-  async reset(): Promise<void> {
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
-  }
-
-  async close(): Promise<void> {
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
-  }
-
-  private pool(address: ResolvedAddress, port: number): Pool {
-    const origin = `http://${hostPort(address.address, port)}`;
-    let pool = this.pools.get(origin);
-    if (pool) {
-      // Map order is insertion order: re-inserting keeps the most recently used last.
-      this.pools.delete(origin);
-      this.pools.set(origin, pool);
-      return pool;
-    }
-    const { timeouts } = this.ctx.config;
-    pool = new Pool(origin, {
-      connections: 256,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      headersTimeout: timeouts.upstreamResponseMs,
-      bodyTimeout: timeouts.idleMs,
-      connect: { timeout: timeouts.connectMs },
-    });
-    this.pools.set(origin, pool);
-    if (this.pools.size > MAX_POOLS) {
-      const [oldest, old] = this.pools.entries().next().value as [string, Pool];
-      this.pools.delete(oldest);
-      void old.close().catch(() => undefined);
-    }
-    return pool;
-  }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { ctx } = this;
@@ -194,21 +131,19 @@ export class HttpForwarder {
     if (state.refusal) return refuse(state.refusal);
     const url = req.url ?? '';
     if (url.startsWith('/') || url === '*') {
-      return refuse(
-        refusal(400, 'not_proxy_request', Events.NOT_PROXY_REQUEST, 'PCL_ERR_NOT_PROXY_REQUEST', 'this is a forward proxy: send CONNECT host:port or an absolute http:// URL'),
-      );
+      return refuse(Errors.NOT_PROXY_REQUEST);
     }
     if (!FORWARDED_METHODS.has(req.method ?? '')) {
-      return refuse(refusal(405, 'method_not_allowed', Events.METHOD_NOT_ALLOWED, 'PCL_ERR_METHOD', `method ${req.method} is not forwarded`));
+      return refuse(withDetail(Errors.METHOD, req.method ?? ''));
     }
     const te = req.headers['transfer-encoding'];
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
       // We would have to decode or re-frame codings we do not understand (RFC 9112 §6.1).
-      return refuse(refusal(501, 'unsupported_transfer_encoding', Events.BAD_REQUEST, 'PCL_ERR_TRANSFER_ENCODING', 'only chunked transfer-encoding is supported'));
+      return refuse(Errors.TRANSFER_ENCODING);
     }
-    const r = await routeRequest(ctx, rec, state, () => targetFromAbsoluteUrl(url), { code: 'PCL_ERR_BAD_URL', message: 'request-target must be an absolute http:// URL' }, refuse);
+    const r = await routeRequest(ctx, rec, state, () => targetFromAbsoluteUrl(url), Errors.BAD_URL, refuse);
     if (r === null) return;
-    const { target, routed } = r;
+    const { routed } = r;
     if (res.destroyed) return;
 
     // Wire bytes of this exchange (headers included), as deltas of the keep-alive connection's counters.
@@ -228,22 +163,20 @@ export class HttpForwarder {
       if (err && !headSent) {
         if (upstreamFault && !res.destroyed && !req.destroyed) return refuse(upstreamRefusal(err));
         // The client hung up before the destination answered: not the destination's fault.
-        rec.verdict = 'error';
-        rec.reason = 'client_closed';
-        rec.status = 499;
-        rec.durationMs = performance.now() - started;
-        recordAccess(ctx, rec);
-        return;
+        return recordOutcome(ctx, rec, Errors.CLIENT_CLOSED, started);
       }
       if (err) {
+        // Mid-body: the status already sent stays on the record (finish below).
+        const o = upstreamFault ? Errors.UPSTREAM_BODY : Errors.CLIENT_CLOSED;
         rec.verdict = 'error';
-        rec.reason = upstreamFault ? 'upstream_error' : 'client_closed';
-        rec.code = 'PCL_ERR_UPSTREAM_BODY';
+        rec.reason = o.reason;
+        rec.code = o.code;
       }
       finish();
     });
-    this.pool(routed.addresses[0]!, target.port).dispatch(
+    routed.dialer.dispatcher.dispatch(
       {
+        origin: routed.dialer.origin(routed),
         method: req.method as Dispatcher.HttpMethod,
         path: originForm(url),
         headers: endToEnd(req.headers) as Record<string, string | string[]>,

@@ -1,39 +1,51 @@
 import type { Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
-import { Events, type EventCode } from '../log/events.js';
-import type { Reason } from './access.js';
+import type { DenyReason } from '../policy/index.js';
+import { isPortcullisError } from '../util/errors.js';
+import { Errors, entryForCode, withDetail, type Refusal } from '../errors/catalogue.js';
 
-/** A refusal the proxy answers with an HTTP status, logs with an event code, and counts by reason. */
-export interface Refusal {
-  status: number;
-  reason: Reason;
-  event: EventCode;
-  code: string;
-  message: string;
-  retryAfterS?: number;
-}
+export type { Refusal } from '../errors/catalogue.js';
 
-export function refusal(status: number, reason: Reason, event: EventCode, code: string, message: string, retryAfterS?: number): Refusal {
-  return retryAfterS === undefined ? { status, reason, event, code, message } : { status, reason, event, code, message, retryAfterS };
-}
-
-const REFUSALS: Partial<Record<Reason, Omit<Refusal, 'message'> & { message: string }>> = {
-  client_denied: refusal(403, 'client_denied', Events.CLIENT_FORBIDDEN, 'PCL_ERR_CLIENT_FORBIDDEN', 'client address not allowed'),
-  host_not_allowed: refusal(403, 'host_not_allowed', Events.TARGET_FORBIDDEN, 'PCL_ERR_TARGET_FORBIDDEN', 'destination host not allowed'),
-  port_not_allowed: refusal(403, 'port_not_allowed', Events.TARGET_FORBIDDEN, 'PCL_ERR_PORT_FORBIDDEN', 'destination port not allowed'),
-  ip_literal: refusal(403, 'ip_literal', Events.TARGET_FORBIDDEN, 'PCL_ERR_IP_LITERAL_FORBIDDEN', 'IP-literal destinations are not allowed'),
-  private_address: refusal(403, 'private_address', Events.TARGET_FORBIDDEN, 'PCL_ERR_PRIVATE_ADDRESS', 'destination resolves to a non-public address'),
-  limit_total: refusal(503, 'limit_total', Events.LIMIT_REACHED, 'PCL_ERR_LIMIT_TOTAL', 'too many connections', 1),
-  limit_client: refusal(429, 'limit_client', Events.LIMIT_REACHED, 'PCL_ERR_LIMIT_CLIENT', 'too many connections from this client', 1),
-  draining: refusal(503, 'draining', Events.LIFECYCLE, 'PCL_ERR_DRAINING', 'gateway is shutting down', 5),
+/** The refusal for each policy verdict (a new DenyReason does not compile without its entry). */
+const POLICY_REFUSALS: Readonly<Record<DenyReason, Refusal>> = {
+  client_denied: Errors.CLIENT_FORBIDDEN,
+  host_not_allowed: Errors.TARGET_FORBIDDEN,
+  port_not_allowed: Errors.PORT_FORBIDDEN,
+  ip_literal: Errors.IP_LITERAL_FORBIDDEN,
+  private_address: Errors.PRIVATE_ADDRESS,
 };
 
-/** The standard refusal for a policy or limit reason. */
-export function refusalFor(reason: Reason): Refusal {
-  const r = REFUSALS[reason];
-  if (!r) throw new Error(`no standard refusal for ${reason}`);
-  return r;
+/** The refusal for a policy decision's reason. */
+export function policyRefusal(reason: DenyReason): Refusal {
+  return POLICY_REFUSALS[reason];
+}
+
+/**
+ * A dial or DNS failure (a PortcullisError from src/dial) as the refusal the client sees (502 vs
+ * 504) with a bounded reason. Only the catch-all entries carry the error's own text.
+ */
+export function networkRefusal(err: unknown): Refusal {
+  const entry = isPortcullisError(err) ? entryForCode(err.code) : undefined;
+  if (entry !== undefined && entry.kind === 'error' && entry !== Errors.DNS && entry !== Errors.CONNECT) return entry;
+  const base = entry === Errors.DNS ? Errors.DNS : Errors.CONNECT;
+  return withDetail(base, err instanceof Error ? err.message : String(err));
+}
+
+/** A plain-HTTP upstream failure before the response head (undici's codes, or our dialer's). */
+export function upstreamRefusal(err: unknown): Refusal {
+  if (isPortcullisError(err)) return networkRefusal(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return Errors.CONNECT_TIMEOUT;
+    case 'ECONNREFUSED':
+      return Errors.CONNECT_REFUSED;
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return Errors.UPSTREAM_TIMEOUT;
+    default:
+      return withDetail(Errors.UPSTREAM, typeof code === 'string' && code !== '' ? code : err instanceof Error ? err.message : String(err));
+  }
 }
 
 function body(r: Refusal): string {

@@ -4,12 +4,13 @@ import { once } from 'node:events';
 import type { ProxyConfig } from '../config/types.js';
 import { parseListenAddress } from '../config/index.js';
 import type { Policy } from '../policy/index.js';
-import type { Resolver } from '../dial/index.js';
+import { DirectDialer, type Dialer, type Resolver } from '../dial/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
-import { noopObserver, type AccessRecord, type ProxyObserver, type Reason } from './access.js';
+import { Errors, withDetail } from '../errors/catalogue.js';
+import { noopObserver, type AccessRecord, type ProxyObserver } from './access.js';
 import { CONN_STATE, normaliseClientIp, recordAccess, type ConnState, type ProxyContext, type TrackedSocket } from './context.js';
-import { refusal, refusalFor, writeRefusal, type Refusal } from './refusal.js';
+import { writeRefusal, type Refusal } from './refusal.js';
 import { handleConnect } from './tunnel.js';
 import { HttpForwarder } from './forward.js';
 
@@ -20,6 +21,14 @@ export interface ProxyServerOptions {
   logger: Logger;
   accessLog: boolean;
   observer?: ProxyObserver;
+  /** How admitted destinations are reached; built again on reload. Default: direct. */
+  createDialer?: (config: ProxyConfig) => Dialer;
+}
+
+/** Straight to the vetted addresses, with the configured timeouts. */
+export function directDialer(config: ProxyConfig): Dialer {
+  const { timeouts } = config;
+  return new DirectDialer({ connectMs: timeouts.connectMs, headersMs: timeouts.upstreamResponseMs, bodyMs: timeouts.idleMs });
 }
 
 export interface BoundAddress {
@@ -34,11 +43,11 @@ const REFUSAL_HEADROOM = 256;
 function parserRefusal(err: NodeJS.ErrnoException): Refusal {
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return refusal(431, 'header_too_large', Events.BAD_REQUEST, 'PCL_ERR_HEADER_TOO_LARGE', 'request headers too large');
+      return Errors.HEADER_TOO_LARGE;
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return refusal(408, 'header_timeout', Events.TIMEOUT, 'PCL_ERR_HEADER_TIMEOUT', 'request headers not received in time');
+      return Errors.HEADER_TIMEOUT;
     default:
-      return refusal(400, 'bad_request', Events.BAD_REQUEST, `PCL_ERR_PARSE_${err.code ?? 'UNKNOWN'}`, 'malformed request');
+      return withDetail(Errors.PARSE, err.code ?? 'UNKNOWN');
   }
 }
 
@@ -51,14 +60,17 @@ export class ProxyServer {
   readonly ctx: ProxyContext;
   private readonly servers: http.Server[] = [];
   private readonly forwarder: HttpForwarder;
+  private readonly createDialer: (config: ProxyConfig) => Dialer;
   private readonly perClient = new Map<string, number>();
   private active = 0;
   private draining = false;
 
   constructor(opts: ProxyServerOptions) {
+    this.createDialer = opts.createDialer ?? directDialer;
     this.ctx = {
       policy: opts.policy,
       resolver: opts.resolver,
+      dialer: this.createDialer(opts.config),
       config: opts.config,
       logger: opts.logger,
       observer: opts.observer ?? noopObserver,
@@ -113,7 +125,10 @@ export class ProxyServer {
     this.ctx.config = update.config;
     this.ctx.accessLog = update.accessLog;
     for (const s of this.servers) this.applyServerLimits(s);
-    void this.forwarder.reset();
+    // New timeouts apply to new connections; pooled ones close once idle.
+    const old = this.ctx.dialer;
+    this.ctx.dialer = this.createDialer(update.config);
+    void old.close().catch(() => undefined);
   }
 
   /**
@@ -134,7 +149,7 @@ export class ProxyServer {
     // Sockets emit 'close' (and tunnels write their access records) on a later tick.
     const closing = Date.now() + 1_000;
     while ((this.ctx.tunnels.size > 0 || this.active > 0) && Date.now() < closing) await new Promise((r) => setTimeout(r, 10));
-    await this.forwarder.close();
+    await this.ctx.dialer.destroy().catch(() => undefined);
     await Promise.all(closed);
   }
 
@@ -169,7 +184,7 @@ export class ProxyServer {
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
       socket.on('error', () => socket.destroy());
-      this.refuseRaw(socket, req.method ?? '', req.url ?? '', refusal(501, 'bad_request', Events.BAD_REQUEST, 'PCL_ERR_UPGRADE', 'protocol upgrades are not forwarded'));
+      this.refuseRaw(socket, req.method ?? '', req.url ?? '', Errors.UPGRADE);
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -192,20 +207,20 @@ export class ProxyServer {
     this.perClient.set(ip, n);
     this.active++;
     this.ctx.observer.clientConnected(ip);
-    let reason: Reason | null = null;
+    let refused: Refusal | null = null;
     let aclReport = false;
-    if (this.draining) reason = 'draining';
-    else if (this.active > this.ctx.config.limits.maxConnections) reason = 'limit_total';
-    else if (n > this.ctx.config.limits.maxConnectionsPerClient) reason = 'limit_client';
+    if (this.draining) refused = Errors.DRAINING;
+    else if (this.active > this.ctx.config.limits.maxConnections) refused = Errors.LIMIT_TOTAL;
+    else if (n > this.ctx.config.limits.maxConnectionsPerClient) refused = Errors.LIMIT_CLIENT;
     else {
       const acl = this.ctx.policy.checkClient(ip);
-      if (acl.verdict === 'deny') reason = 'client_denied';
+      if (acl.verdict === 'deny') refused = Errors.CLIENT_FORBIDDEN;
       else if (acl.verdict === 'report') aclReport = true;
     }
-    const state: ConnState = { ip, refusal: reason ? refusalFor(reason) : null, aclReport };
+    const state: ConnState = { ip, refusal: refused, aclReport };
     (socket as TrackedSocket)[CONN_STATE] = state;
     // A refused connection gets a short leash: answer its first request or go.
-    if (reason) socket.setTimeout(Math.min(5_000, this.ctx.config.timeouts.headersMs));
+    if (refused) socket.setTimeout(Math.min(5_000, this.ctx.config.timeouts.headersMs));
     socket.once('close', () => {
       this.active--;
       const left = (this.perClient.get(ip) ?? 1) - 1;
@@ -237,16 +252,16 @@ export class ProxyServer {
   }
 
   private dropRecord(): AccessRecord {
-    const r = refusalFor('limit_total');
+    const r = Errors.LIMIT_DROPPED;
     return {
       event: r.event, kind: 'tunnel', client: '', method: '', target: '', rule: null, verdict: 'deny',
-      reason: 'limit_total', status: 0, bytesUp: 0, bytesDown: 0, durationMs: 0, code: 'PCL_ERR_LIMIT_DROPPED',
+      reason: r.reason, status: r.status, bytesUp: 0, bytesDown: 0, durationMs: 0, code: r.code,
     };
   }
 
   private internalError(err: unknown, socket: Socket): void {
     // A bug must cost one connection, never the process.
-    this.ctx.logger.error({ event: Events.INTERNAL_ERROR, err }, 'internal error handling a request');
+    this.ctx.logger.error({ event: Errors.INTERNAL.event, code: Errors.INTERNAL.code, err }, 'internal error handling a request');
     socket.destroy();
   }
 }

@@ -1,12 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { parseConnectAuthority } from '../policy/index.js';
-import { dialFirst } from '../dial/index.js';
 import { Events } from '../log/events.js';
 import type { AccessRecord, CloseCause } from './access.js';
-import { connState, newAccessRecord, recordAccess, recordRefusal, type LiveTunnel, type ProxyContext } from './context.js';
-import { writeRefusal, type Refusal } from './refusal.js';
-import { networkRefusal, routeRequest } from './route.js';
+import { Errors } from '../errors/catalogue.js';
+import { connState, newAccessRecord, recordAccess, recordOutcome, recordRefusal, type LiveTunnel, type ProxyContext } from './context.js';
+import { networkRefusal, writeRefusal, type Refusal } from './refusal.js';
+import { routeRequest } from './route.js';
 import { relayTunnel, type RelayEnd, type RelayedTunnel } from '../relay/index.js';
 
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
@@ -16,7 +16,7 @@ function swallow(): void {
   // listener only stops an 'error' from becoming an uncaught exception in between.
 }
 
-/** Handle a CONNECT: decide, resolve, dial the vetted address, answer 200, splice. */
+/** Handle a CONNECT: decide, resolve, dial through the route's dialer, answer 200, splice. */
 export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
   // The HTTP server removes its own error listener from an upgraded socket: add ours first.
   client.on('error', swallow);
@@ -31,14 +31,14 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   if (state.refusal) return refuse(state.refusal);
 
   const url = req.url ?? '';
-  const r = await routeRequest(ctx, rec, state, () => parseConnectAuthority(url), { code: 'PCL_ERR_BAD_AUTHORITY', message: 'CONNECT needs host:port' }, refuse);
+  const r = await routeRequest(ctx, rec, state, () => parseConnectAuthority(url), Errors.BAD_AUTHORITY, refuse);
   if (r === null) return;
-  const { target, routed } = r;
+  const { routed } = r;
 
   const t1 = performance.now();
   let upstream: Socket;
   try {
-    ({ socket: upstream } = await dialFirst(routed.addresses, target.port, { timeoutMs: ctx.config.timeouts.connectMs }));
+    upstream = await routed.dialer.connect(routed);
   } catch (err) {
     return refuse(networkRefusal(err));
   }
@@ -46,12 +46,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   if (client.destroyed) {
     // The client gave up while we were dialling.
     upstream.destroy();
-    rec.verdict = 'error';
-    rec.reason = 'client_closed';
-    rec.status = 499; // nginx's "client closed request"
-    rec.durationMs = performance.now() - started;
-    recordAccess(ctx, rec);
-    return;
+    return recordOutcome(ctx, rec, Errors.CLIENT_CLOSED, started);
   }
   rec.status = 200;
   const ruleLabel = rec.rule ?? 'none';

@@ -6,10 +6,10 @@ import {
   type Decision,
   type Policy,
 } from '../../src/policy/index.js';
-import { makeConfig, WS1, WS2 } from './helpers.js';
+import { CLIENT, makeConfig, WS1, WS2 } from './helpers.js';
 
 function at(policy: Policy, authority: string): Decision {
-  return policy.decide(parseConnectAuthority(authority));
+  return policy.decide({ target: parseConnectAuthority(authority), client: CLIENT });
 }
 
 function summary(d: Decision): string {
@@ -100,9 +100,9 @@ describe('exact, wildcard and template matching', () => {
   });
 
   it('decide fails closed on targets that were not normalised', () => {
-    expect(summary(policy.decide({ host: 'CRL.microsoft.com', port: 443, kind: 'name' }))).toBe('deny host_not_allowed');
-    expect(summary(policy.decide({ host: '127.1', port: 443, kind: 'ipv4' }))).toBe('deny ip_literal');
-    expect(summary(policy.decide({ host: 'zz', port: 443, kind: 'ipv6' }))).toBe('deny ip_literal');
+    expect(summary(policy.decide({ target: { host: 'CRL.microsoft.com', port: 443, kind: 'name' }, client: CLIENT }))).toBe('deny host_not_allowed');
+    expect(summary(policy.decide({ target: { host: '127.1', port: 443, kind: 'ipv4' }, client: CLIENT }))).toBe('deny ip_literal');
+    expect(summary(policy.decide({ target: { host: 'zz', port: 443, kind: 'ipv6' }, client: CLIENT }))).toBe('deny ip_literal');
   });
 });
 

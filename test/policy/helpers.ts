@@ -1,5 +1,8 @@
 import type { DestinationRuleConfig, PortcullisConfig } from '../../src/config/types.js';
 
+/** The client address decide() is asked for (the destination policy does not look at it yet). */
+export const CLIENT = '10.1.2.3';
+
 export type RuleInput = Partial<DestinationRuleConfig> & { hosts: string[] };
 
 /** A full config with defaults; only the policy-relevant parts vary. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compilePolicy, parseConnectAuthority, policyConfigCheck, type Decision } from '../../src/policy/index.js';
-import { makeConfig, WS1, WS2 } from './helpers.js';
+import { CLIENT, makeConfig, WS1, WS2 } from './helpers.js';
 
 function name(d: Decision): string {
   return d.verdict === 'allow' ? d.rule.name : `${d.verdict}:${d.reason}`;
@@ -12,7 +12,7 @@ describe('cloud presets', () => {
     workspaces: [{ id: WS1, region: 'westeurope' }],
   });
   const p = compilePolicy(cfg);
-  const at = (a: string) => name(p.decide(parseConnectAuthority(a)));
+  const at = (a: string) => name(p.decide({ target: parseConnectAuthority(a), client: CLIENT }));
 
   it('the preset table passes the config check', () => {
     expect(policyConfigCheck(cfg)).toEqual([]);
@@ -65,8 +65,8 @@ describe('cloud presets', () => {
 
   it('only configured presets are allowed', () => {
     const pub = compilePolicy(makeConfig({ presets: ['azure-public'] }));
-    expect(name(pub.decide(parseConnectAuthority('login.microsoftonline.us:443')))).toBe('deny:host_not_allowed');
-    expect(name(pub.decide(parseConnectAuthority('any-ws.ods.opinsights.azure.com:443')))).toBe('azure-public/ods');
+    expect(name(pub.decide({ target: parseConnectAuthority('login.microsoftonline.us:443'), client: CLIENT }))).toBe('deny:host_not_allowed');
+    expect(name(pub.decide({ target: parseConnectAuthority('any-ws.ods.opinsights.azure.com:443'), client: CLIENT }))).toBe('azure-public/ods');
   });
 
   it("the operator's own rule is chosen over a preset rule for the same host", () => {
@@ -77,7 +77,7 @@ describe('cloud presets', () => {
         rules: [{ name: 'pl', hosts: [`${WS1}.ods.opinsights.azure.com`], allowPrivate: true }],
       }),
     );
-    const d = q.decide(parseConnectAuthority(`${WS1}.ods.opinsights.azure.com:443`));
+    const d = q.decide({ target: parseConnectAuthority(`${WS1}.ods.opinsights.azure.com:443`), client: CLIENT });
     expect(name(d)).toBe('pl');
   });
 });

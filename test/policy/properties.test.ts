@@ -8,7 +8,7 @@ import {
   type Target,
 } from '../../src/policy/index.js';
 import { isPortcullisError } from '../../src/util/errors.js';
-import { makeConfig } from './helpers.js';
+import { CLIENT, makeConfig } from './helpers.js';
 
 const RUNS = { numRuns: 3000 };
 
@@ -72,7 +72,7 @@ describe('properties', () => {
         expect(() => policy.checkClient(s)).not.toThrow();
         for (const kind of ['name', 'ipv4', 'ipv6'] as const) {
           const t: Target = { host: s, port: 443, kind };
-          expect(() => policy.decide(t)).not.toThrow();
+          expect(() => policy.decide({ target: t, client: CLIENT })).not.toThrow();
         }
       }),
       RUNS,
@@ -103,9 +103,9 @@ describe('properties', () => {
         expect(target.host).toBe(canonical);
         const want = oracleAllows(canonical);
         if (want) allowed++;
-        expect(policy.decide(target).verdict).toBe(want ? 'allow' : 'deny');
+        expect(policy.decide({ target, client: CLIENT }).verdict).toBe(want ? 'allow' : 'deny');
         // and never on another port
-        expect(policy.decide({ ...target, port: 444 }).verdict).toBe('deny');
+        expect(policy.decide({ target: { ...target, port: 444 }, client: CLIENT }).verdict).toBe('deny');
       }),
       RUNS,
     );

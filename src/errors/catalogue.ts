@@ -1,0 +1,133 @@
+/**
+ * The one catalogue of refusals and errors (like fastify's lib/errors.js): each entry is declared
+ * once, on one line, and everything else derives from it: the `Reason` type (the metrics label),
+ * the refusals the proxy answers with, the metrics' reason sets, and docs/errors.md
+ * (`npm run docs:errors`; a unit test fails when the file is out of date).
+ *
+ * Adding a code is adding a line here. Kinds:
+ * - rejection: refused by policy, limits or protocol checks (verdict deny, portcullis_rejections_total);
+ * - error: allowed, but the destination could not be reached (verdict error, portcullis_errors_total);
+ * - outcome: how an accepted request ended badly; nothing is answered, the request's own access
+ *   record (event 103 tunnel / 109 HTTP) carries the code.
+ * Status 0 means no answer is sent (the connection is closed).
+ */
+import { Events, type EventCode } from '../log/events.js';
+
+interface EntryBase<R extends string> {
+  /** Stable code, PCL_ERR_*: operators and tests match on it. */
+  readonly code: string;
+  /** The HTTP status the client sees; 0 = none (the connection is closed). */
+  readonly status: number;
+  /** Bounded, snake_case: the `reason` metrics label and access-record field. */
+  readonly reason: R;
+  /** What the client reads (JSON body) and the log line says; may get a detail appended. */
+  readonly message: string;
+  /** Seconds for a Retry-After header. */
+  readonly retryAfterS?: number;
+}
+
+/** Answered with `status` and logged with `event`. */
+export interface AnsweredEntry<R extends string = string> extends EntryBase<R> {
+  readonly kind: 'rejection' | 'error';
+  readonly event: EventCode;
+}
+
+/** Recorded on the request's own access record; the record keeps its event. */
+export interface OutcomeEntry<R extends string = string> extends EntryBase<R> {
+  readonly kind: 'outcome';
+  readonly event: null;
+}
+
+export type CatalogueEntry<R extends string = string> = AnsweredEntry<R> | OutcomeEntry<R>;
+
+function answered<const R extends string>(kind: AnsweredEntry['kind'], code: string, status: number, reason: R, event: EventCode, message: string, retryAfterS?: number): AnsweredEntry<R> {
+  const e: AnsweredEntry<R> = retryAfterS === undefined ? { kind, code, status, reason, event, message } : { kind, code, status, reason, event, message, retryAfterS };
+  return Object.freeze(e);
+}
+
+/** Refused by policy, a limit or a protocol check. */
+function rejection<const R extends string>(code: string, status: number, reason: R, event: EventCode, message: string, retryAfterS?: number): AnsweredEntry<R> {
+  return answered('rejection', code, status, reason, event, message, retryAfterS);
+}
+
+/** Allowed, but failed towards the destination (or inside the gateway). */
+function failure<const R extends string>(code: string, status: number, reason: R, event: EventCode, message: string): AnsweredEntry<R> {
+  return answered('error', code, status, reason, event, message);
+}
+
+function outcome<const R extends string>(code: string, status: number, reason: R, message: string): OutcomeEntry<R> {
+  return Object.freeze({ kind: 'outcome', code, status, reason, event: null, message });
+}
+
+const E = Events;
+
+export const Errors = {
+  // Policy (see src/policy): who may go where.
+  CLIENT_FORBIDDEN: rejection('PCL_ERR_CLIENT_FORBIDDEN', 403, 'client_denied', E.CLIENT_FORBIDDEN, 'client address not allowed'),
+  TARGET_FORBIDDEN: rejection('PCL_ERR_TARGET_FORBIDDEN', 403, 'host_not_allowed', E.TARGET_FORBIDDEN, 'destination host not allowed'),
+  PORT_FORBIDDEN: rejection('PCL_ERR_PORT_FORBIDDEN', 403, 'port_not_allowed', E.TARGET_FORBIDDEN, 'destination port not allowed'),
+  IP_LITERAL_FORBIDDEN: rejection('PCL_ERR_IP_LITERAL_FORBIDDEN', 403, 'ip_literal', E.TARGET_FORBIDDEN, 'IP-literal destinations are not allowed'),
+  PRIVATE_ADDRESS: rejection('PCL_ERR_PRIVATE_ADDRESS', 403, 'private_address', E.TARGET_FORBIDDEN, 'destination resolves to a non-public address'),
+  // Capacity and lifecycle: try again later.
+  LIMIT_TOTAL: rejection('PCL_ERR_LIMIT_TOTAL', 503, 'limit_total', E.LIMIT_REACHED, 'too many connections', 1),
+  LIMIT_CLIENT: rejection('PCL_ERR_LIMIT_CLIENT', 429, 'limit_client', E.LIMIT_REACHED, 'too many connections from this client', 1),
+  LIMIT_DROPPED: rejection('PCL_ERR_LIMIT_DROPPED', 0, 'limit_total', E.LIMIT_REACHED, 'past the hard connection cap (maxConnections + 256): closed unanswered'),
+  DRAINING: rejection('PCL_ERR_DRAINING', 503, 'draining', E.LIMIT_REACHED, 'gateway is shutting down', 5),
+  // Protocol: what the proxy does not accept.
+  NOT_PROXY_REQUEST: rejection('PCL_ERR_NOT_PROXY_REQUEST', 400, 'not_proxy_request', E.NOT_PROXY_REQUEST, 'this is a forward proxy: send CONNECT host:port or an absolute http:// URL'),
+  BAD_AUTHORITY: rejection('PCL_ERR_BAD_AUTHORITY', 400, 'bad_request', E.BAD_REQUEST, 'CONNECT needs host:port'),
+  BAD_URL: rejection('PCL_ERR_BAD_URL', 400, 'bad_request', E.BAD_REQUEST, 'request-target must be an absolute http:// URL'),
+  BAD_SCHEME: rejection('PCL_ERR_BAD_SCHEME', 400, 'bad_request', E.BAD_REQUEST, 'only http:// URLs are forwarded (use CONNECT for https)'),
+  PARSE: rejection('PCL_ERR_PARSE', 400, 'bad_request', E.BAD_REQUEST, 'malformed request'),
+  UPGRADE: rejection('PCL_ERR_UPGRADE', 501, 'bad_request', E.BAD_REQUEST, 'protocol upgrades are not forwarded'),
+  METHOD: rejection('PCL_ERR_METHOD', 405, 'method_not_allowed', E.METHOD_NOT_ALLOWED, 'method is not forwarded'),
+  TRANSFER_ENCODING: rejection('PCL_ERR_TRANSFER_ENCODING', 501, 'unsupported_transfer_encoding', E.BAD_REQUEST, 'only chunked transfer-encoding is supported'),
+  HEADER_TOO_LARGE: rejection('PCL_ERR_HEADER_TOO_LARGE', 431, 'header_too_large', E.BAD_REQUEST, 'request headers too large'),
+  HEADER_TIMEOUT: rejection('PCL_ERR_HEADER_TIMEOUT', 408, 'header_timeout', E.TIMEOUT, 'request headers not received in time'),
+  // Network: the destination could not be reached (codes thrown by src/dial keep their name here).
+  DNS_NOTFOUND: failure('PCL_ERR_DNS_NOTFOUND', 502, 'dns_not_found', E.NETWORK_ERROR, 'destination host name not found'),
+  DNS_TIMEOUT: failure('PCL_ERR_DNS_TIMEOUT', 504, 'dns_timeout', E.NETWORK_ERROR, 'DNS lookup timed out'),
+  DNS: failure('PCL_ERR_DNS', 502, 'dns_error', E.NETWORK_ERROR, 'DNS lookup failed'),
+  CONNECT_REFUSED: failure('PCL_ERR_CONNECT_REFUSED', 502, 'connect_refused', E.NETWORK_ERROR, 'destination refused the connection'),
+  CONNECT_TIMEOUT: failure('PCL_ERR_CONNECT_TIMEOUT', 504, 'connect_timeout', E.NETWORK_ERROR, 'connecting to the destination timed out'),
+  CONNECT_UNREACHABLE: failure('PCL_ERR_CONNECT_UNREACHABLE', 502, 'connect_error', E.NETWORK_ERROR, 'destination unreachable'),
+  CONNECT: failure('PCL_ERR_CONNECT', 502, 'connect_error', E.NETWORK_ERROR, 'connecting to the destination failed'),
+  UPSTREAM_TIMEOUT: failure('PCL_ERR_UPSTREAM_TIMEOUT', 504, 'upstream_timeout', E.NETWORK_ERROR, 'destination did not answer in time'),
+  UPSTREAM: failure('PCL_ERR_UPSTREAM', 502, 'upstream_error', E.NETWORK_ERROR, 'destination failed'),
+  INTERNAL: failure('PCL_ERR_INTERNAL', 0, 'internal_error', E.INTERNAL_ERROR, 'internal error: the connection is closed, the process goes on'),
+  // Outcomes of accepted requests (nothing more is answered).
+  CLIENT_CLOSED: outcome('PCL_ERR_CLIENT_CLOSED', 499, 'client_closed', 'the client hung up before the destination answered (not the destination\'s fault)'),
+  UPSTREAM_BODY: outcome('PCL_ERR_UPSTREAM_BODY', 0, 'upstream_error', 'the destination failed after the response head was sent: the client connection is cut'),
+} as const;
+
+export type ErrorName = keyof typeof Errors;
+
+/** Why a request was refused or ended badly. A closed set: it is a metrics label. */
+export type Reason = (typeof Errors)[ErrorName]['reason'];
+
+/** A refusal the proxy answers with an HTTP status, logs with an event code, and counts by reason. */
+export type Refusal = AnsweredEntry<Reason>;
+
+/** Every entry, in declaration order. */
+export const catalogue: readonly CatalogueEntry<Reason>[] = Object.freeze(Object.values(Errors));
+
+const byCode = new Map<string, CatalogueEntry<Reason>>(catalogue.map((e) => [e.code, e]));
+
+/** The entry with this stable code, if there is one. */
+export function entryForCode(code: string): CatalogueEntry<Reason> | undefined {
+  return byCode.get(code);
+}
+
+/** The entry with dynamic detail (an errno, a method) appended to its message; the rest is the entry's. */
+export function withDetail(entry: Refusal, detail: string): Refusal {
+  return Object.freeze({ ...entry, message: `${entry.message}: ${detail}` });
+}
+
+function reasonsOf(kind: CatalogueEntry['kind']): ReadonlySet<Reason> {
+  return new Set(catalogue.filter((e) => e.kind === kind).map((e) => e.reason));
+}
+
+/** Reasons counted on portcullis_rejections_total. */
+export const REJECTION_REASONS: ReadonlySet<Reason> = reasonsOf('rejection');
+/** Reasons counted on portcullis_errors_total. */
+export const ERROR_REASONS: ReadonlySet<Reason> = reasonsOf('error');
