@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
 import { openTunnel, rawExchange, readBytes, statusOf } from '../helpers/raw.js';
+import { metric, sampleSum, scrape } from '../helpers/metrics.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const ALERTS_FILE = join(ROOT, 'config/prometheus/portcullis-alerts.yml');
@@ -134,11 +135,6 @@ export async function driveEveryKindOfTraffic(gw: GatewayProcess, d: Destination
   await gw.reload(config);
 }
 
-export async function scrape(adminPort: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
-  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
-  return res.text();
-}
 
 export interface Family {
   type: string;
@@ -169,20 +165,6 @@ export function parseExposition(text: string): Map<string, Family> {
     for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)) if (l[1] !== 'le') fam.labels.add(l[1]!);
   }
   return families;
-}
-
-/** Sample value of `name{labels}` (labels given as a subset), summed over matching series. */
-export function sampleSum(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  let found = false;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-    const ok = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
-    if (!ok) continue;
-    found = true;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return found ? sum : NaN;
 }
 
 const PROMQL_WORDS = new Set([
@@ -305,4 +287,4 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
   }
 }
 
-export { startGateway, type GatewayProcess };
+export { metric, sampleSum, scrape, startGateway, type GatewayProcess };
