@@ -15,6 +15,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    // FC_SEED / FC_PATH replay a failed fast-check property (see the file).
+    setupFiles: ['test/helpers/fc-seed.ts'],
     projects: [
       {
         extends: true,

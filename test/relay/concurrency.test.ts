@@ -19,6 +19,7 @@ import { requireNativeRelay } from '../helpers/relay.js';
 
 const native = requireNativeRelay();
 const suite = echoInProcessForSuite();
+// FC_SEED is validated as an integer in test/helpers/fc-seed.ts (also used by fast-check).
 const SEED = process.env.FC_SEED ? Number(process.env.FC_SEED) : Math.floor(Math.random() * 2 ** 31);
 const WARM_UP = 10;
 const TUNNELS = 600;
