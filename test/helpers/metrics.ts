@@ -25,3 +25,19 @@ export async function metric(adminPort: number | undefined, name: string, labels
   if (adminPort === undefined) throw new Error('the gateway has no admin listener');
   return sampleSum(await scrape(adminPort), name, labels);
 }
+
+/**
+ * Waits until `name{labels}` of a running gateway satisfies `ok` (scraping every 50 ms; there is
+ * no push from /metrics), and returns the value. For helpers that must wait for the gateway to
+ * have seen something before they go on; tests assert with expect.poll or on their own reads.
+ */
+export async function waitForMetric(adminPort: number | undefined, name: string, labels: Record<string, string>, ok: (v: number) => boolean, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await metric(adminPort, name, labels);
+  while (!ok(last)) {
+    if (Date.now() > deadline) throw new Error(`${name}${JSON.stringify(labels)} still ${last} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+    last = await metric(adminPort, name, labels);
+  }
+  return last;
+}

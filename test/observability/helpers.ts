@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
 import { openTunnel, rawExchange, readBytes, statusOf } from '../helpers/raw.js';
-import { metric, sampleSum, scrape } from '../helpers/metrics.js';
+import { metric, sampleSum, scrape, waitForMetric } from '../helpers/metrics.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const ALERTS_FILE = join(ROOT, 'config/prometheus/portcullis-alerts.yml');
@@ -115,7 +115,8 @@ export async function driveEveryKindOfTraffic(gw: GatewayProcess, d: Destination
   const idle: Socket[] = [];
   try {
     for (let i = 0; i < 10 * workers + 2; i++) idle.push(await connectIdle(gw.port));
-    await new Promise((r) => setTimeout(r, 150));
+    // A client's 'connect' comes before the gateway's accept: wait until it counts them all.
+    await waitForMetric(gw.adminPort, 'portcullis_client_connections', {}, (n) => n >= idle.length);
     let limited = 0;
     for (let i = 0; i < 6 && limited < 2; i++) {
       // A port no rule lists: when a worker is not at its cap this is a quick 403, not a tunnel.
@@ -126,13 +127,16 @@ export async function driveEveryKindOfTraffic(gw: GatewayProcess, d: Destination
   } finally {
     for (const s of idle) s.destroy();
   }
-  await new Promise((r) => setTimeout(r, 150));
+  // Every one of them released before the next step, or it would meet the per-client limit.
+  await waitForMetric(gw.adminPort, 'portcullis_client_connections', {}, (n) => n === 0);
 
   // Request headers never finished: 408 after headersMs.
   const slow = await rawExchange(gw.port, 'CONNECT echo.example.com:1 HTTP/1.1\r\nX-Slow: ', 5_000);
   if (statusOf(slow.text) !== 408) throw new Error(`expected 408 for slow headers, got ${slow.text.slice(0, 100)}`);
 
   await gw.reload(config);
+  // Each connection's access record (and its metrics) is written as it closes.
+  await waitForMetric(gw.adminPort, 'portcullis_client_connections', {}, (n) => n === 0);
 }
 
 
@@ -287,4 +291,4 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
   }
 }
 
-export { metric, sampleSum, scrape, startGateway, type GatewayProcess };
+export { metric, sampleSum, scrape, startGateway, waitForMetric, type GatewayProcess };

@@ -46,7 +46,6 @@ beforeAll(async () => {
       const gw = await startGateway(config);
       gateways.push(gw);
       await driveEveryKindOfTraffic(gw, dest, workers, config);
-      await new Promise((r) => setTimeout(r, 200)); // access records of the last tunnels
       scrapes.set(workers, await scrape(gw.adminPort!));
     }),
   );
