@@ -261,6 +261,7 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
       } catch {
         /* not yet listening */
       }
+      // Polling /-/ready: Prometheus announces readiness only there (its log runs at warn level).
       await new Promise((r) => setTimeout(r, 100));
     }
     if (!ready) {
