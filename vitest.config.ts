@@ -21,7 +21,13 @@ export default defineConfig({
       {
         extends: true,
         // Threads start faster than forks, and nothing here needs a process of its own.
-        test: { name: 'unit', include: ['test/**/*.unit.test.ts'], pool: 'threads' },
+        test: {
+          name: 'unit',
+          include: ['test/**/*.unit.test.ts'],
+          pool: 'threads',
+          // Appended to the shared setup file: child_process calls throw in unit tests.
+          setupFiles: ['test/helpers/unit-guard.ts'],
+        },
       },
       {
         extends: true,
