@@ -139,7 +139,6 @@ export async function driveEveryKindOfTraffic(gw: GatewayProcess, d: Destination
   await waitForMetric(gw.adminPort, 'portcullis_client_connections', {}, (n) => n === 0);
 }
 
-
 export interface Family {
   type: string;
   /** Label names seen on the family's samples (le excluded). */
