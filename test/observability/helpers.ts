@@ -204,10 +204,10 @@ export function metricsInExpr(expr: string): MetricUse[] {
 export interface PrometheusServer {
   port: number;
   proc: ChildProcess;
-  /** Instant query; returns the result vector. */
-  query(q: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
+  /** Instant query, now or at `atMs` (epoch ms); returns the result vector. */
+  query(q: string, atMs?: number): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
   /** Raw API answer for a query (status, errorType, error). */
-  queryRaw(q: string): Promise<{ status: string; error?: string; data?: unknown }>;
+  queryRaw(q: string, atMs?: number): Promise<{ status: string; error?: string; data?: unknown }>;
   stop(): Promise<void>;
   logs(): string;
 }
@@ -269,16 +269,17 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
       rmSync(dir, { recursive: true, force: true });
       throw new Error(`prometheus did not become ready: ${logs.slice(-2000)}`);
     }
-    const queryRaw = async (q: string): Promise<{ status: string; error?: string; data?: unknown }> => {
-      const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(q)}`);
+    const queryRaw = async (q: string, atMs?: number): Promise<{ status: string; error?: string; data?: unknown }> => {
+      const at = atMs === undefined ? '' : `&time=${atMs / 1000}`;
+      const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(q)}${at}`);
       return (await res.json()) as { status: string; error?: string; data?: unknown };
     };
     return {
       port,
       proc,
       queryRaw,
-      async query(q) {
-        const r = await queryRaw(q);
+      async query(q, atMs) {
+        const r = await queryRaw(q, atMs);
         if (r.status !== 'success') throw new Error(`query ${q} failed: ${r.error}`);
         return (r.data as { result: Array<{ metric: Record<string, string>; value: [number, string] }> }).result;
       },
