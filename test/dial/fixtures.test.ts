@@ -122,8 +122,8 @@ describe('HTTPS fixture', () => {
     const raw = net.connect({ host: '127.0.0.1', port: srv.port }); // never sends a ClientHello
     raw.on('error', () => {});
     await new Promise((r) => raw.once('connect', r));
-    await new Promise((r) => setTimeout(r, 20));
-    expect(srv.connections).toBe(2);
+    // The client's 'connect' comes before the server's accept: wait for the server to count both.
+    await expect.poll(() => srv.connections).toBe(2);
 
     const closedBoth = Promise.all([
       new Promise((r) => secure.once('close', r)),
@@ -177,7 +177,9 @@ describe('TCP echo and blackhole fixtures', () => {
     let ended = false;
     s.once('end', () => (ended = true));
     s.write(Buffer.alloc(256 * 1024, 7));
-    await new Promise((r) => setTimeout(r, 50));
+    // Everything we wrote came back, and still no end: the echo waits for our half-close.
+    const echoed = (): number => chunks.reduce((n, c) => n + c.length, 0);
+    await expect.poll(echoed, { timeout: 5_000 }).toBe(256 * 1024);
     expect(ended).toBe(false);
     s.end(Buffer.from('tail'));
     await new Promise((r) => s.once('end', r));
@@ -193,6 +195,7 @@ describe('TCP echo and blackhole fixtures', () => {
     s.on('error', () => {});
     cleanups.push(() => s.destroy());
     const outcome = await new Promise<string>((resolve) => {
+      // A bounded negative check, not synchronisation: nothing may happen within 300 ms.
       const t = setTimeout(() => resolve('pending'), 300);
       s.once('connect', () => (clearTimeout(t), resolve('connected')));
       s.once('error', (e: NodeJS.ErrnoException) => (clearTimeout(t), resolve(e.code ?? 'error')));

@@ -8,7 +8,11 @@ export function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-/** Polls until the fd count drops to at most `limit` (sockets close asynchronously). */
+/**
+ * Polls until the fd count drops to at most `limit`, and returns the last count (the caller
+ * asserts on it). Polling, because no event announces that a descriptor closed: sockets in other
+ * components (the echo server, the relay thread) release theirs asynchronously.
+ */
 export async function waitForFdCount(limit: number, timeoutMs = 2000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let n = openFdCount();

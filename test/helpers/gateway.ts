@@ -19,8 +19,11 @@ export interface GatewayProcess {
   adminPort?: number;
   configFile: string;
   logs: LogRecord[];
-  /** Resolves with the first log record (already seen or future) that matches. */
-  waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
+  /**
+   * Resolves with the first log record (already seen or future) that matches; with `since` (an
+   * index into `logs`, e.g. `logs.length` before the test's traffic), only records from there on.
+   */
+  waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number, since?: number): Promise<LogRecord>;
   /** Rewrite the config file (same listen address) and send SIGHUP. */
   reload(config: Record<string, unknown>): Promise<void>;
   /** Send a signal and wait for exit. */
@@ -83,7 +86,8 @@ export async function startGateway(config: Record<string, unknown>, opts: { env?
   });
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
 
-  const waitForLog = (match: (r: LogRecord) => boolean, timeoutMs = 10_000): Promise<LogRecord> => {
+  const waitForLog = (matchAny: (r: LogRecord) => boolean, timeoutMs = 10_000, since = 0): Promise<LogRecord> => {
+    const match = since > 0 ? (r: LogRecord): boolean => logs.indexOf(r) >= since && matchAny(r) : matchAny;
     const seen = logs.find(match);
     if (seen) return Promise.resolve(seen);
     return new Promise<LogRecord>((resolve, reject) => {

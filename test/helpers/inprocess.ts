@@ -1,8 +1,10 @@
 /** The gateway in this process, for tests that inspect its internals (fds, listeners, counters). */
+import { EventEmitter, once } from 'node:events';
 import { parseConfig, type PortcullisConfig } from '../../src/config/index.js';
 import { policyConfigCheck } from '../../src/policy/index.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { createLogger } from '../../src/log/logger.js';
+import { noopObserver, type AccessRecord, type ProxyObserver } from '../../src/proxy/access.js';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll } from 'vitest';
 import { startTcpEcho, type TestServer } from './servers.js';
@@ -11,6 +13,10 @@ export interface InProcessGateway {
   gateway: Gateway;
   port: number;
   config: PortcullisConfig;
+  /** Established tunnels so far, by what relayed their bytes (from the access records). */
+  readonly relayed: Readonly<Record<'native' | 'js', number>>;
+  /** Emits 'change' whenever a client connection or a tunnel closes. */
+  readonly events: EventEmitter;
   stop(): Promise<void>;
 }
 
@@ -22,9 +28,20 @@ export async function startInProcess(config: Record<string, unknown>): Promise<I
   });
   const parsed = parseConfig(text, { source: 'test', checks: [policyConfigCheck], env: {} });
   const { logger } = createLogger({ level: 'silent' });
-  const gateway = new Gateway({ config: parsed, source: 'test', logger });
+  const relayed = { native: 0, js: 0 };
+  const events = new EventEmitter();
+  const observer: ProxyObserver = {
+    ...noopObserver,
+    clientDisconnected: () => events.emit('change'),
+    tunnelClosed: () => events.emit('change'),
+    access(rec: AccessRecord) {
+      if (rec.kind === 'tunnel' && rec.relay) relayed[rec.relay]++;
+    },
+  };
+  const gateway = new Gateway({ config: parsed, source: 'test', logger, observer });
   const [addr] = await gateway.start();
-  return { gateway, port: addr!.port, config: parsed, stop: () => gateway.stop() };
+  if (!addr) throw new Error('in-process gateway bound no address');
+  return { gateway, port: addr.port, config: parsed, relayed, events, stop: () => gateway.stop() };
 }
 
 /** An in-process gateway allowing only `echo.example.com` → a local TCP echo server. */
@@ -56,11 +73,20 @@ export function echoInProcessForSuite(): { gw: InProcessGateway; echo: TestServe
   return suite;
 }
 
-/** Wait (at most 5 s) until the gateway has no open connection or tunnel left, then a little more. */
-export async function waitUntilIdle(gw: InProcessGateway): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while ((gw.gateway.proxy.activeConnections > 0 || gw.gateway.proxy.openTunnels > 0) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
+/**
+ * Resolves once the gateway has no open client connection or tunnel left, re-checking each time
+ * one closes; rejects after `timeoutMs` with what is still open. Descriptors of the sockets on the
+ * far side (the echo server's) may close a moment later: wait for those with waitForFdCount.
+ */
+export async function waitUntilIdle(gw: InProcessGateway, timeoutMs = 5_000): Promise<void> {
+  const { proxy } = gw.gateway;
+  const idle = (): boolean => proxy.activeConnections === 0 && proxy.openTunnels === 0;
+  const signal = AbortSignal.timeout(timeoutMs);
+  while (!idle()) {
+    try {
+      await once(gw.events, 'change', { signal });
+    } catch {
+      throw new Error(`gateway not idle after ${timeoutMs} ms: ${proxy.activeConnections} connections, ${proxy.openTunnels} tunnels open`);
+    }
   }
-  await new Promise((r) => setTimeout(r, 100));
 }

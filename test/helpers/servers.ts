@@ -16,6 +16,8 @@ export interface TestServer {
   port: number;
   /** Connections accepted so far (TCP level). */
   readonly connections: number;
+  /** Resolves once every accepted connection has closed (at once when none is open). */
+  allClosed(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -44,11 +46,17 @@ function noop(): void {}
 async function listen(server: net.Server, connectionEvent = 'connection'): Promise<TestServer> {
   const sockets = new Set<Socket>();
   let connections = 0;
+  let whenEmpty: Array<() => void> = [];
   server.on(connectionEvent, (socket: Socket) => {
     connections++;
     sockets.add(socket);
     socket.on('error', noop);
-    socket.once('close', () => sockets.delete(socket));
+    socket.once('close', () => {
+      sockets.delete(socket);
+      if (sockets.size > 0) return;
+      for (const resolve of whenEmpty) resolve();
+      whenEmpty = [];
+    });
   });
   server.on('error', noop);
   await new Promise<void>((resolve, reject) => {
@@ -64,6 +72,10 @@ async function listen(server: net.Server, connectionEvent = 'connection'): Promi
     port,
     get connections() {
       return connections;
+    },
+    allClosed() {
+      if (sockets.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => whenEmpty.push(resolve));
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
@@ -96,11 +108,19 @@ export async function startHttpsServer(opts: { names: string[]; handler?: Handle
  * Echoes bytes back. Half-close aware: when the client ends its side, the echo finishes writing
  * what it has and then ends its side too (pipe's default end: true).
  */
-export async function startTcpEcho(): Promise<TestServer> {
+export async function startTcpEcho(): Promise<TestServer & { backpressured(): Promise<void> }> {
+  let waiters: Array<() => void> = [];
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     socket.pipe(socket);
+    // pipe() pauses the socket's reading when its own write returns false: the answer is not
+    // being taken off its hands (by the client, through the proxy, and every buffer between).
+    socket.on('pause', () => {
+      for (const resolve of waiters) resolve();
+      waiters = [];
+    });
   });
-  return listen(server);
+  const base = await listen(server);
+  return Object.assign(base, { backpressured: () => new Promise<void>((resolve) => waiters.push(resolve)) });
 }
 
 /** A destination that speaks first (SMTP/SSH style), then reads until the client ends its side. */
@@ -153,6 +173,7 @@ export async function startBlackhole(
     s.on('error', noop);
     fillers.push(s);
     const connected = await new Promise<boolean>((resolve) => {
+      // A bounded negative check: a connect still pending after 150 ms means the queue is full.
       const t = setTimeout(() => resolve(false), 150);
       s.once('connect', () => {
         clearTimeout(t);

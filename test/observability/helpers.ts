@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
 import { openTunnel, rawExchange, readBytes, statusOf } from '../helpers/raw.js';
+import { metric, sampleSum, scrape, waitForMetric } from '../helpers/metrics.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const ALERTS_FILE = join(ROOT, 'config/prometheus/portcullis-alerts.yml');
@@ -114,7 +115,8 @@ export async function driveEveryKindOfTraffic(gw: GatewayProcess, d: Destination
   const idle: Socket[] = [];
   try {
     for (let i = 0; i < 10 * workers + 2; i++) idle.push(await connectIdle(gw.port));
-    await new Promise((r) => setTimeout(r, 150));
+    // A client's 'connect' comes before the gateway's accept: wait until it counts them all.
+    await waitForMetric(gw.adminPort, 'portcullis_client_connections', {}, (n) => n >= idle.length);
     let limited = 0;
     for (let i = 0; i < 6 && limited < 2; i++) {
       // A port no rule lists: when a worker is not at its cap this is a quick 403, not a tunnel.
@@ -125,19 +127,16 @@ export async function driveEveryKindOfTraffic(gw: GatewayProcess, d: Destination
   } finally {
     for (const s of idle) s.destroy();
   }
-  await new Promise((r) => setTimeout(r, 150));
+  // Every one of them released before the next step, or it would meet the per-client limit.
+  await waitForMetric(gw.adminPort, 'portcullis_client_connections', {}, (n) => n === 0);
 
   // Request headers never finished: 408 after headersMs.
   const slow = await rawExchange(gw.port, 'CONNECT echo.example.com:1 HTTP/1.1\r\nX-Slow: ', 5_000);
   if (statusOf(slow.text) !== 408) throw new Error(`expected 408 for slow headers, got ${slow.text.slice(0, 100)}`);
 
   await gw.reload(config);
-}
-
-export async function scrape(adminPort: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
-  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
-  return res.text();
+  // Each connection's access record (and its metrics) is written as it closes.
+  await waitForMetric(gw.adminPort, 'portcullis_client_connections', {}, (n) => n === 0);
 }
 
 export interface Family {
@@ -169,20 +168,6 @@ export function parseExposition(text: string): Map<string, Family> {
     for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)) if (l[1] !== 'le') fam.labels.add(l[1]!);
   }
   return families;
-}
-
-/** Sample value of `name{labels}` (labels given as a subset), summed over matching series. */
-export function sampleSum(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  let found = false;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-    const ok = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
-    if (!ok) continue;
-    found = true;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return found ? sum : NaN;
 }
 
 const PROMQL_WORDS = new Set([
@@ -219,10 +204,10 @@ export function metricsInExpr(expr: string): MetricUse[] {
 export interface PrometheusServer {
   port: number;
   proc: ChildProcess;
-  /** Instant query; returns the result vector. */
-  query(q: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
+  /** Instant query, now or at `atMs` (epoch ms); returns the result vector. */
+  query(q: string, atMs?: number): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
   /** Raw API answer for a query (status, errorType, error). */
-  queryRaw(q: string): Promise<{ status: string; error?: string; data?: unknown }>;
+  queryRaw(q: string, atMs?: number): Promise<{ status: string; error?: string; data?: unknown }>;
   stop(): Promise<void>;
   logs(): string;
 }
@@ -275,6 +260,7 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
       } catch {
         /* not yet listening */
       }
+      // Polling /-/ready: Prometheus announces readiness only there (its log runs at warn level).
       await new Promise((r) => setTimeout(r, 100));
     }
     if (!ready) {
@@ -283,16 +269,17 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
       rmSync(dir, { recursive: true, force: true });
       throw new Error(`prometheus did not become ready: ${logs.slice(-2000)}`);
     }
-    const queryRaw = async (q: string): Promise<{ status: string; error?: string; data?: unknown }> => {
-      const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(q)}`);
+    const queryRaw = async (q: string, atMs?: number): Promise<{ status: string; error?: string; data?: unknown }> => {
+      const at = atMs === undefined ? '' : `&time=${atMs / 1000}`;
+      const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(q)}${at}`);
       return (await res.json()) as { status: string; error?: string; data?: unknown };
     };
     return {
       port,
       proc,
       queryRaw,
-      async query(q) {
-        const r = await queryRaw(q);
+      async query(q, atMs) {
+        const r = await queryRaw(q, atMs);
         if (r.status !== 'success') throw new Error(`query ${q} failed: ${r.error}`);
         return (r.data as { result: Array<{ metric: Record<string, string>; value: [number, string] }> }).result;
       },
@@ -305,4 +292,4 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
   }
 }
 
-export { startGateway, type GatewayProcess };
+export { metric, sampleSum, scrape, startGateway, waitForMetric, type GatewayProcess };

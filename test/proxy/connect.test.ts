@@ -1,26 +1,32 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import https from 'node:https';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startBannerServer, startHttpsServer, startTcpEcho, type TestHttpsServer, type TestServer } from '../helpers/servers.js';
 import { openTunnel, readBytes, rawExchange, statusOf } from '../helpers/raw.js';
 import { requireBinary, run } from '../helpers/system.js';
+import { metric } from '../helpers/metrics.js';
+import { requireNativeRelay } from '../helpers/relay.js';
 
 const WS = '4f0c7d1e-8a3b-4c5d-9e6f-0a1b2c3d4e5f';
 const ODS = `${WS}.ods.opinsights.azure.com`;
 const OMS = `${WS}.oms.opinsights.azure.com`;
 const curl = requireBinary('curl');
+const native = requireNativeRelay();
 
 let upstream: TestHttpsServer;
-let echo: TestServer;
+let echo: Awaited<ReturnType<typeof startTcpEcho>>;
 let gw: GatewayProcess;
 /** The same gateway with `relay: js`: the fallback must keep every tunnel behaviour too. */
 let jsGw: GatewayProcess;
 let proxyUrl: string;
 
 let banner: TestServer;
+/** Bound on the bytes written while waiting for the echo to be held up (Linux buffers can take tens of MiB). */
+const MAX_HOLD_BYTES = 128 * 1024 * 1024;
 
 function gatewayConfig(relay: 'auto' | 'js', extraPorts: number[] = []): Record<string, unknown> {
   return {
@@ -132,6 +138,12 @@ describe.each([
   ['native', () => gw],
   ['js', () => jsGw],
 ] as const)('tunnel mechanics (%s relay)', (relay, gateway) => {
+  // `relay: auto` is the native relay only where it is built: each test below checks that the
+  // relay it is about carried its tunnel (the access record's `relay`, or the relayed metric).
+  beforeEach((ctx) => {
+    if (relay === 'native') ctx.skip(!native.available, native.skipNote);
+  });
+
   it('forwards bytes sent in the same packet as the CONNECT (non-empty head)', async () => {
     const hello = Buffer.from('\x16\x03\x01\x00\x05hello', 'latin1');
     const t = await openTunnel(gateway().port, `echo.example.com:${echo.port}`, hello);
@@ -140,6 +152,8 @@ describe.each([
     const back = await readBytes(t.socket, hello.length, t.rest);
     expect(back.equals(hello)).toBe(true);
     t.socket.destroy();
+    const rec = await gateway().waitForLog((l) => l.event === 103 && l.bytesUp === hello.length && l.bytesDown === hello.length);
+    expect(rec.relay).toBe(relay);
   });
 
   it('carries 32 MiB each way intact, with backpressure', async () => {
@@ -194,22 +208,37 @@ describe.each([
     expect(rec).toMatchObject({ bytesUp: 6, bytesDown: 24, closeCause: 'done', relay });
   });
 
-  it('holds bytes for a client that stops reading, then delivers all of them in order', async () => {
+  it('holds bytes for a client that stops reading, then delivers all of them in order', { timeout: 60_000 }, async () => {
+    const from = gateway().logs.length;
     const t = await openTunnel(gateway().port, `echo.example.com:${echo.port}`);
-    const payload = randomBytes(8 * 1024 * 1024);
     t.socket.pause();
-    t.socket.write(payload);
-    // Not reading for a while: the echo's answer fills the kernel buffers and the relay's queue.
-    await new Promise((r) => setTimeout(r, 700));
+    // Write without reading until the echo's answer is held up: every buffer between the echo and
+    // us (the kernel's, which Linux may grow to tens of MiB, and the relay's) is full and the echo
+    // cannot write. How much that takes depends on the machine, so we write until it happens.
+    let heldUp = false;
+    const echoHeldUp = echo.backpressured().then(() => void (heldUp = true));
+    const chunks: Buffer[] = [];
+    let written = 0;
+    while (!heldUp && written < MAX_HOLD_BYTES) {
+      const chunk = randomBytes(1024 * 1024);
+      chunks.push(chunk);
+      written += chunk.length;
+      if (!t.socket.write(chunk)) await Promise.race([once(t.socket, 'drain'), echoHeldUp]);
+      else await new Promise((r) => setImmediate(r));
+    }
+    expect(heldUp, `the echo was never held up after ${written} bytes`).toBe(true);
+    const payload = Buffer.concat(chunks);
     const back = await readBytes(t.socket, payload.length, t.rest);
     expect(createHash('sha256').update(back).digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
     t.socket.destroy();
-    const rec = await gateway().waitForLog((l) => l.event === 103 && l.bytesUp === payload.length);
+    // Its own record: the 32 MiB test's would match too when this one wrote 32 MiB.
+    const rec = await gateway().waitForLog((l) => l.event === 103 && l.bytesUp === payload.length, 10_000, from);
     expect(rec.bytesDown).toBe(payload.length);
     expect(rec.relay).toBe(relay);
   });
 
   it('keeps 64 concurrent tunnels apart (every byte reaches its own client)', async () => {
+    const relayedBefore = (await metric(gateway().adminPort, 'portcullis_tunnels_relayed_total', { relay })) || 0;
     const tunnels = await Promise.all(Array.from({ length: 64 }, () => openTunnel(gateway().port, `echo.example.com:${echo.port}`)));
     await Promise.all(
       tunnels.map(async (t, i) => {
@@ -220,6 +249,8 @@ describe.each([
         t.socket.destroy();
       }),
     );
+    // Counted as each tunnel's access record is written, just after it closes.
+    await expect.poll(() => metric(gateway().adminPort, 'portcullis_tunnels_relayed_total', { relay })).toBe(relayedBefore + 64);
   });
 
 });

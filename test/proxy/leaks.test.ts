@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { openTunnel, readBytes } from '../helpers/raw.js';
-import { openFdCount } from '../helpers/fds.js';
+import { openFdCount, waitForFdCount } from '../helpers/fds.js';
 import { echoInProcessForSuite, waitUntilIdle } from '../helpers/inprocess.js';
 
 const suite = echoInProcessForSuite();
@@ -49,15 +49,17 @@ function listenerCounts(): Record<string, number> {
 it('opens and closes 5,000 tunnels without leaking file descriptors, listeners or connection state', { timeout: 120_000 }, async () => {
   await runTunnels(200, 50); // warm up lazily created handles (pools, timers)
   await waitUntilIdle(suite.gw);
+  await suite.echo.allClosed(); // the echo server's side of the warm-up tunnels too
   const fdsBefore = openFdCount();
   const listenersBefore = listenerCounts();
 
   await runTunnels(5_000, 50);
   await waitUntilIdle(suite.gw);
+  await suite.echo.allClosed();
 
   expect(suite.gw.gateway.proxy.activeConnections).toBe(0);
   expect(suite.gw.gateway.proxy.openTunnels).toBe(0);
   expect(listenerCounts()).toEqual(listenersBefore);
   // A leak of even 1% of 5,000 tunnels would be 50+ descriptors.
-  expect(openFdCount()).toBeLessThanOrEqual(fdsBefore + 2);
+  expect(await waitForFdCount(fdsBefore + 2)).toBeLessThanOrEqual(fdsBefore + 2);
 });

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startTcpEcho, startBlackhole, type TestServer } from '../helpers/servers.js';
 import { openTunnel, rawExchange, readBytes, statusOf } from '../helpers/raw.js';
+import { metric } from '../helpers/metrics.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -34,7 +35,8 @@ describe('limits', () => {
     const { gw } = await echoGateway({ proxy: { limits: { maxConnectionsPerClient: 2 } } });
     await idleConnection(gw.port);
     await idleConnection(gw.port);
-    await new Promise((r) => setTimeout(r, 100));
+    // A client's 'connect' comes before the gateway's accept: wait until the gateway counts both.
+    await expect.poll(() => metric(gw.adminPort, 'portcullis_client_connections')).toBe(2);
     const r = await rawExchange(gw.port, 'CONNECT echo.example.com:1 HTTP/1.1\r\n\r\n');
     expect(statusOf(r.text)).toBe(429);
     expect(r.text).toMatch(/Retry-After: \d+/);
@@ -45,7 +47,8 @@ describe('limits', () => {
     const { gw } = await echoGateway({ proxy: { limits: { maxConnections: 2 } } });
     await idleConnection(gw.port);
     await idleConnection(gw.port);
-    await new Promise((r) => setTimeout(r, 100));
+    // A client's 'connect' comes before the gateway's accept: wait until the gateway counts both.
+    await expect.poll(() => metric(gw.adminPort, 'portcullis_client_connections')).toBe(2);
     const r = await rawExchange(gw.port, 'CONNECT echo.example.com:1 HTTP/1.1\r\n\r\n');
     expect(statusOf(r.text)).toBe(503);
     expect(r.text).toMatch(/Retry-After: \d+/);

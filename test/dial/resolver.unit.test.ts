@@ -25,9 +25,8 @@ function fakeDns(table: Record<string, string[] | string>): { calls: () => numbe
   return { calls: () => spy.mock.calls.length };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 afterEach(() => {
+  vi.useRealTimers();
   vi.restoreAllMocks();
 });
 
@@ -117,11 +116,14 @@ describe('Resolver: cache', () => {
 
   it('expires entries after the TTL', async () => {
     const dnsCalls = countLookups();
+    // Only the clock is faked: the lookups themselves stay real.
+    vi.useFakeTimers({ toFake: ['Date'] });
     const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 40 });
     await r.resolve('localhost');
+    vi.setSystemTime(Date.now() + 39);
     await r.resolve('localhost');
     expect(dnsCalls.calls()).toBe(1);
-    await sleep(80);
+    vi.setSystemTime(Date.now() + 1);
     await r.resolve('localhost');
     expect(dnsCalls.calls()).toBe(2);
   });
@@ -175,11 +177,18 @@ describe('Resolver: cache', () => {
 describe('Resolver: errors', () => {
   it('times out a lookup that never answers, then retries on the next call', async () => {
     const fake = fakeDns({ 'slow.test': 'hang' });
+    // A fake clock: the timeout fires at exactly timeoutMs, not "soon enough" on a loaded machine.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const r = new Resolver({ overrides: {}, timeoutMs: 100, cacheTtlMs: 60_000 });
-    const t0 = Date.now();
-    expect(await codeOf(r.resolve('slow.test'))).toBe('PCL_ERR_DNS_TIMEOUT');
-    expect(Date.now() - t0).toBeLessThan(100 * 5);
-    expect(await codeOf(r.resolve('slow.test'))).toBe('PCL_ERR_DNS_TIMEOUT');
+    let settled = false;
+    const first = codeOf(r.resolve('slow.test')).finally(() => (settled = true));
+    await vi.advanceTimersByTimeAsync(99);
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await first).toBe('PCL_ERR_DNS_TIMEOUT');
+    const second = codeOf(r.resolve('slow.test'));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await second).toBe('PCL_ERR_DNS_TIMEOUT');
     expect(fake.calls()).toBe(2);
   });
 
