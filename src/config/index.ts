@@ -13,3 +13,4 @@ export {
   type LoadOptions,
 } from './load.js';
 export { nativeRelayCheck, type NativeRelayFact } from './host-checks.js';
+export { ConfigStore, type ConfigStoreOptions, type ConfigPath, type SaveResult } from './store.js';
