@@ -87,7 +87,7 @@ function checkData(data: unknown, checks: readonly SemanticCheck[]): RawIssue[] 
 
 /**
  * The loader's checks (schema and built-in) on a config object that did not come from a file, e.g.
- * one a caller built in code: what compilePolicy relies on. The object is not modified.
+ * one a caller built in code. The object is not modified.
  */
 export function configIssues(config: PortcullisConfig): RawIssue[] {
   return checkData(structuredClone(config), []);

@@ -45,6 +45,8 @@ export class ConfigStore {
   #onDisk: string;
   /** #onDisk as yaml prints it, before any edit: the base of the merge in text(). */
   #printed: string;
+  /** Saves run one at a time: each compares the disk with what the previous one wrote. */
+  #saving: Promise<unknown> = Promise.resolve();
 
   private constructor(
     /** The file as named by the caller (used in messages). */
@@ -123,9 +125,16 @@ export class ConfigStore {
 
   /**
    * Validates and, when valid, replaces the file atomically, then calls onSaved. An invalid config
-   * or a file changed by someone else since it was read is refused and nothing is written.
+   * or a file changed by someone else since it was read is refused and nothing is written; the
+   * edits stay in the store (fix them, or open the file again to start over).
    */
-  async save(): Promise<SaveResult> {
+  save(): Promise<SaveResult> {
+    const run = this.#saving.then(() => this.#save());
+    this.#saving = run.catch(() => undefined);
+    return run;
+  }
+
+  async #save(): Promise<SaveResult> {
     const { text, printed } = this.#render();
     const checked = this.#check(text);
     if (!checked.ok) return { ok: false, reason: 'invalid', issues: checked.issues };

@@ -174,6 +174,19 @@ describe('ConfigStore: save', () => {
     expect((await again.save()).ok).toBe(true);
   });
 
+  it('runs saves one at a time: two saves started together both land, neither is a conflict', async () => {
+    const file = writeTemp('c.yaml', COMMENTED);
+    const store = await ConfigStore.open(file);
+    store.set(['proxy', 'mode'], 'report');
+    const first = store.save();
+    store.set(['log', 'level'], 'debug');
+    const second = store.save();
+    expect([await first, await second]).toMatchObject([{ ok: true }, { ok: true }]);
+    expect(readFileSync(file, 'utf8')).toBe(store.text());
+    const loaded = loadConfigFile(file, { env: {} });
+    expect([loaded.proxy.mode, loaded.log.level]).toEqual(['report', 'debug']);
+  });
+
   it('a reader never sees a half-written file while the store saves again and again', async () => {
     // A file big enough that a write is many syscalls: a non-atomic writer shows torn reads here.
     const hosts = Array.from({ length: 400 }, (_, i) => `        - h${i}.example.com\n`).join('');
