@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { runStart } from './start.js';
 import { runCheckConfig } from './check-config.js';
-import { configChecks } from '../runtime/shared.js';
+import { nativeRelayCheck } from '../config/index.js';
+// The probe, not relay/index.js: checking or editing a file must not load the native addon.
+import { nativeRelayBuilt } from '../relay/probe.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -15,6 +16,8 @@ program
   .description('run the gateway in the foreground (config: --config, else /etc/portcullis/portcullis.yaml, else built-in default)')
   .option('-c, --config <file>', 'configuration file (YAML)')
   .action(async (opts: { config?: string }) => {
+    // Loaded here, not at the top: the gateway's modules load the native relay.
+    const { runStart } = await import('./start.js');
     await runStart(opts.config);
   });
 
@@ -23,7 +26,7 @@ program
   .description('validate a configuration file; prints every error with its key and line')
   .argument('<file>', 'configuration file (YAML)')
   .action((file: string) => {
-    process.exitCode = runCheckConfig(file, configChecks, {
+    process.exitCode = runCheckConfig(file, [nativeRelayCheck(nativeRelayBuilt())], {
       out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
       err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
     });

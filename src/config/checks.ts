@@ -1,10 +1,16 @@
 import ipaddr from 'ipaddr.js';
+import { classifyHost } from '../address/host.js';
+import { parseCidr } from '../address/cidr.js';
+import { parsePattern } from '../address/patterns.js';
 import { parseListenAddress, type ListenAddress } from './listen.js';
 import type { RawIssue } from './schema.js';
 
 /**
- * Checks the schema cannot express. They run on the data even when the schema found errors (so
- * one pass reports everything), hence every access here is defensive.
+ * Checks the schema cannot express; the only place they are written (the policy compiler relies on
+ * them through the loader). They run on the data even when the schema found errors (so one pass
+ * reports everything), hence every access here is defensive. Host names, CIDRs and host patterns
+ * are judged by the same parsers (src/address) the policy compiles them with, so what passes here
+ * compiles.
  */
 export function builtinChecks(data: unknown): RawIssue[] {
   const issues: RawIssue[] = [];
@@ -52,13 +58,12 @@ export function builtinChecks(data: unknown): RawIssue[] {
   if (overrides) {
     const seen = new Map<string, string>();
     for (const [host, ip] of Object.entries(overrides)) {
-      const why = checkOverrideHost(host);
-      if (why) issues.push({ path: ['dns', 'overrides', host], at: 'key', message: why });
+      const norm = overrideHost(host);
+      if (!norm.ok) issues.push({ path: ['dns', 'overrides', host], at: 'key', message: norm.message });
       else {
-        const norm = normalizeHost(host);
-        const prev = seen.get(norm);
+        const prev = seen.get(norm.host);
         if (prev !== undefined) issues.push({ path: ['dns', 'overrides', host], at: 'key', message: `same host as "${prev}"` });
-        else seen.set(norm, host);
+        else seen.set(norm.host, host);
       }
       if (typeof ip === 'string' && ip !== '' && !isIp(ip)) {
         issues.push({ path: ['dns', 'overrides', host], message: `${JSON.stringify(ip)} is not an IPv4 or IPv6 address` });
@@ -70,8 +75,18 @@ export function builtinChecks(data: unknown): RawIssue[] {
   if (Array.isArray(allow?.rules)) {
     const names = new Map<string, number>();
     allow.rules.forEach((r: unknown, i) => {
-      const name = asRecord(r)?.name;
+      const rule = asRecord(r);
+      const hosts = rule?.hosts;
+      if (Array.isArray(hosts)) {
+        hosts.forEach((h: unknown, j) => {
+          if (typeof h !== 'string' || h === '') return; // the schema reports these
+          const parsed = parsePattern(h);
+          if (!parsed.ok) issues.push({ path: ['allow', 'rules', i, 'hosts', j], message: parsed.message });
+        });
+      }
+      const name = rule?.name;
       if (typeof name !== 'string') return;
+      // Case-insensitive: "CRL" and "crl" as two metrics labels would only confuse.
       const prev = names.get(name.toLowerCase());
       if (prev !== undefined) issues.push({ path: ['allow', 'rules', i, 'name'], message: `duplicate rule name "${name}" (also allow.rules[${prev}])` });
       else names.set(name.toLowerCase(), i);
@@ -140,34 +155,35 @@ export function isIp(s: string): boolean {
   return ipaddr.IPv4.isValidFourPartDecimal(s) || (ipaddr.IPv6.isValid(s) && !s.includes('%'));
 }
 
-/** undefined when `s` is an IP address or CIDR; otherwise what is wrong with it. */
+/**
+ * undefined when `s` is an IP address or CIDR as the client ACL reads it (src/address/cidr.ts);
+ * otherwise what is wrong with it.
+ */
 export function checkIpOrCidr(s: string): string | undefined {
-  const parts = s.split('/');
-  if (parts.length > 2) return `${JSON.stringify(s)} is not an IP address or CIDR`;
-  const [addr, prefix] = parts as [string, string | undefined];
-  let max: number;
-  if (ipaddr.IPv4.isValidFourPartDecimal(addr)) max = 32;
-  else if (ipaddr.IPv6.isValid(addr) && !addr.includes('%')) max = 128;
-  else return `${JSON.stringify(s)} is not an IP address or CIDR (like 10.0.0.0/8 or fd00::/8)`;
-  if (prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max)) {
-    return `${JSON.stringify(s)}: prefix length must be 0 to ${max}`;
+  if (parseCidr(s) !== null) return undefined;
+  const slash = s.indexOf('/');
+  const addr = slash < 0 ? s : s.slice(0, slash);
+  const max = ipaddr.IPv4.isValidFourPartDecimal(addr) ? 32 : isIp(addr.replace(/^\[(.*)\]$/, '$1')) ? 128 : undefined;
+  if (max !== undefined && slash >= 0 && s.indexOf('/', slash + 1) < 0) {
+    return addr.toLowerCase().startsWith('::ffff:') || addr.toLowerCase().startsWith('[::ffff:')
+      ? `${JSON.stringify(s)}: an IPv4-mapped block needs a prefix length of 96 to 128`
+      : `${JSON.stringify(s)}: prefix length must be 0 to ${max}`;
   }
-  return undefined;
+  return `${JSON.stringify(s)} is not an IP address or CIDR (like 10.0.0.0/8 or fd00::/8)`;
 }
 
-const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/i;
-
-function checkOverrideHost(host: string): string | undefined {
-  const h = host.endsWith('.') ? host.slice(0, -1) : host;
-  if (h.includes('*')) return 'wildcards are not supported here; list each host name';
-  if (isIp(h) || isIp(h.replace(/^\[|\]$/g, ''))) return 'must be a host name, not an IP address';
-  if (h.length === 0 || h.length > 253 || !h.split('.').every((l) => LABEL.test(l))) {
-    return `${JSON.stringify(host)} is not a valid host name`;
+/**
+ * A dns.overrides key → the host name targets are compared with (normaliseHost: lower case, no
+ * root dot, IDN as punycode), or why it can never match a target.
+ */
+export function overrideHost(raw: string): { ok: true; host: string } | { ok: false; message: string } {
+  if (raw.includes('*')) return { ok: false, message: 'wildcards are not supported here; list each host name' };
+  const c = classifyHost(raw);
+  if (c !== null && c.kind !== 'name') return { ok: false, message: 'must be a host name, not an IP address' };
+  if (c === null) {
+    const bare = (raw.endsWith('.') ? raw.slice(0, -1) : raw).replace(/^\[(.*)\]$/, '$1');
+    if (isIp(bare)) return { ok: false, message: 'must be a host name, not an IP address' };
+    return { ok: false, message: `${JSON.stringify(raw)} is not a valid host name` };
   }
-  return undefined;
-}
-
-/** Host names compare case-insensitively and without the root dot. */
-export function normalizeHost(host: string): string {
-  return (host.endsWith('.') ? host.slice(0, -1) : host).toLowerCase();
+  return { ok: true, host: c.host };
 }

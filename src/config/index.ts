@@ -7,7 +7,10 @@ export {
   loadConfigFile,
   defaultConfig,
   resolveConfig,
+  configIssues,
   DEFAULT_CONFIG_PATH,
   type SemanticCheck,
   type LoadOptions,
 } from './load.js';
+export { nativeRelayCheck, type NativeRelayFact } from './host-checks.js';
+export { ConfigStore, type ConfigStoreOptions, type ConfigPath, type SaveResult } from './store.js';

@@ -4,15 +4,20 @@ import type { PortcullisConfig } from './types.js';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
 import { SourceMap, keyAt } from './locate.js';
 import { validateSchema, type RawIssue } from './schema.js';
-import { builtinChecks, normalizeHost } from './checks.js';
+import { builtinChecks, overrideHost } from './checks.js';
 import { applyEnvOverrides, type Env } from './env.js';
 
-/** A check another module adds (e.g. policy: host patterns). Paths are segments: ['allow', 'rules', 0, 'hosts', 1]. */
+/**
+ * A check that needs a fact about the host the config runs on (is the native relay built?), which
+ * the caller finds out and injects: this module loads nothing native. Checks of the file's own
+ * meaning are built in (checks.ts). Paths are segments: ['proxy', 'relay'].
+ */
 export type SemanticCheck = (config: PortcullisConfig) => Array<{ path: Array<string | number>; message: string }>;
 
 export interface LoadOptions {
   /** Name used in messages (the file name); default `<config>`. */
   source?: string;
+  /** Host-fact checks (see SemanticCheck); none by default. */
   checks?: SemanticCheck[];
   /** For PORTCULLIS_* overrides; default process.env. */
   env?: Record<string, string | undefined>;
@@ -57,24 +62,35 @@ export function parseConfig(text: string, opts: LoadOptions = {}): PortcullisCon
     throw new ConfigError(source, [{ path: '', ...loc, message: 'the file must be a mapping of keys (proxy, allow, clients, dns, admin, log)' }]);
   }
 
-  const raw: RawIssue[] = [...validateSchema(data), ...builtinChecks(data)];
-  const dataIsSuspect = raw.length > 0;
-  // Other modules re-check what they consume (policy: ports, client CIDRs) so they stay safe on
-  // their own; where this module already reported a path, their issue there would only repeat it.
-  const reported = new Set(raw.map((r) => formatPath(r.path)));
-  for (const check of opts.checks ?? []) {
-    try {
-      for (const issue of check(data as PortcullisConfig)) if (!reported.has(formatPath(issue.path))) raw.push(issue);
-    } catch (err) {
-      // A check may trip over data the schema already rejected; those errors are reported. Otherwise it is a bug.
-      if (!dataIsSuspect) throw err;
-    }
-  }
+  const raw = checkData(data, opts.checks ?? []);
   const issues = raw.map((r) => toConfigIssue(r, map));
   const config = issues.length === 0 ? normalize(data as PortcullisConfig) : undefined;
   issues.push(...applyEnvOverrides(config, env));
   if (issues.length > 0 || !config) throw new ConfigError(source, sortIssues(issues));
   return config;
+}
+
+/** Schema (fills defaults in place), built-in checks, then the injected ones: every issue, in one pass. */
+function checkData(data: unknown, checks: readonly SemanticCheck[]): RawIssue[] {
+  const raw: RawIssue[] = [...validateSchema(data), ...builtinChecks(data)];
+  const dataIsSuspect = raw.length > 0;
+  for (const check of checks) {
+    try {
+      raw.push(...check(data as PortcullisConfig));
+    } catch (err) {
+      // A check may trip over data the schema already rejected; those errors are reported. Otherwise it is a bug.
+      if (!dataIsSuspect) throw err;
+    }
+  }
+  return raw;
+}
+
+/**
+ * The loader's checks (schema and built-in) on a config object that did not come from a file, e.g.
+ * one a caller built in code. The object is not modified.
+ */
+export function configIssues(config: PortcullisConfig): RawIssue[] {
+  return checkData(structuredClone(config), []);
 }
 
 function toConfigIssue(r: RawIssue, map: SourceMap): ConfigIssue {
@@ -86,10 +102,13 @@ function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
   return [...issues].sort((a, b) => key(a) - key(b));
 }
 
-/** Host names in dns.overrides are compared like targets: lower case, no root dot. */
+/** Host names in dns.overrides are compared like targets (the checks made sure each one normalises). */
 function normalize(config: PortcullisConfig): PortcullisConfig {
   const overrides: Record<string, string> = {};
-  for (const [host, ip] of Object.entries(config.dns.overrides)) overrides[normalizeHost(host)] = ip;
+  for (const [host, ip] of Object.entries(config.dns.overrides)) {
+    const norm = overrideHost(host);
+    overrides[norm.ok ? norm.host : host] = ip;
+  }
   config.dns.overrides = overrides;
   return config;
 }

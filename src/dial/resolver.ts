@@ -54,10 +54,10 @@ export class Resolver {
   #overrides: Map<string, ResolvedAddress[]>;
   readonly #cache = new Map<string, CacheEntry>();
   readonly #inflight = new Map<string, Promise<ResolvedAddress[]>>();
-  readonly #timeoutMs: number;
-  readonly #ttlMs: number;
+  #timeoutMs: number;
+  #ttlMs: number;
   readonly #maxEntries: number;
-  // Bumped by updateOverrides: a lookup started before a reload must not refill the cleared cache.
+  // Bumped when the cache is cleared: a lookup started before that must not refill it.
   #generation = 0;
 
   constructor(opts: ResolverOptions) {
@@ -87,11 +87,20 @@ export class Resolver {
     return p;
   }
 
-  /** Hot reload of dns.overrides; also drops every cached answer. */
-  updateOverrides(overrides: Readonly<Record<string, string>>): void {
-    this.#overrides = buildOverrides(overrides);
-    this.#cache.clear();
-    this.#generation++;
+  /**
+   * Apply a reloaded config's overrides and timeouts, keeping the cached answers: they are still
+   * DNS's answers (an override is consulted before the cache, so a new one wins at once). Only a
+   * changed TTL drops them, since they were stored for the old one. Returns this resolver.
+   */
+  reconfigure(opts: Pick<ResolverOptions, 'overrides' | 'timeoutMs' | 'cacheTtlMs'>): this {
+    this.#overrides = buildOverrides(opts.overrides);
+    this.#timeoutMs = opts.timeoutMs;
+    if (opts.cacheTtlMs !== this.#ttlMs) {
+      this.#ttlMs = opts.cacheTtlMs;
+      this.#cache.clear();
+      this.#generation++;
+    }
+    return this;
   }
 
   /** Entries currently cached (for metrics and tests). */

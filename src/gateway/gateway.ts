@@ -1,6 +1,6 @@
 import type { PortcullisConfig } from '../config/types.js';
 import { compilePolicy, describePolicy } from '../policy/index.js';
-import { Resolver } from '../dial/index.js';
+import { Resolver, type ResolverOptions } from '../dial/index.js';
 import { ProxyServer, type BoundAddress, type ProxyObserver } from '../proxy/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
@@ -28,8 +28,8 @@ export interface GatewayOptions {
   announce?: boolean;
 }
 
-function resolverFor(config: PortcullisConfig): Resolver {
-  return new Resolver({ overrides: config.dns.overrides, timeoutMs: config.proxy.timeouts.dnsMs, cacheTtlMs: config.dns.cacheTtlMs });
+function resolverOptions(config: PortcullisConfig): ResolverOptions {
+  return { overrides: config.dns.overrides, timeoutMs: config.proxy.timeouts.dnsMs, cacheTtlMs: config.dns.cacheTtlMs };
 }
 
 /** One data-plane process: the proxy listeners with their policy, resolver and lifecycle. */
@@ -43,7 +43,7 @@ export class Gateway {
     this.proxy = new ProxyServer({
       config: opts.config.proxy,
       policy: compilePolicy(opts.config),
-      resolver: resolverFor(opts.config),
+      resolver: new Resolver(resolverOptions(opts.config)),
       logger: opts.logger,
       accessLog: opts.config.log.access,
       ...(opts.observer ? { observer: opts.observer } : {}),
@@ -69,7 +69,7 @@ export class Gateway {
    */
   reload(next: PortcullisConfig, source: string): void {
     const policy = compilePolicy(next);
-    this.proxy.reload({ policy, resolver: resolverFor(next), config: { ...next.proxy, listen: this.config.proxy.listen }, accessLog: next.log.access });
+    this.proxy.reload({ policy, resolver: this.proxy.ctx.resolver.reconfigure(resolverOptions(next)), config: { ...next.proxy, listen: this.config.proxy.listen }, accessLog: next.log.access });
     this.opts.logger.level = next.log.level;
     this.config = next;
     this.opts.logger.info({ event: Events.CONFIG_RELOADED, config: source, allow: describePolicy(policy) }, 'configuration reloaded');

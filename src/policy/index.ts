@@ -7,11 +7,10 @@ export {
   parseConnectAuthority,
   targetFromAbsoluteUrl,
   type Target,
-} from './host.js';
+} from '../address/host.js';
 export {
   compilePolicy,
   describePolicy,
-  policyConfigCheck,
   CLIENT_ACL_RULE_NAME,
   ANONYMOUS,
   type ClientIdentity,
@@ -20,5 +19,4 @@ export {
   type Decision,
   type DenyReason,
   type Policy,
-  type SemanticCheck,
 } from './policy.js';

@@ -7,9 +7,10 @@
  * Decision objects are built once per rule at compile time and shared (they are read-only).
  */
 import type { CloudPreset, PortcullisConfig } from '../config/types.js';
+import { builtinChecks } from '../config/checks.js';
 import { PortcullisError } from '../util/errors.js';
-import { ipv4ToInt, type Target } from './host.js';
-import { cidrMatchesV4, cidrMatchesV6, parseAddress, parseCidr, type Cidr } from './cidr.js';
+import { ipv4ToInt, type Target } from '../address/host.js';
+import { cidrMatchesV4, cidrMatchesV6, parseAddress, parseCidr, type Cidr } from '../address/cidr.js';
 import {
   expandPattern,
   isSharedSuffix,
@@ -17,8 +18,8 @@ import {
   normaliseWorkspaceId,
   parsePattern,
   type ExpandedPattern,
-} from './patterns.js';
-import { PRESET_NAMES, presetRules } from './presets.js';
+} from '../address/patterns.js';
+import { presetRules } from './presets.js';
 import ipaddr from 'ipaddr.js';
 
 export interface CompiledRule {
@@ -72,9 +73,6 @@ export interface Policy {
   decideAddress(rule: CompiledRule, addressIsPublic: boolean): Decision;
 }
 
-/** Same shape as config/index.ts's SemanticCheck (declared here to avoid a build-order dependency). */
-export type SemanticCheck = (config: PortcullisConfig) => Array<{ path: Array<string | number>; message: string }>;
-
 /** The rule reported in the allow decision of checkClient (it is not a destination rule). */
 export const CLIENT_ACL_RULE_NAME = 'client-acl';
 
@@ -101,68 +99,6 @@ interface Description {
 
 const descriptions = new WeakMap<Policy, Description>();
 
-type Issue = { path: Array<string | number>; message: string };
-
-function isPort(p: unknown): p is number {
-  return typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
-}
-
-/** Validates what compilePolicy depends on; paths point into the YAML. */
-export const policyConfigCheck: SemanticCheck = (config) => {
-  const issues: Issue[] = [];
-  const allow = config.allow;
-  (allow?.presets ?? []).forEach((p, i) => {
-    if (!PRESET_NAMES.includes(p)) {
-      issues.push({ path: ['allow', 'presets', i], message: `unknown preset "${String(p)}" (known: ${PRESET_NAMES.join(', ')})` });
-    }
-  });
-  (allow?.workspaces ?? []).forEach((w, i) => {
-    if (normaliseWorkspaceId(w?.id) === null) {
-      issues.push({ path: ['allow', 'workspaces', i, 'id'], message: `workspace id "${String(w?.id)}" is not a GUID` });
-    }
-    if (w?.region !== undefined && normaliseRegion(w.region) === null) {
-      issues.push({ path: ['allow', 'workspaces', i, 'region'], message: `region "${String(w.region)}" is not a region name (letters, digits, hyphens)` });
-    }
-  });
-  (allow?.regions ?? []).forEach((r, i) => {
-    if (normaliseRegion(r) === null) {
-      issues.push({ path: ['allow', 'regions', i], message: `region "${String(r)}" is not a region name (letters, digits, hyphens)` });
-    }
-  });
-  const names = new Map<string, number>();
-  (allow?.rules ?? []).forEach((rule, i) => {
-    const name = rule?.name;
-    if (typeof name !== 'string' || name.length === 0) {
-      issues.push({ path: ['allow', 'rules', i, 'name'], message: 'a rule needs a name' });
-    } else if (names.has(name)) {
-      issues.push({ path: ['allow', 'rules', i, 'name'], message: `rule name "${name}" is already used by allow.rules[${names.get(name)}]` });
-    } else if (PRESET_NAMES.some((p) => name.startsWith(`${p}/`))) {
-      issues.push({ path: ['allow', 'rules', i, 'name'], message: `rule name "${name}" is reserved for preset rules` });
-    } else {
-      names.set(name, i);
-    }
-    (rule?.hosts ?? []).forEach((h, j) => {
-      const r = parsePattern(h);
-      if (!r.ok) issues.push({ path: ['allow', 'rules', i, 'hosts', j], message: r.message });
-    });
-    const ports = rule?.ports ?? [];
-    if (ports.length === 0) {
-      issues.push({ path: ['allow', 'rules', i, 'ports'], message: 'a rule needs at least one port' });
-    }
-    ports.forEach((p, k) => {
-      if (!isPort(p)) issues.push({ path: ['allow', 'rules', i, 'ports', k], message: `port ${String(p)} is not 1-65535` });
-    });
-  });
-  const clients = config.clients;
-  (clients?.allow ?? []).forEach((c, i) => {
-    if (parseCidr(c) === null) issues.push({ path: ['clients', 'allow', i], message: `"${String(c)}" is not an IP address or CIDR` });
-  });
-  (clients?.deny ?? []).forEach((c, i) => {
-    if (parseCidr(c) === null) issues.push({ path: ['clients', 'deny', i], message: `"${String(c)}" is not an IP address or CIDR` });
-  });
-  return issues;
-};
-
 function freezeDecision(d: Decision): Decision {
   return Object.freeze(d);
 }
@@ -186,7 +122,9 @@ function displayPattern(p: ExpandedPattern): string {
 }
 
 export function compilePolicy(config: PortcullisConfig): Policy {
-  const issues = policyConfigCheck(config);
+  // The loader's built-in checks (written once, in src/config), so nothing the loader would refuse
+  // compiles; not the schema, whose validator would cost each worker most of its start time.
+  const issues = builtinChecks(config);
   if (issues.length > 0) {
     const first = issues[0];
     throw new PortcullisError(

@@ -1,6 +1,8 @@
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
+import { nativeRelayCheck, type SemanticCheck } from '../config/index.js';
+import { ADDON_PATH } from './probe.js';
 
 /**
  * How a natively relayed tunnel ended, in the addon's numbering. `closed` = we asked (destroy,
@@ -63,7 +65,7 @@ if (!isMainThread) {
   loadError = 'not on the main thread';
 } else if (process.platform === 'linux') {
   try {
-    const loaded = createRequire(import.meta.url)('../../build/Release/portcullis_relay.node') as Addon;
+    const loaded = createRequire(import.meta.url)(ADDON_PATH) as Addon;
     const causes = Array.isArray(loaded.causes) ? loaded.causes.join(',') : 'none';
     // A stale build would report ends under the wrong names: refuse it rather than mislabel them.
     if (causes === RELAY_END_CAUSES.join(',')) addon = loaded;
@@ -190,11 +192,8 @@ export function stopNativeRelay(): Promise<void> {
   });
 }
 
-/** Config check: `proxy.relay: native` is a promise the start-up must keep or refuse. */
-export function relayConfigCheck(config: { proxy?: { relay?: string } }): Array<{ path: Array<string | number>; message: string }> {
-  if (config.proxy?.relay !== 'native' || addon) return [];
-  return [{ path: ['proxy', 'relay'], message: `native relay not available here (${nativeRelayStatus().reason}); build it with npm run build, or use auto` }];
-}
+/** Config check: `proxy.relay: native` with what loading the addon found here. */
+export const relayConfigCheck: SemanticCheck = nativeRelayCheck(nativeRelayStatus());
 
 /** The relay tunnels get under this setting, and the warning to log when auto had to fall back. */
 export function relayInUse(mode: 'auto' | 'native' | 'js'): { relay: 'native' | 'js'; warning: string | null } {

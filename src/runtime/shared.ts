@@ -1,5 +1,4 @@
 import { resolveConfig, ConfigError, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
-import { policyConfigCheck } from '../policy/index.js';
 import { relayConfigCheck } from '../relay/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
@@ -9,8 +8,8 @@ export interface LoadedConfig {
   source: string;
 }
 
-/** What the schema cannot say: the policy's patterns, and whether a required native relay exists. */
-export const configChecks = [policyConfigCheck, relayConfigCheck];
+/** Checks that need a fact about this host: whether a required native relay loaded. */
+export const configChecks = [relayConfigCheck];
 
 export function loadConfig(cliPath: string | undefined): LoadedConfig {
   return resolveConfig(cliPath, { checks: configChecks, env: process.env });

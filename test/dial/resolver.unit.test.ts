@@ -85,20 +85,28 @@ describe('Resolver: overrides', () => {
     );
   });
 
-  it('updateOverrides applies new overrides and clears the cache', async () => {
+  it('reconfigure applies new overrides at once and keeps the cached answers (a reload keeps the DNS cache)', async () => {
     const dnsCalls = countLookups();
     const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 60_000 });
     await r.resolve('localhost');
-    await r.resolve('localhost');
     expect(dnsCalls.calls()).toBe(1);
-    expect(r.cacheSize).toBe(1);
 
-    r.updateOverrides({ localhost: '10.9.8.7' });
-    expect(r.cacheSize).toBe(0);
+    expect(r.reconfigure({ overrides: { localhost: '10.9.8.7' }, timeoutMs: 1000, cacheTtlMs: 60_000 })).toBe(r);
+    expect(r.cacheSize).toBe(1);
     expect((await r.resolve('localhost'))[0]).toMatchObject({ address: '10.9.8.7', range: 'private' });
 
-    r.updateOverrides({});
+    r.reconfigure({ overrides: {}, timeoutMs: 1000, cacheTtlMs: 60_000 });
     expect((await r.resolve('localhost'))[0]!.range).toBe('loopback');
+    expect(dnsCalls.calls()).toBe(1);
+  });
+
+  it('reconfigure with another TTL drops the answers cached for the old one', async () => {
+    const dnsCalls = countLookups();
+    const r = new Resolver({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 60_000 });
+    await r.resolve('localhost');
+    r.reconfigure({ overrides: {}, timeoutMs: 2000, cacheTtlMs: 30_000 });
+    expect(r.cacheSize).toBe(0);
+    await r.resolve('localhost');
     expect(dnsCalls.calls()).toBe(2);
   });
 });
@@ -164,11 +172,11 @@ describe('Resolver: cache', () => {
     expect(fake.calls()).toBe(4);
   });
 
-  it('a lookup in flight during updateOverrides does not refill the cleared cache', async () => {
+  it('a lookup in flight when a new TTL clears the cache does not refill it', async () => {
     fakeDns({ 'a.test': ['20.0.0.1'] });
     const r = new Resolver({ overrides: {}, timeoutMs: 1000, cacheTtlMs: 60_000 });
     const p = r.resolve('a.test');
-    r.updateOverrides({});
+    r.reconfigure({ overrides: {}, timeoutMs: 1000, cacheTtlMs: 30_000 });
     await p;
     expect(r.cacheSize).toBe(0);
   });

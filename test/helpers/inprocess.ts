@@ -1,7 +1,6 @@
 /** The gateway in this process, for tests that inspect its internals (fds, listeners, counters). */
 import { EventEmitter, once } from 'node:events';
 import { parseConfig, type PortcullisConfig } from '../../src/config/index.js';
-import { policyConfigCheck } from '../../src/policy/index.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { createLogger } from '../../src/log/logger.js';
 import { noopObserver, type AccessRecord, type ProxyObserver } from '../../src/proxy/access.js';
@@ -26,7 +25,7 @@ export async function startInProcess(config: Record<string, unknown>): Promise<I
     proxy: { listen: ['127.0.0.1:0'], ...((config.proxy as object) ?? {}) },
     log: { level: 'silent', access: false },
   });
-  const parsed = parseConfig(text, { source: 'test', checks: [policyConfigCheck], env: {} });
+  const parsed = parseConfig(text, { source: 'test', env: {} });
   const { logger } = createLogger({ level: 'silent' });
   const relayed = { native: 0, js: 0 };
   const events = new EventEmitter();

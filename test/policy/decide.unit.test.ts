@@ -19,7 +19,7 @@ function summary(d: Decision): string {
 describe('exact, wildcard and template matching', () => {
   const policy = compilePolicy(
     makeConfig({
-      workspaces: [{ id: WS1.toUpperCase(), region: 'WestEurope' }],
+      workspaces: [{ id: WS1.toUpperCase(), region: 'westeurope' }],
       regions: ['eastus2'],
       rules: [
         { name: 'exact', hosts: ['crl.microsoft.com', 'Bücher.Example'] },

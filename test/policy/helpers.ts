@@ -20,7 +20,7 @@ export function makeConfig(opts: {
       listen: ['127.0.0.1:0'],
       mode: opts.mode ?? 'enforce',
       timeouts: { connectMs: 1, dnsMs: 1, idleMs: 1, maxTunnelMs: 0, headersMs: 1, upstreamResponseMs: 1 },
-      limits: { maxConnections: 1, maxConnectionsPerClient: 1, maxHeaderBytes: 1 },
+      limits: { maxConnections: 1, maxConnectionsPerClient: 1, maxHeaderBytes: 16384 },
       drainMs: 1,
     },
     allow: {

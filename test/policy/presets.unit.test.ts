@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, parseConnectAuthority, policyConfigCheck, type Decision } from '../../src/policy/index.js';
+import { compilePolicy, parseConnectAuthority, type Decision } from '../../src/policy/index.js';
+import { configIssues } from '../../src/config/index.js';
 import { CLIENT, makeConfig, WS1, WS2 } from './helpers.js';
 
 function name(d: Decision): string {
@@ -15,7 +16,7 @@ describe('cloud presets', () => {
   const at = (a: string) => name(p.decide({ target: parseConnectAuthority(a), client: CLIENT }));
 
   it('the preset table passes the config check', () => {
-    expect(policyConfigCheck(cfg)).toEqual([]);
+    expect(configIssues(cfg)).toEqual([]);
   });
 
   it('names every rule <preset>/<purpose>', () => {

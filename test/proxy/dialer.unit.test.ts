@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/index.js';
-import { compilePolicy, policyConfigCheck } from '../../src/policy/index.js';
+import { compilePolicy } from '../../src/policy/index.js';
 import { Resolver, toResolved, type Dialer, type ResolvedAddress } from '../../src/dial/index.js';
 import { directDialer } from '../../src/proxy/server.js';
 import { ProxyServer, noopObserver, type AccessRecord } from '../../src/proxy/index.js';
@@ -37,7 +37,7 @@ beforeAll(async () => {
       allow: { presets: [], rules: [{ name: 'multi', hosts: [HOST], ports: [web.port], allowPrivate: true }] },
       log: { level: 'silent', access: false },
     }),
-    { source: 'test', checks: [policyConfigCheck], env: {} },
+    { source: 'test', env: {} },
   );
   // The direct dialer, wrapped to see which entry point each kind of request used.
   const createDialer = (c: typeof config.proxy): Dialer => {
