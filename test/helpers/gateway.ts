@@ -40,7 +40,19 @@ function withTestDefaults(config: Record<string, unknown>): Record<string, unkno
   };
 }
 
-export async function startGateway(config: Record<string, unknown>, opts: { env?: Record<string, string>; args?: string[]; cli?: string } = {}): Promise<GatewayProcess> {
+/** A spawned `portcullis start`, whether or not it gets as far as listening. */
+export interface SpawnedGateway {
+  proc: ChildProcess;
+  configFile: string;
+  logs: LogRecord[];
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
+  exited: Promise<number | null>;
+}
+
+/** Spawn the CLI with the test config and collect its log lines; no wait for anything. */
+export function spawnGateway(config: Record<string, unknown>, opts: { env?: Record<string, string>; args?: string[]; cli?: string } = {}): SpawnedGateway {
   const cli = opts.cli ?? CLI;
   if (!existsSync(cli)) throw new Error(`${cli} missing: run \`npm run build\` (npm test does it)`);
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'));
@@ -101,11 +113,15 @@ export async function startGateway(config: Record<string, unknown>, opts: { env?
       waiters.add(w);
     });
   };
+  return { proc, configFile, logs, stderr: () => stderr, waitForLog, exited };
+}
 
+export async function startGateway(config: Record<string, unknown>, opts: { env?: Record<string, string>; args?: string[]; cli?: string } = {}): Promise<GatewayProcess> {
+  const { proc, configFile, logs, stderr, waitForLog, exited } = spawnGateway(config, opts);
   const listening = await Promise.race([
     waitForLog((r) => r.msg === 'proxy listening', 15_000),
     exited.then((code) => {
-      throw new Error(`gateway exited (${code}) before listening: ${stderr.slice(-2000)} ${JSON.stringify(logs.slice(-5))}`);
+      throw new Error(`gateway exited (${code}) before listening: ${stderr().slice(-2000)} ${JSON.stringify(logs.slice(-5))}`);
     }),
   ]);
   const listen = listening.listen as Array<{ host: string; port: number }>;

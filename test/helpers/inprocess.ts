@@ -1,14 +1,16 @@
 /** The gateway in this process, for tests that inspect its internals (fds, listeners, counters). */
 import { parseConfig, type PortcullisConfig } from '../../src/config/index.js';
 import { policyConfigCheck } from '../../src/policy/index.js';
-import { Gateway } from '../../src/gateway/gateway.js';
+import { ProxyService } from '../../src/gateway/proxy-service.js';
+import type { ProxyServer } from '../../src/proxy/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll } from 'vitest';
 import { startTcpEcho, type TestServer } from './servers.js';
 
 export interface InProcessGateway {
-  gateway: Gateway;
+  /** The proxy service's server, for its counters. */
+  gateway: { proxy: ProxyServer };
   port: number;
   config: PortcullisConfig;
   stop(): Promise<void>;
@@ -22,9 +24,10 @@ export async function startInProcess(config: Record<string, unknown>): Promise<I
   });
   const parsed = parseConfig(text, { source: 'test', checks: [policyConfigCheck], env: {} });
   const { logger } = createLogger({ level: 'silent' });
-  const gateway = new Gateway({ config: parsed, source: 'test', logger });
-  const [addr] = await gateway.start();
-  return { gateway, port: addr!.port, config: parsed, stop: () => gateway.stop() };
+  const service = new ProxyService({ config: parsed, source: 'test', logger, announce: false });
+  await service.start();
+  const [addr] = service.bound;
+  return { gateway: { proxy: service.server }, port: addr!.port, config: parsed, stop: () => service.drain(parsed.proxy.drainMs) };
 }
 
 /** An in-process gateway allowing only `echo.example.com` → a local TCP echo server. */
