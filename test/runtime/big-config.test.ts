@@ -8,7 +8,7 @@ import { openTunnel, readBytes } from '../helpers/raw.js';
  * (MAX_ARG_STRLEN), so a large allowlist passed in the environment would make every fork fail,
  * including the forks that replace dead workers after a reload.
  */
-const HOSTS = 7_000;
+const HOSTS = 5_500;
 let echo: TestServer;
 let gw: GatewayProcess;
 
