@@ -41,6 +41,7 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
       const [workers, mine] = await Promise.all([config.admin.metrics ? aggregator.clusterMetrics() : Promise.resolve(''), own.metrics()]);
       return { contentType: aggregator.contentType, body: workers + (workers.endsWith('\n') || workers === '' ? '' : '\n') + mine };
     },
+    reloaded: () => ({ workers: pool.counts.total, allow: pool.allowlist() }),
     status: () => ({ mode: 'cluster', pid: process.pid, balance: config.proxy.balance, workers: pool.workers() }),
     onSecondSignal: () => pool.killAll(),
   });

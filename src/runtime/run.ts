@@ -22,6 +22,8 @@ export interface RunOptions {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Runtime-specific fields of GET /api/v1/status. */
   status(): Record<string, unknown>;
+  /** Fields for the 'configuration reloaded' line (the allowlist now in force, ...). */
+  reloaded?(): Record<string, unknown>;
   /** A second SIGTERM/SIGINT: make sure nothing outlives the process. */
   onSecondSignal?: () => void;
 }
@@ -49,7 +51,7 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
       await gateway.reload(config);
       running = { config, source: next.source };
       logger.level = config.log.level;
-      logger.info({ event: Events.CONFIG_RELOADED, config: next.source }, 'configuration reloaded');
+      logger.info({ event: Events.CONFIG_RELOADED, config: next.source, ...opts.reloaded?.() }, 'configuration reloaded');
     });
     runtime.configReloads.inc({ result: r.ok ? 'ok' : 'refused' });
     return r;

@@ -1,6 +1,7 @@
 import client from 'prom-client';
 import type { Logger } from '../log/logger.js';
 import { ProxyService } from '../gateway/proxy-service.js';
+import { describePolicy } from '../policy/index.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RuntimeMetrics, collectProcessMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
 import type { LoadedConfig } from './shared.js';
@@ -29,6 +30,7 @@ export async function runSingle(cliPath: string | undefined, loaded: LoadedConfi
       if (metrics) runtime.connectedClients.set(metrics.clientsSeenWithin(CONNECTED_CLIENTS_WINDOW_MS).length);
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
+    reloaded: () => ({ allow: describePolicy(proxy.server.ctx.policy) }),
     status: () => ({ mode: 'single', pid: process.pid, listen: proxy.bound, connections: proxy.server.activeConnections, tunnels: proxy.server.openTunnels }),
   });
 }

@@ -3,7 +3,7 @@ import type { Counter } from 'prom-client';
 import type { PortcullisConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
-import { compilePolicy, describePolicy } from '../policy/index.js';
+import { compilePolicy, describePolicy, type Policy } from '../policy/index.js';
 import type { BoundAddress } from '../proxy/index.js';
 import { announceListening } from '../gateway/proxy-service.js';
 import { ServiceStartError } from '../gateway/errors.js';
@@ -38,6 +38,8 @@ type Msg<T extends ToPrimary['type']> = Extract<ToPrimary, { type: T }>;
 export class WorkerPool implements Service {
   readonly name = 'proxy';
   private config: PortcullisConfig;
+  /** Compiled here too, to refuse a bad reload once and to describe the allowlist in force. */
+  private policy: Policy;
   private readonly alive = new Set<Worker>();
   private readonly listening = new Map<number, BoundAddress[]>();
   /** Workers that have their configuration: only these get reloads (the rest ask for the current one). */
@@ -52,6 +54,12 @@ export class WorkerPool implements Service {
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.config = opts.config;
+    this.policy = compilePolicy(opts.config);
+  }
+
+  /** The allowlist in force, as describePolicy lines. */
+  allowlist(): string[] {
+    return describePolicy(this.policy);
   }
 
   start(): Promise<void> {
@@ -66,7 +74,7 @@ export class WorkerPool implements Service {
   }
 
   reload(next: PortcullisConfig): void {
-    compilePolicy(next); // refuse here, once, rather than in every worker
+    this.policy = compilePolicy(next); // refuse here, once, rather than in every worker
     this.config = next;
     this.broadcast({ type: 'portcullis:reload', config: next }, this.configured);
   }
@@ -157,7 +165,7 @@ export class WorkerPool implements Service {
         workers: this.opts.count,
         balance: config.proxy.balance,
         config: this.opts.source,
-        allow: describePolicy(compilePolicy(config)),
+        allow: this.allowlist(),
       });
       this.starting.resolve();
       this.starting = null;
