@@ -21,8 +21,8 @@ export interface GatewayProcess {
   logs: LogRecord[];
   /** Resolves with the first log record (already seen or future) that matches. */
   waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
-  /** Rewrite the config file (same listen address) and send SIGHUP. */
-  reload(config: Record<string, unknown>): Promise<void>;
+  /** Rewrite the config file (same listen address) and send SIGHUP; wait (default 10 s) for the outcome. */
+  reload(config: Record<string, unknown>, timeoutMs?: number): Promise<void>;
   /** Send a signal and wait for exit. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   exited: Promise<number | null>;
@@ -116,10 +116,13 @@ export function spawnGateway(config: Record<string, unknown>, opts: { env?: Reco
   return { proc, configFile, logs, stderr: () => stderr, waitForLog, exited };
 }
 
-export async function startGateway(config: Record<string, unknown>, opts: { env?: Record<string, string>; args?: string[]; cli?: string } = {}): Promise<GatewayProcess> {
+export async function startGateway(
+  config: Record<string, unknown>,
+  opts: { env?: Record<string, string>; args?: string[]; cli?: string; /** default 15 s */ listenTimeoutMs?: number } = {},
+): Promise<GatewayProcess> {
   const { proc, configFile, logs, stderr, waitForLog, exited } = spawnGateway(config, opts);
   const listening = await Promise.race([
-    waitForLog((r) => r.msg === 'proxy listening', 15_000),
+    waitForLog((r) => r.msg === 'proxy listening', opts.listenTimeoutMs ?? 15_000),
     exited.then((code) => {
       throw new Error(`gateway exited (${code}) before listening: ${stderr().slice(-2000)} ${JSON.stringify(logs.slice(-5))}`);
     }),
@@ -136,13 +139,13 @@ export async function startGateway(config: Record<string, unknown>, opts: { env?
     logs,
     waitForLog,
     exited,
-    async reload(next: Record<string, unknown>) {
+    async reload(next: Record<string, unknown>, timeoutMs?: number) {
       const withListen = withTestDefaults(next);
       (withListen.proxy as Record<string, unknown>).listen = [`127.0.0.1:${listen[0]!.port}`];
       writeFileSync(configFile, stringify(withListen));
       const before = logs.length;
       proc.kill('SIGHUP');
-      await waitForLog((r) => logs.indexOf(r) >= before && (r.msg === 'configuration reloaded' || String(r.msg).startsWith('reload refused')));
+      await waitForLog((r) => logs.indexOf(r) >= before && (r.msg === 'configuration reloaded' || String(r.msg).startsWith('reload refused')), timeoutMs);
     },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

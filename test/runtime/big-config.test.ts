@@ -43,15 +43,16 @@ afterAll(async () => {
 it('cluster with an allowlist over 200 KiB: starts, replaces a killed worker after a reload, and the replacement has the reloaded list', async () => {
   const first = bigConfig('first-end.big-allowlist.example.com');
   expect(JSON.stringify(first).length).toBeGreaterThan(200 * 1024);
-  gw = await startGateway(first, { env: {} });
+  // Three processes parse and compile the big list: give a loaded machine time.
+  gw = await startGateway(first, { listenTimeoutMs: 60_000 });
   await echoThrough('first-end.big-allowlist.example.com');
 
   // The reload moves the end of the list to a new host; then a worker dies and is replaced.
-  await gw.reload(bigConfig('reloaded-end.big-allowlist.example.com'));
+  await gw.reload(bigConfig('reloaded-end.big-allowlist.example.com'), 60_000);
   const listening = (): number[] => gw.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
   const [victim] = listening();
   process.kill(victim!, 'SIGKILL');
-  const replaced = await gw.waitForLog((l) => l.msg === 'worker listening' && !listening().slice(0, 2).includes(l.pid as number), 20_000);
+  const replaced = await gw.waitForLog((l) => l.msg === 'worker listening' && !listening().slice(0, 2).includes(l.pid as number), 60_000);
   const replacement = replaced.pid as number;
 
   // Round-robin hands connections to both workers: enough of them that the replacement carries some.
@@ -62,4 +63,4 @@ it('cluster with an allowlist over 200 KiB: starts, replaces a killed worker aft
   const old = await openTunnel(gw.port, `first-end.big-allowlist.example.com:${echo.port}`);
   expect(old.status).toBe(403);
   old.socket.destroy();
-});
+}, 240_000);
