@@ -126,7 +126,11 @@ export async function startGateway(
     exited.then((code) => {
       throw new Error(`gateway exited (${code}) before listening: ${stderr().slice(-2000)} ${JSON.stringify(logs.slice(-5))}`);
     }),
-  ]);
+  ]).catch((err: unknown) => {
+    // The caller never gets a handle to stop it: do not leave it (and its workers) running.
+    proc.kill('SIGKILL');
+    throw err;
+  });
   const listen = listening.listen as Array<{ host: string; port: number }>;
   const admin = logs.find((r) => r.msg === 'admin listening') as (LogRecord & { port?: number }) | undefined;
 
