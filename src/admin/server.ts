@@ -1,16 +1,16 @@
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AdminConfig } from '../config/types.js';
 import { parseListenAddress, type ConfigIssue } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
+import type { PortcullisConfig } from '../config/types.js';
+import type { Readiness, Service } from '../gateway/service.js';
+import { listenStartError, ServiceStartError } from '../gateway/errors.js';
 
-export interface Readiness {
-  ready: boolean;
-  /** Why not ready (empty when ready). */
-  reasons: string[];
-}
+export type { Readiness };
 
 /** What the admin listener serves; supplied by the single-process or the cluster runtime. */
 export interface AdminHooks {
@@ -24,12 +24,39 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
+function readPem(configKey: string, what: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ServiceStartError(configKey, `cannot read the ${what} file ${file} (${code})`, err);
+  }
+}
+
+/** Check the files one by one, so the one line at start says which file is bad. */
+function loadTls(tls: NonNullable<AdminConfig['tls']>): { cert: Buffer; key: Buffer } {
+  const cert = readPem('admin.tls.certFile', 'certificate', tls.certFile);
+  const key = readPem('admin.tls.keyFile', 'private key', tls.keyFile);
+  const usable = (configKey: string, what: string, options: { cert?: Buffer; key?: Buffer }): void => {
+    try {
+      createSecureContext(options);
+    } catch (err) {
+      throw new ServiceStartError(configKey, `${what}: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+  };
+  usable('admin.tls.certFile', `${tls.certFile} is not a usable PEM certificate`, { cert });
+  usable('admin.tls.keyFile', `${tls.keyFile} is not a usable PEM private key`, { key });
+  usable('admin.tls', `certificate ${tls.certFile} and key ${tls.keyFile} do not match`, { cert, key });
+  return { cert, key };
+}
+
 /**
  * The admin listener: /metrics, /healthz, /readyz, and the management API under /api/v1/
- * (bearer token from admin.token; without a token configured the API is off).
+ * (bearer token from admin.token; without a token configured the API is off). Throws
+ * ServiceStartError naming admin.listen or the admin.tls file at fault.
  */
 export async function startAdminServer(config: AdminConfig, hooks: AdminHooks, logger: Logger): Promise<{ app: FastifyInstance; port: number }> {
-  const https = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : null;
+  const https = config.tls ? loadTls(config.tls) : null;
   const app: FastifyInstance = Fastify({
     logger: false,
     ...(https ? { https } : {}),
@@ -83,9 +110,45 @@ export async function startAdminServer(config: AdminConfig, hooks: AdminHooks, l
   });
 
   const { host, port } = parseListenAddress(config.listen);
-  await app.listen({ host, port });
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    throw listenStartError('admin.listen', { host, port }, err);
+  }
   const addr = app.server.address();
   const bound = addr && typeof addr === 'object' ? addr.port : port;
   logger.info({ event: Events.LIFECYCLE, host, port: bound, tls: https !== null }, 'admin listening');
   return { app, port: bound };
+}
+
+/** The admin listener as a Service: ready once bound; its settings change only on restart. */
+export class AdminListener implements Service {
+  readonly name = 'admin';
+  private app: FastifyInstance | null = null;
+  private listening = false;
+
+  constructor(
+    private readonly config: AdminConfig,
+    private readonly hooks: AdminHooks,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    ({ app: this.app } = await startAdminServer(this.config, this.hooks, this.logger));
+    this.listening = true;
+  }
+
+  reload(_next: PortcullisConfig): void {
+    // admin.* is restart-only (restartOnlyChanges warns about it).
+  }
+
+  async drain(): Promise<void> {
+    this.listening = false;
+    await this.app?.close();
+  }
+
+  readiness(): Readiness {
+    return this.listening ? { ready: true, reasons: [] } : { ready: false, reasons: ['admin listener not bound'] };
+  }
 }

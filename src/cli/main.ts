@@ -35,8 +35,9 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  // A start-up failure must end the process (a cluster worker is then replaced by its supervisor),
-  // not be swallowed by the crash guards installed for connection handling.
+  // An unexpected start-up error must end the process, not be swallowed by the crash guards
+  // installed for connection handling. (A service that cannot start is said in one line by
+  // src/runtime/run.ts, without a stack trace.)
   process.stderr.write(`portcullis: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 }

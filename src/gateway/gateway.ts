@@ -1,84 +1,77 @@
 import type { PortcullisConfig } from '../config/types.js';
-import { compilePolicy, describePolicy } from '../policy/index.js';
-import { Resolver, type ResolverOptions } from '../dial/index.js';
-import { ProxyServer, type BoundAddress, type ProxyObserver } from '../proxy/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
-import { relayInUse } from '../relay/index.js';
-
-/**
- * Logged once when the proxy is listening (by the single process, or by the supervisor for all
- * workers). `fields` names the addresses, the config source and the allowlist (describePolicy).
- */
-export function announceListening(logger: Logger, config: PortcullisConfig, fields: Record<string, unknown>): void {
-  if (config.allow.workspaces.length === 0 && config.allow.presets.length > 0) {
-    logger.warn({ event: Events.LIFECYCLE }, 'no workspaces configured: preset templates allow any workspace ID; list allow.workspaces to tighten');
-  }
-  const { relay, warning } = relayInUse(config.proxy.relay);
-  if (warning) logger.warn({ event: Events.LIFECYCLE }, warning);
-  logger.info({ event: Events.LIFECYCLE, ...fields, relay, mode: config.proxy.mode }, 'proxy listening');
-}
+import { asServiceStartError } from './errors.js';
+import type { Readiness, Service } from './service.js';
 
 export interface GatewayOptions {
-  config: PortcullisConfig;
-  source: string;
   logger: Logger;
-  observer?: ProxyObserver;
-  /** Log 'proxy listening' (the single-process runtime); cluster workers leave it to the supervisor. */
-  announce?: boolean;
+  /** Started in order, reloaded in order, drained together. */
+  services: Service[];
+  /**
+   * The listener that serves /readyz and /metrics: started before the services and drained after
+   * them, so a load balancer sees the 503 for the whole drain.
+   */
+  admin?: Service;
 }
 
-function resolverOptions(config: PortcullisConfig): ResolverOptions {
-  return { overrides: config.dns.overrides, timeoutMs: config.proxy.timeouts.dnsMs, cacheTtlMs: config.dns.cacheTtlMs };
-}
-
-/** One data-plane process: the proxy listeners with their policy, resolver and lifecycle. */
+/**
+ * Runs a list of services with one lifecycle: the single process and the cluster supervisor run
+ * the admin listener plus their data-plane services (the proxy, or the pool of proxy workers);
+ * a cluster worker runs its proxy listener.
+ */
 export class Gateway {
-  readonly proxy: ProxyServer;
-  private config: PortcullisConfig;
-  private addresses: BoundAddress[] = [];
+  private readonly started: Service[] = [];
+  private draining = false;
 
-  constructor(private readonly opts: GatewayOptions) {
-    this.config = opts.config;
-    this.proxy = new ProxyServer({
-      config: opts.config.proxy,
-      policy: compilePolicy(opts.config),
-      resolver: new Resolver(resolverOptions(opts.config)),
-      logger: opts.logger,
-      accessLog: opts.config.log.access,
-      ...(opts.observer ? { observer: opts.observer } : {}),
-    });
-  }
+  constructor(private readonly opts: GatewayOptions) {}
 
-  get bound(): readonly BoundAddress[] {
-    return this.addresses;
-  }
-
-  async start(): Promise<BoundAddress[]> {
-    this.addresses = await this.proxy.listen();
-    const { logger } = this.opts;
-    if (this.opts.announce === false) return this.addresses;
-    announceListening(logger, this.config, { listen: this.addresses, config: this.opts.source, allow: describePolicy(this.proxy.ctx.policy) });
-    return this.addresses;
+  private get all(): Service[] {
+    return this.opts.admin ? [this.opts.admin, ...this.opts.services] : this.opts.services;
   }
 
   /**
-   * Apply a new configuration to new connections. Listener addresses are fixed for the life of
-   * the process (the runtimes warn about that and other restart-only settings: see
-   * restartOnlyChanges); everything else applies at once, and live tunnels are never touched.
+   * Start every service; the first that fails stops the ones already started and its
+   * ServiceStartError is thrown (the caller says it in one line and exits non-zero).
    */
-  reload(next: PortcullisConfig, source: string): void {
-    const policy = compilePolicy(next);
-    this.proxy.reload({ policy, resolver: this.proxy.ctx.resolver.reconfigure(resolverOptions(next)), config: { ...next.proxy, listen: this.config.proxy.listen }, accessLog: next.log.access });
-    this.opts.logger.level = next.log.level;
-    this.config = next;
-    this.opts.logger.info({ event: Events.CONFIG_RELOADED, config: source, allow: describePolicy(policy) }, 'configuration reloaded');
+  async start(): Promise<void> {
+    for (const service of this.all) {
+      try {
+        await service.start();
+      } catch (err) {
+        const failure = asServiceStartError(service.name, err);
+        await Promise.allSettled(this.started.splice(0).map((s) => s.drain(0)));
+        throw failure;
+      }
+      this.started.push(service);
+    }
   }
 
-  async stop(): Promise<void> {
+  /** Hand a validated configuration to every service, in start order. */
+  async reload(next: PortcullisConfig): Promise<void> {
+    for (const service of this.all) await service.reload(next);
+  }
+
+  /** Drain the services together for up to deadlineMs, then the admin listener. */
+  async drain(deadlineMs: number, fields: Record<string, unknown> = {}): Promise<void> {
+    this.draining = true; // readiness answers 'draining' from here on
     const { logger } = this.opts;
-    logger.info({ event: Events.LIFECYCLE, drainMs: this.config.proxy.drainMs, tunnels: this.proxy.openTunnels }, 'draining');
-    await this.proxy.drain(this.config.proxy.drainMs);
+    const admin = this.opts.admin;
+    const services = this.started.filter((s) => s !== admin);
+    const draining = Promise.allSettled(services.map((s) => s.drain(deadlineMs)));
+    // Logged once the services have stopped accepting: whoever reads it may rely on that.
+    logger.info({ event: Events.LIFECYCLE, ...fields, drainMs: deadlineMs }, 'draining');
+    const results = await draining;
+    if (admin && this.started.includes(admin)) results.push(...(await Promise.allSettled([admin.drain(0)])));
+    for (const r of results) if (r.status === 'rejected') logger.error({ event: Events.INTERNAL_ERROR, err: r.reason }, 'error while draining');
     logger.info({ event: Events.LIFECYCLE }, 'stopped');
+  }
+
+  /** Ready when every service is; the reasons of all that are not, each once. */
+  readiness(): Readiness {
+    const reasons = new Set<string>();
+    if (this.draining) reasons.add('draining');
+    for (const s of this.all) for (const r of s.readiness().reasons) reasons.add(r);
+    return { ready: reasons.size === 0, reasons: [...reasons] };
   }
 }

@@ -26,6 +26,8 @@ export const Events = {
   LIFECYCLE: 200,
   /** Configuration reloaded. */
   CONFIG_RELOADED: 201,
+  /** A service could not start (address in use, permission, certificate): the gateway exits. */
+  START_FAILED: 202,
   /** Malformed request or client protocol error. LA gateway: 400 (generic error). */
   BAD_REQUEST: 400,
   /** Bad configuration. LA gateway: 401. */

@@ -15,6 +15,8 @@ export interface LiveTunnel {
   readonly bytesUp: number;
   readonly bytesDown: number;
   close(cause: 'drain'): void;
+  /** Resolves once both sockets have closed and the access record is written. */
+  closed(): Promise<void>;
 }
 
 /** Per client connection, kept on the socket itself (no map lookups on the hot path). */

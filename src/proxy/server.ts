@@ -39,6 +39,16 @@ export interface BoundAddress {
 /** Connections beyond maxConnections that still get a polite 503 before the kernel-level cap drops them. */
 const REFUSAL_HEADROOM = 256;
 
+/** Settles when `p` does or after `ms`, whichever is first. */
+async function withDeadline(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([p, deadline]);
+  clearTimeout(timer);
+}
+
 /** Map a parser error to the status the client should see. */
 function parserRefusal(err: NodeJS.ErrnoException): Refusal {
   switch (err.code) {
@@ -64,6 +74,9 @@ export class ProxyServer {
   private readonly perClient = new Map<string, number>();
   private active = 0;
   private draining = false;
+  /** Open client connections: drain waits for their 'close'. */
+  private readonly sockets = new Set<Socket>();
+  private readonly quietWaiters: Array<() => void> = [];
 
   constructor(opts: ProxyServerOptions) {
     this.createDialer = opts.createDialer ?? directDialer;
@@ -133,24 +146,32 @@ export class ProxyServer {
 
   /**
    * Stop accepting, close idle keep-alive connections, let live tunnels and requests finish for up
-   * to `deadlineMs`, then close whatever is left.
+   * to `deadlineMs`, then close whatever is left. Waits on the sockets' own 'close' events.
    */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
     const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const s of this.servers) s.closeIdleConnections();
-    const deadline = Date.now() + deadlineMs;
-    while (this.active > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      for (const s of this.servers) s.closeIdleConnections();
+    for (const s of this.servers) {
+      // A keep-alive connection whose request is still in flight goes idle when its response
+      // ends: the server then gives it this (plus Node's own margin) before closing it.
+      s.keepAliveTimeout = 1;
+      s.closeIdleConnections();
     }
+    await withDeadline(this.quiet(), deadlineMs);
     for (const t of [...this.ctx.tunnels]) t.close('drain');
     for (const s of this.servers) s.closeAllConnections();
+    // Connections the HTTP server no longer tracks (CONNECTs being refused or dialled).
+    for (const socket of this.sockets) socket.destroy();
     // Sockets emit 'close' (and tunnels write their access records) on a later tick.
-    const closing = Date.now() + 1_000;
-    while ((this.ctx.tunnels.size > 0 || this.active > 0) && Date.now() < closing) await new Promise((r) => setTimeout(r, 10));
+    await withDeadline(this.quiet(), 1_000);
     await this.ctx.dialer.destroy().catch(() => undefined);
     await Promise.all(closed);
+  }
+
+  /** Resolves once no client connection is open and every tunnel has written its record. */
+  private async quiet(): Promise<void> {
+    if (this.sockets.size > 0) await new Promise<void>((resolve) => this.quietWaiters.push(resolve));
+    await Promise.all([...this.ctx.tunnels].map((t) => t.closed()));
   }
 
   private applyServerLimits(server: http.Server): void {
@@ -180,6 +201,7 @@ export class ProxyServer {
       handleConnect(this.ctx, req, socket, head).catch((err: unknown) => this.internalError(err, socket));
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (this.draining) res.shouldKeepAlive = false;
       this.forwarder.handle(req, res).catch((err: unknown) => this.internalError(err, req.socket));
     });
     server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
@@ -197,7 +219,10 @@ export class ProxyServer {
       // Past maxConnections + headroom the kernel-level cap closes connections without a word.
       this.ctx.observer.access(this.dropRecord());
     });
-    server.on('error', (err) => this.ctx.logger.error({ event: Events.NETWORK_ERROR, err }, 'proxy listener error'));
+    server.on('error', (err) => {
+      // A failed listen() is the start's to report (ServiceStartError), in one line.
+      if (server.listening) this.ctx.logger.error({ event: Events.NETWORK_ERROR, err }, 'proxy listener error');
+    });
     return server;
   }
 
@@ -206,6 +231,7 @@ export class ProxyServer {
     const n = (this.perClient.get(ip) ?? 0) + 1;
     this.perClient.set(ip, n);
     this.active++;
+    this.sockets.add(socket);
     this.ctx.observer.clientConnected(ip);
     let refused: Refusal | null = null;
     let aclReport = false;
@@ -223,6 +249,8 @@ export class ProxyServer {
     if (refused) socket.setTimeout(Math.min(5_000, this.ctx.config.timeouts.headersMs));
     socket.once('close', () => {
       this.active--;
+      this.sockets.delete(socket);
+      if (this.sockets.size === 0) for (const done of this.quietWaiters.splice(0)) done();
       const left = (this.perClient.get(ip) ?? 1) - 1;
       if (left <= 0) this.perClient.delete(ip);
       else this.perClient.set(ip, left);

@@ -69,6 +69,9 @@ class Tunnel implements LiveTunnel {
   private cause: CloseCause = 'done';
   private lifetimeTimer: NodeJS.Timeout | null = null;
   private relayed: RelayedTunnel | null = null;
+  private ended = false;
+  /** Made only when someone waits (drain): no promise per tunnel on the hot path. */
+  private endWaiters: Array<() => void> | null = null;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -121,6 +124,11 @@ class Tunnel implements LiveTunnel {
     upstream.pipe(client);
   }
 
+  closed(): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.endWaiters ??= []).push(resolve));
+  }
+
   close(cause: CloseCause): void {
     if (this.cause === 'done') this.cause = cause;
     this.client.destroy();
@@ -147,5 +155,7 @@ class Tunnel implements LiveTunnel {
     rec.closeCause = this.cause;
     rec.relay = this.relayed ? 'native' : 'js';
     recordAccess(ctx, rec);
+    this.ended = true;
+    if (this.endWaiters) for (const done of this.endWaiters) done();
   };
 }

@@ -1,19 +1,25 @@
 import type { PortcullisConfig } from '../config/types.js';
 import type { BoundAddress } from '../proxy/index.js';
 
-/** Supervisor → worker. */
+/**
+ * Supervisor → worker. The configuration travels over IPC, never in the environment: Linux caps
+ * one environment string at 128 KiB (MAX_ARG_STRLEN), which a large allowlist passes, and then
+ * every fork would fail.
+ */
 export type ToWorker =
-  | { type: 'portcullis:reload'; config: PortcullisConfig; source: string }
+  | { type: 'portcullis:config'; config: PortcullisConfig }
+  | { type: 'portcullis:reload'; config: PortcullisConfig }
   | { type: 'portcullis:drain' }
   | { type: 'portcullis:clients?'; id: number; windowMs: number };
 
 /** Worker → supervisor. */
 export type ToPrimary =
+  /** Sent once the worker listens for messages: the answer is its configuration. */
+  | { type: 'portcullis:config?' }
   | { type: 'portcullis:listening'; addresses: BoundAddress[] }
+  /** The worker's proxy could not start (ServiceStartError fields): the supervisor stops the gateway. */
+  | { type: 'portcullis:start-failed'; configKey: string; cause: string }
   | { type: 'portcullis:clients'; id: number; ips: string[] };
-
-export const WORKER_CONFIG_ENV = 'PORTCULLIS_WORKER_CONFIG';
-export const WORKER_SOURCE_ENV = 'PORTCULLIS_WORKER_SOURCE';
 
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;

@@ -18,10 +18,10 @@ export function loadConfig(cliPath: string | undefined): LoadedConfig {
 export type ReloadResult = { ok: true; source: string } | { ok: false; issues?: ConfigIssue[]; message: string };
 
 /** Load and validate the file again; on failure say why and keep the running configuration. */
-export function tryReload(cliPath: string | undefined, logger: Logger, apply: (next: LoadedConfig) => void): ReloadResult {
+export async function tryReload(cliPath: string | undefined, logger: Logger, apply: (next: LoadedConfig) => void | Promise<void>): Promise<ReloadResult> {
   try {
     const next = loadConfig(cliPath);
-    apply(next);
+    await apply(next);
     return { ok: true, source: next.source };
   } catch (err) {
     const issues = err instanceof ConfigError ? err.issues : undefined;
@@ -39,6 +39,12 @@ export function restartOnlyChanges(a: PortcullisConfig, b: PortcullisConfig): st
   if (a.proxy.balance !== b.proxy.balance) out.push('proxy.balance');
   if (JSON.stringify(a.admin) !== JSON.stringify(b.admin)) out.push('admin');
   return out;
+}
+
+/** `next` with the restart-only settings kept as running, so every part (and every new worker) agrees. */
+export function keepRestartOnly(running: PortcullisConfig, next: PortcullisConfig): PortcullisConfig {
+  const { listen, workers, balance } = running.proxy;
+  return { ...next, proxy: { ...next.proxy, listen, workers, balance }, admin: running.admin };
 }
 
 /** Process-wide safety nets: a bug in one connection must not take every tunnel down. */

@@ -24,8 +24,8 @@ export interface GatewayProcess {
    * index into `logs`, e.g. `logs.length` before the test's traffic), only records from there on.
    */
   waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number, since?: number): Promise<LogRecord>;
-  /** Rewrite the config file (same listen address) and send SIGHUP. */
-  reload(config: Record<string, unknown>): Promise<void>;
+  /** Rewrite the config file (same listen address) and send SIGHUP; wait (default 10 s) for the outcome. */
+  reload(config: Record<string, unknown>, timeoutMs?: number): Promise<void>;
   /** Send a signal and wait for exit. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   exited: Promise<number | null>;
@@ -43,7 +43,19 @@ function withTestDefaults(config: Record<string, unknown>): Record<string, unkno
   };
 }
 
-export async function startGateway(config: Record<string, unknown>, opts: { env?: Record<string, string>; args?: string[]; cli?: string } = {}): Promise<GatewayProcess> {
+/** A spawned `portcullis start`, whether or not it gets as far as listening. */
+export interface SpawnedGateway {
+  proc: ChildProcess;
+  configFile: string;
+  logs: LogRecord[];
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number, since?: number): Promise<LogRecord>;
+  exited: Promise<number | null>;
+}
+
+/** Spawn the CLI with the test config and collect its log lines; no wait for anything. */
+export function spawnGateway(config: Record<string, unknown>, opts: { env?: Record<string, string>; args?: string[]; cli?: string } = {}): SpawnedGateway {
   const cli = opts.cli ?? CLI;
   if (!existsSync(cli)) throw new Error(`${cli} missing: run \`npm run build\` (npm test does it)`);
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'));
@@ -105,13 +117,24 @@ export async function startGateway(config: Record<string, unknown>, opts: { env?
       waiters.add(w);
     });
   };
+  return { proc, configFile, logs, stderr: () => stderr, waitForLog, exited };
+}
 
+export async function startGateway(
+  config: Record<string, unknown>,
+  opts: { env?: Record<string, string>; args?: string[]; cli?: string; /** default 15 s */ listenTimeoutMs?: number } = {},
+): Promise<GatewayProcess> {
+  const { proc, configFile, logs, stderr, waitForLog, exited } = spawnGateway(config, opts);
   const listening = await Promise.race([
-    waitForLog((r) => r.msg === 'proxy listening', 15_000),
+    waitForLog((r) => r.msg === 'proxy listening', opts.listenTimeoutMs ?? 15_000),
     exited.then((code) => {
-      throw new Error(`gateway exited (${code}) before listening: ${stderr.slice(-2000)} ${JSON.stringify(logs.slice(-5))}`);
+      throw new Error(`gateway exited (${code}) before listening: ${stderr().slice(-2000)} ${JSON.stringify(logs.slice(-5))}`);
     }),
-  ]);
+  ]).catch((err: unknown) => {
+    // The caller never gets a handle to stop it: do not leave it (and its workers) running.
+    proc.kill('SIGKILL');
+    throw err;
+  });
   const listen = listening.listen as Array<{ host: string; port: number }>;
   const admin = logs.find((r) => r.msg === 'admin listening') as (LogRecord & { port?: number }) | undefined;
 
@@ -124,13 +147,13 @@ export async function startGateway(config: Record<string, unknown>, opts: { env?
     logs,
     waitForLog,
     exited,
-    async reload(next: Record<string, unknown>) {
+    async reload(next: Record<string, unknown>, timeoutMs?: number) {
       const withListen = withTestDefaults(next);
       (withListen.proxy as Record<string, unknown>).listen = [`127.0.0.1:${listen[0]!.port}`];
       writeFileSync(configFile, stringify(withListen));
       const before = logs.length;
       proc.kill('SIGHUP');
-      await waitForLog((r) => logs.indexOf(r) >= before && (r.msg === 'configuration reloaded' || String(r.msg).startsWith('reload refused')));
+      await waitForLog((r) => logs.indexOf(r) >= before && (r.msg === 'configuration reloaded' || String(r.msg).startsWith('reload refused')), timeoutMs);
     },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

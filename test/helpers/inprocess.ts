@@ -1,7 +1,8 @@
 /** The gateway in this process, for tests that inspect its internals (fds, listeners, counters). */
 import { EventEmitter, once } from 'node:events';
 import { parseConfig, type PortcullisConfig } from '../../src/config/index.js';
-import { Gateway } from '../../src/gateway/gateway.js';
+import { ProxyService } from '../../src/gateway/proxy-service.js';
+import type { ProxyServer } from '../../src/proxy/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { noopObserver, type AccessRecord, type ProxyObserver } from '../../src/proxy/access.js';
 import { stringify } from 'yaml';
@@ -9,7 +10,8 @@ import { afterAll, beforeAll } from 'vitest';
 import { startTcpEcho, type TestServer } from './servers.js';
 
 export interface InProcessGateway {
-  gateway: Gateway;
+  /** The proxy service's server, for its counters. */
+  gateway: { proxy: ProxyServer };
   port: number;
   config: PortcullisConfig;
   /** Established tunnels so far, by what relayed their bytes (from the access records). */
@@ -37,10 +39,11 @@ export async function startInProcess(config: Record<string, unknown>): Promise<I
       if (rec.kind === 'tunnel' && rec.relay) relayed[rec.relay]++;
     },
   };
-  const gateway = new Gateway({ config: parsed, source: 'test', logger, observer });
-  const [addr] = await gateway.start();
+  const service = new ProxyService({ config: parsed, source: 'test', logger, observer, announce: false });
+  await service.start();
+  const [addr] = service.bound;
   if (!addr) throw new Error('in-process gateway bound no address');
-  return { gateway, port: addr.port, config: parsed, relayed, events, stop: () => gateway.stop() };
+  return { gateway: { proxy: service.server }, port: addr.port, config: parsed, relayed, events, stop: () => service.drain(parsed.proxy.drainMs) };
 }
 
 /** An in-process gateway allowing only `echo.example.com` → a local TCP echo server. */

@@ -1,0 +1,217 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { Counter } from 'prom-client';
+import type { PortcullisConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import { Events } from '../log/events.js';
+import { compilePolicy, describePolicy, type Policy } from '../policy/index.js';
+import type { BoundAddress } from '../proxy/index.js';
+import { announceListening } from '../gateway/proxy-service.js';
+import { ServiceStartError } from '../gateway/errors.js';
+import type { Readiness, Service } from '../gateway/service.js';
+import { isMessage, type ToPrimary, type ToWorker } from './messages.js';
+
+/** A worker that dies this often within the window is restarted with a pause, not in a tight loop. */
+const CRASH_WINDOW_MS = 30_000;
+const CRASH_BURST = 5;
+const CRASH_PAUSE_MS = 5_000;
+/** Past the drain deadline, workers get this long to exit before SIGKILL. */
+const DRAIN_GRACE_MS = 5_000;
+
+export interface WorkerPoolOptions {
+  config: PortcullisConfig;
+  source: string;
+  count: number;
+  logger: Logger;
+  restarts: Counter;
+  /** A worker could not start after the pool had started (see RunningGateway.fail). */
+  onLateFailure: (err: ServiceStartError) => void;
+}
+
+type Msg<T extends ToPrimary['type']> = Extract<ToPrimary, { type: T }>;
+
+/**
+ * The proxy in cluster mode, as one Service in the supervisor: forks the data-plane workers and
+ * hands each its configuration over IPC, replaces workers that crash, passes reloads on, and
+ * drains them. Started when every worker listens; a worker that cannot start (its proxy listener
+ * failed to bind) fails the pool instead of being replaced forever.
+ */
+export class WorkerPool implements Service {
+  readonly name = 'proxy';
+  private config: PortcullisConfig;
+  /** Compiled here too, to refuse a bad reload once and to describe the allowlist in force. */
+  private policy: Policy;
+  private readonly alive = new Set<Worker>();
+  private readonly listening = new Map<number, BoundAddress[]>();
+  /** Workers that have their configuration: only these get reloads (the rest ask for the current one). */
+  private readonly configured = new Set<number>();
+  private readonly crashes: number[] = [];
+  private draining = false;
+  private failure: ServiceStartError | null = null;
+  private starting: { resolve: () => void; reject: (err: ServiceStartError) => void } | null = null;
+  private readonly exitWaiters: Array<() => void> = [];
+  private nextQueryId = 1;
+  private readonly pendingClientQueries = new Map<number, (ips: string[]) => void>();
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    this.config = opts.config;
+    this.policy = compilePolicy(opts.config);
+  }
+
+  /** The allowlist in force, as describePolicy lines. */
+  allowlist(): string[] {
+    return describePolicy(this.policy);
+  }
+
+  start(): Promise<void> {
+    // Must be set before the first fork. Round-robin: the supervisor accepts and hands out.
+    cluster.schedulingPolicy = this.config.proxy.balance === 'kernel' ? cluster.SCHED_NONE : cluster.SCHED_RR;
+    cluster.on('message', this.onMessage);
+    cluster.on('exit', this.onExit);
+    return new Promise<void>((resolve, reject) => {
+      this.starting = { resolve, reject };
+      for (let i = 0; i < this.opts.count; i++) this.fork();
+    });
+  }
+
+  reload(next: PortcullisConfig): void {
+    this.policy = compilePolicy(next); // refuse here, once, rather than in every worker
+    this.config = next;
+    this.broadcast({ type: 'portcullis:reload', config: next }, this.configured);
+  }
+
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true; // no replacements from now on
+    const exited = this.whenAllExited();
+    this.broadcast({ type: 'portcullis:drain' });
+    const hardStop = setTimeout(() => this.killAll(), deadlineMs + DRAIN_GRACE_MS);
+    await exited;
+    clearTimeout(hardStop);
+  }
+
+  readiness(): Readiness {
+    if (this.draining) return { ready: false, reasons: ['draining'] };
+    if (this.listening.size === 0) return { ready: false, reasons: ['no data-plane worker is listening'] };
+    return { ready: true, reasons: [] };
+  }
+
+  killAll(): void {
+    for (const w of this.alive) w.process.kill('SIGKILL');
+  }
+
+  get counts(): { total: number; listening: number } {
+    return { total: this.alive.size, listening: this.listening.size };
+  }
+
+  workers(): Array<{ id: number; pid: number | undefined; listening: boolean }> {
+    return [...this.alive].map((w) => ({ id: w.id, pid: w.process.pid, listening: this.listening.has(w.id) }));
+  }
+
+  /** Distinct client IPs across workers: a per-worker count summed would count a client twice. */
+  async connectedClients(windowMs: number): Promise<number> {
+    const union = new Set<string>();
+    const ask = (w: Worker): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const id = this.nextQueryId++;
+        const done = (ips: string[] = []): void => {
+          clearTimeout(timer);
+          this.pendingClientQueries.delete(id);
+          for (const ip of ips) union.add(ip);
+          resolve();
+        };
+        const timer = setTimeout(done, 1_000);
+        this.pendingClientQueries.set(id, done);
+        this.send(w, { type: 'portcullis:clients?', id, windowMs });
+      });
+    await Promise.all([...this.alive].filter((w) => w.isConnected()).map(ask));
+    return union.size;
+  }
+
+  private fork(): void {
+    const w = cluster.fork();
+    this.alive.add(w);
+    w.on('error', (err) => this.opts.logger.warn({ event: Events.INTERNAL_ERROR, err, worker: w.id }, 'worker IPC error'));
+  }
+
+  private send(w: Worker, msg: ToWorker): void {
+    if (w.isConnected()) w.send(msg);
+  }
+
+  private broadcast(msg: ToWorker, only?: ReadonlySet<number>): void {
+    for (const w of this.alive) if (!only || only.has(w.id)) this.send(w, msg);
+  }
+
+  private readonly onMessage = (worker: Worker, msg: unknown): void => {
+    if (isMessage<Msg<'portcullis:config?'>>(msg, 'portcullis:config?')) {
+      // Always the running configuration, so a worker replacing a dead one after a reload matches its siblings.
+      this.configured.add(worker.id);
+      this.send(worker, { type: 'portcullis:config', config: this.config });
+    } else if (isMessage<Msg<'portcullis:listening'>>(msg, 'portcullis:listening')) {
+      this.onListening(worker, msg.addresses);
+    } else if (isMessage<Msg<'portcullis:start-failed'>>(msg, 'portcullis:start-failed')) {
+      this.onStartFailed(new ServiceStartError(msg.configKey, msg.cause));
+    } else if (isMessage<Msg<'portcullis:clients'>>(msg, 'portcullis:clients')) {
+      this.pendingClientQueries.get(msg.id)?.(msg.ips);
+    }
+  };
+
+  private onListening(worker: Worker, addresses: BoundAddress[]): void {
+    this.listening.set(worker.id, addresses);
+    const { logger } = this.opts;
+    logger.info({ event: Events.LIFECYCLE, worker: worker.id, pid: worker.process.pid }, 'worker listening');
+    if (this.starting && this.listening.size === this.opts.count) {
+      const { config } = this;
+      announceListening(logger, config, {
+        listen: addresses,
+        workers: this.opts.count,
+        balance: config.proxy.balance,
+        config: this.opts.source,
+        allow: this.allowlist(),
+      });
+      this.starting.resolve();
+      this.starting = null;
+    }
+  }
+
+  /** Never replace a worker that could not bind: the next one would fail the same way, forever. */
+  private onStartFailed(err: ServiceStartError): void {
+    if (this.failure || this.draining) return;
+    this.failure = err;
+    const starting = this.starting;
+    this.starting = null;
+    if (!starting) {
+      this.opts.onLateFailure(err);
+      return;
+    }
+    // start() must leave nothing running when it fails: stop the siblings, then reject.
+    this.draining = true;
+    const exited = this.whenAllExited();
+    this.broadcast({ type: 'portcullis:drain' });
+    const hardStop = setTimeout(() => this.killAll(), DRAIN_GRACE_MS);
+    void exited.then(() => {
+      clearTimeout(hardStop);
+      starting.reject(err);
+    });
+  }
+
+  private readonly onExit = (worker: Worker, code: number | null, signal: string | null): void => {
+    this.alive.delete(worker);
+    this.listening.delete(worker.id);
+    this.configured.delete(worker.id);
+    if (this.alive.size === 0) for (const done of this.exitWaiters.splice(0)) done();
+    if (this.draining || this.failure) return;
+    this.opts.restarts.inc();
+    const now = Date.now();
+    this.crashes.push(now);
+    while ((this.crashes[0] ?? now) < now - CRASH_WINDOW_MS) this.crashes.shift();
+    const pause = this.crashes.length >= CRASH_BURST ? CRASH_PAUSE_MS : 0;
+    this.opts.logger.error({ event: Events.INTERNAL_ERROR, worker: worker.id, pid: worker.process.pid, code, signal, restartInMs: pause }, 'worker exited unexpectedly: replacing it');
+    setTimeout(() => {
+      if (!this.draining && !this.failure) this.fork();
+    }, pause).unref();
+  };
+
+  private whenAllExited(): Promise<void> {
+    if (this.alive.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+  }
+}

@@ -1,0 +1,65 @@
+import http from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { afterEach, expect, it } from 'vitest';
+import { startInProcess, type InProcessGateway } from '../helpers/inprocess.js';
+import { startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
+import { openTunnel, readBytes } from '../helpers/raw.js';
+
+/** Long enough that a drain reaching it means the drain did not notice its connections end. */
+const DRAIN_MS = 60_000;
+let gw: InProcessGateway | undefined;
+let dest: TestServer | undefined;
+afterEach(async () => {
+  await dest?.close();
+  dest = undefined;
+});
+
+/** 'drained' when the drain ends first, 'deadline' when `withinMs` passes first. */
+async function drainedWithin(drain: Promise<void>, withinMs: number): Promise<'drained' | 'deadline'> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'deadline'>((r) => {
+    timer = setTimeout(() => r('deadline'), withinMs);
+  });
+  const result = await Promise.race([drain.then(() => 'drained' as const), deadline]);
+  clearTimeout(timer);
+  return result;
+}
+
+it('drain ends when an in-flight keep-alive request ends, not at the deadline', async () => {
+  let respond: ((res: ServerResponse) => void) | undefined;
+  const requested = new Promise<ServerResponse>((r) => (respond = r));
+  dest = await startHttpServer((_req, res) => respond?.(res));
+  gw = await startInProcess({
+    proxy: { drainMs: DRAIN_MS },
+    allow: { presets: [], rules: [{ name: 'web', hosts: ['web.example.com'], ports: [dest.port], allowPrivate: true }] },
+    dns: { overrides: { 'web.example.com': '127.0.0.1' } },
+  });
+  const agent = new http.Agent({ keepAlive: true });
+  const req = http.get({ host: '127.0.0.1', port: gw.port, path: `http://web.example.com:${dest.port}/`, agent });
+  const response = once(req, 'response') as Promise<[http.IncomingMessage]>;
+  const upstreamRes = await requested;
+  const drain = gw.stop(); // drainMs: the request is in flight on a keep-alive connection
+  upstreamRes.end('done');
+  const [res] = await response;
+  expect(res.statusCode).toBe(200);
+  res.resume();
+  expect(await drainedWithin(drain, 15_000)).toBe('drained');
+  agent.destroy();
+});
+
+it('drain ends when the last tunnel ends, and the tunnel is not cut', async () => {
+  dest = await startTcpEcho();
+  gw = await startInProcess({
+    proxy: { drainMs: DRAIN_MS },
+    allow: { presets: [], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [dest.port], allowPrivate: true }] },
+    dns: { overrides: { 'echo.example.com': '127.0.0.1' } },
+  });
+  const t = await openTunnel(gw.port, `echo.example.com:${dest.port}`);
+  expect(t.status).toBe(200);
+  const drain = gw.stop();
+  t.socket.write('still flowing');
+  expect((await readBytes(t.socket, 13, t.rest)).toString()).toBe('still flowing');
+  t.socket.end();
+  expect(await drainedWithin(drain, 15_000)).toBe('drained');
+});
