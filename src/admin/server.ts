@@ -65,7 +65,7 @@ export async function startAdminServer(config: AdminConfig, hooks: AdminHooks, l
     requestTimeout: 30_000,
     bodyLimit: 64 * 1024,
     return503OnClosing: false,
-  }) as unknown as FastifyInstance;
+  });
   const tokenDigest = config.token ? digest(config.token) : null;
 
   const authorise = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {

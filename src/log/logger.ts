@@ -6,7 +6,7 @@ export type Logger = pino.Logger;
 export interface LoggerHandle {
   logger: Logger;
   /** Write out anything buffered: call before process exit. */
-  flush(): void;
+  flush: () => void;
 }
 
 /**

@@ -53,7 +53,7 @@ interface StreamHandle {
   readStop?: () => number;
 }
 
-type DestroyFn = (err: Error | null, cb: (err: Error | null) => void) => void;
+type DestroyFn = (this: Destroyable, err: Error | null, cb: (err: Error | null) => void) => void;
 type Destroyable = Socket & { _handle?: StreamHandle | null; _destroy: DestroyFn };
 
 const SLOT = 4294967296;
@@ -159,10 +159,10 @@ export function relayTunnel(client: Socket, upstream: Socket, opts: RelayOptions
   if (live.size === 0) addon.ref(true);
   live.set(t.slot, t);
   for (const s of [client, upstream] as Destroyable[]) {
-    const own = s._destroy;
+    const own = s._destroy.bind(s);
     s._destroy = function (this: Destroyable, err, cb) {
-      if (t.ended) return own.call(this, err, cb);
-      t.deferred.push(() => own.call(this, err, cb));
+      if (t.ended) return own(err, cb);
+      t.deferred.push(() => own(err, cb));
       addon?.close(t.slot, t.gen);
     };
   }

@@ -34,7 +34,7 @@ export async function runWorker(): Promise<void> {
       process.exit(0);
     };
     if (!gateway) return done(); // asked to stop before it had a configuration
-    gateway.drain(drainMs, { why }).finally(done);
+    void gateway.drain(drainMs, { why }).finally(done);
   };
   // Signals sent to the whole process group (Ctrl-C, KillMode=control-group) drain this worker
   // too; SIGHUP is the supervisor's to handle (it validates the file once for all workers).
