@@ -13,10 +13,15 @@ export interface BuildTask {
 
 export interface BuildResult {
   readonly gz: Uint8Array;
+  /** task.body, handed back (moved both ways, never copied): dead letters and the no-gzip fallback need it. */
+  readonly raw: Uint8Array;
 }
 
 export function build(task: BuildTask): BuildResult {
-  return { gz: gzipSync(task.body, { level: task.level }) };
+  const gz = gzipSync(task.body, { level: task.level });
+  // gzipSync's result may be a view on a larger buffer; a copy of its own can be moved.
+  const own = gz.byteOffset === 0 && gz.byteLength === gz.buffer.byteLength ? gz : new Uint8Array(gz);
+  return { gz: own, raw: task.body };
 }
 
 /**

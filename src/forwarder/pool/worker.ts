@@ -29,6 +29,6 @@ export default function run(task: DecodeTask | BuildTask): DecodeResult | BuildR
     return transferring(result, buffers);
   }
   const result = build(task);
-  const b = ownBuffer(result.gz);
-  return b ? transferring(result, [b]) : result;
+  const buffers = [ownBuffer(result.gz), ownBuffer(result.raw)].filter((b): b is ArrayBuffer => b !== null);
+  return transferring(result, buffers);
 }

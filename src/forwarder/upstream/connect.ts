@@ -1,0 +1,62 @@
+/**
+ * The undici `connect` function every upstream dispatcher uses: the destination must pass the
+ * proxy's allowlist and DNS rules exactly like a tunnel (policy decision, dns.overrides, private-
+ * address guard, dial the vetted IP, never the name), then TLS with SNI = the name.
+ */
+import { rootCertificates } from 'node:tls';
+import { buildConnector } from 'undici';
+import { dialFirst, type Resolver } from '../../dial/index.js';
+import { parseConnectAuthority, type Policy, type Target } from '../../policy/index.js';
+import { isRefused, route } from '../../proxy/route.js';
+import { PortcullisError, isPortcullisError } from '../../util/errors.js';
+
+export interface ConnectorOptions {
+  /** Read at every connect, so a reload applies to new connections. */
+  policy: () => Policy;
+  resolver: () => Resolver;
+  connectTimeoutMs: number;
+  /** Extra trusted CA (PEM), added to the public roots. */
+  extraCa?: string;
+}
+
+export function upstreamConnector(opts: ConnectorOptions): buildConnector.connector {
+  const tlsConnect = buildConnector({
+    ...(opts.extraCa ? { ca: [...rootCertificates, opts.extraCa] } : {}),
+    timeout: opts.connectTimeoutMs,
+    minVersion: 'TLSv1.2',
+  });
+  return (options, callback) => {
+    const port = Number(options.port) || (options.protocol === 'http:' ? 80 : 443);
+    const host = options.hostname;
+    let target: Target;
+    try {
+      target = parseConnectAuthority(host.startsWith('[') || !host.includes(':') ? `${host}:${port}` : `[${host}]:${port}`);
+    } catch (err) {
+      callback(err instanceof Error ? err : new Error(String(err)), null);
+      return;
+    }
+    void (async () => {
+      const routed = await route(opts.policy(), opts.resolver(), target);
+      if (isRefused(routed)) {
+        throw new PortcullisError(
+          'PCL_ERR_FWD_UPSTREAM_FORBIDDEN',
+          `upstream ${host}:${port} refused by the gateway's policy: ${routed.refused.reason} (${routed.refused.message})`,
+        );
+      }
+      const { socket } = await dialFirst(routed.addresses, port, { timeoutMs: opts.connectTimeoutMs });
+      if (options.protocol === 'http:') return socket;
+      // TLS over the socket we dialled; SNI and certificate check against the name.
+      return await new Promise<import('node:net').Socket>((resolve, reject) => {
+        tlsConnect({ ...options, servername: options.servername ?? target.host, httpSocket: socket }, (err, tlsSocket) => {
+          if (err || !tlsSocket) {
+            socket.destroy();
+            reject(err ?? new Error('TLS connect failed'));
+          } else resolve(tlsSocket);
+        });
+      });
+    })().then(
+      (socket) => callback(null, socket),
+      (err: unknown) => callback(isPortcullisError(err) || err instanceof Error ? err : new Error(String(err)), null),
+    );
+  };
+}
