@@ -48,6 +48,17 @@ describe('spool basics', () => {
     expect(spool.streams()).toEqual(['B']);
   });
 
+  it('a released entry goes out before newer untaken ones (retry keeps per-stream order)', async () => {
+    const { spool } = await fresh();
+    await spool.append(['1', '2', '3', '4'].map((p) => ({ stream: 'A', records: 1, payload: payload(p) })));
+    const first = await spool.take('A', 1e6, 1);
+    const second = await spool.take('A', 1e6, 1);
+    spool.release(first.map((e) => e.id));
+    expect((await spool.take('A', 1e6, 2)).map((e) => text(e.payload))).toEqual(['1', '3']);
+    spool.release(second.map((e) => e.id));
+    expect((await spool.take('A', 1e6)).map((e) => text(e.payload))).toEqual(['2', '4']);
+  });
+
   it('a clean restart replays unacked entries only, in order', async () => {
     const { spool, reopen } = await fresh({ segmentBytes: 200 });
     const es = await spool.append(Array.from({ length: 10 }, (_, i) => ({ stream: 'S', records: 1, payload: payload(`rec-${i}`.repeat(5)) })));
