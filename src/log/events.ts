@@ -31,6 +31,16 @@ export const Events = {
   NETWORK_ERROR: 403,
   /** A timeout closed a connection (connect, idle, header, lifetime). */
   TIMEOUT: 404,
+  /** Forwarder spool opened: what replay found (segments, entries, torn tails, corrupt frames, losses). */
+  SPOOL_RECOVERED: 620,
+  /** A torn tail (a frame cut or damaged at the end of a segment) was cut off on replay. */
+  SPOOL_TORN_TAIL: 621,
+  /** A damaged frame in the middle of a segment was skipped on replay (records after it recovered). */
+  SPOOL_CORRUPT_FRAME: 622,
+  /** An append was refused because the spool is at its byte limit. */
+  SPOOL_FULL: 623,
+  /** A disk error on the spool (write, fsync, read, delete): the spool reports itself unhealthy. */
+  SPOOL_IO_ERROR: 624,
   /** An unexpected internal error (a bug): logged, the connection closed, the process goes on. */
   INTERNAL_ERROR: 500,
 
