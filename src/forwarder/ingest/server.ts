@@ -93,7 +93,6 @@ export async function startIngest(deps: IngestDeps): Promise<IngestServer> {
   app.removeAllContentTypeParsers();
   // Hand the raw stream to the route: readBody reads it under our limits.
   app.addContentTypeParser('*', (_req: FastifyRequest, _payload: IncomingMessage, done: (err: Error | null, body?: unknown) => void) => done(null));
-  app.addContentTypeParser('', (_req: FastifyRequest, _payload: IncomingMessage, done: (err: Error | null, body?: unknown) => void) => done(null));
 
   const handler = new IngestHandler(deps);
   app.post('/dataCollectionRules/:dcrId/streams/:stream', (req, reply) => handler.logsIngestion(req as FastifyRequest<{ Params: { dcrId: string; stream: string } }>, reply));
