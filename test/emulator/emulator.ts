@@ -291,10 +291,11 @@ export class AzureMonitorEmulator {
   tokensIssued(clientId: string): number {
     return this.entra.tokensIssued.get(clientId) ?? 0;
   }
-  /** Forget records, requests and faults (registrations stay). */
+  /** Forget records, requests, faults and token counts (registrations and issued tokens stay valid). */
   reset(): void {
     this.store.clear();
     this.faults.clear();
+    this.entra.tokensIssued.clear();
   }
 
   async close(): Promise<void> {
