@@ -118,7 +118,7 @@ export interface ForwarderTlsConfig {
 }
 
 export type ForwarderCredentialConfig =
-  | { name: string; type: 'clientSecret'; tenantId: string; clientId: string; secretFile?: string; secretEnv?: string }
+  | { name: string; type: 'clientSecret'; tenantId: string; clientId: string; secretFile: string }
   | { name: string; type: 'clientCertificate'; tenantId: string; clientId: string; certificateFile: string }
   | { name: string; type: 'managedIdentity'; clientId?: string };
 

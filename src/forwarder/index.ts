@@ -41,22 +41,21 @@ export const signWithWorkspaceKey: DataCollectorSigner = (o) =>
     ...(o.timeGeneratedField !== undefined ? { timeGeneratedField: o.timeGeneratedField } : {}),
   });
 
-/** The service with the real spool and SharedKey code; tokenSource is the Entra provider. */
+/** The service with the real spool, SharedKey code and Entra token provider (tokenSource: tests). */
 export function createForwarderService(
   config: PortcullisConfig,
   logger: Logger,
   registry: Registry | null,
-  tokenSource: ForwarderServiceOptions['tokenSource'],
-  env: Record<string, string | undefined> = process.env,
+  opts: { tokenSource?: ForwarderServiceOptions['tokenSource']; env?: Record<string, string | undefined> } = {},
 ): ForwarderService {
   return new ForwarderService({
     config,
     logger,
     registry,
     openSpool: (o) => Spool.open(o),
-    tokenSource,
+    ...(opts.tokenSource ? { tokenSource: opts.tokenSource } : {}),
     sign: signWithWorkspaceKey,
     verify: verifyWithWorkspaceKey,
-    env,
+    env: opts.env ?? process.env,
   });
 }

@@ -191,11 +191,11 @@ function collect(f: ForwarderConfig, env: Env, issues: Issue[]): CompiledForward
   f.credentials.forEach((c, i) => {
     if (c.type === 'clientSecret') {
       if (!c.tenantId || !c.clientId) push(at('credentials', i), 'clientSecret needs tenantId and clientId');
-      if (c.secretFile === undefined && c.secretEnv === undefined) push(at('credentials', i), 'clientSecret needs secretFile or secretEnv');
-      else if (c.secretFile !== undefined) {
+      if (!c.secretFile) push(at('credentials', i), 'clientSecret needs secretFile (the file is read again at every token refresh, so rotation needs no restart)');
+      else {
         const why = readable(c.secretFile);
         if (why) push(at('credentials', i, 'secretFile'), why);
-      } else if (c.secretEnv !== undefined && !env[c.secretEnv]) push(at('credentials', i, 'secretEnv'), `environment variable ${c.secretEnv} is not set`);
+      }
     } else if (c.type === 'clientCertificate') {
       if (!c.tenantId || !c.clientId) push(at('credentials', i), 'clientCertificate needs tenantId and clientId');
       if (!c.certificateFile) push(at('credentials', i), 'clientCertificate needs certificateFile');

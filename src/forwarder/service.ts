@@ -23,7 +23,8 @@ import type { SpoolPort } from './spool-port.js';
 import { ServiceStartError, type Readiness, type Service } from './service-contract.js';
 import { startIngest, type IngestServer } from './ingest/server.js';
 import type { SharedKeyVerifier } from './ingest/auth.js';
-import { upstreamConnector } from './upstream/connect.js';
+import { upstreamConnector, vettedHttpsAgent } from './upstream/connect.js';
+import { EntraTokenProvider } from './upstream/entra.js';
 import { Sender, type DataCollectorSigner, type TokenSource } from './upstream/sender.js';
 
 export interface SpoolOpenOptions {
@@ -41,8 +42,8 @@ export interface ForwarderServiceOptions {
   /** Where portcullis_forwarder_* metrics go; null = none. */
   registry: Registry | null;
   openSpool: (opts: SpoolOpenOptions) => Promise<SpoolPort>;
-  /** Entra token source for a Logs Ingestion destination (upstream/entra.ts). */
-  tokenSource: (destination: LogsIngestionDestination, config: ForwarderConfig) => TokenSource;
+  /** Entra token source for a Logs Ingestion destination; default upstream/entra.ts over the vetted connector. */
+  tokenSource?: (destination: LogsIngestionDestination, config: ForwarderConfig) => TokenSource;
   sign: DataCollectorSigner;
   verify: SharedKeyVerifier;
   env?: Env;
@@ -61,7 +62,9 @@ export class ForwarderService implements Service {
   #batcher: Batcher | null = null;
   #ingest: IngestServer | null = null;
   #metrics: ForwarderMetrics | null = null;
-  #tokens = new Map<string, TokenSource>();
+  #tokens = new Map<string, TokenSource & { close?: () => void }>();
+  #connector: ReturnType<typeof upstreamConnector> | null = null;
+  #tokenAgent: import('node:https').Agent | null = null;
   #draining = false;
   #started = false;
 
@@ -118,14 +121,15 @@ export class ForwarderService implements Service {
         });
       }
       const extraCa = fwd.upstream.caFile ? readFileSync(fwd.upstream.caFile, 'utf8') : undefined;
+      this.#connector = upstreamConnector({
+        policy: () => this.#policy,
+        resolver: () => this.#resolver,
+        connectTimeoutMs: this.#config.proxy.timeouts.connectMs,
+        ...(extraCa ? { extraCa } : {}),
+      });
       this.#sender = new Sender({
         config: () => this.#fwd,
-        connect: upstreamConnector({
-          policy: () => this.#policy,
-          resolver: () => this.#resolver,
-          connectTimeoutMs: this.#config.proxy.timeouts.connectMs,
-          ...(extraCa ? { extraCa } : {}),
-        }),
+        connect: this.#connector,
         tokens: (name) => this.#tokenSource(name),
         sign: this.opts.sign,
         deadLetterDir: fwd.deadLetterDir ?? join(dirname(fwd.spool.dir), 'dead-letter'),
@@ -208,6 +212,7 @@ export class ForwarderService implements Service {
     this.#compiled = compiled;
     this.#policy = compilePolicy(next);
     this.#resolver = resolverFor(next);
+    for (const t of this.#tokens.values()) t.close?.();
     this.#tokens.clear();
     this.#batcher?.rescan();
   }
@@ -250,6 +255,10 @@ export class ForwarderService implements Service {
     this.#spool = null;
     if (this.#pool) await this.#pool.close();
     this.#pool = null;
+    for (const t of this.#tokens.values()) t.close?.();
+    this.#tokens.clear();
+    this.#tokenAgent?.destroy();
+    this.#tokenAgent = null;
   }
 
   #routes(): CompiledForwarder {
@@ -262,9 +271,25 @@ export class ForwarderService implements Service {
     if (t) return t;
     const dest = this.#compiled?.destinations.get(destination);
     if (dest?.type !== 'logsIngestion') return undefined;
-    t = this.opts.tokenSource(dest, this.#fwd);
+    t = this.opts.tokenSource ? this.opts.tokenSource(dest, this.#fwd) : this.#entra(dest);
     this.#tokens.set(destination, t);
     return t;
+  }
+
+  /** @azure/identity through the vetted connector (the authority host must be allowed, like any upstream). */
+  #entra(dest: LogsIngestionDestination): TokenSource & { close: () => void } {
+    if (!this.#connector) throw new Error('forwarder not started');
+    this.#tokenAgent ??= vettedHttpsAgent(this.#connector);
+    const provider = new EntraTokenProvider({
+      credential: dest.credential,
+      authorityHost: this.#fwd.upstream.authorityHost,
+      agent: this.#tokenAgent,
+      onFailure: (e) => this.opts.logger.warn({ event: Events.FWD_TOKEN_REFRESH, destination: dest.name, credential: e.credential, err: e.error }, 'Entra token request failed'),
+    });
+    return {
+      getToken: (force) => (force ? provider.forceRefresh() : provider.getToken()),
+      close: () => provider.close(),
+    };
   }
 }
 

@@ -7,14 +7,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent as HttpsAgent } from 'node:https';
-import { ClientSecretCredential } from '@azure/identity';
 import client from 'prom-client';
 import { stringify } from 'yaml';
 import { parseConfig, type PortcullisConfig } from '../../src/config/index.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
-import { createForwarderService, forwarderConfigCheck, sha256, type ForwarderService, type TokenSource } from '../../src/forwarder/index.js';
+import { createForwarderService, forwarderConfigCheck, sha256, type ForwarderService } from '../../src/forwarder/index.js';
 import { testCA } from '../helpers/tls.js';
-import { emulatorAgent, sdkOptions } from '../emulator/clients.js';
+import { emulatorAgent } from '../emulator/clients.js';
 import { AzureMonitorEmulator } from '../emulator/emulator.js';
 
 export const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
@@ -102,9 +101,9 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
   const text = stringify({
     allow: {
       presets: [],
-      rules: [{ name: 'emulator', hosts: ['*.ingest.monitor.azure.com', '*.ods.opinsights.azure.com'], ports: [emu.port], allowPrivate: true }],
+      rules: [{ name: 'emulator', hosts: ['*.ingest.monitor.azure.com', '*.ods.opinsights.azure.com', 'login.microsoftonline.com'], ports: [emu.port], allowPrivate: true }],
     },
-    dns: { overrides: { [dce.hostname]: '127.0.0.1', [ods.hostname]: '127.0.0.1' } },
+    dns: { overrides: { [dce.hostname]: '127.0.0.1', [ods.hostname]: '127.0.0.1', [new URL(emu.authorityHost).hostname]: '127.0.0.1' } },
     log: { level: process.env.FWD_TEST_LOG ?? 'silent', access: false },
     forwarder,
   });
@@ -112,16 +111,8 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
   const { logger } = createLogger({ level: config.log.level }, { dest: 2 });
   let registry = new client.Registry();
 
-  const tokenSource = (): TokenSource => {
-    const credential = new ClientSecretCredential(TENANT, CLIENT, SECRET, sdkOptions({ caPem: emu.caPem, authorityHost: emu.authorityHost }));
-    return {
-      async getToken() {
-        const t = await credential.getToken('https://monitor.azure.com/.default');
-        return t.token;
-      },
-    };
-  };
-  const make = (): ForwarderService => createForwarderService(config, logger, registry, tokenSource, {});
+  // The real Entra provider: tokens come from the emulator's authority through the vetted connector.
+  const make = (): ForwarderService => createForwarderService(config, logger, registry, { env: {} });
   let service = make();
   await service.start();
   const fixture: Fixture = {

@@ -3,6 +3,8 @@
  * proxy's allowlist and DNS rules exactly like a tunnel (policy decision, dns.overrides, private-
  * address guard, dial the vetted IP, never the name), then TLS with SNI = the name.
  */
+import { Agent as HttpsAgent, type AgentOptions } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { buildConnector } from 'undici';
 import { dialFirst, type Resolver } from '../../dial/index.js';
@@ -59,4 +61,26 @@ export function upstreamConnector(opts: ConnectorOptions): buildConnector.connec
       (err: unknown) => callback(isPortcullisError(err) || err instanceof Error ? err : new Error(String(err)), null),
     );
   };
+}
+
+/**
+ * An https.Agent whose connections go through the same vetted connector: token requests to the
+ * Entra authority (@azure/identity's pipeline takes an agent) obey the allowlist and dns.overrides
+ * like every other upstream connection.
+ */
+export function vettedHttpsAgent(connect: buildConnector.connector, opts: AgentOptions = {}): HttpsAgent {
+  const agent = new HttpsAgent({ keepAlive: true, ...opts });
+  // Node's Agent accepts a socket through the callback of createConnection.
+  (agent as unknown as { createConnection: unknown }).createConnection = (
+    options: { host?: string; port?: number | string; servername?: string },
+    callback: (err: Error | null, socket?: Duplex) => void,
+  ): undefined => {
+    const host = options.host ?? 'localhost';
+    connect({ hostname: host, host, protocol: 'https:', port: String(options.port ?? 443), servername: options.servername || host }, (err, socket) => {
+      if (err || !socket) callback(err ?? new Error('connect failed'));
+      else callback(null, socket);
+    });
+    return undefined;
+  };
+  return agent;
 }
