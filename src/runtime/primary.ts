@@ -7,6 +7,10 @@ import { announceListening } from '../gateway/gateway.js';
 import type { BoundAddress } from '../proxy/index.js';
 import { startAdminServer } from '../admin/server.js';
 import { RuntimeMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
+// --- forwarder hook (issue 9): the forwarder runs in the supervisor (one spool writer per node) ---
+import { startForwarderIfConfigured, forwarderReadiness, reloadForwarder } from '../forwarder/runtime-hook.js';
+import type { ForwarderService } from '../forwarder/service.js';
+// --- end forwarder hook ---
 import { installCrashGuards, installSignalHandlers, restartOnlyChanges, tryReload, type LoadedConfig } from './shared.js';
 import { isMessage, WORKER_CONFIG_ENV, WORKER_SOURCE_ENV, type ToPrimary, type ToWorker } from './messages.js';
 
@@ -33,6 +37,7 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
   const crashes: number[] = [];
   let draining = false;
   let announced = false;
+  let forwarder: ForwarderService | null = null; // forwarder hook
   let nextQueryId = 1;
   const pendingClientQueries = new Map<number, (ips: string[]) => void>();
 
@@ -40,6 +45,7 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
     const reasons: string[] = [];
     if (draining) reasons.push('draining');
     if (listening.size === 0) reasons.push('no data-plane worker is listening');
+    reasons.push(...forwarderReadiness(forwarder).reasons); // forwarder hook
     return { ready: reasons.length === 0, reasons };
   };
 
@@ -105,6 +111,7 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
   const reload = (): ReturnType<typeof tryReload> => {
     const r = tryReload(cliPath, logger, (next) => {
       compilePolicy(next.config); // refuse here, once, rather than in every worker
+      reloadForwarder(forwarder, next.config, logger); // forwarder hook: throws on a bad forwarder section
       const restart = restartOnlyChanges(config, next.config);
       if (restart.length) logger.warn({ event: Events.CONFIG_RELOADED, keys: restart }, 'these settings take effect on restart');
       // Keep the restart-only settings as running so replacement workers match their siblings.
@@ -158,15 +165,26 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
       logger.info({ event: Events.LIFECYCLE, signal, drainMs: config.proxy.drainMs }, 'draining');
       const msg: ToWorker = { type: 'portcullis:drain' };
       for (const w of Object.values(cluster.workers ?? {})) w?.send(msg);
+      const forwarderDrained = forwarder?.drain(config.proxy.drainMs); // forwarder hook
       const hardStop = Date.now() + config.proxy.drainMs + 5_000;
       while (Object.keys(cluster.workers ?? {}).length > 0) {
         if (Date.now() > hardStop) killAll();
         await new Promise((r) => setTimeout(r, 50));
       }
+      await forwarderDrained; // forwarder hook
       await admin.app.close();
       logger.info({ event: Events.LIFECYCLE }, 'stopped');
     },
   });
+
+  // forwarder hook: the supervisor's own registry (workers' metrics are aggregated separately)
+  try {
+    forwarder = await startForwarderIfConfigured(config, logger, config.admin.metrics ? own : null);
+  } catch (err) {
+    logger.fatal({ event: Events.FWD_LIFECYCLE, err }, `cannot start the forwarder: ${(err as Error).message}`);
+    flush();
+    process.exit(1);
+  }
 
   for (let i = 0; i < workerCount; i++) fork();
 }

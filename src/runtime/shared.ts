@@ -1,6 +1,7 @@
 import { resolveConfig, ConfigError, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
 import { policyConfigCheck } from '../policy/index.js';
 import { relayConfigCheck } from '../relay/index.js';
+import { forwarderConfigCheck } from '../forwarder/routes.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 
@@ -10,7 +11,7 @@ export interface LoadedConfig {
 }
 
 /** What the schema cannot say: the policy's patterns, and whether a required native relay exists. */
-export const configChecks = [policyConfigCheck, relayConfigCheck];
+export const configChecks = [policyConfigCheck, relayConfigCheck, (c: PortcullisConfig) => forwarderConfigCheck(c)];
 
 export function loadConfig(cliPath: string | undefined): LoadedConfig {
   return resolveConfig(cliPath, { checks: configChecks, env: process.env });
