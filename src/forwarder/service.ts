@@ -67,6 +67,8 @@ export class ForwarderService implements Service {
   #tokenAgent: import('node:https').Agent | null = null;
   #draining = false;
   #started = false;
+  /** Uploads were refused for lack of room until about then: /readyz says so (a balancer can steer away). */
+  #shed: { reason: 'spool_full' | 'memory'; until: number } | null = null;
 
   constructor(private readonly opts: ForwarderServiceOptions) {
     if (!opts.config.forwarder) throw new Error('ForwarderService needs a forwarder section');
@@ -155,6 +157,9 @@ export class ForwarderService implements Service {
           logger,
           verifySharedKey: this.opts.verify,
           draining: () => this.#draining,
+          shed: (reason) => {
+            this.#shed = { reason, until: Date.now() + this.#fwd.limits.retryAfterS * 1000 };
+          },
         });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -230,9 +235,10 @@ export class ForwarderService implements Service {
     if (this.#draining) reasons.push('forwarder draining');
     const s = this.#spool?.stats();
     if (s && !s.healthy) reasons.push('forwarder spool cannot write (disk error)');
-    if (s && s.bytes >= s.maxBytes) reasons.push('forwarder spool full: uploads are refused');
+    const shedding = this.#shed !== null && Date.now() < this.#shed.until ? this.#shed.reason : null;
+    if ((s && s.bytes >= s.maxBytes) || shedding === 'spool_full') reasons.push('forwarder spool full: uploads are refused');
     const maxRss = this.#fwd.limits.maxRssBytes;
-    if (maxRss > 0 && process.memoryUsage.rss() > maxRss) reasons.push('forwarder short of memory: uploads are refused');
+    if ((maxRss > 0 && process.memoryUsage.rss() > maxRss) || shedding === 'memory') reasons.push('forwarder short of memory: uploads are refused');
     return { ready: reasons.length === 0, reasons };
   }
 

@@ -38,6 +38,8 @@ export interface IngestDeps {
   verifySharedKey: SharedKeyVerifier;
   /** True while draining: new uploads get 503. */
   draining: () => boolean;
+  /** Called when an upload is refused for lack of room (spool full, memory short): readiness goes red for a while. */
+  shed: (reason: 'spool_full' | 'memory') => void;
 }
 
 export interface IngestServer {
@@ -225,7 +227,10 @@ class IngestHandler {
     const { deps } = this;
     const cfg = deps.config();
     const fields = { identity: identity.name, route: route.name };
-    const refuse = (x: ForwarderRefusal, detail?: string): void => this.refuse(api, reply, x, o.body(x), detail, fields);
+    const refuse = (x: ForwarderRefusal, detail?: string): void => {
+      if (x.reason === 'spool_full' || x.reason === 'memory') deps.shed(x.reason);
+      this.refuse(api, reply, x, o.body(x), detail, fields);
+    };
 
     // Refuse before reading a byte when the upload cannot be kept anyway.
     const stats = deps.spool.stats();
