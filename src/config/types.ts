@@ -168,6 +168,8 @@ export interface ForwarderConfig {
     clockSkewMs: number;
     /** Answer 429/503 while the process's RSS is above this (0 = no check). */
     maxRssBytes: number;
+    /** Upload bytes in the pipeline (read, decoded, not yet spooled) at once; over it, new uploads are refused. */
+    maxInflightBytes: number;
     /** Retry-After (seconds) sent with 429/503 refusals. */
     retryAfterS: number;
   };

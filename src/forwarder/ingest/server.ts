@@ -118,7 +118,21 @@ export async function startIngest(deps: IngestDeps): Promise<IngestServer> {
   return { app, address, close: () => app.close() };
 }
 
+interface AcceptOptions {
+  gzip: boolean;
+  mode: DecodeMode;
+  timeGeneratedField: string;
+  maxBytes: number;
+  table: typeof LI | typeof DC;
+  decodeTable: Record<DecodeError, ForwarderRefusal>;
+  body: (x: ForwarderRefusal) => string;
+  successStatus: number;
+}
+
 class IngestHandler {
+  /** Body bytes of uploads between reading and their answer (memory held by the pipeline). */
+  #inflightBytes = 0;
+
   constructor(private readonly deps: IngestDeps) {}
 
   async logsIngestion(req: FastifyRequest<{ Params: { dcrId: string; stream: string } }>, reply: FastifyReply): Promise<void> {
@@ -213,16 +227,7 @@ class IngestHandler {
     t0: number,
     identity: Identity,
     route: Route,
-    o: {
-      gzip: boolean;
-      mode: DecodeMode;
-      timeGeneratedField: string;
-      maxBytes: number;
-      table: typeof LI | typeof DC;
-      decodeTable: Record<DecodeError, ForwarderRefusal>;
-      body: (x: ForwarderRefusal) => string;
-      successStatus: number;
-    },
+    o: AcceptOptions,
   ): Promise<void> {
     const { deps } = this;
     const cfg = deps.config();
@@ -236,7 +241,31 @@ class IngestHandler {
     const stats = deps.spool.stats();
     if (stats.bytes >= stats.maxBytes) return refuse(o.table.spoolFull);
     if (cfg.limits.maxRssBytes > 0 && process.memoryUsage.rss() > cfg.limits.maxRssBytes) return refuse(o.table.memory);
+    // A chunked upload (no Content-Length) may grow to the limit: reserve all of it.
+    const declared = Number(raw.headers['content-length'] ?? NaN);
+    const reserve = Number.isFinite(declared) ? Math.min(declared, o.maxBytes) : o.maxBytes;
+    if (this.#inflightBytes + reserve > cfg.limits.maxInflightBytes) return refuse(o.table.memory);
+    this.#inflightBytes += reserve;
+    try {
+      await this.#acceptBody(api, raw, reply, t0, identity, route, o, refuse);
+    } finally {
+      this.#inflightBytes -= reserve;
+    }
+  }
 
+  async #acceptBody(
+    api: Api,
+    raw: IncomingMessage,
+    reply: FastifyReply,
+    t0: number,
+    identity: Identity,
+    route: Route,
+    o: AcceptOptions,
+    refuse: (x: ForwarderRefusal, detail?: string) => void,
+  ): Promise<void> {
+    const { deps } = this;
+    const cfg = deps.config();
+    const fields = { identity: identity.name, route: route.name };
     const read = await readBody(raw, o.maxBytes, cfg.limits.bodyIdleMs);
     if (!read.ok) {
       if (read.why === 'aborted') {

@@ -11,6 +11,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { ForwarderConfig } from '../../config/types.js';
 import type { Logger } from '../../log/logger.js';
 import { Events } from '../../log/events.js';
+import { isPortcullisError } from '../../util/errors.js';
 import type { ForwarderMetrics } from '../metrics.js';
 import { LOGS_INGESTION_MAX_BYTES, type Destination } from '../routes.js';
 import { AdaptiveLimit } from './concurrency.js';
@@ -100,7 +101,12 @@ export class Sender {
         metrics?.upstreamResponses.inc({ destination: dest.name, status: 'network' });
         metrics?.retries.inc({ destination: dest.name, reason: 'network' });
         const delay = backoffMs(attempt++, this.#cfg().retry.baseMs, this.#cfg().retry.maxMs);
-        logger.warn({ event: Events.FWD_UPSTREAM_RETRY, destination: dest.name, err: failure, attempt, delayMs: delay }, 'upstream request failed: retrying');
+        if (isPortcullisError(failure) && failure.code === 'PCL_ERR_FWD_UPSTREAM_FORBIDDEN') {
+          // A config problem, not a network one: said loudly, and retried so a reload that allows it takes effect.
+          logger.error({ event: Events.FWD_UPSTREAM_FORBIDDEN, destination: dest.name, err: failure, attempt, delayMs: delay }, 'the gateway policy refuses this upstream: records wait in the spool');
+        } else {
+          logger.warn({ event: Events.FWD_UPSTREAM_RETRY, destination: dest.name, err: failure, attempt, delayMs: delay }, 'upstream request failed: retrying');
+        }
         if (!(await this.#wait(delay, signal))) return 'aborted';
         continue;
       }
