@@ -1,5 +1,6 @@
 import { mkdir, open, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from '../../log/logger.js';
 import { Events } from '../../log/events.js';
 import { PortcullisError } from '../../util/errors.js';
@@ -96,7 +97,9 @@ export class Spool {
 
   /** Opens (creating) the spool directory and replays it; what replay found is in `recovery`. */
   static async open(opts: SpoolOptions): Promise<Spool> {
-    await mkdir(opts.dir, { recursive: true });
+    const created = await mkdir(opts.dir, { recursive: true });
+    // A directory just created must itself survive a power cut: fsync its parent.
+    if (created !== undefined) await fsyncDir(dirname(opts.dir));
     const r = await recover(opts.dir, opts.logger);
     // Deletions and truncations done by recovery, and the directory itself, made durable before
     // anything new is written; ids continue above everything on disk and above a clock-based
