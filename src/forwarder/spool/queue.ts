@@ -85,13 +85,7 @@ export class StreamQueue {
     e.state = 'acking';
   }
 
-  /** An ack failed to reach the disk: the entry is pending again (taken, so its owner can release it). */
-  reattach(e: IndexEntry): void {
-    e.state = 'taken';
-    this.taken.set(e.id, e);
-  }
-
-  /** The ack of a detached entry is durable. */
+  /** The entry was acknowledged: it leaves the counts. */
   forget(e: IndexEntry): void {
     this.entries--;
     this.bytes -= e.length;

@@ -23,6 +23,8 @@ export class Segment {
   ack: FileHandle | null = null;
   /** Reads in progress: the fd is closed only when they are done. */
   readers = 0;
+  /** Ids acknowledged in memory whose ack record failed to reach the disk (retried with the next one). */
+  unsyncedAcks: number[] = [];
   deleted = false;
   private closing: Promise<void> | null = null;
 

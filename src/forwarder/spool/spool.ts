@@ -1,5 +1,6 @@
 import { mkdir, open, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from '../../log/logger.js';
 import { Events } from '../../log/events.js';
 import { PortcullisError } from '../../util/errors.js';
@@ -96,7 +97,9 @@ export class Spool {
 
   /** Opens (creating) the spool directory and replays it; what replay found is in `recovery`. */
   static async open(opts: SpoolOptions): Promise<Spool> {
-    await mkdir(opts.dir, { recursive: true });
+    const created = await mkdir(opts.dir, { recursive: true });
+    // A directory just created must itself survive a power cut: fsync its parent.
+    if (created !== undefined) await fsyncDir(dirname(opts.dir));
     const r = await recover(opts.dir, opts.logger);
     // Deletions and truncations done by recovery, and the directory itself, made durable before
     // anything new is written; ids continue above everything on disk and above a clock-based
@@ -236,6 +239,7 @@ export class Spool {
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
     while (this.writer !== null || this.acker !== null) await Promise.all([this.writer, this.acker]);
+    await this.retryUnsyncedAcks();
     await this.syncDirty();
     for (const s of this.segments) await s.close();
   }
@@ -341,7 +345,7 @@ export class Spool {
     if (seg !== null) {
       await seg.fh.truncate(startSize).catch(() => undefined);
       if (this.active === seg) this.active = null;
-      if (seg.live === 0) await this.dropSegment(seg);
+      if (seg.live === 0) await this.dropQuietly(seg);
     }
     for (const r of group) r.reject(e);
   }
@@ -351,7 +355,7 @@ export class Spool {
     this.segments.push(seg);
     const prev = this.active;
     this.active = seg;
-    if (prev !== null && prev.live === 0) await this.dropSegment(prev);
+    if (prev !== null && prev.live === 0) await this.dropQuietly(prev);
     if (this.fsyncMode === 'always') await this.syncDir();
     else this.dirDirty = true;
     return seg;
@@ -415,6 +419,14 @@ export class Spool {
     }
   }
 
+  /**
+   * One ack group commit. Acked entries leave memory at once (they were delivered: never handed
+   * out again by this process). A segment left with no live entry is simply deleted: the unlink
+   * is the durable ack and needs no free space, so a full disk can always be drained. Other
+   * segments get an ack record; if that write fails (ENOSPC, EIO) the ids are kept and written
+   * with the segment's next ack record, and the ack() rejects: until then a crash would replay
+   * those entries (duplicates, never losses).
+   */
   private async writeAcks(group: AckRequest[]): Promise<void> {
     const bySegment = new Map<Segment, number[]>();
     for (const r of group) {
@@ -422,56 +434,76 @@ export class Spool {
         const ids = bySegment.get(e.segment) ?? [];
         ids.push(e.id);
         bySegment.set(e.segment, ids);
+        this.index.delete(e.id);
+        this.queues.get(e.stream)?.forget(e);
+        e.segment.live--;
       }
     }
-    try {
-      let created = false;
-      await Promise.all(
-        [...bySegment].map(async ([seg, ids]) => {
+    for (const [name, q] of [...this.queues]) if (q.entries === 0) this.queues.delete(name);
+    const drop: Segment[] = [];
+    const record: Array<[Segment, number[]]> = [];
+    for (const [seg, ids] of bySegment) {
+      // The active segment with a write in flight will hold new entries: it needs a record.
+      if (seg.live === 0 && !(seg === this.active && this.writer !== null)) drop.push(seg);
+      else record.push([seg, ids]);
+    }
+    let failure: unknown = null;
+    // Deletions first: they free space the ack records may need.
+    for (const seg of drop) {
+      try {
+        await this.dropSegment(seg);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    let created = false;
+    await Promise.all(
+      record.map(async ([seg, ids]) => {
+        const all = seg.unsyncedAcks.length > 0 ? [...seg.unsyncedAcks, ...ids] : ids;
+        try {
           const a = await seg.ackHandle();
           created ||= a.created;
-          await a.fh.write(encodeAck(ids));
+          await a.fh.write(encodeAck(all));
           if (this.fsyncMode === 'always') {
             await a.fh.datasync();
             this.counters.fsyncs++;
           } else {
             seg.ackDirty = true;
           }
-        }),
-      );
-      if (created) {
+          seg.unsyncedAcks = [];
+        } catch (err) {
+          seg.unsyncedAcks = all;
+          failure ??= err;
+        }
+      }),
+    );
+    if (created && failure === null) {
+      try {
         if (this.fsyncMode === 'always') await this.syncDir();
         else this.dirDirty = true;
+      } catch (err) {
+        failure = err;
       }
-    } catch (err) {
+    }
+    if (failure !== null) {
       this.counters.ioErrors++;
       this.healthy = false;
-      const e = ioError('ack', err);
+      const e = ioError('ack', failure);
       this.lastError = e.message;
-      this.logger.error({ event: Events.SPOOL_IO_ERROR, err }, 'spool: writing acks failed; the entries stay pending');
-      for (const r of group) {
-        for (const en of r.entries) this.queues.get(en.stream)?.reattach(en);
-        r.reject(e);
-      }
+      this.logger.error({ event: Events.SPOOL_IO_ERROR, err: failure }, 'spool: an ack did not reach the disk; it is retried with the next ack (a crash before that replays those entries)');
+      for (const r of group) r.reject(e);
       return;
     }
-    const emptied = new Set<Segment>();
-    for (const r of group) {
-      for (const e of r.entries) {
-        this.index.delete(e.id);
-        this.queues.get(e.stream)?.forget(e);
-        e.segment.live--;
-        if (e.segment.live === 0) emptied.add(e.segment);
-      }
-    }
-    for (const q of [...this.queues]) if (q[1].entries === 0) this.queues.delete(q[0]);
-    for (const seg of emptied) {
-      // The active segment is dropped too, unless a write to it is in flight (it will hold new
-      // entries then); the next append starts a new segment.
-      if (seg === this.active && this.writer !== null) continue;
-      await this.dropSegment(seg);
-    }
     for (const r of group) r.resolve();
+  }
+
+  private async dropQuietly(seg: Segment): Promise<void> {
+    try {
+      await this.dropSegment(seg);
+    } catch (err) {
+      this.counters.ioErrors++;
+      this.logger.error({ event: Events.SPOOL_IO_ERROR, err, segment: seg.path }, 'spool: deleting an empty segment failed');
+    }
   }
 
   /** Deletes a fully acknowledged segment: data file first (durably), then its ack file. */
@@ -490,11 +522,24 @@ export class Spool {
       await unlink(seg.ackPath).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
       });
-    } catch (err) {
-      this.counters.ioErrors++;
-      this.logger.error({ event: Events.SPOOL_IO_ERROR, err, segment: seg.path }, 'spool: deleting an acknowledged segment failed');
+    } finally {
+      await seg.close();
     }
-    await seg.close();
+  }
+
+  /** close(): one more try for acks whose record failed earlier (else they replay: duplicates). */
+  private async retryUnsyncedAcks(): Promise<void> {
+    for (const seg of this.segments) {
+      if (seg.unsyncedAcks.length === 0 || seg.deleted) continue;
+      try {
+        const a = await seg.ackHandle();
+        await a.fh.write(encodeAck(seg.unsyncedAcks));
+        seg.ackDirty = true;
+        seg.unsyncedAcks = [];
+      } catch (err) {
+        this.logger.error({ event: Events.SPOOL_IO_ERROR, err, segment: seg.path, ids: seg.unsyncedAcks.length }, 'spool: acks still not written at close; those entries will replay');
+      }
+    }
   }
 
   // ---- syncing -------------------------------------------------------------------------------

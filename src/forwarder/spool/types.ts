@@ -16,6 +16,7 @@ export interface SpoolOptions {
 export interface AppendItem {
   stream: string;
   records: number;
+  /** Written without a copy: do not modify it until append() has settled. */
   payload: Uint8Array;
 }
 

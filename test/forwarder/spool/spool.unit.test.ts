@@ -1,5 +1,5 @@
 import { readdir } from 'node:fs/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Spool } from '../../../src/forwarder/spool/index.js';
 import { codeOf } from '../../helpers/errors.js';
 import { captureLogger, payload, tempDir, text } from './helpers.js';
@@ -114,6 +114,16 @@ describe('spool basics', () => {
       const again = await reopen();
       expect(again.recovery.records).toBe(4);
     }
+  });
+
+  it("'interval' resolves after the write and fdatasyncs on its timer", async () => {
+    const t = await tempDir('interval');
+    cleanups.push(t.cleanup);
+    const spool = await Spool.open({ dir: t.dir, maxBytes: 1e6, fsync: 'interval', fsyncIntervalMs: 20, logger: captureLogger().logger });
+    cleanups.push(() => spool.close());
+    const before = spool.stats().fsyncs;
+    await spool.append([{ stream: 'S', records: 1, payload: payload('x') }]);
+    await vi.waitFor(() => expect(spool.stats().fsyncs).toBeGreaterThan(before), { timeout: 5000, interval: 10 });
   });
 
   it('onAppend wakes listeners per stream once the entry is spooled', async () => {
