@@ -113,6 +113,11 @@ it(`every acknowledged record survives ${KILLS} SIGKILLs; duplicates are counted
       const missing = [...acked.keys()].filter((id) => !present.has(id));
       const duplicates = ids.length - present.size;
       console.log(`crash test: ${acked.size} acknowledged, ${missing.length} missing, ${duplicates} duplicates, ${refusedOrBroken} uploads refused or cut by a kill`);
+      if (missing.length > 0) {
+        const missingSeqs = missing.map((id) => acked.get(id)?.Seq);
+        console.log('missing Seq:', JSON.stringify(missingSeqs.slice(0, 40)));
+        console.log('last gateway warnings:', JSON.stringify(gw.logs.filter((l) => l.level !== 'info' || String(l.msg).includes('spool')).slice(-30)));
+      }
       expect(missing).toEqual([]);
       for (const r of got) {
         const sent = acked.get((r.record as { Id: string }).Id);
