@@ -157,7 +157,11 @@ export class Batcher {
       s.pausedUntil = Date.now() + 1_000;
       return;
     }
-    if (taken.length === 0) return;
+    if (taken.length === 0) {
+      // The counts said there was something to take: do not spin on a mismatch, look again shortly.
+      s.pausedUntil = Date.now() + 100;
+      return;
+    }
     const groups = groupEntries(taken.map((e) => e.payload.byteLength), maxBody);
     const end = groups[0]?.[1] ?? taken.length;
     const entries = taken.slice(0, end);
@@ -212,8 +216,10 @@ export class Batcher {
     try {
       await spool.ack(ids);
     } catch (err) {
-      // Not acked: sent again after a restart (a duplicate upstream, never a loss).
-      logger.error({ event: Events.FWD_SPOOL_ERROR, err, destination: destination.name }, 'spool ack failed: these records may be sent again after a restart');
+      // Not acked: handed back so they are sent again (a duplicate upstream, never a loss, never stuck as taken).
+      logger.error({ event: Events.FWD_SPOOL_ERROR, err, destination: destination.name }, 'spool ack failed: these records will be sent again');
+      spool.release(ids);
+      s.pausedUntil = Date.now() + 1_000;
     }
     untake();
   }
