@@ -5,6 +5,7 @@ import { runCheckConfig } from './check-config.js';
 import { nativeRelayCheck } from '../config/index.js';
 // The probe, not relay/index.js: checking or editing a file must not load the native addon.
 import { nativeRelayBuilt } from '../relay/probe.js';
+import { forwarderConfigCheck } from '../forwarder/routes.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -26,7 +27,7 @@ program
   .description('validate a configuration file; prints every error with its key and line')
   .argument('<file>', 'configuration file (YAML)')
   .action((file: string) => {
-    process.exitCode = runCheckConfig(file, [nativeRelayCheck(nativeRelayBuilt())], {
+    process.exitCode = runCheckConfig(file, [nativeRelayCheck(nativeRelayBuilt()), (c) => forwarderConfigCheck(c)], {
       out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
       err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
     });

@@ -102,4 +102,90 @@ export interface PortcullisConfig {
   dns: DnsConfig;
   admin: AdminConfig;
   log: LogConfig;
+  /** The telemetry forwarder; absent = disabled. Shapes in src/forwarder/config.ts. */
+  forwarder?: ForwarderConfig;
+}
+
+// ---- forwarder (issue 9) ----
+
+export type FsyncMode = 'always' | 'interval' | 'never';
+
+export interface ForwarderTlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** Ask clients for a certificate signed by this CA (client-certificate identities). */
+  clientCaFile?: string;
+}
+
+export type ForwarderCredentialConfig =
+  | { name: string; type: 'clientSecret'; tenantId: string; clientId: string; secretFile: string }
+  | { name: string; type: 'clientCertificate'; tenantId: string; clientId: string; certificateFile: string }
+  | { name: string; type: 'managedIdentity'; clientId?: string };
+
+export type ForwarderDestinationConfig =
+  | { name: string; type: 'logsIngestion'; endpoint: string; dcrId: string; credential: string }
+  | { name: string; type: 'dataCollector'; workspaceId: string; sharedKeyFile?: string; sharedKeyEnv?: string; endpoint?: string };
+
+export interface ForwarderRouteConfig {
+  name: string;
+  /** Inbound: a Logs Ingestion (dcrId + stream) or a Data Collector (workspaceId + logType) upload. */
+  from: { dcrId: string; stream: string } | { workspaceId: string; logType: string };
+  /** Destination name. */
+  to: string;
+  /** Upstream stream for a logsIngestion destination (default: the inbound stream; required when translating from a logType). */
+  stream?: string;
+}
+
+export interface ForwarderIdentityConfig {
+  name: string;
+  /** SHA-256 (hex) of a gateway-issued API key, sent by clients as `Authorization: Bearer <key>`. */
+  apiKeySha256?: string;
+  /** The workspace key a Data Collector client signs with. */
+  sharedKey?: { workspaceId: string; keyFile?: string; keyEnv?: string };
+  clientCert?: { subjects?: string[]; thumbprintsSha256?: string[] };
+  /** Route names this identity may send to. */
+  routes: string[];
+}
+
+export interface ForwarderConfig {
+  listen: string;
+  tls?: ForwarderTlsConfig;
+  /** Explicit opt-out of TLS on the ingest listener (warned at start). */
+  plaintext: boolean;
+  spool: { dir: string; maxBytes: number; fsync: FsyncMode; fsyncIntervalMs: number; segmentBytes: number };
+  /** Default: <spool.dir>/../dead-letter. */
+  deadLetterDir?: string;
+  batch: { maxBytes: number; maxAgeMs: number; gzipLevel: number };
+  pool: { threads: number };
+  limits: {
+    /** Logs Ingestion API upload, decoded (the service's own limit is 1 MiB). */
+    logsIngestionBytes: number;
+    /** Data Collector API upload (the service's limit is 30 MB). */
+    dataCollectorBytes: number;
+    /** An upload that sends no byte for this long is answered 408 and closed. */
+    bodyIdleMs: number;
+    /** x-ms-date may differ from the gateway's clock by at most this. */
+    clockSkewMs: number;
+    /** Answer 429/503 while the process's RSS is above this (0 = no check). */
+    maxRssBytes: number;
+    /** Upload bytes in the pipeline (read, decoded, not yet spooled) at once; over it, new uploads are refused. */
+    maxInflightBytes: number;
+    /** Retry-After (seconds) sent with 429/503 refusals. */
+    retryAfterS: number;
+  };
+  upstream: {
+    caFile?: string;
+    authorityHost: string;
+    /** Whole request (connect + answer) to the upstream. */
+    timeoutMs: number;
+    /** Upper bound of the adaptive concurrency per destination. */
+    maxConcurrency: number;
+    /** Requests per minute per destination (the per-DCR limit is 12,000). */
+    maxRequestsPerMinute: number;
+    retry: { baseMs: number; maxMs: number };
+  };
+  credentials: ForwarderCredentialConfig[];
+  destinations: ForwarderDestinationConfig[];
+  routes: ForwarderRouteConfig[];
+  identities: ForwarderIdentityConfig[];
 }

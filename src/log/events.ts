@@ -36,8 +36,50 @@ export const Events = {
   NETWORK_ERROR: 403,
   /** A timeout closed a connection (connect, idle, header, lifetime). */
   TIMEOUT: 404,
+  /** Forwarder spool opened: what replay found (segments, entries, torn tails, corrupt frames, losses). */
+  SPOOL_RECOVERED: 620,
+  /** A torn tail (a frame cut or damaged at the end of a segment) was cut off on replay. */
+  SPOOL_TORN_TAIL: 621,
+  /** A damaged frame in the middle of a segment was skipped on replay (records after it recovered). */
+  SPOOL_CORRUPT_FRAME: 622,
+  /** An append was refused because the spool is at its byte limit. */
+  SPOOL_FULL: 623,
+  /** A disk error on the spool (write, fsync, read, delete): the spool reports itself unhealthy. */
+  SPOOL_IO_ERROR: 624,
   /** An unexpected internal error (a bug): logged, the connection closed, the process goes on. */
   INTERNAL_ERROR: 500,
+
+  // Forwarder pipeline (issue 9): 600-619 (620-629: spool).
+  /** Forwarder started, stopped, ingest listener bound, or drained. */
+  FWD_LIFECYCLE: 600,
+  /** The ingest listener serves plaintext HTTP (forwarder.plaintext: true). */
+  FWD_PLAINTEXT: 601,
+  /** An upload was refused for its content (bad JSON, not an array, too large, bad gzip, bad headers). */
+  FWD_BAD_UPLOAD: 602,
+  /** An upload without valid credentials (401) or a Data Collector signature that does not verify (403). */
+  FWD_AUTH_FAILED: 603,
+  /** A known identity sent to a route it is not allowed (403) or to an unknown route (404). */
+  FWD_ROUTE_FORBIDDEN: 604,
+  /** An upload refused because the spool is full or memory is short (429/503 + Retry-After). */
+  FWD_OVERLOAD: 605,
+  /** The spool failed to write: the upload got 503 and /readyz is red. */
+  FWD_SPOOL_ERROR: 606,
+  /** An upload timed out (stalled body). */
+  FWD_UPLOAD_TIMEOUT: 607,
+  /** A batch is retried (network error, 408, 429, 5xx). */
+  FWD_UPSTREAM_RETRY: 608,
+  /** A batch the upstream refused for good was written to the dead-letter folder. */
+  FWD_DEAD_LETTER: 609,
+  /** The Entra token was refreshed after a 401/403. */
+  FWD_TOKEN_REFRESH: 610,
+  /** The upstream connection is refused by the destination allowlist or DNS guard. */
+  FWD_UPSTREAM_FORBIDDEN: 611,
+  /** The worker pool failed a task (a bug or a crashed thread). */
+  FWD_POOL_ERROR: 612,
+  /** One accepted upload (debug level): identity, route, records, bytes. */
+  FWD_UPLOAD: 613,
+  /** One batch delivered upstream (debug level). */
+  FWD_BATCH_SENT: 614,
 } as const;
 
 export type EventCode = (typeof Events)[keyof typeof Events];

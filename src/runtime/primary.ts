@@ -4,6 +4,7 @@ import { RuntimeMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-
 import type { LoadedConfig } from './shared.js';
 import { runGateway, type RunningGateway } from './run.js';
 import { WorkerPool } from './worker-pool.js';
+import { createForwarderService } from '../forwarder/index.js';
 
 /**
  * The supervisor: runs the pool of data-plane workers (which replaces any that die and hands out
@@ -29,7 +30,8 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
     loaded,
     logger,
     flush,
-    services: [pool],
+    // The forwarder has per-node state (its spool): it runs in the supervisor, never in a worker.
+    services: config.forwarder ? [pool, createForwarderService(config, logger, config.admin.metrics ? own : null)] : [pool],
     runtime,
     async metrics() {
       const { total, listening } = pool.counts;

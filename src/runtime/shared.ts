@@ -1,5 +1,6 @@
 import { resolveConfig, ConfigError, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
 import { relayConfigCheck } from '../relay/index.js';
+import { forwarderConfigCheck } from '../forwarder/routes.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 
@@ -8,8 +9,12 @@ export interface LoadedConfig {
   source: string;
 }
 
-/** Checks that need a fact about this host: whether a required native relay loaded. */
-export const configChecks = [relayConfigCheck];
+/**
+ * Checks beyond the schema that live outside src/config: whether a required native relay loaded
+ * (a fact about this host), and the forwarder's routes (its compiler is the one place that knows
+ * them; check-config runs the same function).
+ */
+export const configChecks = [relayConfigCheck, (c: PortcullisConfig) => forwarderConfigCheck(c)];
 
 export function loadConfig(cliPath: string | undefined): LoadedConfig {
   return resolveConfig(cliPath, { checks: configChecks, env: process.env });

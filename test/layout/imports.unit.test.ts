@@ -23,9 +23,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   metrics: ['errors', 'proxy'],
   gateway: ['config', 'dial', 'errors', 'log', 'policy', 'proxy', 'relay', 'util'],
   admin: ['config', 'gateway', 'log'],
-  forwarder: ['address', 'config', 'dial', 'errors', 'gateway', 'log', 'policy', 'util'],
+  forwarder: ['address', 'config', 'dial', 'errors', 'gateway', 'log', 'policy', 'proxy', 'util'],
   runtime: ['admin', 'config', 'errors', 'forwarder', 'gateway', 'log', 'metrics', 'policy', 'proxy', 'relay', 'util'],
-  cli: ['config', 'log', 'relay', 'runtime', 'util'],
+  cli: ['config', 'forwarder', 'log', 'relay', 'runtime', 'util'],
 };
 
 function* sourceFiles(dir: string): Generator<string> {

@@ -1,0 +1,226 @@
+/**
+ * Per spool stream (destination + upstream stream): closes a batch when the untaken entries make a
+ * full batch (batch.maxBytes of JSON) or when the oldest has waited batch.maxAgeMs, builds it in the
+ * pool, hands it to the sender, and acks the entries once delivered (or dead-lettered). Woken by
+ * spool.onAppend; never polls.
+ *
+ * While a batch of a stream is in flight, only full batches are started for that stream: during an
+ * outage or a retry, new records gather into full batches instead of a stream of tiny ones.
+ */
+import type { ForwarderConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import { Events } from '../log/events.js';
+import type { ForwarderMetrics } from './metrics.js';
+import { groupEntries, joinPayloads, type ForwarderPool } from './pool/index.js';
+import { LOGS_INGESTION_MAX_BYTES, parseStreamKey, type CompiledForwarder } from './routes.js';
+import type { SpoolEntry, SpoolPort } from './spool-port.js';
+import type { Batch, Sender } from './upstream/sender.js';
+
+export interface BatcherOptions {
+  spool: SpoolPort;
+  pool: ForwarderPool;
+  sender: Sender;
+  config: () => ForwarderConfig;
+  routes: () => CompiledForwarder;
+  metrics: ForwarderMetrics | null;
+  logger: Logger;
+}
+
+interface StreamState {
+  inFlight: number;
+  takenEntries: number;
+  takenBytes: number;
+  timer: NodeJS.Timeout | null;
+  /** A spool.take of this stream is under way. */
+  taking: boolean;
+  /** Not before this time (after a pool or spool read failure). */
+  pausedUntil: number;
+}
+
+export class Batcher {
+  readonly #streams = new Map<string, StreamState>();
+  readonly #abort = new AbortController();
+  readonly #running = new Set<Promise<void>>();
+  #stopped = false;
+  readonly #warnedUnknown = new Set<string>();
+
+  constructor(private readonly opts: BatcherOptions) {}
+
+  start(): void {
+    this.opts.spool.onAppend((stream) => this.#schedule(stream));
+    for (const stream of this.opts.spool.streams()) this.#schedule(stream);
+  }
+
+  /** After a reload: destinations may have come back. */
+  rescan(): void {
+    this.#warnedUnknown.clear();
+    for (const stream of this.opts.spool.streams()) this.#schedule(stream);
+  }
+
+  get inFlight(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * No new batches; in-flight ones may finish until the deadline, then they are aborted (their
+   * entries stay in the spool and are sent again on the next start: at-least-once).
+   */
+  async stop(deadlineMs: number): Promise<void> {
+    this.#stopped = true;
+    for (const s of this.#streams.values()) if (s.timer) clearTimeout(s.timer);
+    const all = Promise.allSettled([...this.#running]);
+    const timer = setTimeout(() => this.#abort.abort(), Math.max(0, deadlineMs));
+    await all;
+    clearTimeout(timer);
+    this.#abort.abort();
+  }
+
+  #state(stream: string): StreamState {
+    let s = this.#streams.get(stream);
+    if (!s) {
+      s = { inFlight: 0, takenEntries: 0, takenBytes: 0, timer: null, taking: false, pausedUntil: 0 };
+      this.#streams.set(stream, s);
+    }
+    return s;
+  }
+
+  #schedule(stream: string): void {
+    if (this.#stopped) return;
+    const s = this.#state(stream);
+    // One take at a time per stream: the counts below are only right once it has returned.
+    if (s.taking || s.inFlight >= this.opts.config().upstream.maxConcurrency) return;
+    const cfg = this.opts.config();
+    const pending = this.opts.spool.pending(stream);
+    const entries = pending.entries - s.takenEntries;
+    const bytes = pending.bytes - s.takenBytes;
+    if (entries <= 0) return;
+    const now = Date.now();
+    if (s.pausedUntil > now) return this.#arm(stream, s, s.pausedUntil - now);
+    // "[" + payloads joined by "," + "]"
+    const full = bytes + entries + 1 >= this.#maxBody(stream, cfg);
+    if (!full) {
+      if (s.inFlight > 0) return; // its completion schedules again
+      const age = pending.oldestAppendedAt === null ? 0 : now - pending.oldestAppendedAt;
+      if (age < cfg.batch.maxAgeMs) return this.#arm(stream, s, cfg.batch.maxAgeMs - age);
+    }
+    if (s.timer) {
+      clearTimeout(s.timer);
+      s.timer = null;
+    }
+    s.inFlight++;
+    s.taking = true;
+    const p = this.#runBatch(stream, s).finally(() => {
+      s.inFlight--;
+      s.taking = false;
+      this.#running.delete(p);
+      this.#schedule(stream);
+    });
+    this.#running.add(p);
+  }
+
+  #arm(stream: string, s: StreamState, ms: number): void {
+    if (s.timer) return;
+    s.timer = setTimeout(() => {
+      s.timer = null;
+      this.#schedule(stream);
+    }, Math.max(1, ms));
+  }
+
+  #maxBody(stream: string, cfg: ForwarderConfig): number {
+    const dest = this.opts.routes().destinations.get(parseStreamKey(stream).destination);
+    return dest?.type === 'logsIngestion' ? Math.min(cfg.batch.maxBytes, LOGS_INGESTION_MAX_BYTES) : cfg.batch.maxBytes;
+  }
+
+  async #runBatch(stream: string, s: StreamState): Promise<void> {
+    const { spool, pool, sender, logger, metrics } = this.opts;
+    const cfg = this.opts.config();
+    const key = parseStreamKey(stream);
+    const destination = this.opts.routes().destinations.get(key.destination);
+    if (!destination) {
+      if (!this.#warnedUnknown.has(stream)) {
+        this.#warnedUnknown.add(stream);
+        logger.warn({ event: Events.FWD_LIFECYCLE, destination: key.destination }, 'spooled records for a destination no longer configured: kept in the spool until it comes back');
+      }
+      s.pausedUntil = Number.POSITIVE_INFINITY;
+      return;
+    }
+    const maxBody = this.#maxBody(stream, cfg);
+    // Leave room for the separators so the batch taken is the batch sent (no tiny remainder).
+    const pending = spool.pending(stream);
+    const avg = pending.entries > 0 ? pending.bytes / pending.entries : 1;
+    const budget = Math.max(1, Math.floor((maxBody - 2) * (avg / (avg + 1))));
+    let taken: SpoolEntry[];
+    try {
+      taken = await spool.take(stream, budget);
+    } catch (err) {
+      logger.error({ event: Events.FWD_SPOOL_ERROR, err, destination: key.destination }, 'spool read failed: retrying in 1 s');
+      s.pausedUntil = Date.now() + 1_000;
+      return;
+    }
+    if (taken.length === 0) {
+      // The counts said there was something to take: do not spin on a mismatch, look again shortly.
+      s.pausedUntil = Date.now() + 100;
+      return;
+    }
+    const groups = groupEntries(taken.map((e) => e.payload.byteLength), maxBody);
+    const end = groups[0]?.[1] ?? taken.length;
+    const entries = taken.slice(0, end);
+    if (end < taken.length) spool.release(taken.slice(end).map((e) => e.id));
+    const ids = entries.map((e) => e.id);
+    const bytes = entries.reduce((n, e) => n + e.payload.byteLength, 0);
+    s.takenEntries += entries.length;
+    s.takenBytes += bytes;
+    s.taking = false;
+    // Counts are right again: another full batch may start while this one is built and sent.
+    this.#schedule(stream);
+    const untake = (): void => {
+      s.takenEntries -= entries.length;
+      s.takenBytes -= bytes;
+    };
+
+    const oldest = entries.reduce((m, e) => Math.min(m, e.appendedAt), Number.POSITIVE_INFINITY);
+    const records = entries.reduce((n, e) => n + e.records, 0);
+    let raw = joinPayloads(entries.map((e) => e.payload));
+    let gz: Uint8Array | null = null;
+    if (destination.type === 'logsIngestion') {
+      try {
+        const built = await pool.build({ kind: 'build', body: raw, level: cfg.batch.gzipLevel });
+        raw = built.raw;
+        // Both the compressed and the uncompressed body must be within 1 MiB; raw already is, so
+        // an incompressible batch whose gzip grew past the limit goes uncompressed.
+        gz = built.gz.byteLength <= LOGS_INGESTION_MAX_BYTES ? built.gz : null;
+      } catch (err) {
+        logger.error({ event: Events.FWD_POOL_ERROR, err, destination: destination.name }, 'compressing a batch failed: retrying in 1 s');
+        spool.release(ids);
+        untake();
+        s.pausedUntil = Date.now() + 1_000;
+        return;
+      }
+    }
+    metrics?.batchBytes.observe({ destination: destination.name }, raw.byteLength);
+    metrics?.batchAge.observe({ destination: destination.name }, Math.max(0, Date.now() - oldest) / 1000);
+    const batch: Batch = { destination, upstream: key.upstream, timeGeneratedField: key.timeGeneratedField, raw, gz, records, entryIds: ids, oldestAppendedAt: oldest };
+    let outcome;
+    try {
+      outcome = await sender.send(batch, this.#abort.signal);
+    } catch (err) {
+      logger.error({ event: Events.INTERNAL_ERROR, err, destination: destination.name }, 'sending a batch failed unexpectedly: it stays in the spool');
+      outcome = 'aborted' as const;
+    }
+    if (outcome === 'aborted') {
+      spool.release(ids);
+      untake();
+      if (!this.#stopped) s.pausedUntil = Date.now() + 1_000;
+      return;
+    }
+    try {
+      await spool.ack(ids);
+    } catch (err) {
+      // Not acked: handed back so they are sent again (a duplicate upstream, never a loss, never stuck as taken).
+      logger.error({ event: Events.FWD_SPOOL_ERROR, err, destination: destination.name }, 'spool ack failed: these records will be sent again');
+      spool.release(ids);
+      s.pausedUntil = Date.now() + 1_000;
+    }
+    untake();
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The pool thread's entry point (piscina `filename`): one function, dispatching on task.kind.
+ * Results' buffers are transferred, not copied, back to the main thread.
+ */
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { decode, type DecodeTask, type DecodeResult } from './decode.js';
+import { build, type BuildTask, type BuildResult } from './build.js';
+
+function transferring<T>(value: T, buffers: ArrayBuffer[]): T {
+  // piscina moves the listed buffers when the returned object carries these two symbols.
+  const wrapped = { [transferableSymbol]: buffers, [valueSymbol]: value };
+  return move(wrapped as unknown as ArrayBuffer) as unknown as T;
+}
+
+function ownBuffer(u: Uint8Array): ArrayBuffer | null {
+  // Only a buffer the view spans whole may be transferred (a slice of Node's pool may not).
+  return u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer ? u.buffer : null;
+}
+
+export default function run(task: DecodeTask | BuildTask): DecodeResult | BuildResult {
+  if (task.kind === 'decode') {
+    const result = decode(task);
+    if (!result.ok) return result;
+    const buffers: ArrayBuffer[] = [];
+    for (const e of result.entries) {
+      const b = ownBuffer(e.payload);
+      if (b) buffers.push(b);
+    }
+    return transferring(result, buffers);
+  }
+  const result = build(task);
+  const buffers = [ownBuffer(result.gz), ownBuffer(result.raw)].filter((b): b is ArrayBuffer => b !== null);
+  return transferring(result, buffers);
+}

@@ -1,0 +1,27 @@
+/**
+ * The part of the Spool (spool/, the design's API) the pipeline uses. Structural, so the ingest,
+ * batcher and sender depend on the contract, not on the spool's internals.
+ */
+export interface AppendItem {
+  stream: string;
+  records: number;
+  payload: Uint8Array;
+}
+
+export interface SpoolEntry extends AppendItem {
+  readonly id: number;
+  readonly appendedAt: number;
+}
+
+export interface SpoolPort {
+  /** Durable per the fsync mode when it resolves; rejects PCL_ERR_SPOOL_FULL / PCL_ERR_SPOOL_IO. */
+  append(items: AppendItem[]): Promise<SpoolEntry[]>;
+  take(stream: string, maxBytes: number, maxEntries?: number): Promise<SpoolEntry[]>;
+  release(ids: number[]): void;
+  ack(ids: number[]): Promise<void>;
+  streams(): string[];
+  pending(stream?: string): { entries: number; bytes: number; oldestAppendedAt: number | null };
+  stats(): { bytes: number; maxBytes: number; segments: number; healthy: boolean; pendingEntries: number; pendingBytes: number };
+  onAppend(listener: (stream: string) => void): void;
+  close(): Promise<void>;
+}

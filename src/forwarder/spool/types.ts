@@ -1,0 +1,63 @@
+import type { Logger } from '../../log/logger.js';
+
+export type FsyncMode = 'always' | 'interval' | 'never';
+
+export interface SpoolOptions {
+  dir: string;
+  maxBytes: number;
+  /** A segment is closed and a new one started past this size. Default 16 MiB. */
+  segmentBytes?: number;
+  fsync: FsyncMode;
+  /** How often 'interval' mode fdatasyncs. Default 1000. */
+  fsyncIntervalMs?: number;
+  logger: Logger;
+}
+
+export interface AppendItem {
+  stream: string;
+  records: number;
+  /** Written without a copy: do not modify it until append() has settled. */
+  payload: Uint8Array;
+}
+
+export interface SpoolEntry extends AppendItem {
+  readonly id: number;
+  readonly appendedAt: number;
+}
+
+export interface RecoveryReport {
+  /** Segment files found on open. */
+  segments: number;
+  /** Entries recovered (not yet acknowledged). */
+  entries: number;
+  /** Records in the recovered entries. */
+  records: number;
+  tornTails: number;
+  corruptFrames: number;
+  /** Exact where the frame header was readable; frames with no readable header add 0 here. */
+  lostRecords: number;
+  lostBytes: number;
+}
+
+export interface PendingInfo {
+  entries: number;
+  bytes: number;
+  oldestAppendedAt: number | null;
+}
+
+export interface SpoolStats {
+  /** Bytes of segment files on disk (reclaimed when every entry of a segment is acknowledged). */
+  bytes: number;
+  maxBytes: number;
+  segments: number;
+  /** False after a disk error until an append succeeds again (drives /readyz). */
+  healthy: boolean;
+  lastError: string | null;
+  pendingEntries: number;
+  pendingBytes: number;
+  /** Counters since open, for metrics. */
+  appends: number;
+  fsyncs: number;
+  refusedFull: number;
+  ioErrors: number;
+}

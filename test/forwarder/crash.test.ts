@@ -1,0 +1,131 @@
+/**
+ * Crash test: a client uploads continuously while the real `portcullis start` process is killed
+ * with SIGKILL at random moments, five times, and restarted on the same spool. Afterwards every
+ * record that got a 204 is at the emulator; duplicates (at-least-once) are counted and reported.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sha256 } from '../../src/forwarder/index.js';
+import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { testCA } from '../helpers/tls.js';
+import { emulatorAgent, send } from '../emulator/clients.js';
+import { AzureMonitorEmulator } from '../emulator/emulator.js';
+
+const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+const CLIENT = '11111111-2222-3333-4444-555555555555';
+const SECRET = 'forwarder-crash-secret';
+const DCR_UP = 'dcr-00000000000000000000000000000ccc';
+const STREAM = 'Custom-App_CL';
+const API_KEY = 'pcl_crash_test_key';
+const KILLS = 5;
+
+let emu: AzureMonitorEmulator;
+let config: Record<string, unknown>;
+let caPem: string;
+
+beforeAll(async () => {
+  emu = await AzureMonitorEmulator.start();
+  emu.addApp({ tenantId: TENANT, clientId: CLIENT, secrets: [SECRET] });
+  emu.addDcr({ immutableId: DCR_UP, streams: [STREAM], allowedClientIds: [CLIENT] });
+  const ca = await testCA();
+  caPem = ca.caPem;
+  const leaf = await ca.issue(['localhost', '127.0.0.1']);
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-fwdcrash-'));
+  writeFileSync(join(dir, 'ingest.crt'), leaf.certPem);
+  writeFileSync(join(dir, 'ingest.key'), leaf.keyPem);
+  writeFileSync(join(dir, 'secret'), SECRET);
+  const dce = new URL(emu.logsIngestionEndpoint());
+  const login = new URL(emu.authorityHost);
+  config = {
+    log: { level: 'info', access: false },
+    allow: { presets: [], rules: [{ name: 'emulator', hosts: [dce.hostname, login.hostname], ports: [emu.port], allowPrivate: true }] },
+    dns: { overrides: { [dce.hostname]: '127.0.0.1', [login.hostname]: '127.0.0.1' } },
+    forwarder: {
+      listen: '127.0.0.1:0',
+      tls: { certFile: join(dir, 'ingest.crt'), keyFile: join(dir, 'ingest.key') },
+      spool: { dir: join(dir, 'spool'), fsync: 'always' },
+      batch: { maxAgeMs: 200 },
+      pool: { threads: 1 },
+      upstream: { caFile: emu.caFile, authorityHost: emu.authorityHost, retry: { baseMs: 50, maxMs: 500 } },
+      credentials: [{ name: 'main', type: 'clientSecret', tenantId: TENANT, clientId: CLIENT, secretFile: join(dir, 'secret') }],
+      destinations: [{ name: 'dcr-main', type: 'logsIngestion', endpoint: dce.origin, dcrId: DCR_UP, credential: 'main' }],
+      routes: [{ name: 'app', from: { dcrId: 'dcr-in', stream: STREAM }, to: 'dcr-main' }],
+      identities: [{ name: 'apps', apiKeySha256: sha256(API_KEY).toString('hex'), routes: ['app'] }],
+    },
+  };
+});
+afterAll(async () => {
+  await emu?.close();
+});
+
+async function ingestPort(gw: GatewayProcess): Promise<number> {
+  const r = await gw.waitForLog((l) => l.msg === 'forwarder listening', 30_000);
+  return (r.listen as { port: number }).port;
+}
+
+it(`every acknowledged record survives ${KILLS} SIGKILLs; duplicates are counted`, async () => {
+  const acked = new Map<string, Record<string, unknown>>();
+  let seq = 0;
+  let refusedOrBroken = 0;
+  for (let round = 0; round <= KILLS; round++) {
+    const gw = await startGateway(config);
+    const port = await ingestPort(gw);
+    const agent = emulatorAgent({ caPem, loopback: false, keepAlive: true });
+    const url = `https://127.0.0.1:${port}/dataCollectionRules/dcr-in/streams/${STREAM}?api-version=2023-01-01`;
+    let stop = false;
+    // Four clients upload while the gateway lives; a 204 means "durable", anything else does not count.
+    const clients = Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        const recs = Array.from({ length: 10 }, () => ({ TimeGenerated: new Date().toISOString(), Id: randomUUID(), Seq: seq++ }));
+        try {
+          const a = await send(url, { agent, headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(recs) });
+          if (a.status === 204) for (const r of recs) acked.set(r.Id, r);
+          else refusedOrBroken++;
+        } catch {
+          refusedOrBroken++;
+          if (!stop) await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    });
+    if (round < KILLS) {
+      // Random moment: between 0.3 and 1.5 s of uploads.
+      await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 1_200)));
+      gw.proc.kill('SIGKILL');
+      await gw.exited;
+      stop = true;
+      await Promise.all(clients);
+    } else {
+      await new Promise((r) => setTimeout(r, 500));
+      stop = true;
+      await Promise.all(clients);
+      // The last life: every acknowledged record must reach the emulator.
+      const deadline = Date.now() + 60_000;
+      const have = (): Set<string> => new Set(emu.records({ target: DCR_UP }).map((r) => (r.record as { Id: string }).Id));
+      while ([...acked.keys()].some((id) => !have().has(id)) && Date.now() < deadline) {
+        await emu.waitForRecords({ target: DCR_UP }, emu.records({ target: DCR_UP }).length + 1, Math.max(1, deadline - Date.now())).catch(() => undefined);
+      }
+      const got = emu.records({ target: DCR_UP });
+      const ids = got.map((r) => (r.record as { Id: string }).Id);
+      const present = new Set(ids);
+      const missing = [...acked.keys()].filter((id) => !present.has(id));
+      const duplicates = ids.length - present.size;
+      console.log(`crash test: ${acked.size} acknowledged, ${missing.length} missing, ${duplicates} duplicates, ${refusedOrBroken} uploads refused or cut by a kill`);
+      if (missing.length > 0) {
+        const missingSeqs = missing.map((id) => acked.get(id)?.Seq);
+        console.log('missing Seq:', JSON.stringify(missingSeqs.slice(0, 40)));
+        console.log('last gateway warnings:', JSON.stringify(gw.logs.filter((l) => l.level !== 'info' || String(l.msg).includes('spool')).slice(-30)));
+      }
+      expect(missing).toEqual([]);
+      for (const r of got) {
+        const sent = acked.get((r.record as { Id: string }).Id);
+        if (sent) expect(r.record).toEqual(sent);
+      }
+      expect(await gw.stop('SIGTERM')).toBe(0);
+    }
+    agent.destroy();
+  }
+  expect(acked.size).toBeGreaterThan(0);
+}, 240_000);

@@ -1,0 +1,136 @@
+import { readdir } from 'node:fs/promises';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Spool } from '../../../src/forwarder/spool/index.js';
+import { codeOf } from '../../helpers/errors.js';
+import { captureLogger, payload, tempDir, text } from './helpers.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function fresh(opts: { maxBytes?: number; segmentBytes?: number; fsync?: 'always' | 'interval' | 'never' } = {}) {
+  const t = await tempDir('spool');
+  cleanups.push(t.cleanup);
+  const log = captureLogger();
+  const base = { dir: t.dir, maxBytes: opts.maxBytes ?? 64 * 1024 * 1024, fsync: opts.fsync ?? 'always', logger: log.logger } as const;
+  const spoolOpts = opts.segmentBytes === undefined ? base : { ...base, segmentBytes: opts.segmentBytes };
+  const spool = await Spool.open(spoolOpts);
+  cleanups.push(() => spool.close());
+  return { spool, dir: t.dir, log, reopen: async () => {
+    const s = await Spool.open(spoolOpts);
+    cleanups.push(() => s.close());
+    return s;
+  } };
+}
+
+describe('spool basics', () => {
+  it('appends, takes in FIFO order per stream, releases to the head, acks', async () => {
+    const { spool } = await fresh();
+    const a = await spool.append([
+      { stream: 'A', records: 1, payload: payload('a1') },
+      { stream: 'B', records: 2, payload: payload('b1') },
+      { stream: 'A', records: 3, payload: payload('a2') },
+    ]);
+    expect(a.map((e) => e.stream)).toEqual(['A', 'B', 'A']);
+    expect(spool.streams().sort()).toEqual(['A', 'B']);
+    expect(spool.pending('A')).toMatchObject({ entries: 2, bytes: 4 });
+    const t1 = await spool.take('A', 1);
+    expect(t1.map((e) => text(e.payload))).toEqual(['a1']); // at least one even over maxBytes
+    const t2 = await spool.take('A', 1000);
+    expect(t2.map((e) => text(e.payload))).toEqual(['a2']);
+    expect(await spool.take('A', 1000)).toEqual([]);
+    spool.release(t1.map((e) => e.id));
+    const t3 = await spool.take('A', 1000);
+    expect(t3.map((e) => [text(e.payload), e.records])).toEqual([['a1', 1]]);
+    await spool.ack([...t2, ...t3].map((e) => e.id));
+    expect(spool.pending('A').entries).toBe(0);
+    expect(spool.streams()).toEqual(['B']);
+  });
+
+  it('a released entry goes out before newer untaken ones (retry keeps per-stream order)', async () => {
+    const { spool } = await fresh();
+    await spool.append(['1', '2', '3', '4'].map((p) => ({ stream: 'A', records: 1, payload: payload(p) })));
+    const first = await spool.take('A', 1e6, 1);
+    const second = await spool.take('A', 1e6, 1);
+    spool.release(first.map((e) => e.id));
+    expect((await spool.take('A', 1e6, 2)).map((e) => text(e.payload))).toEqual(['1', '3']);
+    spool.release(second.map((e) => e.id));
+    expect((await spool.take('A', 1e6)).map((e) => text(e.payload))).toEqual(['2', '4']);
+  });
+
+  it('a clean restart replays unacked entries only, in order', async () => {
+    const { spool, reopen } = await fresh({ segmentBytes: 200 });
+    const es = await spool.append(Array.from({ length: 10 }, (_, i) => ({ stream: 'S', records: 1, payload: payload(`rec-${i}`.repeat(5)) })));
+    await spool.ack([es[0]!.id, es[3]!.id, es[9]!.id]);
+    await spool.close();
+    const again = await reopen();
+    expect(again.recovery).toMatchObject({ entries: 7, records: 7, tornTails: 0, corruptFrames: 0, lostRecords: 0 });
+    const t = await again.take('S', 1e9);
+    expect(t.map((e) => text(e.payload).slice(0, 5))).toEqual([1, 2, 4, 5, 6, 7, 8].map((i) => `rec-${i}`));
+    expect(t.map((e) => e.id)).toEqual(es.filter((_, i) => ![0, 3, 9].includes(i)).map((e) => e.id));
+  });
+
+  it('concurrent appends share fdatasyncs (group commit) and roll over segments', async () => {
+    const { spool, dir } = await fresh({ segmentBytes: 64 * 1024 });
+    const before = spool.stats().fsyncs;
+    const n = 200;
+    await Promise.all(Array.from({ length: n }, (_, i) => spool.append([{ stream: 'S', records: 1, payload: Buffer.alloc(1024, i) }])));
+    const used = spool.stats().fsyncs - before;
+    expect(used).toBeLessThan(n / 2);
+    expect((await readdir(dir)).filter((f) => f.endsWith('.log')).length).toBeGreaterThan(1);
+    const t = await spool.take('S', 1e9);
+    expect(t.map((e) => e.payload[0])).toEqual(Array.from({ length: n }, (_, i) => i % 256));
+  });
+
+  it('deletes segments whose entries are all acked', async () => {
+    const { spool, dir } = await fresh({ segmentBytes: 4096 });
+    for (let i = 0; i < 10; i++) await spool.append([{ stream: 'S', records: 1, payload: Buffer.alloc(1000, i) }]);
+    expect(spool.stats().segments).toBeGreaterThan(2);
+    const t = await spool.take('S', 1e9);
+    await spool.ack(t.map((e) => e.id));
+    expect(spool.stats()).toMatchObject({ segments: 0, bytes: 0, pendingEntries: 0 });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('a full spool refuses with PCL_ERR_SPOOL_FULL and writes nothing; acks free the space', async () => {
+    const { spool, log } = await fresh({ maxBytes: 10_000, segmentBytes: 2048 });
+    const ids: number[] = [];
+    for (let i = 0; i < 9; i++) ids.push(...(await spool.append([{ stream: 'S', records: 1, payload: Buffer.alloc(1000) }])).map((e) => e.id));
+    const bytes = spool.stats().bytes;
+    expect(await codeOf(spool.append([{ stream: 'S', records: 1, payload: Buffer.alloc(1000) }]))).toBe('PCL_ERR_SPOOL_FULL');
+    expect(spool.stats()).toMatchObject({ bytes, pendingEntries: 9, refusedFull: 1 });
+    expect(log.withEvent(623).length).toBe(1);
+    await spool.ack(ids);
+    await spool.append([{ stream: 'S', records: 1, payload: Buffer.alloc(1000) }]);
+    expect(spool.pending().entries).toBe(1);
+  });
+
+  it('interval and never modes resolve and replay after a clean close', async () => {
+    for (const fsync of ['interval', 'never'] as const) {
+      const { spool, reopen } = await fresh({ fsync });
+      await spool.append([{ stream: 'S', records: 4, payload: payload('x') }]);
+      await spool.close();
+      const again = await reopen();
+      expect(again.recovery.records).toBe(4);
+    }
+  });
+
+  it("'interval' resolves after the write and fdatasyncs on its timer", async () => {
+    const t = await tempDir('interval');
+    cleanups.push(t.cleanup);
+    const spool = await Spool.open({ dir: t.dir, maxBytes: 1e6, fsync: 'interval', fsyncIntervalMs: 20, logger: captureLogger().logger });
+    cleanups.push(() => spool.close());
+    const before = spool.stats().fsyncs;
+    await spool.append([{ stream: 'S', records: 1, payload: payload('x') }]);
+    await vi.waitFor(() => expect(spool.stats().fsyncs).toBeGreaterThan(before), { timeout: 5000, interval: 10 });
+  });
+
+  it('onAppend wakes listeners per stream once the entry is spooled', async () => {
+    const { spool } = await fresh();
+    const seen: string[] = [];
+    spool.onAppend((s) => seen.push(s));
+    await spool.append([{ stream: 'A', records: 1, payload: payload('1') }, { stream: 'A', records: 1, payload: payload('2') }]);
+    expect(seen).toEqual(['A']);
+  });
+});

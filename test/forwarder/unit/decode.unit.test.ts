@@ -1,0 +1,97 @@
+import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { decode, translate, type DecodeTask } from '../../../src/forwarder/pool/decode.js';
+import { groupEntries, joinPayloads } from '../../../src/forwarder/pool/build.js';
+
+const enc = new TextEncoder();
+function task(body: string | Uint8Array, over: Partial<DecodeTask> = {}): DecodeTask {
+  return {
+    kind: 'decode',
+    body: typeof body === 'string' ? enc.encode(body) : body,
+    gzip: false,
+    maxDecodedBytes: 1_048_576,
+    entryMaxBytes: 1_000,
+    mode: 'logsIngestion',
+    timeGeneratedField: '',
+    receivedAt: '2026-01-01T00:00:00.000Z',
+    ...over,
+  };
+}
+const text = (u: Uint8Array): string => Buffer.from(u).toString('utf8');
+
+describe('decode', () => {
+  it('splits records into entries of whole records within entryMaxBytes, in order, nothing lost', () => {
+    fc.assert(
+      fc.property(fc.array(fc.record({ id: fc.nat(), s: fc.string({ maxLength: 200 }) }), { maxLength: 60 }), fc.integer({ min: 250, max: 2_000 }), (records, max) => {
+        const r = decode(task(JSON.stringify(records), { entryMaxBytes: max }));
+        expect(r.ok).toBe(true);
+        if (!r.ok) return;
+        expect(r.records).toBe(records.length);
+        for (const e of r.entries) expect(e.payload.byteLength).toBeLessThanOrEqual(max);
+        const back = r.entries.flatMap((e) => JSON.parse(`[${text(e.payload)}]`) as unknown[]);
+        expect(back).toEqual(records);
+        expect(r.entries.reduce((n, e) => n + e.records, 0)).toBe(records.length);
+      }),
+    );
+  });
+
+  it('refuses what is not a JSON array of objects, and a record larger than one batch', () => {
+    expect(decode(task('[{"a":'))).toMatchObject({ ok: false, error: 'badJson' });
+    expect(decode(task('{"a":1}'))).toMatchObject({ ok: false, error: 'notArray' });
+    expect(decode(task('[1]'))).toMatchObject({ ok: false, error: 'notArray' });
+    expect(decode(task('[null]'))).toMatchObject({ ok: false, error: 'notArray' });
+    expect(decode(task(JSON.stringify([{ big: 'x'.repeat(2_000) }])))).toMatchObject({ ok: false, error: 'recordTooLarge' });
+    expect(decode(task('[]'))).toMatchObject({ ok: true, records: 0, entries: [] });
+  });
+
+  it('the Data Collector API also takes a single object', () => {
+    const r = decode(task('{"a":1}', { mode: 'dataCollector' }));
+    expect(r.ok && text(r.entries[0]?.payload ?? new Uint8Array())).toBe('{"a":1}');
+  });
+
+  it('gunzips within the limit; a bomb and a truncated stream are refused', () => {
+    const recs = [{ a: 1 }, { b: 2 }];
+    const r = decode(task(gzipSync(JSON.stringify(recs)), { gzip: true }));
+    expect(r.ok && JSON.parse(`[${text(r.entries[0]?.payload ?? new Uint8Array())}]`)).toEqual(recs);
+    const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024, 0x20));
+    expect(decode(task(bomb, { gzip: true, maxDecodedBytes: 1_048_576 }))).toMatchObject({ ok: false, error: 'tooLarge' });
+    const gz = gzipSync(JSON.stringify(recs));
+    expect(decode(task(gz.subarray(0, gz.length - 8), { gzip: true }))).toMatchObject({ ok: false, error: 'badGzip' });
+    expect(decode(task('not gzip', { gzip: true }))).toMatchObject({ ok: false, error: 'badGzip' });
+    expect(decode(task('x'.repeat(2_000), { maxDecodedBytes: 1_000 }))).toMatchObject({ ok: false, error: 'tooLarge' });
+  });
+
+  it('translation sets TimeGenerated from time-generated-field, else keeps one, else the receive time', () => {
+    expect(translate({ When: '2026-02-03T04:05:06Z', x: 1 }, 'When', 'R')).toEqual({ When: '2026-02-03T04:05:06Z', x: 1, TimeGenerated: '2026-02-03T04:05:06Z' });
+    expect(translate({ When: 'not a date' }, 'When', 'R')).toEqual({ When: 'not a date', TimeGenerated: 'R' });
+    expect(translate({ TimeGenerated: 'T' }, '', 'R')).toEqual({ TimeGenerated: 'T' });
+    expect(translate({ a: 1 }, '', 'R')).toEqual({ a: 1, TimeGenerated: 'R' });
+  });
+});
+
+describe('batch bodies', () => {
+  it('groups entries so each "[...]" body fits, keeping order and every entry', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 500 }), { maxLength: 80 }), fc.integer({ min: 502, max: 3_000 }), (sizes, max) => {
+        const groups = groupEntries(sizes, max);
+        let next = 0;
+        for (const [start, end] of groups) {
+          expect(start).toBe(next);
+          expect(end).toBeGreaterThan(start);
+          const body = 2 + (end - start - 1) + sizes.slice(start, end).reduce((a, b) => a + b, 0);
+          expect(body).toBeLessThanOrEqual(max);
+          next = end;
+        }
+        expect(next).toBe(sizes.length);
+      }),
+    );
+  });
+
+  it('joins payloads into one JSON array in a buffer of its own', () => {
+    const body = joinPayloads([enc.encode('{"a":1}'), enc.encode('{"b":2},{"c":3}')]);
+    expect(JSON.parse(text(body))).toEqual([{ a: 1 }, { b: 2 }, { c: 3 }]);
+    expect(body.byteOffset).toBe(0);
+    expect(body.buffer.byteLength).toBe(body.byteLength);
+  });
+});
