@@ -43,6 +43,8 @@ export function restartOnlyChanges(a: PortcullisConfig, b: PortcullisConfig): st
   if (a.proxy.workers !== b.proxy.workers) out.push('proxy.workers');
   if (a.proxy.balance !== b.proxy.balance) out.push('proxy.balance');
   if (JSON.stringify(a.admin) !== JSON.stringify(b.admin)) out.push('admin');
+  // The forwarder service exists or not from the start: adding or removing the section needs a restart.
+  if ((a.forwarder === undefined) !== (b.forwarder === undefined)) out.push('forwarder');
   return out;
 }
 

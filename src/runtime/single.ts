@@ -6,6 +6,7 @@ import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RuntimeMetrics, collectProcessMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
 import type { LoadedConfig } from './shared.js';
 import { runGateway } from './run.js';
+import { createForwarderService } from '../forwarder/index.js';
 
 /** workers: 1 — the proxy and the admin listener in one process. */
 export async function runSingle(cliPath: string | undefined, loaded: LoadedConfig, logger: Logger, flush: () => void): Promise<void> {
@@ -22,7 +23,8 @@ export async function runSingle(cliPath: string | undefined, loaded: LoadedConfi
     loaded,
     logger,
     flush,
-    services: [proxy],
+    // The forwarder has per-node state (its spool): it runs here, beside the proxy.
+    services: config.forwarder ? [proxy, createForwarderService(config, logger, config.admin.metrics ? registry : null)] : [proxy],
     runtime,
     async metrics() {
       runtime.workers.reset();
