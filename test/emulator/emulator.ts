@@ -655,6 +655,27 @@ export class AzureMonitorEmulator {
     if (stream !== null) q.stream = stream;
     if (sub === 'records' && req.method === 'GET') return { status: 200, body: this.records(q) };
     if (sub === 'requests' && req.method === 'GET') return { status: 200, body: this.store.requests };
+    if (sub === 'stats' && req.method === 'GET') {
+      // Counts only: a benchmark's millions of records are not sent back.
+      const reqs = this.store.requests;
+      let requests = 0;
+      let accepted = 0;
+      let gzip = 0;
+      let records = 0;
+      let bytes = 0;
+      let decodedBytes = 0;
+      for (const r of reqs) {
+        if (r.api !== 'logsIngestion' && r.api !== 'dataCollector') continue;
+        requests++;
+        if (r.gzip) gzip++;
+        if (r.status < 200 || r.status >= 300) continue;
+        accepted++;
+        records += r.records;
+        bytes += r.bytes;
+        decodedBytes += r.decodedBytes ?? r.bytes;
+      }
+      return { status: 200, body: { requests, accepted, gzip, records, bytes, decodedBytes } };
+    }
     if (sub === 'reset' && req.method === 'POST') {
       this.reset();
       return { status: 204 };

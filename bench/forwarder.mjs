@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+// Forwarder benchmark: the whole pipeline, each part in its own process, as in production.
+//
+//   npm run build && npm run build:emulator && node bench/forwarder.mjs [--seconds 15] [--connections 64]
+//        [--records 20] [--fsync always] [--threads 0] [--bodies 256]
+//
+// - `portcullis start` (single process: proxy idle, forwarder on a plaintext listener, default
+//   fsync 'always', pool one thread per core) forwarding to the Azure Monitor emulator (its own
+//   process: HTTPS, Entra tokens, gzip, 1 MiB limits) through the allowlist and dns.overrides.
+// - autocannon in this process posts Logs Ingestion uploads of `--records` realistic ~460-byte
+//   records (bench/lib/records.mjs), cycling through `--bodies` distinct bodies so gzip sees real
+//   data, not one repeated upload.
+// - Phases: warm-up; max rate (`--connections`, `--seconds`); half of that rate (autocannon
+//   overallRate) for the latency target; then drain until the emulator has every record.
+// - The machine's ceiling is measured first, alone: one core doing JSON.parse + gzip level 1 on
+//   the same bodies, times the cores (bench/lib/cpu-limit.mjs).
+// Everything shares 2 cores: the report gives each process's CPU so the reader can see who paid.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import autocannon from 'autocannon';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { stringify } from 'yaml';
+import { makeRecords } from './lib/records.mjs';
+import { measureCpuLimit } from './lib/cpu-limit.mjs';
+
+const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
+const { values: o } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '15' },
+    connections: { type: 'string', default: '64' },
+    records: { type: 'string', default: '20' },
+    fsync: { type: 'string', default: 'always' },
+    threads: { type: 'string', default: '0' },
+    bodies: { type: 'string', default: '256' },
+  },
+});
+const seconds = Number(o.seconds);
+const perUpload = Number(o.records);
+const log = (...a) => console.error('[bench:forwarder]', ...a);
+
+// ---- the machine's ceiling, measured before anything else runs ---------------------------------
+const limit = measureCpuLimit({ recordsPerBody: perUpload, seconds: 3 });
+log(`ceiling: ${limit.mbPerSecOneCore.toFixed(1)} MB/s on one core x ${limit.cores} = ${limit.mbPerSecMachine.toFixed(1)} MB/s (${Math.round(limit.recordsPerSecMachine)} records/s)`);
+
+// ---- processes -----------------------------------------------------------------------------------
+const children = [];
+process.on('exit', () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL')));
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+function rssMB(pid, field = 'VmRSS') {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/** Reads a child's stdout (and keeps draining it) until `pick` returns a value for the text so far. */
+function readUntil(child, what, pick) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (chunk) => {
+      text += chunk;
+      const v = pick(text);
+      if (v !== undefined) {
+        child.stdout.off('data', onData);
+        child.stdout.resume(); // keep draining its output
+        resolve(v);
+      }
+    };
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
+  });
+}
+
+async function startEmulator() {
+  const child = spawn(process.execPath, [join(REPO, 'dist-emulator/test/emulator/main.js')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, EMU_STREAMS: 'Custom-Bench_CL' } });
+  children.push(child);
+  const info = await readUntil(child, 'emulator', (text) => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined; // not whole yet
+    }
+  });
+  return { child, info };
+}
+
+async function startGateway(config) {
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-bench-fwd-gw-'));
+  const file = join(dir, 'portcullis.yaml');
+  writeFileSync(file, stringify(config));
+  // PCL_BENCH_NODE_ARGS: extra node flags for the gateway (e.g. --cpu-prof --cpu-prof-dir=DIR).
+  const nodeArgs = (process.env.PCL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(REPO, 'dist/cli/main.js'), 'start', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const port = await readUntil(child, 'gateway', (text) => {
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const rec = JSON.parse(line);
+        if (rec.msg === 'forwarder listening') return rec.listen.port;
+      } catch {
+        // a partial last line
+      }
+    }
+    return undefined;
+  });
+  return { child, port };
+}
+
+async function metric(adminPort, name) {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+const work = mkdtempSync(join(tmpdir(), 'pcl-bench-fwd-'));
+const emu = await startEmulator();
+log('emulator up on', emu.info.port);
+const { info } = emu;
+const dce = new URL(info.logsIngestionEndpoint);
+const login = new URL(info.authorityHost);
+writeFileSync(join(work, 'secret'), 'emulator-secret');
+const apiKey = 'bench-api-key';
+const adminPort = 19000 + Math.floor(Math.random() * 1000);
+const gw = await startGateway({
+  proxy: { listen: ['127.0.0.1:0'], workers: 1 },
+  admin: { listen: `127.0.0.1:${adminPort}` },
+  log: { level: 'info', access: false },
+  allow: { presets: [], rules: [{ name: 'emulator', hosts: [dce.hostname, login.hostname], ports: [info.port], allowPrivate: true }] },
+  dns: { overrides: { [dce.hostname]: '127.0.0.1', [login.hostname]: '127.0.0.1' } },
+  forwarder: {
+    listen: '127.0.0.1:0',
+    plaintext: true,
+    spool: { dir: join(work, 'spool'), fsync: o.fsync, maxBytes: 8 * 1024 ** 3 },
+    pool: { threads: Number(o.threads) },
+    upstream: { caFile: info.caFile, authorityHost: info.authorityHost },
+    credentials: [{ name: 'main', type: 'clientSecret', tenantId: info.tenantId, clientId: info.clientId, secretFile: join(work, 'secret') }],
+    destinations: [{ name: 'dcr', type: 'logsIngestion', endpoint: dce.origin, dcrId: info.dcrId, credential: 'main' }],
+    routes: [{ name: 'bench', from: { dcrId: 'dcr-in', stream: 'Custom-Bench_CL' }, to: 'dcr' }],
+    identities: [{ name: 'bench', apiKeySha256: createHash('sha256').update(apiKey).digest('hex'), routes: ['bench'] }],
+  },
+});
+log(`gateway pid ${gw.child.pid} forwarder :${gw.port}, emulator pid ${emu.child.pid} :${info.port}`);
+
+const bodies = Array.from({ length: Number(o.bodies) }, (_, i) => JSON.stringify(makeRecords(perUpload, i * perUpload, 'bench')));
+const bodyBytes = bodies.reduce((s, b) => s + Buffer.byteLength(b), 0) / bodies.length;
+let next = 0;
+
+async function phase(name, opts) {
+  const pids = { gateway: gw.child.pid, emulator: emu.child.pid };
+  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+  const self0 = process.cpuUsage();
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMB(gw.child.pid))), 250);
+  const t0 = performance.now();
+  const r = await autocannon({
+    url: `http://127.0.0.1:${gw.port}/dataCollectionRules/dcr-in/streams/Custom-Bench_CL?api-version=2023-01-01`,
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    requests: [{ setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }],
+    connections: Number(o.connections),
+    duration: opts.seconds,
+    ...(opts.rate ? { overallRate: opts.rate } : {}),
+  });
+  const wall = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
+  const self = process.cpuUsage(self0);
+  const cpuPct = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, Math.round(((cpuSeconds(p) - cpu0[k]) / wall) * 100)]));
+  const ok = r['2xx'];
+  const out = {
+    phase: name,
+    uploadsPerSec: Math.round(ok / wall),
+    recordsPerSec: Math.round((ok * perUpload) / wall),
+    mbPerSec: +((ok * bodyBytes) / 1e6 / wall).toFixed(1),
+    non2xx: r.non2xx,
+    errors: r.errors,
+    ackP50ms: r.latency.p50,
+    ackP99ms: r.latency.p99,
+    gatewayCpuPct: cpuPct.gateway,
+    emulatorCpuPct: cpuPct.emulator,
+    loadgenCpuPct: Math.round(((self.user + self.system) / 1e6 / wall) * 100),
+    gatewayPeakRssMB: Math.round(peakRss),
+  };
+  log(JSON.stringify(out));
+  return out;
+}
+
+await phase('warm-up', { seconds: 3 });
+const max = await phase('max', { seconds });
+const half = await phase('half', { seconds, rate: Math.max(1, Math.round(max.uploadsPerSec / 2)) });
+
+// Drain: every accepted record reaches the emulator.
+const emulatorAdmin = new Agent({ connect: { ca: readFileSync(info.caFile, 'utf8') } });
+const accepted = await metric(adminPort, 'portcullis_forwarder_records_accepted_total');
+const drainStart = performance.now();
+let stats;
+for (;;) {
+  stats = await undiciFetch(`https://127.0.0.1:${info.port}/_emulator/stats`, { dispatcher: emulatorAdmin })
+    .then((r) => r.json())
+    .catch(() => null);
+  if (stats && stats.records >= accepted) break;
+  if (performance.now() - drainStart > 120_000) break;
+  await sleep(250);
+}
+const drainSec = (performance.now() - drainStart) / 1000;
+const uncompressed = await metric(adminPort, 'portcullis_forwarder_bytes_uncompressed_total');
+const sent = await metric(adminPort, 'portcullis_forwarder_bytes_sent_total');
+const lag = await metric(adminPort, 'nodejs_eventloop_lag_p99_seconds');
+const result = {
+  date: new Date().toISOString(),
+  settings: { fsync: o.fsync, threads: o.threads, connections: Number(o.connections), recordsPerUpload: perUpload, bytesPerRecord: Math.round(bodyBytes / perUpload), seconds, tls: false },
+  ceiling: { mbPerSecOneCore: +limit.mbPerSecOneCore.toFixed(1), cores: limit.cores, mbPerSecMachine: +limit.mbPerSecMachine.toFixed(1), recordsPerSecMachine: Math.round(limit.recordsPerSecMachine) },
+  max,
+  half,
+  shareOfCeiling: +(max.mbPerSec / limit.mbPerSecMachine).toFixed(2),
+  upstream: {
+    recordsAccepted: accepted,
+    recordsAtEmulator: stats?.records ?? null,
+    requests: stats?.requests ?? null,
+    gzipRequests: stats?.gzip ?? null,
+    compressionRatio: sent > 0 ? +(uncompressed / sent).toFixed(1) : null,
+    drainSec: +drainSec.toFixed(1),
+  },
+  gatewayEventLoopLagP99ms: +(lag * 1000).toFixed(1),
+};
+console.log(JSON.stringify(result, null, 2));
+mkdirSync(join(REPO, '.bench-out'), { recursive: true });
+writeFileSync(join(REPO, '.bench-out', `forwarder-${Date.now()}.json`), JSON.stringify(result, null, 2));
+gw.child.kill('SIGTERM');
+emu.child.kill('SIGTERM');
+await sleep(500);
+rmSync(work, { recursive: true, force: true });
+process.exit(0);
