@@ -14,6 +14,8 @@ export default tseslint.config(
       // fastify handlers and interface implementations are async by contract, awaiting or not.
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // A check, a narrowing or a better type says why a value is there; `x!` only asserts it.
+      '@typescript-eslint/no-non-null-assertion': 'error',
     },
   },
   {
