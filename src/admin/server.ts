@@ -9,6 +9,7 @@ import { Events } from '../log/events.js';
 import type { PortcullisConfig } from '../config/types.js';
 import type { Readiness, Service } from '../gateway/service.js';
 import { listenStartError, ServiceStartError } from '../gateway/errors.js';
+import { errorCode, errorMessage } from '../util/errors.js';
 
 export type { Readiness };
 
@@ -24,11 +25,17 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
+/** The status fastify (or a plugin) put on an error it threw, e.g. 400 for a bad body. */
+function httpStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null || !('statusCode' in err)) return undefined;
+  return typeof err.statusCode === 'number' ? err.statusCode : undefined;
+}
+
 function readPem(configKey: string, what: string, file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    const code = errorCode(err) ?? 'error';
     throw new ServiceStartError(configKey, `cannot read the ${what} file ${file} (${code})`, err);
   }
 }
@@ -41,7 +48,7 @@ function loadTls(tls: NonNullable<AdminConfig['tls']>): { cert: Buffer; key: Buf
     try {
       createSecureContext(options);
     } catch (err) {
-      throw new ServiceStartError(configKey, `${what}: ${err instanceof Error ? err.message : String(err)}`, err);
+      throw new ServiceStartError(configKey, `${what}: ${errorMessage(err)}`, err);
     }
   };
   usable('admin.tls.certFile', `${tls.certFile} is not a usable PEM certificate`, { cert });
@@ -104,9 +111,9 @@ export async function startAdminServer(config: AdminConfig, hooks: AdminHooks, l
     { prefix: '/api/v1' },
   );
   app.setErrorHandler(async (err, req, reply) => {
-    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    const status = httpStatus(err) ?? 500;
     if (status >= 500) logger.error({ event: Events.INTERNAL_ERROR, err, url: req.url }, 'admin request failed');
-    return reply.code(status).send({ error: { code: (err as { code?: string }).code ?? 'PCL_ERR_ADMIN', message: err instanceof Error ? err.message : String(err) } });
+    return reply.code(status).send({ error: { code: errorCode(err) ?? 'PCL_ERR_ADMIN', message: errorMessage(err) } });
   });
 
   const { host, port } = parseListenAddress(config.listen);

@@ -4,6 +4,7 @@ import { parseCidr } from '../address/cidr.js';
 import { parsePattern } from '../address/patterns.js';
 import { parseListenAddress, type ListenAddress } from './listen.js';
 import type { RawIssue } from './schema.js';
+import { errorMessage } from '../util/errors.js';
 
 /**
  * Checks the schema cannot express; the only place they are written (the policy compiler relies on
@@ -113,7 +114,7 @@ function tryListen(s: string, path: Array<string | number>, issues: RawIssue[]):
   try {
     return parseListenAddress(s);
   } catch (err) {
-    issues.push({ path, message: (err as Error).message.replace(/^invalid listen address /, 'invalid address ') });
+    issues.push({ path, message: errorMessage(err).replace(/^invalid listen address /, 'invalid address ') });
     return undefined;
   }
 }

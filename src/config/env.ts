@@ -2,6 +2,7 @@ import type { PortcullisConfig, LogConfig } from './types.js';
 import type { ConfigIssue } from './errors.js';
 import { parseListenAddress, type ListenAddress } from './listen.js';
 import { overlaps } from './checks.js';
+import { errorMessage } from '../util/errors.js';
 
 export type Env = Record<string, string | undefined>;
 
@@ -38,7 +39,7 @@ export function applyEnvOverrides(config: PortcullisConfig | undefined, env: Env
         }
         parsed.push(addr);
       } catch (err) {
-        bad('proxy.listen', 'PORTCULLIS_LISTEN', p === '' ? 'empty entry in the list' : (err as Error).message);
+        bad('proxy.listen', 'PORTCULLIS_LISTEN', p === '' ? 'empty entry in the list' : errorMessage(err));
         ok = false;
       }
     }
@@ -52,16 +53,16 @@ export function applyEnvOverrides(config: PortcullisConfig | undefined, env: Env
       parseListenAddress(adminVar);
       adminListen = adminVar;
     } catch (err) {
-      bad('admin.listen', 'PORTCULLIS_ADMIN_LISTEN', (err as Error).message);
+      bad('admin.listen', 'PORTCULLIS_ADMIN_LISTEN', errorMessage(err));
     }
   }
 
   let level: LogConfig['level'] | undefined;
   const levelVar = get(env, 'PORTCULLIS_LOG_LEVEL');
   if (levelVar !== undefined) {
-    const l = levelVar.toLowerCase() as LogConfig['level'];
-    if (LEVELS.includes(l)) level = l;
-    else bad('log.level', 'PORTCULLIS_LOG_LEVEL', `must be one of ${LEVELS.join(', ')}`);
+    const l = levelVar.toLowerCase();
+    level = LEVELS.find((known) => known === l);
+    if (level === undefined) bad('log.level', 'PORTCULLIS_LOG_LEVEL', `must be one of ${LEVELS.join(', ')}`);
   }
 
   if (!config || issues.length > 0) return issues;

@@ -6,6 +6,7 @@ import { SourceMap, keyAt } from './locate.js';
 import { validateSchema, type RawIssue } from './schema.js';
 import { builtinChecks, overrideHost } from './checks.js';
 import { applyEnvOverrides, type Env } from './env.js';
+import { errorCode, errorMessage, firstLine } from '../util/errors.js';
 
 /**
  * A check that needs a fact about the host the config runs on (is the native relay built?), which
@@ -41,7 +42,7 @@ export function parseConfig(text: string, opts: LoadOptions = {}): PortcullisCon
     // The tree after a syntax error is a guess; checking it would add noise, not information.
     const issues: ConfigIssue[] = doc.errors.map((e) => {
       const pos = lines.linePos(e.pos[0]);
-      const message = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      const message = firstLine(e.message).replace(/ at line \d+, column \d+:?$/, '');
       const dup = e.code === 'DUPLICATE_KEY' ? keyAt(doc, e.pos[0]) : undefined;
       if (dup) return { path: formatPath(dup.path), line: pos.line, column: pos.col, message: 'duplicate key (YAML keys must be unique)' };
       return { path: '', line: pos.line, column: pos.col, message: `YAML: ${message}` };
@@ -53,7 +54,7 @@ export function parseConfig(text: string, opts: LoadOptions = {}): PortcullisCon
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    throw new ConfigError(source, [{ path: '', line: 1, column: 1, message: `YAML: ${(err as Error).message}` }], { cause: err });
+    throw new ConfigError(source, [{ path: '', line: 1, column: 1, message: `YAML: ${errorMessage(err)}` }], { cause: err });
   }
   // An empty file (or only comments) means all defaults.
   if (data === null || data === undefined) data = {};
@@ -64,6 +65,7 @@ export function parseConfig(text: string, opts: LoadOptions = {}): PortcullisCon
 
   const raw = checkData(data, opts.checks ?? []);
   const issues = raw.map((r) => toConfigIssue(r, map));
+  // No issues: the schema accepted the data (and filled its defaults), so it is a PortcullisConfig.
   const config = issues.length === 0 ? normalize(data as PortcullisConfig) : undefined;
   issues.push(...applyEnvOverrides(config, env));
   if (issues.length > 0 || !config) throw new ConfigError(source, sortIssues(issues));
@@ -76,6 +78,7 @@ function checkData(data: unknown, checks: readonly SemanticCheck[]): RawIssue[] 
   const dataIsSuspect = raw.length > 0;
   for (const check of checks) {
     try {
+      // Typed as valid, but may not be when the schema found issues: that is what the catch is for.
       raw.push(...check(data as PortcullisConfig));
     } catch (err) {
       // A check may trip over data the schema already rejected; those errors are reported. Otherwise it is a bug.
@@ -118,7 +121,7 @@ export function readConfigText(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errorCode(err);
     const why =
       code === 'ENOENT'
         ? 'no such file'
@@ -126,7 +129,7 @@ export function readConfigText(file: string): string {
           ? 'permission denied'
           : code === 'EISDIR'
             ? 'is a directory, not a file'
-            : (err as Error).message;
+            : errorMessage(err);
     throw new ConfigError(file, [{ path: '', message: `cannot read config file: ${why}` }], { cause: err });
   }
 }

@@ -63,6 +63,7 @@ const TYPE_NAMES: Record<string, string> = {
 
 function toIssue(e: ErrorObject, data: unknown): RawIssue {
   const path = pointerToPath(e.instancePath, data);
+  // ajv types params and parentSchema as any: read them as unknown, and name what each keyword carries.
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'additionalProperties': {
@@ -126,16 +127,20 @@ function closest(word: string, candidates: string[]): string | undefined {
   return best !== undefined && bestDist <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
 }
 
+/** Levenshtein distance, one row of the table at a time: row[j] = distance(a[0..i), b[0..j)). */
 function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let distance = b.length; // from '' to b, when a is empty
   for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
+    let diag = i - 1; // row[j - 1] of the previous row
+    let left = i; // row[j - 1] of this row
+    row = row.map((up, j) => {
+      if (j === 0) return i;
+      left = Math.min(up + 1, left + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+      return left;
+    });
+    distance = left;
   }
-  return prev[b.length]!;
+  return distance;
 }

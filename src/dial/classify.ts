@@ -33,8 +33,18 @@ export function classifyAddress(ip: string): AddressClass {
   return INVALID;
 }
 
+/** The four octets of an IPv4 address. */
+type V4Octets = [number, number, number, number];
+/** The eight 16-bit words of an IPv6 address. */
+type V6Words = [number, number, number, number, number, number, number, number];
+
+/** ipaddr.js always yields eight words; the check turns that promise into a type. */
+function isV6Words(parts: number[]): parts is V6Words {
+  return parts.length === 8;
+}
+
 /** `ip` was validated by net.isIP: strict dotted decimal, no leading zeros. */
-function parseV4(ip: string): number[] {
+function parseV4(ip: string): V4Octets {
   const parts = ip.split('.');
   return [Number(parts[0]), Number(parts[1]), Number(parts[2]), Number(parts[3])];
 }
@@ -52,15 +62,21 @@ function v4FromWords(hi: number, lo: number): number[] {
  * ipaddr.js rewrites the deprecated `::a.b.c.d` (IPv4-compatible) form to `::ffff:a.b.c.d`, which
  * would mislabel it; parse a dotted tail ourselves and let ipaddr.js handle the hex part only.
  */
-function parseV6(ip: string): number[] {
+function parseV6(ip: string): V6Words {
   const zone = ip.indexOf('%');
   const bare = zone === -1 ? ip : ip.slice(0, zone);
-  if (bare.indexOf('.') === -1) return ipaddr.IPv6.parse(bare).parts.slice();
+  if (bare.indexOf('.') === -1) return v6Words(bare);
   const lastColon = bare.lastIndexOf(':');
   const octets = parseV4(bare.slice(lastColon + 1));
-  const parts = ipaddr.IPv6.parse(bare.slice(0, lastColon + 1) + '0:0').parts.slice();
-  parts[6] = (octets[0]! << 8) | octets[1]!;
-  parts[7] = (octets[2]! << 8) | octets[3]!;
+  const parts = v6Words(bare.slice(0, lastColon + 1) + '0:0');
+  parts[6] = (octets[0] << 8) | octets[1];
+  parts[7] = (octets[2] << 8) | octets[3];
+  return parts;
+}
+
+function v6Words(ip: string): V6Words {
+  const parts = ipaddr.IPv6.parse(ip).parts.slice();
+  if (!isV6Words(parts)) throw new Error(`ipaddr.js parsed ${ip} into ${parts.length} words`);
   return parts;
 }
 
@@ -69,31 +85,31 @@ function embedded(form: string, hi: number, lo: number): AddressClass {
   return { isPublic: inner.isPublic, range: `${form}:${inner.range}` };
 }
 
-function classifyV6(p: number[]): AddressClass {
+function classifyV6(p: V6Words): AddressClass {
   const range = new ipaddr.IPv6(p).range();
   switch (range) {
     case 'unicast':
       // ::/96 other than :: and ::1 (matched above as unspecified/loopback).
       if (p[0] === 0 && p[1] === 0 && p[2] === 0 && p[3] === 0 && p[4] === 0 && p[5] === 0) {
-        return embedded('ipv4Compatible', p[6]!, p[7]!);
+        return embedded('ipv4Compatible', p[6], p[7]);
       }
-      if ((p[0]! & 0xe000) !== 0x2000) return { isPublic: false, range: 'reserved' };
+      if ((p[0] & 0xe000) !== 0x2000) return { isPublic: false, range: 'reserved' };
       return { isPublic: true, range };
     case 'ipv4Mapped':
-      return embedded('ipv4Mapped', p[6]!, p[7]!);
+      return embedded('ipv4Mapped', p[6], p[7]);
     case 'rfc6145':
-      return embedded('rfc6145', p[6]!, p[7]!);
+      return embedded('rfc6145', p[6], p[7]);
     case 'rfc6052':
       // 64:ff9b::/96 embeds the IPv4 in the last 32 bits; 64:ff9b:1::/48 is site-local NAT64.
-      if (p[2] === 0 && p[3] === 0 && p[4] === 0 && p[5] === 0) return embedded('nat64', p[6]!, p[7]!);
+      if (p[2] === 0 && p[3] === 0 && p[4] === 0 && p[5] === 0) return embedded('nat64', p[6], p[7]);
       return { isPublic: false, range: 'nat64LocalUse' };
     case '6to4':
-      return embedded('6to4', p[1]!, p[2]!);
+      return embedded('6to4', p[1], p[2]);
     case 'teredo': {
       // Server IPv4 in bits 32..63, client IPv4 obfuscated (inverted) in bits 96..127.
-      const server = embedded('teredo', p[2]!, p[3]!);
+      const server = embedded('teredo', p[2], p[3]);
       if (!server.isPublic) return server;
-      return embedded('teredo', ~p[6]! & 0xffff, ~p[7]! & 0xffff);
+      return embedded('teredo', ~p[6] & 0xffff, ~p[7] & 0xffff);
     }
     default:
       return { isPublic: false, range };

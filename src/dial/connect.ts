@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Socket } from 'node:net';
-import { PortcullisError } from '../util/errors.js';
+import { errorCode, PortcullisError } from '../util/errors.js';
 import { hostPort } from '../util/host-port.js';
 import type { ResolvedAddress } from './resolver.js';
 
@@ -109,7 +109,7 @@ export function dial(address: ResolvedAddress, port: number, opts: DialOptions):
       });
     } catch (err) {
       // Synchronous argument errors, e.g. ERR_SOCKET_BAD_PORT.
-      const code = (err as NodeJS.ErrnoException).code ?? 'EINVAL';
+      const code = errorCode(err) ?? 'EINVAL';
       reject(new PortcullisError('PCL_ERR_CONNECT', `connect to ${endpoint(address, port)} failed (${code})`, { cause: err }));
       return;
     }

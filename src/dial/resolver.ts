@@ -1,6 +1,6 @@
 import dns from 'node:dns';
 import { isIP } from 'node:net';
-import { PortcullisError } from '../util/errors.js';
+import { errorCode, PortcullisError } from '../util/errors.js';
 import { classifyAddress } from './classify.js';
 
 export interface ResolvedAddress {
@@ -23,7 +23,7 @@ export interface ResolverOptions {
 
 interface CacheEntry {
   readonly expires: number;
-  readonly value: ResolvedAddress[];
+  readonly value: readonly ResolvedAddress[];
 }
 
 const DEFAULT_MAX_CACHE = 10_000;
@@ -34,14 +34,14 @@ export function toResolved(ip: string): ResolvedAddress {
   return { address: ip, family: isIP(ip) === 6 ? 6 : 4, isPublic: c.isPublic, range: c.range };
 }
 
-function buildOverrides(overrides: Readonly<Record<string, string>>): Map<string, ResolvedAddress[]> {
-  const map = new Map<string, ResolvedAddress[]>();
-  for (const host of Object.keys(overrides)) {
-    const ip = overrides[host]!.trim();
+function buildOverrides(overrides: Readonly<Record<string, string>>): Map<string, readonly ResolvedAddress[]> {
+  const map = new Map<string, readonly ResolvedAddress[]>();
+  for (const [host, value] of Object.entries(overrides)) {
+    const ip = value.trim();
     if (isIP(ip) === 0) {
       throw new PortcullisError('PCL_ERR_DNS_OVERRIDE', `dns.overrides["${host}"]: "${ip}" is not an IP address`);
     }
-    map.set(host, Object.freeze([Object.freeze(toResolved(ip))]) as ResolvedAddress[]);
+    map.set(host, Object.freeze([Object.freeze(toResolved(ip))]));
   }
   return map;
 }
@@ -51,9 +51,9 @@ function buildOverrides(overrides: Readonly<Record<string, string>>): Map<string
  * mutate the returned arrays (copy before filtering in place).
  */
 export class Resolver {
-  #overrides: Map<string, ResolvedAddress[]>;
+  #overrides: Map<string, readonly ResolvedAddress[]>;
   readonly #cache = new Map<string, CacheEntry>();
-  readonly #inflight = new Map<string, Promise<ResolvedAddress[]>>();
+  readonly #inflight = new Map<string, Promise<readonly ResolvedAddress[]>>();
   #timeoutMs: number;
   #ttlMs: number;
   readonly #maxEntries: number;
@@ -67,7 +67,7 @@ export class Resolver {
     this.#maxEntries = Math.max(1, opts.maxCacheEntries ?? DEFAULT_MAX_CACHE);
   }
 
-  resolve(host: string): Promise<ResolvedAddress[]> {
+  resolve(host: string): Promise<readonly ResolvedAddress[]> {
     const override = this.#overrides.get(host);
     if (override !== undefined) return Promise.resolve(override);
     if (isIP(host) !== 0) return Promise.resolve([toResolved(host)]);
@@ -108,7 +108,7 @@ export class Resolver {
     return this.#cache.size;
   }
 
-  async #lookup(host: string): Promise<ResolvedAddress[]> {
+  async #lookup(host: string): Promise<readonly ResolvedAddress[]> {
     const generation = this.#generation;
     try {
       const answers = await lookupWithTimeout(host, this.#timeoutMs);
@@ -120,19 +120,20 @@ export class Resolver {
     }
   }
 
-  #store(host: string, value: ResolvedAddress[]): void {
+  #store(host: string, value: readonly ResolvedAddress[]): void {
     const cache = this.#cache;
     cache.delete(host); // re-insert at the young end
     while (cache.size >= this.#maxEntries) {
       // Map iterates in insertion order: the first key is the oldest.
-      const oldest = cache.keys().next().value as string;
-      cache.delete(oldest);
+      const oldest = cache.keys().next();
+      if (oldest.done === true) break;
+      cache.delete(oldest.value);
     }
     cache.set(host, { expires: Date.now() + this.#ttlMs, value });
   }
 }
 
-function toAddresses(host: string, answers: dns.LookupAddress[]): ResolvedAddress[] {
+function toAddresses(host: string, answers: dns.LookupAddress[]): readonly ResolvedAddress[] {
   const out: ResolvedAddress[] = [];
   for (const a of answers) {
     let dup = false;
@@ -140,7 +141,7 @@ function toAddresses(host: string, answers: dns.LookupAddress[]): ResolvedAddres
     if (!dup) out.push(Object.freeze(toResolved(a.address)));
   }
   if (out.length === 0) throw new PortcullisError('PCL_ERR_DNS_NOTFOUND', `${host}: no addresses`);
-  return Object.freeze(out) as ResolvedAddress[];
+  return Object.freeze(out);
 }
 
 /**
@@ -164,7 +165,7 @@ function lookupWithTimeout(host: string, timeoutMs: number): Promise<dns.LookupA
     } catch (err) {
       // Synchronous argument errors (e.g. a name with a NUL byte).
       clearTimeout(timer);
-      reject(new PortcullisError('PCL_ERR_DNS', `${host}: DNS lookup failed (${(err as NodeJS.ErrnoException).code ?? 'EINVAL'})`, { cause: err }));
+      reject(new PortcullisError('PCL_ERR_DNS', `${host}: DNS lookup failed (${errorCode(err) ?? 'EINVAL'})`, { cause: err }));
     }
   });
 }

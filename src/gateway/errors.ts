@@ -23,7 +23,7 @@ export class ServiceStartError extends PortcullisError {
 }
 
 function errno(err: unknown): { code: string; message: string; address?: string; port?: number } {
-  const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown; address?: unknown; port?: unknown };
+  const e: { code?: unknown; message?: unknown; address?: unknown; port?: unknown } = typeof err === 'object' && err !== null ? err : {};
   return {
     code: typeof e.code === 'string' ? e.code : '',
     message: typeof e.message === 'string' ? e.message : String(err),

@@ -95,8 +95,10 @@ export class HistogramSeries {
   observe(v: number): void {
     const upper = this.upper;
     let i = 0;
-    while (i < upper.length && v > upper[i]!) i++;
-    this.counts[i]!++;
+    // `?? Infinity` never applies (i < length); it only tells the type checker so, at no cost.
+    while (i < upper.length && v > (upper[i] ?? Infinity)) i++;
+    // i <= upper.length, and counts has upper.length + 1 slots.
+    this.counts[i] = (this.counts[i] ?? 0) + 1;
     this.sum += v;
     this.count++;
   }
@@ -122,11 +124,13 @@ export class HotHistogram extends HotFamily<HistogramSeries> {
     const values: Sample[] = [];
     for (const s of this.children.values()) {
       let cumulative = 0;
-      for (let i = 0; i <= this.buckets.length; i++) {
-        cumulative += s.counts[i]!;
-        const le = i < this.buckets.length ? String(this.buckets[i]) : '+Inf';
+      // counts has one slot per bucket plus the +Inf slot.
+      s.counts.forEach((count, i) => {
+        cumulative += count;
+        const upper = this.buckets[i];
+        const le = upper === undefined ? '+Inf' : String(upper);
         values.push({ metricName: `${this.name}_bucket`, labels: { ...s.labels, le }, value: cumulative });
-      }
+      });
       values.push({ metricName: `${this.name}_sum`, labels: s.labels, value: s.sum });
       values.push({ metricName: `${this.name}_count`, labels: s.labels, value: s.count });
     }

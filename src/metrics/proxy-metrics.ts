@@ -196,7 +196,8 @@ export class ProxyMetrics implements ProxyObserver {
     if (timeoutKind) this.timeouts.series(timeoutKind, () => ({ kind: timeoutKind })).value++;
     if (rec.kind === 'tunnel' && rec.status === 200) {
       this.rule(rule).duration.observe(rec.durationMs / 1000);
-      if (rec.relay) this.relayed.series(rec.relay, () => ({ relay: rec.relay as string })).value++;
+      const relay = rec.relay;
+      if (relay) this.relayed.series(relay, () => ({ relay })).value++;
     }
     if (rec.bytesUp > 0 || rec.bytesDown > 0) {
       const r = this.rule(rule);

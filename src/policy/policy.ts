@@ -121,6 +121,12 @@ function displayPattern(p: ExpandedPattern): string {
   return p.cidr.text;
 }
 
+/** A value the schema and builtinChecks already accepted: null here is a bug in those, not bad input. */
+function checked<T>(value: T | null, raw: string): T {
+  if (value === null) throw new PortcullisError('PCL_ERR_POLICY', `invalid allowlist value ${JSON.stringify(raw)} passed the config checks`);
+  return value;
+}
+
 export function compilePolicy(config: PortcullisConfig): Policy {
   // The loader's built-in checks (written once, in src/config), so nothing the loader would refuse
   // compiles; not the schema, whose validator would cost each worker most of its start time.
@@ -136,11 +142,11 @@ export function compilePolicy(config: PortcullisConfig): Policy {
   const globalMode = config.proxy.mode;
   const report = globalMode === 'report';
 
-  const workspaceIds = [...new Set(config.allow.workspaces.map((w) => normaliseWorkspaceId(w.id) as string))];
+  const workspaceIds = [...new Set(config.allow.workspaces.map((w) => checked(normaliseWorkspaceId(w.id), w.id)))];
   const regions = [
     ...new Set(
       [...config.allow.workspaces.flatMap((w) => (w.region === undefined ? [] : [w.region])), ...config.allow.regions].map(
-        (r) => normaliseRegion(r) as string,
+        (r) => checked(normaliseRegion(r), r),
       ),
     ),
   ];
@@ -216,8 +222,8 @@ export function compilePolicy(config: PortcullisConfig): Policy {
   });
   const clientAllowed = freezeDecision({ verdict: 'allow', rule: clientRule });
 
-  const clientAllow = config.clients.allow?.map((c) => parseCidr(c) as Cidr);
-  const clientDeny = config.clients.deny.map((c) => parseCidr(c) as Cidr);
+  const clientAllow = config.clients.allow?.map((c) => checked(parseCidr(c), c));
+  const clientDeny = config.clients.deny.map((c) => checked(parseCidr(c), c));
 
   const byRule = new Map<CompiledRule, RuleInfo>(infos.map((i) => [i.rule, i]));
 

@@ -46,11 +46,12 @@ export interface ProxyContext {
 }
 
 export function connState(socket: Socket): ConnState {
-  const s = (socket as TrackedSocket)[CONN_STATE];
+  const tracked: TrackedSocket = socket; // the slot is optional: any Socket is a TrackedSocket
+  const s = tracked[CONN_STATE];
   if (s) return s;
   // A socket the tracker did not see (should not happen): treat it as a fresh, unrefused client.
   const fresh: ConnState = { ip: normaliseClientIp(socket.remoteAddress ?? ''), refusal: null, aclReport: false };
-  (socket as TrackedSocket)[CONN_STATE] = fresh;
+  tracked[CONN_STATE] = fresh;
   return fresh;
 }
 

@@ -133,8 +133,9 @@ export class HttpForwarder {
     if (url.startsWith('/') || url === '*') {
       return refuse(Errors.NOT_PROXY_REQUEST);
     }
-    if (!FORWARDED_METHODS.has(req.method ?? '')) {
-      return refuse(withDetail(Errors.METHOD, req.method ?? ''));
+    const method = req.method ?? '';
+    if (!FORWARDED_METHODS.has(method)) {
+      return refuse(withDetail(Errors.METHOD, method));
     }
     const te = req.headers['transfer-encoding'];
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
@@ -177,9 +178,9 @@ export class HttpForwarder {
     routed.dialer.dispatcher.dispatch(
       {
         origin: routed.dialer.origin(routed),
-        method: req.method as Dispatcher.HttpMethod,
+        method,
         path: originForm(url),
-        headers: endToEnd(req.headers) as Record<string, string | string[]>,
+        headers: endToEnd(req.headers),
         body: hasBody ? req : null,
       },
       exchange,

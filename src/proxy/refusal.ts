@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { DenyReason } from '../policy/index.js';
-import { isPortcullisError } from '../util/errors.js';
+import { errorCode, errorMessage, isPortcullisError } from '../util/errors.js';
 import { Errors, entryForCode, withDetail, type Refusal } from '../errors/catalogue.js';
 
 export type { Refusal } from '../errors/catalogue.js';
@@ -29,13 +29,13 @@ export function networkRefusal(err: unknown): Refusal {
   const entry = isPortcullisError(err) ? entryForCode(err.code) : undefined;
   if (entry !== undefined && entry.kind === 'error' && entry !== Errors.DNS && entry !== Errors.CONNECT) return entry;
   const base = entry === Errors.DNS ? Errors.DNS : Errors.CONNECT;
-  return withDetail(base, err instanceof Error ? err.message : String(err));
+  return withDetail(base, errorMessage(err));
 }
 
 /** A plain-HTTP upstream failure before the response head (undici's codes, or our dialer's). */
 export function upstreamRefusal(err: unknown): Refusal {
   if (isPortcullisError(err)) return networkRefusal(err);
-  const code = (err as { code?: unknown } | null)?.code;
+  const code = errorCode(err);
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
       return Errors.CONNECT_TIMEOUT;
@@ -44,7 +44,7 @@ export function upstreamRefusal(err: unknown): Refusal {
     case 'UND_ERR_HEADERS_TIMEOUT':
       return Errors.UPSTREAM_TIMEOUT;
     default:
-      return withDetail(Errors.UPSTREAM, typeof code === 'string' && code !== '' ? code : err instanceof Error ? err.message : String(err));
+      return withDetail(Errors.UPSTREAM, code !== undefined && code !== '' ? code : errorMessage(err));
   }
 }
 

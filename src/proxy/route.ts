@@ -15,7 +15,7 @@ export interface Route extends DialTarget {
   /** 'report': policy would refuse (reportReason), report mode lets it through. */
   verdict: 'allow' | 'report';
   reportReason: Reason | null;
-  addresses: ResolvedAddress[];
+  addresses: readonly ResolvedAddress[];
   dnsMs: number;
   dialer: Dialer;
 }
@@ -42,7 +42,7 @@ export async function route(ctx: RouteContext, target: Target, client: string): 
   let reportReason: Reason | null = decision.verdict === 'report' ? decision.reason : null;
 
   const t0 = performance.now();
-  let resolved: ResolvedAddress[];
+  let resolved: readonly ResolvedAddress[];
   try {
     resolved = await ctx.resolver.resolve(target.host);
   } catch (err) {

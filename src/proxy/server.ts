@@ -244,7 +244,8 @@ export class ProxyServer {
       else if (acl.verdict === 'report') aclReport = true;
     }
     const state: ConnState = { ip, refusal: refused, aclReport };
-    (socket as TrackedSocket)[CONN_STATE] = state;
+    const tracked: TrackedSocket = socket;
+    tracked[CONN_STATE] = state;
     // A refused connection gets a short leash: answer its first request or go.
     if (refused) socket.setTimeout(Math.min(5_000, this.ctx.config.timeouts.headersMs));
     socket.once('close', () => {

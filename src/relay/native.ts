@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { nativeRelayCheck, type SemanticCheck } from '../config/index.js';
 import { ADDON_PATH } from './probe.js';
+import { errorMessage, firstLine } from '../util/errors.js';
 
 /**
  * How a natively relayed tunnel ended, in the addon's numbering. `closed` = we asked (destroy,
@@ -53,7 +54,8 @@ interface StreamHandle {
   readStop?: () => number;
 }
 
-type DestroyFn = (this: Destroyable, err: Error | null, cb: (err: Error | null) => void) => void;
+type DestroyFn = (this: Destroyable, err: Error | null, cb: (err?: Error | null) => void) => void;
+/** net.Socket with the internals @types/node leaves out; _handle is optional, so every Socket is one. */
 type Destroyable = Socket & { _handle?: StreamHandle | null; _destroy: DestroyFn };
 
 const SLOT = 4294967296;
@@ -71,7 +73,7 @@ if (!isMainThread) {
     if (causes === RELAY_END_CAUSES.join(',')) addon = loaded;
     else loadError = `addon end causes (${causes}) differ from src/relay/native.ts: rebuild with npm run build`;
   } catch (err) {
-    loadError = (err as Error).message.split('\n')[0] ?? 'load failed';
+    loadError = firstLine(errorMessage(err));
   }
 } else {
   loadError = `not built for ${process.platform}`;
@@ -121,9 +123,14 @@ function onDone(slot: number, gen: number, cause: number, up: number, down: numb
   t.onEnd(t.final);
 }
 
-function usableHandle(s: Socket): StreamHandle | null {
-  const h = (s as Destroyable)._handle;
-  if (!h || typeof h.fd !== 'number' || h.fd < 0 || typeof h.readStop !== 'function') return null;
+function hasFd(h: StreamHandle): h is StreamHandle & { fd: number } {
+  return typeof h.fd === 'number';
+}
+
+function usableHandle(s: Socket): (StreamHandle & { fd: number }) | null {
+  const d: Destroyable = s;
+  const h = d._handle;
+  if (!h || !hasFd(h) || h.fd < 0 || typeof h.readStop !== 'function') return null;
   return h;
 }
 
@@ -148,7 +155,7 @@ export function relayTunnel(client: Socket, upstream: Socket, opts: RelayOptions
     running = true;
   }
   // No libuv read can happen between start() and readStop(): both run in this synchronous call.
-  const id = addon.start(ch.fd as number, uh.fd as number, opts.idleMs, opts.toClient, opts.toUpstream);
+  const id = addon.start(ch.fd, uh.fd, opts.idleMs, opts.toClient, opts.toUpstream);
   if (id < 0) return null;
   ch.readStop?.();
   uh.readStop?.();
@@ -158,7 +165,8 @@ export function relayTunnel(client: Socket, upstream: Socket, opts: RelayOptions
   const t = new Relayed(Math.floor(id / SLOT), id % SLOT, onEnd);
   if (live.size === 0) addon.ref(true);
   live.set(t.slot, t);
-  for (const s of [client, upstream] as Destroyable[]) {
+  const sockets: Destroyable[] = [client, upstream];
+  for (const s of sockets) {
     const own = s._destroy.bind(s);
     s._destroy = function (this: Destroyable, err, cb) {
       if (t.ended) return own(err, cb);

@@ -22,5 +22,5 @@ export type ToPrimary =
   | { type: 'portcullis:clients'; id: number; ips: string[] };
 
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {
-  return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;
+  return typeof m === 'object' && m !== null && 'type' in m && m.type === type;
 }

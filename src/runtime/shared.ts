@@ -3,6 +3,7 @@ import { relayConfigCheck } from '../relay/index.js';
 import { forwarderConfigCheck } from '../forwarder/routes.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
+import { errorMessage } from '../util/errors.js';
 
 export interface LoadedConfig {
   config: PortcullisConfig;
@@ -30,7 +31,7 @@ export async function tryReload(cliPath: string | undefined, logger: Logger, app
     return { ok: true, source: next.source };
   } catch (err) {
     const issues = err instanceof ConfigError ? err.issues : undefined;
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     logger.error({ event: Events.BAD_CONFIG, code: 'PCL_ERR_CONFIG', issues, err: issues ? undefined : err }, 'reload refused: keeping the running configuration');
     return issues ? { ok: false, issues, message } : { ok: false, message };
   }

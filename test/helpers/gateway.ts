@@ -49,8 +49,8 @@ export interface SpawnedGateway {
   configFile: string;
   logs: LogRecord[];
   /** Everything written to stderr so far. */
-  stderr(): string;
-  waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number, since?: number): Promise<LogRecord>;
+  stderr: () => string;
+  waitForLog: (match: (r: LogRecord) => boolean, timeoutMs?: number, since?: number) => Promise<LogRecord>;
   exited: Promise<number | null>;
 }
 
@@ -69,8 +69,8 @@ export function spawnGateway(config: Record<string, unknown>, opts: { env?: Reco
   const waiters = new Set<{ match: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }>();
   let buf = '';
   let stderr = '';
-  proc.stdout!.setEncoding('utf8');
-  proc.stdout!.on('data', (chunk: string) => {
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (chunk: string) => {
     buf += chunk;
     let nl: number;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -92,8 +92,8 @@ export function spawnGateway(config: Record<string, unknown>, opts: { env?: Reco
       }
     }
   });
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (chunk: string) => {
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (chunk: string) => {
     stderr += chunk;
   });
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));

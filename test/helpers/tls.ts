@@ -48,7 +48,7 @@ async function newKeyPair(): Promise<KeyPair> {
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
   });
-  const key = pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
+  const key = pki.privateKeyFromPem(privateKey);
   const publicKey = pki.setRsaPublicKey(key.n, key.e);
   return { keyPem: privateKey, key, publicKey };
 }

@@ -237,8 +237,8 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    proc.stdout!.on('data', (c: Buffer) => (logs += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
+    proc.stdout.on('data', (c: Buffer) => (logs += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (logs += c.toString()));
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
     const stop = async (): Promise<void> => {
       if (proc.exitCode === null && proc.signalCode === null) {

@@ -22,6 +22,9 @@ export function makeConfig(opts: {
       timeouts: { connectMs: 1, dnsMs: 1, idleMs: 1, maxTunnelMs: 0, headersMs: 1, upstreamResponseMs: 1 },
       limits: { maxConnections: 1, maxConnectionsPerClient: 1, maxHeaderBytes: 16384 },
       drainMs: 1,
+      workers: 1,
+      balance: 'kernel',
+      relay: 'auto',
     },
     allow: {
       presets: opts.presets ?? [],
@@ -37,7 +40,7 @@ export function makeConfig(opts: {
     },
     clients: { ...(opts.clientsAllow ? { allow: opts.clientsAllow } : {}), deny: opts.clientsDeny ?? [] },
     dns: { overrides: {}, cacheTtlMs: 0 },
-    admin: { listen: '127.0.0.1:0' },
+    admin: { listen: '127.0.0.1:0', metrics: false },
     log: { level: 'silent', access: false },
   };
 }

@@ -17,7 +17,7 @@ const HOST = 'multi.example.com';
 
 /** Two addresses for HOST, as a real multi-address DNS answer: 127.0.0.2 (nothing listens) first. */
 class TwoAddressResolver extends Resolver {
-  override resolve(host: string): Promise<ResolvedAddress[]> {
+  override resolve(host: string): Promise<readonly ResolvedAddress[]> {
     if (host === HOST) return Promise.resolve([toResolved('127.0.0.2'), toResolved('127.0.0.1')]);
     return super.resolve(host);
   }

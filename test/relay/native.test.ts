@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
+import { defaultConfig } from '../../src/config/index.js';
 import { nativeRelayStatus, relayConfigCheck, relayInUse, RELAY_END_CAUSES } from '../../src/relay/index.js';
 import { startGateway } from '../helpers/gateway.js';
 import { openTunnel, readBytes } from '../helpers/raw.js';
@@ -20,7 +21,9 @@ describe('native relay availability', () => {
     if (process.env.CI !== 'true') ctx.skip(!status.available, `native relay not built here: ${status.reason}`);
     expect(status).toEqual({ available: true, reason: '' });
     expect(relayInUse('auto')).toEqual({ relay: 'native', warning: null });
-    expect(relayConfigCheck({ proxy: { relay: 'native' } })).toEqual([]);
+    const wantsNative = defaultConfig({});
+    wantsNative.proxy.relay = 'native';
+    expect(relayConfigCheck(wantsNative)).toEqual([]);
   });
 
   it('names its end causes as TypeScript does (one list: RELAY_CAUSES in native/relay.c)', (ctx) => {
