@@ -24,7 +24,7 @@ beforeEach(() => fx.emu.reset());
 /** The SDK with a "credential" that hands out the gateway API key as the bearer token. */
 function sdkClient(key = API_KEY): LogsIngestionClient {
   const credential = { getToken: async () => ({ token: key, expiresOnTimestamp: Date.now() + 3_600_000 }) };
-  return new LogsIngestionClient(fx.url, credential, { agent: fx.agent, retryOptions: { maxRetries: 0 } } as ConstructorParameters<typeof LogsIngestionClient>[2]);
+  return new LogsIngestionClient(fx.url, credential, { agent: fx.agent, retryOptions: { maxRetries: 0 } });
 }
 
 function record(i: number): Record<string, unknown> {

@@ -83,7 +83,7 @@ async function uploadThroughGateway(gw: GatewayProcess, count: number): Promise<
   const port = (listening.listen as { port: number }).port;
   const agent = emulatorAgent({ caPem, loopback: false });
   const credential = { getToken: async () => ({ token: API_KEY, expiresOnTimestamp: Date.now() + 3_600_000 }) };
-  const client = new LogsIngestionClient(`https://127.0.0.1:${port}`, credential, { agent } as ConstructorParameters<typeof LogsIngestionClient>[2]);
+  const client = new LogsIngestionClient(`https://127.0.0.1:${port}`, credential, { agent });
   const records = Array.from({ length: count }, (_, i) => ({ TimeGenerated: new Date().toISOString(), Id: randomUUID(), Seq: i }));
   await client.upload('dcr-in', STREAM, records);
   agent.destroy();

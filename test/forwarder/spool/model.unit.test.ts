@@ -245,7 +245,7 @@ describe('spool model', () => {
         const opts = { dir: t.dir, maxBytes: 4 * 1024, segmentBytes: 1024, fsync, fsyncIntervalMs: 5, logger: captureLogger().logger };
         const real: Real = { spool: await Spool.open(opts), open: () => Spool.open(opts), dir: t.dir, dropped: [] };
         try {
-          await fc.asyncModelRun(() => ({ model: { pending: new Map(), taken: new Set(), acked: new Set(), counter: 0 }, real }), cmds);
+          await fc.asyncModelRun(() => ({ model: { pending: new Map(), taken: new Set<number>(), acked: new Set<number>(), counter: 0 }, real }), cmds);
         } finally {
           await real.spool.close();
           for (const d of real.dropped) await d.close();
