@@ -45,6 +45,17 @@ describe('decode', () => {
     expect(decode(task('[]'))).toMatchObject({ ok: true, records: 0, entries: [] });
   });
 
+  it('keeps the client\'s bytes when an upload fits one entry (no re-serialisation), and still checks every item', () => {
+    const body = ' [ {"b":1.50,"a":"\\u00e9"} ,\n{"n":1e3} ] \n';
+    const r = decode(task(body, { entryMaxBytes: 1_000 }));
+    expect(r).toMatchObject({ ok: true, records: 2 });
+    expect(r.ok && text(r.entries[0]?.payload ?? new Uint8Array())).toBe(' {"b":1.50,"a":"\\u00e9"} ,\n{"n":1e3} ');
+    expect(decode(task('[{"a":1}, 2]'))).toMatchObject({ ok: false, error: 'notArray' });
+    // Translation rewrites records, so it re-serialises them.
+    const t = decode(task('[{"TimeGenerated":"2026-01-01T00:00:00Z", "x":1.50}]', { mode: 'translate' }));
+    expect(t.ok && text(t.entries[0]?.payload ?? new Uint8Array())).toBe('{"TimeGenerated":"2026-01-01T00:00:00Z","x":1.5}');
+  });
+
   it('the Data Collector API also takes a single object', () => {
     const r = decode(task('{"a":1}', { mode: 'dataCollector' }));
     expect(r.ok && text(r.entries[0]?.payload ?? new Uint8Array())).toBe('{"a":1}');
