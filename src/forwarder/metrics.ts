@@ -11,7 +11,7 @@ const RATIO_BUCKETS = [1, 2, 3, 5, 8, 12, 20, 50];
 
 /** What the metrics read at scrape time. */
 export interface ForwarderState {
-  spool(): { bytes: number; segments: number; pendingEntries: number; pendingBytes: number; oldestAppendedAt: number | null; healthy: boolean } | null;
+  spool(): { bytes: number; maxBytes: number; segments: number; pendingEntries: number; pendingBytes: number; oldestAppendedAt: number | null; healthy: boolean } | null;
   poolUtilization(): number;
   poolQueued(): number;
   concurrency(): Array<{ destination: string; limit: number; inFlight: number }>;
@@ -35,6 +35,7 @@ export class ForwarderMetrics {
   readonly upstreamLatency: client.Histogram<'destination'>;
   readonly upstreamResponses: client.Counter<'destination' | 'status'>;
   readonly tokenRefreshes: client.Counter<'destination'>;
+  readonly tokenFailures: client.Counter<'destination'>;
   readonly ackLatency: client.Histogram<'api'>;
 
   constructor(registry: Registry, state: ForwarderState) {
@@ -56,6 +57,8 @@ export class ForwarderMetrics {
     this.upstreamLatency = new client.Histogram({ name: 'portcullis_forwarder_upstream_latency_seconds', help: 'Upstream request time (send to answer).', labelNames: ['destination'], buckets: LATENCY_BUCKETS, registers });
     this.upstreamResponses = new client.Counter({ name: 'portcullis_forwarder_upstream_responses_total', help: 'Upstream answers by status (or "network").', labelNames: ['destination', 'status'], registers });
     this.tokenRefreshes = new client.Counter({ name: 'portcullis_forwarder_token_refreshes_total', help: 'Forced Entra token refreshes after a 401/403.', labelNames: ['destination'], registers });
+    // Without it a credential that stopped working only shows as a growing spool (PortcullisForwarderTokenFailures).
+    this.tokenFailures = new client.Counter({ name: 'portcullis_forwarder_token_failures_total', help: 'Entra token requests that failed (no token to send with).', labelNames: ['destination'], registers });
     this.ackLatency = new client.Histogram({ name: 'portcullis_forwarder_ack_seconds', help: 'Upload received to success status sent (includes the spool fsync).', labelNames: ['api'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
 
     const spoolGauge = (name: string, help: string, pick: (s: NonNullable<ReturnType<ForwarderState['spool']>>) => number): void => {
@@ -70,6 +73,8 @@ export class ForwarderMetrics {
       });
     };
     spoolGauge('portcullis_forwarder_spool_bytes', 'Bytes of spool segment files on disk.', (s) => s.bytes);
+    // The limit next to the usage, so "spool filling" is one ratio in PromQL (PortcullisForwarderSpoolFilling).
+    spoolGauge('portcullis_forwarder_spool_max_bytes', 'Spool byte limit (forwarder.spool.maxBytes); uploads are refused past it.', (s) => s.maxBytes);
     spoolGauge('portcullis_forwarder_spool_segments', 'Spool segment files.', (s) => s.segments);
     spoolGauge('portcullis_forwarder_spool_pending_entries', 'Spool entries not yet delivered.', (s) => s.pendingEntries);
     spoolGauge('portcullis_forwarder_spool_pending_bytes', 'Payload bytes not yet delivered.', (s) => s.pendingBytes);

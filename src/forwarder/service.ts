@@ -291,7 +291,10 @@ export class ForwarderService implements Service {
       credential: dest.credential,
       authorityHost: this.#fwd.upstream.authorityHost,
       agent: this.#tokenAgent,
-      onFailure: (e) => this.opts.logger.warn({ event: Events.FWD_TOKEN_REFRESH, destination: dest.name, credential: e.credential, err: e.error }, 'Entra token request failed'),
+      onFailure: (e) => {
+        this.#metrics?.tokenFailures.inc({ destination: dest.name });
+        this.opts.logger.warn({ event: Events.FWD_TOKEN_REFRESH, destination: dest.name, credential: e.credential, err: e.error }, 'Entra token request failed');
+      },
     });
     return {
       getToken: (force) => (force ? provider.forceRefresh() : provider.getToken()),

@@ -4,11 +4,11 @@
  * and a real Prometheus server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
 import { openTunnel, rawExchange, readBytes, statusOf } from '../helpers/raw.js';
@@ -290,6 +290,122 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
       logs: () => logs,
     };
   }
+}
+
+/**
+ * Prometheus's value of an instant query that yields one series, evaluated at `atMs` (a scrape
+ * time from scrapedAfter, so that every query of a check sees the same scrape); 0 for no series
+ * (a counter not created yet).
+ */
+export async function instantValue(prom: PrometheusServer, q: string, atMs: number): Promise<number> {
+  const r = await prom.query(q, atMs);
+  if (r.length > 1) throw new Error(`${q}: ${r.length} series, expected one`);
+  return r[0] ? Number(r[0].value[1]) : 0;
+}
+
+/**
+ * Waits until Prometheus holds a successful scrape of `job` that started after `afterMs` (epoch
+ * ms), and returns its time: queries at that time include everything the gateway had counted by
+ * `afterMs`. (A scrape that times out on a loaded machine leaves no portcullis_ready sample, so it
+ * is skipped.) Polls the HTTP API (Prometheus has no push); the scrape interval is 1 s.
+ */
+export async function scrapedAfter(prom: PrometheusServer, job: string, afterMs: number, timeoutMs = 20_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const last = (await prom.query(`timestamp(portcullis_ready{job="${job}"})`))[0];
+    const at = last ? Number(last.value[1]) * 1000 : 0;
+    // 1 ms on: a query at exactly the sample's time could round to just before it.
+    if (at > afterMs) return at + 1;
+    if (Date.now() > deadline) throw new Error(`no scrape after ${new Date(afterMs).toISOString()} within ${timeoutMs} ms; prometheus log: ${prom.logs().slice(-1000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export interface DashboardPanel {
+  id: number;
+  type: string;
+  title: string;
+  targets?: Array<{ expr: string; refId: string }>;
+}
+
+export function dashboardPanels(): DashboardPanel[] {
+  return (JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as { panels: DashboardPanel[] }).panels;
+}
+
+/** The panels under the row titled `row` (up to the next row). */
+export function panelsOfRow(row: string): DashboardPanel[] {
+  const panels = dashboardPanels();
+  const start = panels.findIndex((p) => p.type === 'row' && p.title === row);
+  if (start < 0) throw new Error(`the dashboard has no row "${row}"`);
+  const end = panels.findIndex((p, i) => i > start && p.type === 'row');
+  return panels.slice(start + 1, end < 0 ? undefined : end);
+}
+
+/** A dashboard expression as Prometheus gets it for job `job`, every instance, 1-minute rate windows. */
+export function concreteExpr(expr: string, job: string): string {
+  return expr.replaceAll('$__rate_interval', '1m').replaceAll('$job', job).replaceAll('$instance', '.*');
+}
+
+/** Every metric selector in the dashboard (panels, annotations, variables) and the alert rules. */
+export function usedMetrics(): Array<MetricUse & { where: string }> {
+  const uses: Array<MetricUse & { where: string }> = [];
+  const dash = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as {
+    panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+    annotations: { list: Array<{ name: string; expr?: string }> };
+    templating: { list: Array<{ name: string; query: { query: string } | string }> };
+  };
+  for (const p of dash.panels) for (const t of p.targets ?? []) for (const u of metricsInExpr(t.expr)) uses.push({ ...u, where: `panel "${p.title}"` });
+  for (const a of dash.annotations.list) if (a.expr) for (const u of metricsInExpr(a.expr)) uses.push({ ...u, where: `annotation "${a.name}"` });
+  for (const v of dash.templating.list) {
+    const q = typeof v.query === 'string' ? v.query : v.query.query;
+    const m = /^label_values\((.*),\s*[a-zA-Z_]+\)$/.exec(q);
+    if (!m?.[1]) throw new Error(`variable ${v.name}: not a label_values() query: ${q}`);
+    for (const u of metricsInExpr(m[1])) uses.push({ ...u, where: `variable ${v.name}` });
+  }
+  const rules = parse(readFileSync(ALERTS_FILE, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+  for (const g of rules.groups) for (const r of g.rules) for (const u of metricsInExpr(r.expr)) uses.push({ ...u, where: `alert ${r.alert}` });
+  return uses;
+}
+
+/** What `uses` name that the scrape `families` lacks: a metric, a histogram, or a label. */
+export function missingFromScrape(uses: Array<MetricUse & { where: string }>, families: Map<string, Family>): string[] {
+  const problems: string[] = [];
+  const TARGET_LABELS = ['job', 'instance'];
+  for (const u of uses) {
+    if (u.metric === 'up') {
+      for (const l of u.labels) if (!TARGET_LABELS.includes(l)) problems.push(`${u.where}: up has no label ${l}`);
+      continue;
+    }
+    let fam = families.get(u.metric);
+    const hist = /^(.*)_(bucket|sum|count)$/.exec(u.metric);
+    if (!fam && hist && families.get(hist[1]!)?.type === 'histogram') fam = families.get(hist[1]!);
+    if (!fam) {
+      problems.push(`${u.where}: ${u.metric} is not exported`);
+      continue;
+    }
+    if (/_bucket$/.test(u.metric) && fam.type !== 'histogram') problems.push(`${u.where}: ${u.metric} is not a histogram`);
+    for (const l of u.labels) {
+      if (!TARGET_LABELS.includes(l) && !fam.labels.has(l)) problems.push(`${u.where}: ${u.metric} has no label ${l} (has ${[...fam.labels].join(', ') || 'none'})`);
+    }
+  }
+  return problems;
+}
+
+/** `promtool check metrics` on an exposition text: exit code and everything it printed. */
+export function promtoolCheckMetrics(promtool: string, text: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(promtool, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    p.once('error', reject);
+    const timer = setTimeout(() => p.kill('SIGKILL'), 15_000);
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+    p.stdin.end(text);
+  });
 }
 
 export { metric, sampleSum, scrape, startGateway, waitForMetric, type GatewayProcess };

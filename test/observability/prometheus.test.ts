@@ -21,6 +21,8 @@ import {
   gatewayConfig,
   startDestinations,
   startGateway,
+  instantValue,
+  scrapedAfter as scrapedAfterJob,
   startPrometheus,
   type Destinations,
   type GatewayProcess,
@@ -33,34 +35,8 @@ const ALLOWED = 7;
 const DENIED = 5;
 const PAYLOAD = 64 * 1024;
 
-/**
- * Prometheus's value of an instant query that yields one series, evaluated at `atMs` (a scrape
- * time from scrapedAfter, so that every query of a check sees the same scrape); 0 for no series
- * (a counter not created yet).
- */
-async function value(prom: PrometheusServer, q: string, atMs: number): Promise<number> {
-  const r = await prom.query(q, atMs);
-  if (r.length > 1) throw new Error(`${q}: ${r.length} series, expected one`);
-  return r[0] ? Number(r[0].value[1]) : 0;
-}
-
-/**
- * Waits until Prometheus holds a successful scrape of the job that started after `afterMs` (epoch
- * ms), and returns its time: queries at that time include everything the gateway had counted by
- * `afterMs`. (A scrape that times out on a loaded machine leaves no portcullis_ready sample, so it
- * is skipped.) Polls the HTTP API (Prometheus has no push); the scrape interval is 1 s.
- */
-async function scrapedAfter(prom: PrometheusServer, afterMs: number, timeoutMs = 20_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const last = (await prom.query(`timestamp(portcullis_ready{job="${JOB}"})`))[0];
-    const at = last ? Number(last.value[1]) * 1000 : 0;
-    // 1 ms on: a query at exactly the sample's time could round to just before it.
-    if (at > afterMs) return at + 1;
-    if (Date.now() > deadline) throw new Error(`no scrape after ${new Date(afterMs).toISOString()} within ${timeoutMs} ms; prometheus log: ${prom.logs().slice(-1000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const value = instantValue;
+const scrapedAfter = (prom: PrometheusServer, afterMs: number): Promise<number> => scrapedAfterJob(prom, JOB, afterMs);
 
 /** Waits until the gateway has logged `n` records matching `match` since log index `from`. */
 async function records(gw: GatewayProcess, from: number, n: number, match: (r: LogRecord) => boolean): Promise<void> {

@@ -122,6 +122,12 @@ describe('Grafana dashboard', () => {
       'Event-loop lag',
       'CPU',
       'Memory',
+      'Forwarder records/s (received, accepted, sent)',
+      'Forwarder uploads refused/s by reason',
+      'Forwarder upstream responses/s by status',
+      'Forwarder dead-lettered records',
+      'Forwarder spool bytes vs limit',
+      'Forwarder oldest unsent record age',
     ]) {
       expect(titles).toContain(t);
     }
