@@ -59,8 +59,8 @@ it('a burst of large uploads over maxInflightBytes: 429 / 503 with Retry-After, 
   const refusals: Array<{ api: 'li' | 'dc'; status: number; retryAfter: unknown; code: unknown }> = [];
   let cut = 0;
   const ROUNDS = 3;
-  const LI_PER_ROUND = 16; // ~1 MiB each: 16 MiB at once against a 4 MiB allowance
-  const DC_PER_ROUND = 6; // ~3 MB each
+  const LI_PER_ROUND = 16; // ~1 MB each: 16 MB at once against a 4 MiB allowance
+  const DC_PER_ROUND = 6; // 3 MB each: 18 MB at once
   const settle = (a: HttpAnswer, api: 'li' | 'dc', recs: AgentRecord[]): void => {
     const ok = api === 'li' ? 204 : 200;
     if (a.status === ok) (api === 'li' ? accepted : acceptedDc).push(...recs);
@@ -71,7 +71,9 @@ it('a burst of large uploads over maxInflightBytes: 429 / 503 with Retry-After, 
   };
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      const uploads = [
+      // One burst of each API per round: a burst of many ~1 MiB Logs Ingestion uploads holds the
+      // whole allowance, and a 3 MB Data Collector upload can only ever fit when they are not there.
+      const li = [
         ...Array.from({ length: LI_PER_ROUND }, async (_, i) => {
           const recs = recordsOfSize(1_000_000, 'mem-li', (round * 100 + i) * 10_000);
           const agent = emulatorAgent({ caPem: setup.caPem, loopback: false, keepAlive: false });
@@ -83,6 +85,9 @@ it('a burst of large uploads over maxInflightBytes: 429 / 503 with Retry-After, 
             agent.destroy();
           }
         }),
+      ];
+      await Promise.all(li);
+      const dc = [
         ...Array.from({ length: DC_PER_ROUND }, async (_, i) => {
           const recs = recordsOfSize(3_000_000, 'mem-dc', (round * 100 + i) * 10_000);
           const agent = emulatorAgent({ caPem: setup.caPem, loopback: false, keepAlive: false });
@@ -95,7 +100,7 @@ it('a burst of large uploads over maxInflightBytes: 429 / 503 with Retry-After, 
           }
         }),
       ];
-      await Promise.all(uploads);
+      await Promise.all(dc);
       expect(g.proc.exitCode).toBeNull();
     }
   } finally {
