@@ -110,8 +110,13 @@ export async function prepareForwarder(emu: AzureMonitorEmulator, opts: { forwar
       { name: 'fw-only', apiKeySha256: sha256(OTHER_KEY).toString('hex'), routes: ['fw'] },
       { name: 'agents', clientCert: { subjects: ['CN=agent-1, O=Contoso'] }, routes: ['app'] },
     ],
-    ...opts.forwarder,
   };
+  // Overrides merge one level deep: `{ upstream: { maxConcurrency: 1 } }` keeps the emulator's CA.
+  for (const [key, value] of Object.entries(opts.forwarder ?? {})) {
+    const base = (forwarder as Record<string, unknown>)[key];
+    const both = isPlainObject(base) && isPlainObject(value);
+    (forwarder as Record<string, unknown>)[key] = both ? { ...base, ...value } : value;
+  }
   const config = {
     allow: {
       presets: [],
@@ -205,6 +210,10 @@ export async function waitForIds(
     await emu.waitForRecords(query, emu.records(query).length + 1, Math.max(1, deadline - Date.now())).catch(() => undefined);
   }
   return mine();
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function defaultId(r: unknown): string | undefined {

@@ -7,17 +7,30 @@
  */
 import type { Agent as HttpsAgent } from 'node:https';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { emulatorAgent, postDataCollector, send, type HttpAnswer } from '../emulator/clients.js';
-import type { AcceptedRecord } from '../emulator/emulator.js';
-import { API_KEY, DCR_UP, FW_STREAM, STREAM, WS_IN, WS_UP, ingestUrl, realisticRecords, startFixture, waitForIds, type AgentRecord, type Fixture } from './fixture.js';
+import { AzureMonitorEmulator, type AcceptedRecord } from '../emulator/emulator.js';
+import { API_KEY, DCR_UP, FW_STREAM, STREAM, WS_IN, WS_UP, ingestUrl, prepareForwarder, realisticRecords, waitForIds, type AgentRecord } from './fixture.js';
 
-let fx: Fixture;
+// The real `portcullis start` process (its own core), the fleet and the emulator in this one.
+// upstream.maxConcurrency 1: per-sender order across batches holds only with one batch of a stream
+// in flight (docs/forwarder.md: with more, two full batches may land in either order; with the
+// default 8 this fleet's per-agent order breaks; the issue asks for order per identity+destination).
+let gw: GatewayProcess | undefined;
+const fx = { url: '', caPem: '', inboundKey: '', emu: undefined as unknown as AzureMonitorEmulator };
 
 beforeAll(async () => {
-  fx = await startFixture();
+  fx.emu = await AzureMonitorEmulator.start();
+  const setup = await prepareForwarder(fx.emu, { forwarder: { pool: { threads: 1 }, upstream: { maxConcurrency: 1 } } });
+  fx.caPem = setup.caPem;
+  fx.inboundKey = setup.inboundKey;
+  gw = await startGateway({ ...setup.config, log: { level: 'info', access: false } });
+  const listening = await gw.waitForLog((r) => r.msg === 'forwarder listening', 15_000);
+  fx.url = `https://127.0.0.1:${(listening.listen as { port: number }).port}`;
 });
 afterAll(async () => {
-  await fx?.close();
+  if (gw) expect(await gw.stop('SIGTERM')).toBe(0);
+  await fx.emu?.close();
 });
 beforeEach(() => fx.emu.reset());
 
