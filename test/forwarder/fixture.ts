@@ -13,8 +13,10 @@ import { parseConfig, type PortcullisConfig } from '../../src/config/index.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { createForwarderService, forwarderConfigCheck, sha256, type ForwarderService } from '../../src/forwarder/index.js';
 import { testCA } from '../helpers/tls.js';
+import { LogsIngestionClient } from '@azure/monitor-ingestion';
 import { emulatorAgent } from '../emulator/clients.js';
-import { AzureMonitorEmulator } from '../emulator/emulator.js';
+import { AzureMonitorEmulator, type AcceptedRecord, type RecordQuery } from '../emulator/emulator.js';
+import { makeRecords, type AgentRecord as BenchRecord } from '../../bench/lib/records.mjs';
 
 export const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 export const CLIENT = '11111111-2222-3333-4444-555555555555';
@@ -38,6 +40,8 @@ export interface Fixture {
   url: string;
   /** Trusts the test CA. */
   agent: HttpsAgent;
+  /** PEM of the CA that issued the ingest listener's certificate (for more client agents). */
+  caPem: string;
   /** Inbound workspace key Data Collector clients sign with. */
   inboundKey: string;
   dir: string;
@@ -53,8 +57,19 @@ export interface FixtureOptions {
   emulator?: AzureMonitorEmulator;
 }
 
-export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> {
-  const emu = opts.emulator ?? (await AzureMonitorEmulator.start());
+/** Emulator registrations, key and certificate files, and the config both kinds of fixture run. */
+export interface ForwarderSetup {
+  emu: AzureMonitorEmulator;
+  dir: string;
+  /** PEM of the CA that issued the ingest listener's certificate. */
+  caPem: string;
+  /** Inbound workspace key Data Collector clients sign with. */
+  inboundKey: string;
+  /** The whole gateway config (allow rule + dns.overrides for the emulator hosts, forwarder). */
+  config: Record<string, unknown>;
+}
+
+export async function prepareForwarder(emu: AzureMonitorEmulator, opts: { forwarder?: Record<string, unknown> } = {}): Promise<ForwarderSetup> {
   emu.addApp({ tenantId: TENANT, clientId: CLIENT, secrets: [SECRET] });
   emu.addDcr({ immutableId: DCR_UP, streams: [STREAM, FW_STREAM], allowedClientIds: [CLIENT] });
   const upstreamWs = emu.addWorkspace({ workspaceId: WS_UP });
@@ -68,7 +83,6 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
   writeFileSync(join(dir, 'inbound.key'), inboundKey);
   writeFileSync(join(dir, 'upstream-ws.key'), upstreamWs.sharedKey);
   writeFileSync(join(dir, 'secret'), SECRET);
-
   const dce = new URL(emu.logsIngestionEndpoint());
   const ods = new URL(emu.dataCollectorEndpoint(WS_UP));
   const forwarder = {
@@ -96,9 +110,14 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
       { name: 'fw-only', apiKeySha256: sha256(OTHER_KEY).toString('hex'), routes: ['fw'] },
       { name: 'agents', clientCert: { subjects: ['CN=agent-1, O=Contoso'] }, routes: ['app'] },
     ],
-    ...opts.forwarder,
   };
-  const text = stringify({
+  // Overrides merge one level deep: `{ upstream: { maxConcurrency: 1 } }` keeps the emulator's CA.
+  for (const [key, value] of Object.entries(opts.forwarder ?? {})) {
+    const base = (forwarder as Record<string, unknown>)[key];
+    const both = isPlainObject(base) && isPlainObject(value);
+    (forwarder as Record<string, unknown>)[key] = both ? { ...base, ...value } : value;
+  }
+  const config = {
     allow: {
       presets: [],
       rules: [{ name: 'emulator', hosts: ['*.ingest.monitor.azure.com', '*.ods.opinsights.azure.com', 'login.microsoftonline.com'], ports: [emu.port], allowPrivate: true }],
@@ -106,8 +125,14 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
     dns: { overrides: { [dce.hostname]: '127.0.0.1', [ods.hostname]: '127.0.0.1', [new URL(emu.authorityHost).hostname]: '127.0.0.1' } },
     log: { level: process.env.FWD_TEST_LOG ?? 'silent', access: false },
     forwarder,
-  });
-  const config = parseConfig(text, { source: 'test', checks: [(c) => forwarderConfigCheck(c, {})], env: {} });
+  };
+  return { emu, dir, caPem: ca.caPem, inboundKey, config };
+}
+
+export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> {
+  const emu = opts.emulator ?? (await AzureMonitorEmulator.start());
+  const { dir, caPem, inboundKey, config: raw } = await prepareForwarder(emu, opts.forwarder ? { forwarder: opts.forwarder } : {});
+  const config = parseConfig(stringify(raw), { source: 'test', checks: [(c) => forwarderConfigCheck(c, {})], env: {} });
   const { logger } = createLogger({ level: config.log.level }, { dest: 2 });
   let registry = new client.Registry();
 
@@ -121,7 +146,8 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
     config,
     registry,
     url: `https://127.0.0.1:${service.address?.port ?? 0}`,
-    agent: emulatorAgent({ caPem: ca.caPem, loopback: false }),
+    agent: emulatorAgent({ caPem, loopback: false }),
+    caPem,
     inboundKey,
     dir,
     logger,
@@ -141,4 +167,54 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
     },
   };
   return fixture;
+}
+
+/** A realistic agent event (~460 bytes of JSON; bench/lib/records.mjs): RecordId is unique per run. */
+export type AgentRecord = BenchRecord;
+
+/** `count` realistic records numbered from `from`, ids `<runId>-<n>` (the bench's own generator). */
+export function realisticRecords(count: number, from = 0, runId = 'test'): AgentRecord[] {
+  return makeRecords(count, from, runId);
+}
+
+/** Logs Ingestion upload URL of the gateway's inbound route. */
+export function ingestUrl(fx: Pick<Fixture, 'url'>, dcr = DCR_IN, stream = STREAM): string {
+  return `${fx.url}/dataCollectionRules/${dcr}/streams/${stream}?api-version=2023-01-01`;
+}
+
+/** The official SDK pointed at the gateway, with a "credential" that hands out a gateway API key. */
+export function sdkClient(fx: Pick<Fixture, 'url' | 'agent'>, key = API_KEY, extra: { maxRetries?: number } = {}): LogsIngestionClient {
+  const credential = { getToken: async () => ({ token: key, expiresOnTimestamp: Date.now() + 3_600_000 }) };
+  return new LogsIngestionClient(fx.url, credential, { agent: fx.agent, retryOptions: { maxRetries: extra.maxRetries ?? 0 } });
+}
+
+/**
+ * Waits (woken by the emulator, no polling) until every id in `ids` has arrived for `query`, or
+ * `timeoutMs` passes; returns the matching accepted records either way (the caller asserts).
+ * `idOf` reads a record's id (default: RecordId, then Id).
+ */
+export async function waitForIds(
+  emu: AzureMonitorEmulator,
+  query: RecordQuery,
+  ids: ReadonlySet<string>,
+  timeoutMs = 30_000,
+  idOf: (r: unknown) => string | undefined = defaultId,
+): Promise<AcceptedRecord[]> {
+  const mine = (): AcceptedRecord[] => emu.records(query).filter((r) => ids.has(idOf(r.record) ?? ''));
+  const present = (): number => new Set(mine().map((r) => idOf(r.record))).size;
+  const deadline = Date.now() + timeoutMs;
+  while (present() < ids.size && Date.now() < deadline) {
+    await emu.waitForRecords(query, emu.records(query).length + 1, Math.max(1, deadline - Date.now())).catch(() => undefined);
+  }
+  return mine();
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function defaultId(r: unknown): string | undefined {
+  if (typeof r !== 'object' || r === null) return undefined;
+  const o = r as { RecordId?: unknown; Id?: unknown };
+  return typeof o.RecordId === 'string' ? o.RecordId : typeof o.Id === 'string' ? o.Id : undefined;
 }

@@ -6,10 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LogsIngestionClient } from '@azure/monitor-ingestion';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { postDataCollector, send } from '../emulator/clients.js';
-import { API_KEY, DCR_IN, DCR_UP, FW_STREAM, OTHER_KEY, STREAM, WS_IN, WS_UP, startFixture, type Fixture } from './fixture.js';
+import { API_KEY, DCR_IN, DCR_UP, FW_STREAM, OTHER_KEY, STREAM, WS_IN, WS_UP, ingestUrl, sdkClient, startFixture, type Fixture } from './fixture.js';
 
 let fx: Fixture;
 
@@ -21,23 +20,17 @@ afterAll(async () => {
 });
 beforeEach(() => fx.emu.reset());
 
-/** The SDK with a "credential" that hands out the gateway API key as the bearer token. */
-function sdkClient(key = API_KEY): LogsIngestionClient {
-  const credential = { getToken: async () => ({ token: key, expiresOnTimestamp: Date.now() + 3_600_000 }) };
-  return new LogsIngestionClient(fx.url, credential, { agent: fx.agent, retryOptions: { maxRetries: 0 } });
-}
-
 function record(i: number): Record<string, unknown> {
   return { TimeGenerated: new Date().toISOString(), Id: randomUUID(), Seq: i, Computer: `host-${i % 17}`, Msg: `event ${i} ${'x'.repeat(200)}` };
 }
 
-const liUrl = (dcr = DCR_IN, stream = STREAM): string => `${fx.url}/dataCollectionRules/${dcr}/streams/${stream}?api-version=2023-01-01`;
+const liUrl = (dcr = DCR_IN, stream = STREAM): string => ingestUrl(fx, dcr, stream);
 const bearer = (key = API_KEY): Record<string, string> => ({ authorization: `Bearer ${key}`, 'content-type': 'application/json' });
 
 describe('Logs Ingestion API through the gateway', () => {
   it('the official SDK uploads 5,000 records; every one reaches the emulator exactly, gzip-compressed, within the 1 MiB limits', async () => {
     const records = Array.from({ length: 5_000 }, (_, i) => record(i));
-    await sdkClient().upload(DCR_IN, STREAM, records);
+    await sdkClient(fx).upload(DCR_IN, STREAM, records);
     const got = await fx.emu.waitForRecords({ target: DCR_UP, stream: STREAM }, records.length);
     expect(got).toHaveLength(records.length);
     const byId = new Map(got.map((r) => [(r.record as { Id: string }).Id, r.record]));

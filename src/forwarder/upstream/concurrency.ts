@@ -47,9 +47,13 @@ export class AdaptiveLimit {
     });
   }
 
-  release(outcome: 'success' | 'throttled' | 'error'): void {
+  /** `unused`: the slot was given back without a request (aborted, or held off): no verdict. */
+  release(outcome: 'success' | 'throttled' | 'error' | 'unused'): void {
     this.#inFlight--;
-    if (outcome === 'success') {
+    if (outcome === 'unused') {
+      // The token it took is returned too: no request was made.
+      this.#tokens = Math.min(this.#burst, this.#tokens + 1);
+    } else if (outcome === 'success') {
       if (++this.#successes >= this.#limit && this.#limit < this.max) {
         this.#limit++;
         this.#successes = 0;

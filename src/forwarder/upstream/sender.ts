@@ -63,6 +63,11 @@ interface Answer {
 export class Sender {
   readonly #agents = new Map<string, Agent>();
   readonly #limits = new Map<string, AdaptiveLimit>();
+  /**
+   * Per destination: no request before this time (epoch ms). A Retry-After is the upstream's word
+   * about the destination, not about one batch: every batch waits it out, not only the refused one.
+   */
+  readonly #notBefore = new Map<string, number>();
 
   constructor(private readonly opts: SenderOptions) {}
 
@@ -80,10 +85,16 @@ export class Sender {
     let forceRefresh = false;
     for (;;) {
       if (signal.aborted) return 'aborted';
+      if (!(await this.#holdOff(dest.name, signal))) return 'aborted';
       await limit.acquire();
       if (signal.aborted) {
-        limit.release('success');
+        limit.release('unused');
         return 'aborted';
+      }
+      // Another batch may have been told to wait while this one queued for a slot.
+      if (this.#heldOff(dest.name)) {
+        limit.release('unused');
+        continue;
       }
       const t0 = performance.now();
       let answer: Answer | null = null;
@@ -120,7 +131,8 @@ export class Sender {
       if (RETRYABLE_STATUS.has(answer.status)) {
         limit.release(answer.status === 429 || answer.status === 503 ? 'throttled' : 'error');
         const asked = retryAfterMs(answer.headers);
-        // The server's word is honoured exactly; our own backoff only when it gave none.
+        // The server's word is honoured exactly, for the whole destination; our own backoff only when it gave none.
+        if (asked !== null) this.#notBefore.set(dest.name, Math.max(this.#notBefore.get(dest.name) ?? 0, Date.now() + asked));
         const delay = asked ?? backoffMs(attempt, this.#cfg().retry.baseMs, this.#cfg().retry.maxMs);
         attempt++;
         metrics?.retries.inc({ destination: dest.name, reason: String(answer.status) });
@@ -148,6 +160,19 @@ export class Sender {
     for (const l of this.#limits.values()) l.close();
     await Promise.allSettled([...this.#agents.values()].map((a) => a.close()));
     this.#agents.clear();
+  }
+
+  #heldOff(destination: string): boolean {
+    return (this.#notBefore.get(destination) ?? 0) > Date.now();
+  }
+
+  /** Waits out the destination's Retry-After, if one is running; false when aborted. */
+  async #holdOff(destination: string, signal: AbortSignal): Promise<boolean> {
+    for (;;) {
+      const ms = (this.#notBefore.get(destination) ?? 0) - Date.now();
+      if (ms <= 0) return true;
+      if (!(await this.#wait(ms, signal))) return false;
+    }
   }
 
   /** false when aborted while waiting. */

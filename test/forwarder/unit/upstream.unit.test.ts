@@ -60,4 +60,20 @@ describe('adaptive concurrency', () => {
     expect(third).toBe(true);
     expect(l.inFlight).toBe(2);
   });
+
+  it('a slot given back unused (held off by a Retry-After) is no verdict and returns its request token', async () => {
+    // 60 requests/minute: a burst of one, then one a second.
+    const l = new AdaptiveLimit(4, 60, 2);
+    await l.acquire();
+    l.release('unused');
+    expect(l.limit).toBe(2);
+    expect(l.inFlight).toBe(0);
+    // The token came back: the next request may start at once instead of a second later.
+    let started = false;
+    const p = l.acquire().then(() => (started = true));
+    await Promise.resolve();
+    expect(started).toBe(true);
+    await p;
+    l.release('success');
+  });
 });
