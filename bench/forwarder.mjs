@@ -46,7 +46,9 @@ const log = (...a) => console.error('[bench:forwarder]', ...a);
 
 // ---- the machine's ceiling, measured before anything else runs ---------------------------------
 const limit = measureCpuLimit({ recordsPerBody: perUpload, seconds: 3 });
-log(`ceiling: ${limit.mbPerSecOneCore.toFixed(1)} MB/s on one core x ${limit.cores} = ${limit.mbPerSecMachine.toFixed(1)} MB/s (${Math.round(limit.recordsPerSecMachine)} records/s)`);
+log(
+  `ceiling: ${limit.mbPerSecOneCore.toFixed(1)} MB/s on one core x ${limit.cores} = ${limit.mbPerSecMachine.toFixed(1)} MB/s (${Math.round(limit.recordsPerSecMachine)} records/s)`,
+);
 
 // ---- processes -----------------------------------------------------------------------------------
 const children = [];
@@ -82,7 +84,10 @@ function readUntil(child, what, pick) {
 }
 
 async function startEmulator() {
-  const child = spawn(process.execPath, [join(REPO, 'dist-emulator/test/emulator/main.js')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, EMU_STREAMS: 'Custom-Bench_CL' } });
+  const child = spawn(process.execPath, [join(REPO, 'dist-emulator/test/emulator/main.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, EMU_STREAMS: 'Custom-Bench_CL' },
+  });
   children.push(child);
   const info = await readUntil(child, 'emulator', (text) => {
     try {
@@ -219,8 +224,21 @@ const sent = await metric(adminPort, 'portcullis_forwarder_bytes_sent_total');
 const lag = await metric(adminPort, 'nodejs_eventloop_lag_p99_seconds');
 const result = {
   date: new Date().toISOString(),
-  settings: { fsync: o.fsync, threads: o.threads, connections: Number(o.connections), recordsPerUpload: perUpload, bytesPerRecord: Math.round(bodyBytes / perUpload), seconds, tls: false },
-  ceiling: { mbPerSecOneCore: +limit.mbPerSecOneCore.toFixed(1), cores: limit.cores, mbPerSecMachine: +limit.mbPerSecMachine.toFixed(1), recordsPerSecMachine: Math.round(limit.recordsPerSecMachine) },
+  settings: {
+    fsync: o.fsync,
+    threads: o.threads,
+    connections: Number(o.connections),
+    recordsPerUpload: perUpload,
+    bytesPerRecord: Math.round(bodyBytes / perUpload),
+    seconds,
+    tls: false,
+  },
+  ceiling: {
+    mbPerSecOneCore: +limit.mbPerSecOneCore.toFixed(1),
+    cores: limit.cores,
+    mbPerSecMachine: +limit.mbPerSecMachine.toFixed(1),
+    recordsPerSecMachine: Math.round(limit.recordsPerSecMachine),
+  },
   max,
   half,
   shareOfCeiling: +(max.mbPerSec / limit.mbPerSecMachine).toFixed(2),

@@ -59,7 +59,13 @@ const { values: a } = parseArgs({
   },
 });
 if (a.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 20).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.stdout.write(
+    readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('\n')
+      .slice(1, 20)
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n') + '\n',
+  );
   process.exit(0);
 }
 
@@ -90,10 +96,14 @@ for (const c of caseNames) if (!ALL_CASES.includes(c)) throw new Error(`unknown 
 installCleanupHandlers(cleanupTempDirs);
 const log = (...x) => process.stderr.write(`[bench] ${x.join(' ')}\n`);
 
-for (const [k, v] of [['gen', a.gen], ['upstream', a.upstream]]) {
+for (const [k, v] of [
+  ['gen', a.gen],
+  ['upstream', a.upstream],
+]) {
   if (!['native', 'node'].includes(v)) throw new Error(`--${k} must be native or node (got ${v})`);
 }
-let genKind = a.gen, upstreamKind = a.upstream;
+let genKind = a.gen,
+  upstreamKind = a.upstream;
 let native = null;
 if (genKind === 'native' || upstreamKind === 'native') {
   native = buildNative();
@@ -107,8 +117,10 @@ if (genKind === 'native' || upstreamKind === 'native') {
 // One C generator process is cheaper than two on a 2-core box (fewer wake-ups,
 // more events per epoll_wait); the Node generators need two to keep up.
 const gens = Number(a.gens ?? (genKind === 'native' ? 1 : 2));
-log(`generators: ${genKind === 'native' ? `native (${native.loadgen}) for tunnels/roundtrips/latency/bulk, Node for the other cases` : 'Node (bench/lib/gen.mjs)'}; ` +
-  `echo/sink upstream: ${upstreamKind === 'native' ? `native (${native.upstream})` : 'Node (bench/lib/upstream.mjs)'}`);
+log(
+  `generators: ${genKind === 'native' ? `native (${native.loadgen}) for tunnels/roundtrips/latency/bulk, Node for the other cases` : 'Node (bench/lib/gen.mjs)'}; ` +
+    `echo/sink upstream: ${upstreamKind === 'native' ? `native (${native.upstream})` : 'Node (bench/lib/upstream.mjs)'}`,
+);
 
 // ------------------------------------------------------------- upstream servers
 async function startNodeUpstream() {
@@ -120,9 +132,17 @@ async function startNodeUpstream() {
   let seq = 0;
   const pending = new Map();
   child.on('message', (m) => {
-    if (m?.type === 'rpc' && pending.has(m.id)) { pending.get(m.id)(m.value); pending.delete(m.id); }
+    if (m?.type === 'rpc' && pending.has(m.id)) {
+      pending.get(m.id)(m.value);
+      pending.delete(m.id);
+    }
   });
-  const rpc = (cmd) => new Promise((res) => { const id = ++seq; pending.set(id, res); child.send({ type: 'rpc', id, cmd }); });
+  const rpc = (cmd) =>
+    new Promise((res) => {
+      const id = ++seq;
+      pending.set(id, res);
+      child.send({ type: 'rpc', id, cmd });
+    });
   return { child, ports: ready.ports, pid: ready.pid, rpc };
 }
 
@@ -171,9 +191,17 @@ for (const c of caseNames) {
   results[c] = {};
   for (const tn of targetNames) {
     const t = targets[tn];
-    if (!t) { results[c][tn] = { skipped: `unknown target ${tn}` }; log(`skip ${tn}: unknown target`); continue; }
+    if (!t) {
+      results[c][tn] = { skipped: `unknown target ${tn}` };
+      log(`skip ${tn}: unknown target`);
+      continue;
+    }
     const skip = t.skipReason?.();
-    if (skip) { results[c][tn] = { skipped: skip }; log(`skip ${tn}: ${skip}`); continue; }
+    if (skip) {
+      results[c][tn] = { skipped: skip };
+      log(`skip ${tn}: ${skip}`);
+      continue;
+    }
     let handle;
     const entry = { reps: [] };
     results[c][tn] = entry;
@@ -192,23 +220,36 @@ for (const c of caseNames) {
       const first = warmup && c !== 'fleet' && c !== 'idle-memory' ? -1 : 0;
       for (let i = first; i < n; i++) {
         const ctx = {
-          target: handle, targetName: tn, ports, upstream, quick, gens, opts, log,
+          target: handle,
+          targetName: tn,
+          ports,
+          upstream,
+          quick,
+          gens,
+          opts,
+          log,
           runGens: async (file, params, hooks = {}) => {
             let meter = null;
-            let proxyCpuPct = null, sysMeter = null, sysCpuPct = null, up0 = 0, upT0 = 0n, upstreamCpuPct = null;
+            let proxyCpuPct = null,
+              sysMeter = null,
+              sysCpuPct = null,
+              up0 = 0,
+              upT0 = 0n,
+              upstreamCpuPct = null;
             const useNative = genKind === 'native' && typeof mod.nativeArgs === 'function';
-            const r = await (useNative
-              ? (p, h) => runNativeGens(native.loadgen, p.map(mod.nativeArgs), h)
-              : (p, h) => runGens(file, p, h))(params, {
+            const r = await (useNative ? (p, h) => runNativeGens(native.loadgen, p.map(mod.nativeArgs), h) : (p, h) => runGens(file, p, h))(params, {
               ...hooks,
               onReady: async (pids) => {
                 const x = await hooks.onReady?.(pids);
-                up0 = await upstream.rpc('cpu'); upT0 = process.hrtime.bigint();
-                meter = cpuMeter(handle.pid); sysMeter = systemCpuMeter();
+                up0 = await upstream.rpc('cpu');
+                upT0 = process.hrtime.bigint();
+                meter = cpuMeter(handle.pid);
+                sysMeter = systemCpuMeter();
                 return x;
               },
               onDone: async () => {
-                proxyCpuPct = meter?.stop() ?? null; sysCpuPct = sysMeter?.stop() ?? null;
+                proxyCpuPct = meter?.stop() ?? null;
+                sysCpuPct = sysMeter?.stop() ?? null;
                 upstreamCpuPct = (100 * ((await upstream.rpc('cpu')) - up0)) / (Number(process.hrtime.bigint() - upT0) / 1e9);
                 return hooks.onDone?.();
               },
@@ -265,7 +306,8 @@ function fmt(v, digits = 0) {
 
 function summarize(mod, res) {
   const parts = mod.info.metrics.filter((m) => !m.derived && res[m.key] !== undefined).map((m) => `${m.key}=${fmt(res[m.key], m.digits)}`);
-  for (const k of ['errors', 'proxyCpuPct', 'genCpuPct', 'genUserCpuPct', 'upstreamCpuPct', 'sysCpuPct']) if (res[k] != null) parts.push(`${k}=${fmt(res[k], 0)}`);
+  for (const k of ['errors', 'proxyCpuPct', 'genCpuPct', 'genUserCpuPct', 'upstreamCpuPct', 'sysCpuPct'])
+    if (res[k] != null) parts.push(`${k}=${fmt(res[k], 0)}`);
   if (res.firstError) parts.push(`firstError="${res.firstError}"`);
   return parts.join(' ');
 }
@@ -314,35 +356,73 @@ function table(hdr, body) {
 }
 
 const cpuModel = os.cpus()[0]?.model ?? 'unknown';
-let out = `\nPortcullis benchmark — ${startedAt.toISOString()} — ${os.cpus().length} x ${cpuModel}, node ${process.version}` +
+let out =
+  `\nPortcullis benchmark — ${startedAt.toISOString()} — ${os.cpus().length} x ${cpuModel}, node ${process.version}` +
   `${quick ? ' — QUICK' : ''}, reps ${reps} (fleet ${fleetReps}), medians\n` +
-  `generators: ${genKind} (${gens} process(es)) for tunnels/roundtrips/latency/bulk, node for the rest; echo/sink upstream: ${upstreamKind}\n\n` + table(header, rows) +
-  `\n\nCPU during the measured window, % of one core (median): proxy / generators (usr = their user-space part) / upstream servers / whole machine (max ${100 * os.cpus().length})\n` + table(['case', ...shownTargets], cpuRows) + '\n';
+  `generators: ${genKind} (${gens} process(es)) for tunnels/roundtrips/latency/bulk, node for the rest; echo/sink upstream: ${upstreamKind}\n\n` +
+  table(header, rows) +
+  `\n\nCPU during the measured window, % of one core (median): proxy / generators (usr = their user-space part) / upstream servers / whole machine (max ${100 * os.cpus().length})\n` +
+  table(['case', ...shownTargets], cpuRows) +
+  '\n';
 if (results.fleet) {
   out += '\nFleet steps (per target; latency = first byte sent -> 1 KiB answer received):\n';
   for (const tn of shownTargets) {
     const e = results.fleet[tn];
     if (!e?.reps?.length) continue;
     const steps = e.reps[e.reps.length - 1].steps ?? [];
-    out += `  ${tn}:\n` + table(['    agents', 'uploads', 'errors', 'p50 ms', 'p99 ms', 'p99 kept/fresh', 'proxy CPU%', 'proxy RSS MiB', 'gen CPU%', 'ok'],
-      steps.map((s) => [`    ${s.agents}`, fmt(s.uploads), fmt(s.errors), fmt(s.p50ms, 1), fmt(s.p99ms, 1), `${fmt(s.p99KeptMs, 1)} / ${fmt(s.p99FreshMs, 1)}`, fmt(s.proxyCpuPct), fmt(s.proxyRssKiB / 1024, 0), fmt(s.genCpuPct), s.ok ? 'yes' : 'NO'])).replace(/^/gm, '  ') + '\n';
+    out +=
+      `  ${tn}:\n` +
+      table(
+        ['    agents', 'uploads', 'errors', 'p50 ms', 'p99 ms', 'p99 kept/fresh', 'proxy CPU%', 'proxy RSS MiB', 'gen CPU%', 'ok'],
+        steps.map((s) => [
+          `    ${s.agents}`,
+          fmt(s.uploads),
+          fmt(s.errors),
+          fmt(s.p50ms, 1),
+          fmt(s.p99ms, 1),
+          `${fmt(s.p99KeptMs, 1)} / ${fmt(s.p99FreshMs, 1)}`,
+          fmt(s.proxyCpuPct),
+          fmt(s.proxyRssKiB / 1024, 0),
+          fmt(s.genCpuPct),
+          s.ok ? 'yes' : 'NO',
+        ]),
+      ).replace(/^/gm, '  ') +
+      '\n';
   }
 }
-const notes = shownTargets.map((tn) => {
-  const n = caseNames.map((c) => results[c][tn]?.note ?? results[c][tn]?.skipped).find(Boolean);
-  return n ? `  ${tn}: ${n}` : null;
-}).filter(Boolean);
+const notes = shownTargets
+  .map((tn) => {
+    const n = caseNames.map((c) => results[c][tn]?.note ?? results[c][tn]?.skipped).find(Boolean);
+    return n ? `  ${tn}: ${n}` : null;
+  })
+  .filter(Boolean);
 out += `\nTargets:\n${notes.join('\n')}\n`;
 process.stdout.write(out);
 
 const outDir = join(REPO, '.bench-out');
 mkdirSync(outDir, { recursive: true });
 const file = join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({
-  startedAt, finishedAt: new Date(), argv: process.argv.slice(2), quick, reps, fleetReps, gens, gen: genKind, upstream: upstreamKind,
-  machine: { cpus: os.cpus().length, cpuModel, totalMemMiB: Math.round(os.totalmem() / 2 ** 20), kernel: os.release(), node: process.version },
-  upstreamPorts: upstream.ports, results,
-}, null, 2));
+writeFileSync(
+  file,
+  JSON.stringify(
+    {
+      startedAt,
+      finishedAt: new Date(),
+      argv: process.argv.slice(2),
+      quick,
+      reps,
+      fleetReps,
+      gens,
+      gen: genKind,
+      upstream: upstreamKind,
+      machine: { cpus: os.cpus().length, cpuModel, totalMemMiB: Math.round(os.totalmem() / 2 ** 20), kernel: os.release(), node: process.version },
+      upstreamPorts: upstream.ports,
+      results,
+    },
+    null,
+    2,
+  ),
+);
 process.stdout.write(`\nraw results: ${file}\n`);
 cleanupTempDirs();
 process.exit(0);

@@ -21,10 +21,9 @@ if (existsSync(out) && sources.every((s) => statSync(s).mtimeMs <= statSync(out)
 
 // npm passes its bundled node-gyp to scripts; otherwise look next to npm, then on PATH.
 const prefix = dirname(dirname(process.execPath));
-const gypCandidates = [
-  process.env.npm_config_node_gyp,
-  join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-].filter((p) => p && existsSync(p));
+const gypCandidates = [process.env.npm_config_node_gyp, join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')].filter(
+  (p) => p && existsSync(p),
+);
 const args = ['rebuild', '--release'];
 // Headers of the running Node (Debian's nodejs ships them): no download, which is often not possible on a gateway.
 const nodedir = process.env.npm_config_nodedir || (existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? prefix : '');
@@ -33,6 +32,12 @@ const cmd = gypCandidates[0] ? process.execPath : 'node-gyp';
 const cmdArgs = gypCandidates[0] ? [gypCandidates[0], ...args] : args;
 const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
 if (r.status === 0 && existsSync(out)) process.exit(0);
-const why = r.error ? r.error.message : (r.stderr || '').split('\n').filter((l) => /error|ERR!/.test(l)).slice(0, 8).join('\n');
+const why = r.error
+  ? r.error.message
+  : (r.stderr || '')
+      .split('\n')
+      .filter((l) => /error|ERR!/.test(l))
+      .slice(0, 8)
+      .join('\n');
 console.warn(`portcullis: could not build the native tunnel relay; tunnels will be relayed in JavaScript.\n${why}`);
 process.exit(strict ? 1 : 0);

@@ -19,14 +19,32 @@ export const info = {
 
 async function one(ctx, tunnels, durationMs) {
   const parts = split(tunnels, Math.min(ctx.gens, tunnels));
-  let before = 0, after = 0, t0 = 0n;
-  const r = await ctx.runGens(fileURLToPath(import.meta.url),
-    parts.map((n) => ({ proxy: ctx.target.proxy, port: ctx.ports.sink, tunnels: n, durationMs })), {
-      onReady: async () => { before = await ctx.upstream.rpc('sinkBytes'); t0 = process.hrtime.bigint(); },
-      onDone: async () => { after = await ctx.upstream.rpc('sinkBytes'); },
-    });
+  let before = 0,
+    after = 0,
+    t0 = 0n;
+  const r = await ctx.runGens(
+    fileURLToPath(import.meta.url),
+    parts.map((n) => ({ proxy: ctx.target.proxy, port: ctx.ports.sink, tunnels: n, durationMs })),
+    {
+      onReady: async () => {
+        before = await ctx.upstream.rpc('sinkBytes');
+        t0 = process.hrtime.bigint();
+      },
+      onDone: async () => {
+        after = await ctx.upstream.rpc('sinkBytes');
+      },
+    },
+  );
   const sec = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { mbps: (after - before) / 1e6 / sec, errors: r.results.reduce((a, x) => a + x.errors, 0), proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, genUserCpuPct: r.genUserCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
+  return {
+    mbps: (after - before) / 1e6 / sec,
+    errors: r.results.reduce((a, x) => a + x.errors, 0),
+    proxyCpuPct: r.proxyCpuPct,
+    genCpuPct: r.genCpuPct,
+    genUserCpuPct: r.genUserCpuPct,
+    upstreamCpuPct: r.upstreamCpuPct,
+    sysCpuPct: r.sysCpuPct,
+  };
 }
 
 export async function run(ctx) {
@@ -34,8 +52,16 @@ export async function run(ctx) {
   const a = await one(ctx, 1, durationMs);
   const b = await one(ctx, 16, durationMs);
   return {
-    mbps1: a.mbps, mbps16: b.mbps, errors: a.errors + b.errors,
-    proxyCpuPct1: a.proxyCpuPct, genCpuPct1: a.genCpuPct, proxyCpuPct16: b.proxyCpuPct, genCpuPct16: b.genCpuPct, genUserCpuPct16: b.genUserCpuPct, upstreamCpuPct16: b.upstreamCpuPct, sysCpuPct16: b.sysCpuPct,
+    mbps1: a.mbps,
+    mbps16: b.mbps,
+    errors: a.errors + b.errors,
+    proxyCpuPct1: a.proxyCpuPct,
+    genCpuPct1: a.genCpuPct,
+    proxyCpuPct16: b.proxyCpuPct,
+    genCpuPct16: b.genCpuPct,
+    genUserCpuPct16: b.genUserCpuPct,
+    upstreamCpuPct16: b.upstreamCpuPct,
+    sysCpuPct16: b.sysCpuPct,
   };
 }
 
@@ -54,22 +80,31 @@ export async function genRun(socks, p) {
   const chunk = Buffer.alloc(65536, 0x7a);
   const deadline = Date.now() + p.durationMs;
   let errors = 0;
-  await Promise.all(socks.map(async (s) => {
-    s.resume(); // the sink never answers; keep the socket flowing anyway
-    let failed = false;
-    s.on('error', () => { failed = true; });
-    while (!failed && Date.now() < deadline) {
-      if (!s.write(chunk)) {
-        await new Promise((resolve) => {
-          const done = () => { clearTimeout(t); s.off('drain', done); s.off('close', done); resolve(); };
-          const t = setTimeout(done, Math.max(1, deadline - Date.now()));
-          s.once('drain', done);
-          s.once('close', done);
-        });
+  await Promise.all(
+    socks.map(async (s) => {
+      s.resume(); // the sink never answers; keep the socket flowing anyway
+      let failed = false;
+      s.on('error', () => {
+        failed = true;
+      });
+      while (!failed && Date.now() < deadline) {
+        if (!s.write(chunk)) {
+          await new Promise((resolve) => {
+            const done = () => {
+              clearTimeout(t);
+              s.off('drain', done);
+              s.off('close', done);
+              resolve();
+            };
+            const t = setTimeout(done, Math.max(1, deadline - Date.now()));
+            s.once('drain', done);
+            s.once('close', done);
+          });
+        }
       }
-    }
-    if (failed) errors++;
-    s.destroy();
-  }));
+      if (failed) errors++;
+      s.destroy();
+    }),
+  );
   return { errors };
 }

@@ -54,9 +54,14 @@ export async function run(ctx) {
       timeoutMs: stepMs + 120000,
       onRunning: async () => {
         if (!ctx.target.pid) return;
-        while (sampling) { peakRss = Math.max(peakRss, treeRssKiB(ctx.target.pid)); await sleep(1000); }
+        while (sampling) {
+          peakRss = Math.max(peakRss, treeRssKiB(ctx.target.pid));
+          await sleep(1000);
+        }
       },
-      onDone: async () => { sampling = false; },
+      onDone: async () => {
+        sampling = false;
+      },
     });
     const lat = r.results.flatMap((x) => x.lat).sort((a, b) => a - b);
     const latFresh = r.results.flatMap((x) => x.latFresh ?? []).sort((a, b) => a - b);
@@ -84,10 +89,12 @@ export async function run(ctx) {
     };
     step.ok = step.errors === 0 && step.uploads > 0 && step.p99ms < 1000;
     out.push(step);
-    ctx.log(`  fleet ${ctx.targetName} N=${agents}: uploads=${step.uploads} errors=${errors} p50=${step.p50ms?.toFixed(1)}ms ` +
-      `p99=${step.p99ms?.toFixed(1)}ms (kept ${step.p99KeptMs?.toFixed(1)}, fresh ${step.p99FreshMs?.toFixed(1)}) proxyCPU=${step.proxyCpuPct?.toFixed(0)}% RSS=${(peakRss / 1024).toFixed(0)}MiB ` +
-      `genCPU=${step.genCpuPct.toFixed(0)}% (max/proc ${step.genCpuPctPerProcessMax.toFixed(0)}%) sys=${step.sysCpuPct?.toFixed(0)}% ${step.ok ? 'OK' : 'FAIL'}` +
-      (step.firstError ? ` firstError="${step.firstError}"` : ''));
+    ctx.log(
+      `  fleet ${ctx.targetName} N=${agents}: uploads=${step.uploads} errors=${errors} p50=${step.p50ms?.toFixed(1)}ms ` +
+        `p99=${step.p99ms?.toFixed(1)}ms (kept ${step.p99KeptMs?.toFixed(1)}, fresh ${step.p99FreshMs?.toFixed(1)}) proxyCPU=${step.proxyCpuPct?.toFixed(0)}% RSS=${(peakRss / 1024).toFixed(0)}MiB ` +
+        `genCPU=${step.genCpuPct.toFixed(0)}% (max/proc ${step.genCpuPctPerProcessMax.toFixed(0)}%) sys=${step.sysCpuPct?.toFixed(0)}% ${step.ok ? 'OK' : 'FAIL'}` +
+        (step.firstError ? ` firstError="${step.firstError}"` : ''),
+    );
     if (step.ok) maxOk = agents;
     else if (!ctx.opts.fleetAllSteps) break;
     await sleep(2000);
@@ -95,8 +102,10 @@ export async function run(ctx) {
   const best = out.find((s) => s.agents === maxOk);
   return {
     maxOkAgents: maxOk ?? 0,
-    maxOkProxyCpuPct: best?.proxyCpuPct, maxOkGenCpuPct: best?.genCpuPct,
-    maxOkUpstreamCpuPct: best?.upstreamCpuPct, maxOkSysCpuPct: best?.sysCpuPct,
+    maxOkProxyCpuPct: best?.proxyCpuPct,
+    maxOkGenCpuPct: best?.genCpuPct,
+    maxOkUpstreamCpuPct: best?.upstreamCpuPct,
+    maxOkSysCpuPct: best?.sysCpuPct,
     steps: out,
   };
 }
@@ -111,27 +120,43 @@ export async function genSetup() {
 export async function genRun({ frame }, p) {
   const lat = []; // uploads over a kept tunnel
   const latFresh = []; // uploads through a fresh tunnel: connect + CONNECT included
-  let errors = 0, drops = 0, firstError = null;
+  let errors = 0,
+    drops = 0,
+    firstError = null;
   const t0 = Date.now();
   const c0 = process.cpuUsage();
-  const fail = (err) => { errors++; firstError ??= String(err?.message ?? err); };
+  const fail = (err) => {
+    errors++;
+    firstError ??= String(err?.message ?? err);
+  };
 
   function withTimeout(promise) {
     let t;
-    return Promise.race([promise, new Promise((_, rej) => { t = setTimeout(() => rej(new Error('upload timeout')), UPLOAD_TIMEOUT_MS); })])
-      .finally(() => clearTimeout(t));
+    return Promise.race([
+      promise,
+      new Promise((_, rej) => {
+        t = setTimeout(() => rej(new Error('upload timeout')), UPLOAD_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(t));
   }
 
   async function agent(g) {
     const fresh = g % 10 === 9;
     let next = t0 + Math.floor((g / p.total) * PERIOD_MS);
-    let sock = null, readN = null, dead = true;
+    let sock = null,
+      readN = null,
+      dead = true;
     const openPersistent = async () => {
       sock = await openTunnel(p.proxy, p.port, { timeoutMs: UPLOAD_TIMEOUT_MS });
       readN = makeReader(sock);
       dead = false;
       const s = sock;
-      s.on('close', () => { if (s === sock && !dead) { dead = true; drops++; } });
+      s.on('close', () => {
+        if (s === sock && !dead) {
+          dead = true;
+          drops++;
+        }
+      });
     };
     while (next - t0 < p.stepMs) {
       const wait = next - Date.now();
@@ -147,7 +172,9 @@ export async function genRun({ frame }, p) {
             s.write(frame);
             await withTimeout(rd(ANSWER));
             latFresh.push(performance.now() - start);
-          } finally { s.destroy(); }
+          } finally {
+            s.destroy();
+          }
         } else {
           if (dead) await openPersistent();
           const start = performance.now();
@@ -157,15 +184,20 @@ export async function genRun({ frame }, p) {
         }
       } catch (err) {
         fail(err);
-        if (!fresh && sock) { dead = true; sock.destroy(); }
+        if (!fresh && sock) {
+          dead = true;
+          sock.destroy();
+        }
       }
     }
-    if (sock) { dead = true; sock.destroy(); }
+    if (sock) {
+      dead = true;
+      sock.destroy();
+    }
   }
 
   await Promise.all(Array.from({ length: p.agents }, (_, j) => agent(p.offset + j)));
   const c = process.cpuUsage(c0);
-  const cpuPct = (100 * (c.user + c.system) / 1e6) / ((Date.now() - t0) / 1000);
+  const cpuPct = (100 * (c.user + c.system)) / 1e6 / ((Date.now() - t0) / 1000);
   return { lat: lat.concat(latFresh), latKept: lat, latFresh, errors, drops, firstError, cpuPct };
 }
-

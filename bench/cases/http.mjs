@@ -17,9 +17,14 @@ export const info = {
 
 export async function run(ctx) {
   const durationSec = ctx.quick ? 3 : 5;
-  const r = await ctx.runGens(fileURLToPath(import.meta.url), [{
-    proxy: ctx.target.proxy, httpPort: ctx.ports.http, connections: ctx.opts.connections ?? 50, durationSec,
-  }]);
+  const r = await ctx.runGens(fileURLToPath(import.meta.url), [
+    {
+      proxy: ctx.target.proxy,
+      httpPort: ctx.ports.http,
+      connections: ctx.opts.connections ?? 50,
+      durationSec,
+    },
+  ]);
   return { ...r.results[0], proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
 }
 
@@ -36,7 +41,10 @@ export async function genRun(_, p) {
   });
   return {
     reqPerSec: r['2xx'] / r.duration,
-    non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts,
-    latencyP99ms: r.latency.p99, latencyP50ms: r.latency.p50,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    latencyP99ms: r.latency.p99,
+    latencyP50ms: r.latency.p50,
   };
 }

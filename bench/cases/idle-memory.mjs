@@ -21,23 +21,35 @@ export async function run(ctx) {
   const gens = Math.max(2, Math.ceil(n / 5000));
   await sleep(500);
   const before = treeRssKiB(ctx.target.pid);
-  let after = 0, opened = 0;
-  const r = await ctx.runGens(fileURLToPath(import.meta.url),
-    split(n, gens).map((k) => ({ proxy: ctx.target.proxy, port: ctx.ports.echo, tunnels: k })), {
-      onReady: async () => { await sleep(3000); after = treeRssKiB(ctx.target.pid); },
-    });
+  let after = 0,
+    opened = 0;
+  const r = await ctx.runGens(
+    fileURLToPath(import.meta.url),
+    split(n, gens).map((k) => ({ proxy: ctx.target.proxy, port: ctx.ports.echo, tunnels: k })),
+    {
+      onReady: async () => {
+        await sleep(3000);
+        after = treeRssKiB(ctx.target.pid);
+      },
+    },
+  );
   opened = r.results.reduce((a, x) => a + x.opened, 0);
   const errors = r.results.reduce((a, x) => a + x.errors, 0);
   return {
     kbPerTunnel: opened ? (after - before) / opened : null,
-    rssBeforeKiB: before, rssAfterKiB: after, opened, errors,
+    rssBeforeKiB: before,
+    rssAfterKiB: after,
+    opened,
+    errors,
     firstError: r.results.find((x) => x.firstError)?.firstError,
   };
 }
 
 export async function genSetup(p) {
   const socks = [];
-  let errors = 0, firstError = null, next = 0;
+  let errors = 0,
+    firstError = null,
+    next = 0;
   const payload = Buffer.alloc(64, 0x78);
   async function opener() {
     while (next < p.tunnels) {
@@ -49,7 +61,10 @@ export async function genSetup(p) {
         await readN(64);
         s.on('error', () => {});
         socks.push(s);
-      } catch (err) { errors++; firstError ??= err.message; }
+      } catch (err) {
+        errors++;
+        firstError ??= err.message;
+      }
     }
   }
   await Promise.all(Array.from({ length: 100 }, opener));

@@ -19,7 +19,14 @@ export const info = {
 export async function run(ctx) {
   const n = ctx.quick ? 5000 : 20000;
   const r = await ctx.runGens(fileURLToPath(import.meta.url), [{ proxy: ctx.target.proxy, port: ctx.ports.echo, n }]);
-  return { ...r.results[0], proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, genUserCpuPct: r.genUserCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
+  return {
+    ...r.results[0],
+    proxyCpuPct: r.proxyCpuPct,
+    genCpuPct: r.genCpuPct,
+    genUserCpuPct: r.genUserCpuPct,
+    upstreamCpuPct: r.upstreamCpuPct,
+    sysCpuPct: r.sysCpuPct,
+  };
 }
 
 /** Same task for the native generator (bench/native/loadgen.c, used by default with --gen native). */
@@ -27,12 +34,17 @@ export function nativeArgs(p) {
   return ['--mode', 'latency', ...targetArgs(p.proxy, p.port), '--n', p.n, '--warmup', 500, '--payload', 64];
 }
 
-export async function genSetup(p) { return openTunnel(p.proxy, p.port); }
+export async function genSetup(p) {
+  return openTunnel(p.proxy, p.port);
+}
 
 export async function genRun(s, p) {
   const payload = Buffer.alloc(64, 0x78);
   const readN = makeReader(s);
-  for (let i = 0; i < 500; i++) { s.write(payload); await readN(64); }
+  for (let i = 0; i < 500; i++) {
+    s.write(payload);
+    await readN(64);
+  }
   const lat = new Float64Array(p.n);
   for (let i = 0; i < p.n; i++) {
     const t0 = process.hrtime.bigint();

@@ -16,11 +16,21 @@ export async function run(ctx) {
   const tunnels = ctx.opts.tunnels ?? 50;
   const durationMs = ctx.quick ? 3000 : 5000;
   const parts = split(tunnels, ctx.gens);
-  const r = await ctx.runGens(fileURLToPath(import.meta.url),
-    parts.map((n) => ({ proxy: ctx.target.proxy, port: ctx.ports.echo, tunnels: n, durationMs })));
+  const r = await ctx.runGens(
+    fileURLToPath(import.meta.url),
+    parts.map((n) => ({ proxy: ctx.target.proxy, port: ctx.ports.echo, tunnels: n, durationMs })),
+  );
   const count = r.results.reduce((a, x) => a + x.count, 0);
   const errors = r.results.reduce((a, x) => a + x.errors, 0);
-  return { roundTripsPerSec: count / (durationMs / 1000), errors, proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, genUserCpuPct: r.genUserCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
+  return {
+    roundTripsPerSec: count / (durationMs / 1000),
+    errors,
+    proxyCpuPct: r.proxyCpuPct,
+    genCpuPct: r.genCpuPct,
+    genUserCpuPct: r.genUserCpuPct,
+    upstreamCpuPct: r.upstreamCpuPct,
+    sysCpuPct: r.sysCpuPct,
+  };
 }
 
 /** Same task for the native generator (bench/native/loadgen.c, used by default with --gen native). */
@@ -36,18 +46,23 @@ export async function genSetup(p) {
 
 export async function genRun(socks, p) {
   const payload = Buffer.alloc(64, 0x78);
-  let count = 0, errors = 0;
+  let count = 0,
+    errors = 0;
   const deadline = Date.now() + p.durationMs;
-  await Promise.all(socks.map(async (s) => {
-    const readN = makeReader(s);
-    try {
-      while (Date.now() < deadline) {
-        s.write(payload);
-        await readN(64);
-        count++;
+  await Promise.all(
+    socks.map(async (s) => {
+      const readN = makeReader(s);
+      try {
+        while (Date.now() < deadline) {
+          s.write(payload);
+          await readN(64);
+          count++;
+        }
+      } catch {
+        errors++;
       }
-    } catch { errors++; }
-    s.destroy();
-  }));
+      s.destroy();
+    }),
+  );
   return { count, errors };
 }

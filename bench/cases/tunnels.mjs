@@ -17,13 +17,20 @@ export async function run(ctx) {
   const concurrency = ctx.opts.concurrency ?? 50;
   const durationMs = ctx.quick ? 3000 : 5000;
   const parts = split(concurrency, ctx.gens);
-  const r = await ctx.runGens(fileURLToPath(import.meta.url),
-    parts.map((c) => ({ proxy: ctx.target.proxy, port: ctx.ports.echo, concurrency: c, durationMs })));
+  const r = await ctx.runGens(
+    fileURLToPath(import.meta.url),
+    parts.map((c) => ({ proxy: ctx.target.proxy, port: ctx.ports.echo, concurrency: c, durationMs })),
+  );
   const ok = r.results.reduce((a, x) => a + x.ok, 0);
   const errors = r.results.reduce((a, x) => a + x.errors, 0);
   return {
     tunnelsPerSec: ok / (durationMs / 1000),
-    errors, proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, genUserCpuPct: r.genUserCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct,
+    errors,
+    proxyCpuPct: r.proxyCpuPct,
+    genCpuPct: r.genCpuPct,
+    genUserCpuPct: r.genUserCpuPct,
+    upstreamCpuPct: r.upstreamCpuPct,
+    sysCpuPct: r.sysCpuPct,
     firstError: r.results.find((x) => x.firstError)?.firstError,
   };
 }
@@ -35,7 +42,9 @@ export function nativeArgs(p) {
 
 export async function genRun(_, p) {
   const payload = Buffer.alloc(64, 0x78);
-  let ok = 0, errors = 0, firstError = null;
+  let ok = 0,
+    errors = 0,
+    firstError = null;
   const deadline = Date.now() + p.durationMs;
   async function loop() {
     while (Date.now() < deadline) {

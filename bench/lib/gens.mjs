@@ -16,25 +16,42 @@ const GEN = fileURLToPath(new URL('./gen.mjs', import.meta.url));
 export async function runGens(caseFile, paramsList, hooks = {}) {
   const kids = paramsList.map(() => forkTracked(GEN));
   try {
-    const waitFor = (kid, type) => new Promise((resolve, reject) => {
-      const onMsg = (m) => {
-        if (m?.type === type) { cleanup(); resolve(m); }
-        else if (m?.type === 'error') { cleanup(); reject(new Error(`generator: ${m.message}`)); }
-      };
-      const onExit = (code) => { cleanup(); reject(new Error(`generator exited early (code ${code})`)); };
-      const cleanup = () => { kid.off('message', onMsg); kid.off('exit', onExit); };
-      kid.on('message', onMsg);
-      kid.once('exit', onExit);
-    });
+    const waitFor = (kid, type) =>
+      new Promise((resolve, reject) => {
+        const onMsg = (m) => {
+          if (m?.type === type) {
+            cleanup();
+            resolve(m);
+          } else if (m?.type === 'error') {
+            cleanup();
+            reject(new Error(`generator: ${m.message}`));
+          }
+        };
+        const onExit = (code) => {
+          cleanup();
+          reject(new Error(`generator exited early (code ${code})`));
+        };
+        const cleanup = () => {
+          kid.off('message', onMsg);
+          kid.off('exit', onExit);
+        };
+        kid.on('message', onMsg);
+        kid.once('exit', onExit);
+      });
     const readies = kids.map((k) => waitFor(k, 'ready'));
     kids.forEach((k, i) => k.send({ type: 'task', caseFile, params: paramsList[i] }));
-    return await driveGenerators({
-      label: 'generators',
-      pids: kids.map((k) => k.pid),
-      readies,
-      waitResults: () => kids.map((k) => waitFor(k, 'result')),
-      go: () => { for (const k of kids) k.send({ type: 'go' }); },
-    }, hooks);
+    return await driveGenerators(
+      {
+        label: 'generators',
+        pids: kids.map((k) => k.pid),
+        readies,
+        waitResults: () => kids.map((k) => waitFor(k, 'result')),
+        go: () => {
+          for (const k of kids) k.send({ type: 'go' });
+        },
+      },
+      hooks,
+    );
   } finally {
     await Promise.all(kids.map((k) => stopChild(k, 1000)));
   }

@@ -37,7 +37,11 @@ export function buildNative() {
       try {
         execFileSync(cc, ['-O2', '-std=c11', '-Wall', '-o', bin, src], { stdio: ['ignore', 'pipe', 'pipe'] });
       } catch (err) {
-        return { error: `\`${cc} -O2 -o ${bin} ${src}\` failed: ${String(err.stderr ?? err.message).trim().slice(0, 2000)}` };
+        return {
+          error: `\`${cc} -O2 -o ${bin} ${src}\` failed: ${String(err.stderr ?? err.message)
+            .trim()
+            .slice(0, 2000)}`,
+        };
       }
     }
     out[name] = bin;
@@ -57,7 +61,11 @@ function jsonLines(child, onLine) {
       buf = buf.slice(i + 1);
       if (!line) continue;
       let msg;
-      try { msg = JSON.parse(line); } catch { msg = { type: 'garbage', line }; }
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        msg = { type: 'garbage', line };
+      }
       onLine(msg);
     }
   });
@@ -72,36 +80,58 @@ export async function runNativeGens(bin, argvList, hooks = {}) {
   const kids = argvList.map((argv) => spawnTracked(bin, argv.map(String), { stdio: ['pipe', 'pipe', 'pipe'] }));
   const state = kids.map((k) => {
     const st = { msgs: [], waiters: [], stderr: '', exited: null };
-    jsonLines(k, (m) => { st.msgs.push(m); for (const w of st.waiters.splice(0)) w(); });
+    jsonLines(k, (m) => {
+      st.msgs.push(m);
+      for (const w of st.waiters.splice(0)) w();
+    });
     k.stderr.setEncoding('utf8');
-    k.stderr.on('data', (d) => { st.stderr = (st.stderr + d).slice(-2000); });
+    k.stderr.on('data', (d) => {
+      st.stderr = (st.stderr + d).slice(-2000);
+    });
     k.stdin.on('error', () => {});
-    k.once('exit', (code, sig) => { st.exited = { code, sig }; for (const w of st.waiters.splice(0)) w(); });
+    k.once('exit', (code, sig) => {
+      st.exited = { code, sig };
+      for (const w of st.waiters.splice(0)) w();
+    });
     return st;
   });
-  const waitFor = (i, type) => new Promise((resolve, reject) => {
-    const st = state[i];
-    const check = () => {
-      const m = st.msgs.find((x) => x.type === type || x.type === 'error');
-      if (m?.type === 'error') return reject(new Error(`native generator: ${m.message}`));
-      if (m) return resolve(m);
-      if (st.exited) {
-        return reject(new Error(`native generator exited early (code ${st.exited.code}, signal ${st.exited.sig})${st.stderr ? `: ${st.stderr.trim()}` : ''}`));
-      }
-      st.waiters.push(check);
-    };
-    check();
-  });
+  const waitFor = (i, type) =>
+    new Promise((resolve, reject) => {
+      const st = state[i];
+      const check = () => {
+        const m = st.msgs.find((x) => x.type === type || x.type === 'error');
+        if (m?.type === 'error') return reject(new Error(`native generator: ${m.message}`));
+        if (m) return resolve(m);
+        if (st.exited) {
+          return reject(
+            new Error(`native generator exited early (code ${st.exited.code}, signal ${st.exited.sig})${st.stderr ? `: ${st.stderr.trim()}` : ''}`),
+          );
+        }
+        st.waiters.push(check);
+      };
+      check();
+    });
   try {
-    return await driveGenerators({
-      label: 'native generators',
-      pids: kids.map((k) => k.pid),
-      readies: kids.map((_, i) => waitFor(i, 'ready')),
-      waitResults: () => kids.map((_, i) => waitFor(i, 'result')),
-      go: () => { for (const k of kids) k.stdin.write('go\n'); },
-    }, hooks);
+    return await driveGenerators(
+      {
+        label: 'native generators',
+        pids: kids.map((k) => k.pid),
+        readies: kids.map((_, i) => waitFor(i, 'ready')),
+        waitResults: () => kids.map((_, i) => waitFor(i, 'result')),
+        go: () => {
+          for (const k of kids) k.stdin.write('go\n');
+        },
+      },
+      hooks,
+    );
   } finally {
-    for (const k of kids) { try { k.stdin.end(); } catch { /* gone */ } }
+    for (const k of kids) {
+      try {
+        k.stdin.end();
+      } catch {
+        /* gone */
+      }
+    }
     await Promise.all(kids.map((k) => stopChild(k, 1000)));
   }
 }
@@ -112,7 +142,9 @@ export async function startNativeUpstream(bin) {
   child.stdin.on('error', () => {});
   let stderr = '';
   child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-2000); });
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-2000);
+  });
   let seq = 0;
   const pending = new Map();
   let onReady;
@@ -122,9 +154,17 @@ export async function startNativeUpstream(bin) {
   });
   jsonLines(child, (m) => {
     if (m.type === 'ready') onReady(m);
-    else if (m.type === 'rpc' && pending.has(m.id)) { pending.get(m.id)(m.value); pending.delete(m.id); }
+    else if (m.type === 'rpc' && pending.has(m.id)) {
+      pending.get(m.id)(m.value);
+      pending.delete(m.id);
+    }
   });
   const r = await ready;
-  const rpc = (cmd) => new Promise((res) => { const id = ++seq; pending.set(id, res); child.stdin.write(`${id} ${cmd}\n`); });
+  const rpc = (cmd) =>
+    new Promise((res) => {
+      const id = ++seq;
+      pending.set(id, res);
+      child.stdin.write(`${id} ${cmd}\n`);
+    });
   return { child, ports: r.ports, pid: r.pid, rpc };
 }

@@ -27,19 +27,34 @@ export function forkTracked(modulePath, args = [], opts = {}) {
 
 function killGroup(child, sig) {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  try { process.kill(-child.pid, sig); } catch { try { child.kill(sig); } catch { /* gone */ } }
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    try {
+      child.kill(sig);
+    } catch {
+      /* gone */
+    }
+  }
 }
 
 /** Gracefully stop one tracked child: SIGTERM its group, SIGKILL after graceMs. */
 export async function stopChild(child, graceMs = 3000) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) { tracked.delete(child); return; }
+  if (!child || child.exitCode !== null || child.signalCode !== null) {
+    tracked.delete(child);
+    return;
+  }
   const exited = new Promise((r) => child.once('exit', r));
   killGroup(child, 'SIGTERM');
   const t = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
   await exited;
   clearTimeout(t);
   // Group members that outlived the leader (e.g. squid kids): make sure.
-  try { process.kill(-child.pid, 'SIGKILL'); } catch { /* none left */ }
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    /* none left */
+  }
 }
 
 /** Synchronous last-resort: SIGKILL every group we created. */
@@ -52,7 +67,14 @@ let handlersInstalled = false;
 export function installCleanupHandlers(extra = () => {}) {
   if (handlersInstalled) return;
   handlersInstalled = true;
-  process.on('exit', () => { try { extra(); } catch { /* ignore */ } killAllSync(); });
+  process.on('exit', () => {
+    try {
+      extra();
+    } catch {
+      /* ignore */
+    }
+    killAllSync();
+  });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => {
       process.stderr.write(`\n[bench] ${sig}: stopping all spawned processes\n`);
@@ -80,7 +102,9 @@ function readStat(pid) {
     const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
     // rest[0] = state (field 3), so field N is rest[N-3]
     return { ppid: Number(rest[1]), utime: Number(rest[11]), stime: Number(rest[12]) };
-  } catch { return null; }
+  } catch {
+    return null;
+  }
 }
 
 /** pid plus all its descendants (walks /proc once). */
@@ -123,7 +147,9 @@ export function treeRssKiB(rootPid) {
     try {
       const m = /VmRSS:\s+(\d+)\s*kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
       if (m) kib += Number(m[1]);
-    } catch { /* exited */ }
+    } catch {
+      /* exited */
+    }
   }
   return kib;
 }
@@ -155,7 +181,9 @@ export function freePort() {
   });
 }
 
-export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 /** Poll until host:port accepts a TCP connection. */
 export async function waitForPort(port, host = '127.0.0.1', timeoutMs = 15000, child = null) {
@@ -166,7 +194,10 @@ export async function waitForPort(port, host = '127.0.0.1', timeoutMs = 15000, c
     }
     const ok = await new Promise((resolve) => {
       const s = net.connect(port, host);
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;

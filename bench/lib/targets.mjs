@@ -14,7 +14,13 @@ const REPO = resolve(new URL('../..', import.meta.url).pathname);
 const tempDirs = [];
 export function cleanupTempDirs() {
   if (process.env.BENCH_KEEP_TMP) return;
-  for (const d of tempDirs.splice(0)) { try { rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ } }
+  for (const d of tempDirs.splice(0)) {
+    try {
+      rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* ignore */
+    }
+  }
 }
 function tmp(prefix) {
   const d = mkdtempSync(join(tmpdir(), `portcullis-bench-${prefix}-`));
@@ -23,15 +29,26 @@ function tmp(prefix) {
 }
 
 function uidOf(user) {
-  try { return Number(execFileSync('id', ['-u', user]).toString().trim()); } catch { return null; }
+  try {
+    return Number(execFileSync('id', ['-u', user]).toString().trim());
+  } catch {
+    return null;
+  }
 }
 function gidOf(user) {
-  try { return Number(execFileSync('id', ['-g', user]).toString().trim()); } catch { return null; }
+  try {
+    return Number(execFileSync('id', ['-g', user]).toString().trim());
+  } catch {
+    return null;
+  }
 }
 
 function collectOutput(child) {
   let out = '';
-  const add = (d) => { out += d; if (out.length > 20000) out = out.slice(-20000); };
+  const add = (d) => {
+    out += d;
+    if (out.length > 20000) out = out.slice(-20000);
+  };
   child.stdout?.on('data', add);
   child.stderr?.on('data', add);
   return () => out;
@@ -51,7 +68,9 @@ async function started(child, port, name, logFile, getOut) {
 // ------------------------------------------------------------------ direct
 const direct = {
   name: 'direct',
-  async start() { return { proxy: null, pid: null, stop: async () => {}, note: 'no proxy (ceiling)' }; },
+  async start() {
+    return { proxy: null, pid: null, stop: async () => {}, note: 'no proxy (ceiling)' };
+  },
 };
 
 // ------------------------------------------------------------------ squid
@@ -64,38 +83,45 @@ function squidTarget(name, workers, opts) {
       const user = 'proxy';
       const conf = join(dir, 'squid.conf');
       const accessLog = opts.squidAccessLog ? `access_log stdio:${join(dir, 'access.log')}` : 'access_log none';
-      writeFileSync(conf, [
-        `# Portcullis benchmark: Squid as a production egress proxy (no cache).`,
-        `http_port 127.0.0.1:${port}`,
-        `workers ${workers}`,
-        `acl bench_src src 127.0.0.1/32`,
-        `acl bench_dst dst 127.0.0.1/32`,
-        `acl bench_tunnel_ports port ${ports.echo} ${ports.sink} ${ports.fleet}`,
-        `acl bench_http_ports port ${ports.http}`,
-        `acl CONNECT method CONNECT`,
-        `http_access allow CONNECT bench_src bench_dst bench_tunnel_ports`,
-        `http_access deny CONNECT`,
-        `http_access allow bench_src bench_dst bench_http_ports`,
-        `http_access deny all`,
-        `cache deny all`,
-        `cache_mem 0 MB`,
-        accessLog,
-        `cache_log ${join(dir, 'cache.log')}`,
-        `cache_store_log none`,
-        `pid_filename ${join(dir, 'squid.pid')}`,
-        `coredump_dir ${dir}`,
-        `cache_effective_user ${user}`,
-        `visible_hostname portcullis-bench`,
-        `max_filedescriptors 20000`,
-        `shutdown_lifetime 1 seconds`,
-        `pinger_enable off`,
-        `logfile_rotate 0`,
-        `client_lifetime 1 hour`,
-        `read_timeout 5 minutes`,
-        ``,
-      ].join('\n'));
-      const uid = uidOf(user), gid = gidOf(user);
-      if (uid !== null) { chownSync(dir, uid, gid); chownSync(conf, uid, gid); }
+      writeFileSync(
+        conf,
+        [
+          `# Portcullis benchmark: Squid as a production egress proxy (no cache).`,
+          `http_port 127.0.0.1:${port}`,
+          `workers ${workers}`,
+          `acl bench_src src 127.0.0.1/32`,
+          `acl bench_dst dst 127.0.0.1/32`,
+          `acl bench_tunnel_ports port ${ports.echo} ${ports.sink} ${ports.fleet}`,
+          `acl bench_http_ports port ${ports.http}`,
+          `acl CONNECT method CONNECT`,
+          `http_access allow CONNECT bench_src bench_dst bench_tunnel_ports`,
+          `http_access deny CONNECT`,
+          `http_access allow bench_src bench_dst bench_http_ports`,
+          `http_access deny all`,
+          `cache deny all`,
+          `cache_mem 0 MB`,
+          accessLog,
+          `cache_log ${join(dir, 'cache.log')}`,
+          `cache_store_log none`,
+          `pid_filename ${join(dir, 'squid.pid')}`,
+          `coredump_dir ${dir}`,
+          `cache_effective_user ${user}`,
+          `visible_hostname portcullis-bench`,
+          `max_filedescriptors 20000`,
+          `shutdown_lifetime 1 seconds`,
+          `pinger_enable off`,
+          `logfile_rotate 0`,
+          `client_lifetime 1 hour`,
+          `read_timeout 5 minutes`,
+          ``,
+        ].join('\n'),
+      );
+      const uid = uidOf(user),
+        gid = gidOf(user);
+      if (uid !== null) {
+        chownSync(dir, uid, gid);
+        chownSync(conf, uid, gid);
+      }
       // --foreground (not -N): -N disables SMP, so "workers 2" would be ignored.
       // With --foreground the master stays our child and forks its kid(s), as
       // in a systemd deployment. -n gives a unique service name so the SMP IPC
@@ -124,23 +150,26 @@ function tinyproxyTarget(opts) {
       chmodSync(dir, 0o777);
       const port = await freePort();
       const conf = join(dir, 'tinyproxy.conf');
-      writeFileSync(conf, [
-        `User nobody`,
-        `Group nogroup`,
-        `Port ${port}`,
-        `Listen 127.0.0.1`,
-        `Timeout 600`,
-        `LogFile "${join(dir, 'tinyproxy.log')}"`,
-        `LogLevel Error`,
-        `PidFile "${join(dir, 'tinyproxy.pid')}"`,
-        `MaxClients ${opts.tinyproxyMaxClients}`,
-        `Allow 127.0.0.1`,
-        `ViaProxyName "tinyproxy"`,
-        `ConnectPort ${ports.echo}`,
-        `ConnectPort ${ports.sink}`,
-        `ConnectPort ${ports.fleet}`,
-        ``,
-      ].join('\n'));
+      writeFileSync(
+        conf,
+        [
+          `User nobody`,
+          `Group nogroup`,
+          `Port ${port}`,
+          `Listen 127.0.0.1`,
+          `Timeout 600`,
+          `LogFile "${join(dir, 'tinyproxy.log')}"`,
+          `LogLevel Error`,
+          `PidFile "${join(dir, 'tinyproxy.pid')}"`,
+          `MaxClients ${opts.tinyproxyMaxClients}`,
+          `Allow 127.0.0.1`,
+          `ViaProxyName "tinyproxy"`,
+          `ConnectPort ${ports.echo}`,
+          `ConnectPort ${ports.sink}`,
+          `ConnectPort ${ports.fleet}`,
+          ``,
+        ].join('\n'),
+      );
       const child = spawnTracked('/usr/bin/tinyproxy', ['-d', '-c', conf], { cwd: dir });
       const getOut = collectOutput(child);
       await started(child, port, 'tinyproxy', join(dir, 'tinyproxy.log'), getOut);
@@ -175,26 +204,29 @@ function portcullisTarget(opts, name = 'portcullis', settings = {}) {
       const port = await freePort();
       const adminPort = await freePort();
       const conf = join(dir, 'portcullis.yaml');
-      writeFileSync(conf, [
-        `proxy:`,
-        `  listen: ["127.0.0.1:${port}"]`,
-        `  limits: { maxConnections: 10000, maxConnectionsPerClient: 10000 }`,
-        ...proxyExtra,
-        `allow:`,
-        `  presets: []`,
-        `  rules:`,
-        `    - name: bench`,
-        `      hosts: ["127.0.0.1"]`,
-        `      ports: [${ports.echo}, ${ports.sink}, ${ports.fleet}, ${ports.http}]`,
-        `      allowPrivate: true`,
-        `log:`,
-        `  level: ${settings.accessLog === 'true' ? 'info' : 'warn'}`,
-        `  access: ${settings.accessLog === 'true' ? 'true' : 'false'}`,
-        `admin:`,
-        `  listen: "127.0.0.1:${adminPort}"`,
-        `  metrics: ${settings.metrics === 'false' ? 'false' : 'true'}`,
-        ``,
-      ].join('\n'));
+      writeFileSync(
+        conf,
+        [
+          `proxy:`,
+          `  listen: ["127.0.0.1:${port}"]`,
+          `  limits: { maxConnections: 10000, maxConnectionsPerClient: 10000 }`,
+          ...proxyExtra,
+          `allow:`,
+          `  presets: []`,
+          `  rules:`,
+          `    - name: bench`,
+          `      hosts: ["127.0.0.1"]`,
+          `      ports: [${ports.echo}, ${ports.sink}, ${ports.fleet}, ${ports.http}]`,
+          `      allowPrivate: true`,
+          `log:`,
+          `  level: ${settings.accessLog === 'true' ? 'info' : 'warn'}`,
+          `  access: ${settings.accessLog === 'true' ? 'true' : 'false'}`,
+          `admin:`,
+          `  listen: "127.0.0.1:${adminPort}"`,
+          `  metrics: ${settings.metrics === 'false' ? 'false' : 'true'}`,
+          ``,
+        ].join('\n'),
+      );
       // PORTCULLIS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway (not allowed in NODE_OPTIONS).
       const nodeArgs = (process.env.PORTCULLIS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
       const args = [...nodeArgs, join(REPO, 'dist/cli/main.js'), 'start', '--config', conf, ...opts.portcullisArgs];
@@ -240,11 +272,19 @@ export function makeTargets(opts) {
     tinyproxy: tinyproxyTarget(opts),
     portcullis: portcullisTarget(opts),
   };
-  for (const spec of opts.external) { const t = externalTarget(spec); all[t.name] = t; }
+  for (const spec of opts.external) {
+    const t = externalTarget(spec);
+    all[t.name] = t;
+  }
   // --variant name:key=val,key=val → target "portcullis-name" (compare data-plane choices in one run)
   for (const spec of opts.variants ?? []) {
     const [vname, kv = ''] = spec.split(':');
-    const settings = Object.fromEntries(kv.split(',').filter(Boolean).map((p) => p.split('=')));
+    const settings = Object.fromEntries(
+      kv
+        .split(',')
+        .filter(Boolean)
+        .map((p) => p.split('=')),
+    );
     all[`portcullis-${vname}`] = portcullisTarget(opts, `portcullis-${vname}`, settings);
   }
   return all;

@@ -31,10 +31,15 @@ export function openTunnel(proxy, destPort, { timeoutMs = 10000, destHost = '127
       s.removeListener('close', onClose);
       resolve(s);
     }
-    function onClose() { fail(new Error('closed during CONNECT')); }
+    function onClose() {
+      fail(new Error('closed during CONNECT'));
+    }
     s.once('error', fail);
     s.once('close', onClose);
-    if (!proxy) { s.once('connect', ok); return; }
+    if (!proxy) {
+      s.once('connect', ok);
+      return;
+    }
     s.once('connect', () => {
       s.write(`CONNECT ${destHost}:${destPort} HTTP/1.1\r\nHost: ${destHost}:${destPort}\r\n\r\n`);
     });
@@ -78,15 +83,25 @@ export function makeReader(socket) {
     }
   });
   const onEnd = (err) => {
-    if (rejectFn) { const r = rejectFn; resolveFn = rejectFn = null; r(err ?? new Error('closed')); }
+    if (rejectFn) {
+      const r = rejectFn;
+      resolveFn = rejectFn = null;
+      r(err ?? new Error('closed'));
+    }
   };
   socket.on('error', onEnd);
   socket.on('close', () => onEnd(new Error('closed')));
   socket.resume();
   return function readN(n) {
     want = n;
-    if (got >= want) { got -= want; return Promise.resolve(); }
-    return new Promise((resolve, reject) => { resolveFn = resolve; rejectFn = reject; });
+    if (got >= want) {
+      got -= want;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      resolveFn = resolve;
+      rejectFn = reject;
+    });
   };
 }
 

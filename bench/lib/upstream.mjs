@@ -38,7 +38,9 @@ const sink = net.createServer({ noDelay: true }, (s) => {
   conns.sink++;
   s.on('error', () => {});
   s.once('close', () => conns.sink--);
-  s.on('data', (d) => { sinkBytes += d.length; });
+  s.on('data', (d) => {
+    sinkBytes += d.length;
+  });
 });
 
 const answer = Buffer.alloc(4 + FLEET_ANSWER_BYTES, 0x61);
@@ -57,13 +59,19 @@ const fleet = net.createServer({ noDelay: true }, (s) => {
         const need = 4 - hdr.length;
         hdr = Buffer.concat([hdr, d.subarray(off, off + need)]);
         off += Math.min(need, d.length - off);
-        if (hdr.length === 4) { remaining = hdr.readUInt32BE(0); hdr = Buffer.alloc(0); }
+        if (hdr.length === 4) {
+          remaining = hdr.readUInt32BE(0);
+          hdr = Buffer.alloc(0);
+        }
       }
       if (remaining >= 0) {
         const take = Math.min(remaining, d.length - off);
         remaining -= take;
         off += take;
-        if (remaining === 0) { s.write(answer); remaining = -1; }
+        if (remaining === 0) {
+          s.write(answer);
+          remaining = -1;
+        }
       }
     }
   });
@@ -92,7 +100,10 @@ process.on('message', (m) => {
   let value = null;
   if (m.cmd === 'sinkBytes') value = sinkBytes;
   else if (m.cmd === 'conns') value = { ...conns };
-  else if (m.cmd === 'cpu') { const u = process.cpuUsage(); value = (u.user + u.system) / 1e6; }
+  else if (m.cmd === 'cpu') {
+    const u = process.cpuUsage();
+    value = (u.user + u.system) / 1e6;
+  }
   process.send({ type: 'rpc', id: m.id, value });
 });
 process.on('disconnect', () => process.exit(0)); // parent gone: never linger

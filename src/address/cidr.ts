@@ -79,7 +79,7 @@ export function parseAddress(ip: string): { family: 4; n: number } | { family: 6
 }
 
 export function cidrMatchesV4(c: Cidr, n: number): boolean {
-  return c.family === 4 && ((n & c.mask) >>> 0) === c.net;
+  return c.family === 4 && (n & c.mask) >>> 0 === c.net;
 }
 
 export function cidrMatchesV6(c: Cidr, addr: ipaddr.IPv6): boolean {

@@ -28,8 +28,7 @@ const MAX_NAME = 253;
 const MAX_LABEL = 63;
 
 // Strict dotted-quad: no leading zeros (inet_aton reads 010 as octal 8), no shorthands.
-const DOTTED_QUAD =
-  /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const DOTTED_QUAD = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const V6_CHARS = /^[0-9a-fA-F:.]+$/;
 
 export function isDottedQuad(s: string): boolean {
@@ -79,10 +78,7 @@ export function classifyIpv6(s: string): ClassifiedHost | null {
     return null;
   }
   const parts = addr.parts;
-  if (
-    parts[0] === 0 && parts[1] === 0 && parts[2] === 0 && parts[3] === 0 && parts[4] === 0 &&
-    parts[5] === 0xffff
-  ) {
+  if (parts[0] === 0 && parts[1] === 0 && parts[2] === 0 && parts[3] === 0 && parts[4] === 0 && parts[5] === 0xffff) {
     const hi = parts[6] ?? 0;
     const lo = parts[7] ?? 0;
     return { host: `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, kind: 'ipv4' };
@@ -205,11 +201,7 @@ function quote(s: string): string {
 /**
  * Splits "host:port" / "[v6]:port". Returns null when malformed; `required` = port must be present.
  */
-function splitHostPort(
-  authority: string,
-  portRequired: boolean,
-  defaultPort: number,
-): { host: ClassifiedHost; port: number } | null {
+function splitHostPort(authority: string, portRequired: boolean, defaultPort: number): { host: ClassifiedHost; port: number } | null {
   let hostPart: string;
   let portPart: string | undefined;
   if (authority.charCodeAt(0) === 91 /* [ */) {
@@ -248,10 +240,7 @@ export function parseConnectAuthority(authority: string): Target {
   }
   const hp = splitHostPort(authority, true, 0);
   if (hp === null) {
-    throw new PortcullisError(
-      'PCL_ERR_BAD_AUTHORITY',
-      `CONNECT target ${quote(authority)} is not host:port with a valid host and a port 1-65535`,
-    );
+    throw new PortcullisError('PCL_ERR_BAD_AUTHORITY', `CONNECT target ${quote(authority)} is not host:port with a valid host and a port 1-65535`);
   }
   return { host: hp.host.host, port: hp.port, kind: hp.host.kind };
 }
@@ -273,10 +262,7 @@ export function targetFromAbsoluteUrl(url: string): Target {
   }
   const scheme = (m[1] ?? '').toLowerCase();
   if (scheme !== 'http') {
-    throw new PortcullisError(
-      'PCL_ERR_BAD_SCHEME',
-      `scheme ${quote(scheme)} is not forwarded; only http: (use CONNECT for https)`,
-    );
+    throw new PortcullisError('PCL_ERR_BAD_SCHEME', `scheme ${quote(scheme)} is not forwarded; only http: (use CONNECT for https)`);
   }
   for (let i = 0; i < url.length; i++) {
     const c = url.charCodeAt(i);

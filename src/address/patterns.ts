@@ -97,7 +97,7 @@ export function parsePattern(raw: string): PatternResult {
     if (cidr === null) {
       return bad(
         raw.includes(':') && !raw.startsWith('[') && /^[^:]+:\d+$/.test(raw)
-          ? 'not a host name (ports go in the rule\'s ports list)'
+          ? "not a host name (ports go in the rule's ports list)"
           : 'not a valid IP address or CIDR (IPv4 must be dotted-quad: a.b.c.d or a.b.c.d/n)',
       );
     }
@@ -150,22 +150,13 @@ export function parsePattern(raw: string): PatternResult {
 
 /** What a pattern means once placeholders are filled in. */
 export type ExpandedPattern =
-  | { readonly kind: 'exact'; readonly host: string }
-  | { readonly kind: 'wildcard'; readonly suffix: string }
-  | { readonly kind: 'ip'; readonly cidr: Cidr };
+  { readonly kind: 'exact'; readonly host: string } | { readonly kind: 'wildcard'; readonly suffix: string } | { readonly kind: 'ip'; readonly cidr: Cidr };
 
-export function expandPattern(
-  p: HostPattern,
-  values: { readonly workspaceId: readonly string[]; readonly region: readonly string[] },
-): ExpandedPattern[] {
+export function expandPattern(p: HostPattern, values: { readonly workspaceId: readonly string[]; readonly region: readonly string[] }): ExpandedPattern[] {
   if (p.kind !== 'template') return [p];
   const vs = values[p.placeholder];
   // No values: the placeholder and anything left of it become one wildcard ("*.rest").
   // For "*.{region}.x" this also admits "a.x" — a little wider, documented.
   if (vs.length === 0) return [{ kind: 'wildcard', suffix: p.rest }];
-  return vs.map((v) =>
-    p.leadingWildcard
-      ? ({ kind: 'wildcard', suffix: `${v}.${p.rest}` } as const)
-      : ({ kind: 'exact', host: `${v}.${p.rest}` } as const),
-  );
+  return vs.map((v) => (p.leadingWildcard ? ({ kind: 'wildcard', suffix: `${v}.${p.rest}` } as const) : ({ kind: 'exact', host: `${v}.${p.rest}` } as const)));
 }

@@ -85,7 +85,10 @@ export async function startAdminServer(config: AdminConfig, hooks: AdminHooks, l
     // Compare digests so the comparison takes the same time whatever the token length.
     if (!given || !timingSafeEqual(digest(given), tokenDigest)) {
       logger.warn({ event: Events.CLIENT_FORBIDDEN, code: 'PCL_ERR_API_AUTH', client: req.ip, url: req.url }, 'admin API: bad or missing token');
-      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: { code: 'PCL_ERR_API_AUTH', message: 'bearer token required' } });
+      await reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ error: { code: 'PCL_ERR_API_AUTH', message: 'bearer token required' } });
     }
   };
 

@@ -30,9 +30,7 @@ export function builtinChecks(data: unknown): RawIssue[] {
         const same = sameAddress(clash.addr, addr);
         issues.push({
           path: ['proxy', 'listen', index],
-          message: same
-            ? `same address as proxy.listen[${clash.index}]`
-            : `overlaps proxy.listen[${clash.index}] (${clash.text}): both cannot be bound`,
+          message: same ? `same address as proxy.listen[${clash.index}]` : `overlaps proxy.listen[${clash.index}] (${clash.text}): both cannot be bound`,
         });
       }
       listeners.push({ addr, index, text: s });

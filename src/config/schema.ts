@@ -36,11 +36,9 @@ export function validateSchema(data: unknown): RawIssue[] {
 
 // Patterns in the schema → what to tell a person.
 const PATTERN_HINTS: Record<string, string> = {
-  '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$':
-    'must be a workspace ID (GUID), like 00000000-0000-0000-0000-000000000000',
+  '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$': 'must be a workspace ID (GUID), like 00000000-0000-0000-0000-000000000000',
   '^[a-z0-9]+$': 'must be an Azure region name in lower case without spaces, like westeurope',
-  '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$':
-    "must start with a letter or digit and contain only letters, digits, '.', '_', '-' (at most 63 characters)",
+  '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$': "must start with a letter or digit and contain only letters, digits, '.', '_', '-' (at most 63 characters)",
 };
 
 function describe(value: unknown): string {

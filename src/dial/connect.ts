@@ -65,13 +65,7 @@ function onError(this: DialSocket, err: NodeJS.ErrnoException): void {
 function onTimeout(socket: DialSocket): void {
   const state = socket[kDial];
   if (state === undefined) return;
-  fail(
-    socket,
-    new PortcullisError(
-      'PCL_ERR_CONNECT_TIMEOUT',
-      `connect to ${endpoint(state.address, state.port)} timed out after ${state.timeoutMs} ms`,
-    ),
-  );
+  fail(socket, new PortcullisError('PCL_ERR_CONNECT_TIMEOUT', `connect to ${endpoint(state.address, state.port)} timed out after ${state.timeoutMs} ms`));
 }
 
 function mapConnectError(err: NodeJS.ErrnoException, address: ResolvedAddress, port: number): PortcullisError {
@@ -130,11 +124,7 @@ export function dial(address: ResolvedAddress, port: number, opts: DialOptions):
  * Tries the (already vetted) addresses in order, each with the full connect timeout, and returns
  * the first that connects; rejects with the last error.
  */
-export async function dialFirst(
-  addresses: readonly ResolvedAddress[],
-  port: number,
-  opts: DialOptions,
-): Promise<{ socket: Socket; address: ResolvedAddress }> {
+export async function dialFirst(addresses: readonly ResolvedAddress[], port: number, opts: DialOptions): Promise<{ socket: Socket; address: ResolvedAddress }> {
   // Build the "no addresses" error only when needed: an Error captures a stack trace, which
   // showed up at 2% of a tunnel's set-up cost in profiles.
   if (addresses.length === 0) throw new PortcullisError('PCL_ERR_CONNECT', `no addresses to connect to on port ${port}`);

@@ -40,8 +40,17 @@ export interface OutcomeEntry<R extends string = string> extends EntryBase<R> {
 
 export type CatalogueEntry<R extends string = string> = AnsweredEntry<R> | OutcomeEntry<R>;
 
-function answered<const R extends string>(kind: AnsweredEntry['kind'], code: string, status: number, reason: R, event: EventCode, message: string, retryAfterS?: number): AnsweredEntry<R> {
-  const e: AnsweredEntry<R> = retryAfterS === undefined ? { kind, code, status, reason, event, message } : { kind, code, status, reason, event, message, retryAfterS };
+function answered<const R extends string>(
+  kind: AnsweredEntry['kind'],
+  code: string,
+  status: number,
+  reason: R,
+  event: EventCode,
+  message: string,
+  retryAfterS?: number,
+): AnsweredEntry<R> {
+  const e: AnsweredEntry<R> =
+    retryAfterS === undefined ? { kind, code, status, reason, event, message } : { kind, code, status, reason, event, message, retryAfterS };
   return Object.freeze(e);
 }
 
@@ -71,10 +80,22 @@ export const Errors = {
   // Capacity and lifecycle: try again later.
   LIMIT_TOTAL: rejection('PCL_ERR_LIMIT_TOTAL', 503, 'limit_total', E.LIMIT_REACHED, 'too many connections', 1),
   LIMIT_CLIENT: rejection('PCL_ERR_LIMIT_CLIENT', 429, 'limit_client', E.LIMIT_REACHED, 'too many connections from this client', 1),
-  LIMIT_DROPPED: rejection('PCL_ERR_LIMIT_DROPPED', 0, 'limit_total', E.LIMIT_REACHED, 'past the hard connection cap (maxConnections + 256): closed unanswered'),
+  LIMIT_DROPPED: rejection(
+    'PCL_ERR_LIMIT_DROPPED',
+    0,
+    'limit_total',
+    E.LIMIT_REACHED,
+    'past the hard connection cap (maxConnections + 256): closed unanswered',
+  ),
   DRAINING: rejection('PCL_ERR_DRAINING', 503, 'draining', E.LIMIT_REACHED, 'gateway is shutting down', 5),
   // Protocol: what the proxy does not accept.
-  NOT_PROXY_REQUEST: rejection('PCL_ERR_NOT_PROXY_REQUEST', 400, 'not_proxy_request', E.NOT_PROXY_REQUEST, 'this is a forward proxy: send CONNECT host:port or an absolute http:// URL'),
+  NOT_PROXY_REQUEST: rejection(
+    'PCL_ERR_NOT_PROXY_REQUEST',
+    400,
+    'not_proxy_request',
+    E.NOT_PROXY_REQUEST,
+    'this is a forward proxy: send CONNECT host:port or an absolute http:// URL',
+  ),
   BAD_AUTHORITY: rejection('PCL_ERR_BAD_AUTHORITY', 400, 'bad_request', E.BAD_REQUEST, 'CONNECT needs host:port'),
   BAD_URL: rejection('PCL_ERR_BAD_URL', 400, 'bad_request', E.BAD_REQUEST, 'request-target must be an absolute http:// URL'),
   BAD_SCHEME: rejection('PCL_ERR_BAD_SCHEME', 400, 'bad_request', E.BAD_REQUEST, 'only http:// URLs are forwarded (use CONNECT for https)'),
@@ -96,7 +117,7 @@ export const Errors = {
   UPSTREAM: failure('PCL_ERR_UPSTREAM', 502, 'upstream_error', E.NETWORK_ERROR, 'destination failed'),
   INTERNAL: failure('PCL_ERR_INTERNAL', 0, 'internal_error', E.INTERNAL_ERROR, 'internal error: the connection is closed, the process goes on'),
   // Outcomes of accepted requests (nothing more is answered).
-  CLIENT_CLOSED: outcome('PCL_ERR_CLIENT_CLOSED', 499, 'client_closed', 'the client hung up before the destination answered (not the destination\'s fault)'),
+  CLIENT_CLOSED: outcome('PCL_ERR_CLIENT_CLOSED', 499, 'client_closed', "the client hung up before the destination answered (not the destination's fault)"),
   UPSTREAM_BODY: outcome('PCL_ERR_UPSTREAM_BODY', 0, 'upstream_error', 'the destination failed after the response head was sent: the client connection is cut'),
 } as const;
 

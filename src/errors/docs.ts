@@ -5,7 +5,7 @@ import { catalogue, type CatalogueEntry } from './catalogue.js';
 const eventNames = new Map<number, string>(Object.entries(Events).map(([name, n]) => [n, name]));
 
 function eventCell(e: CatalogueEntry): string {
-  if (e.event === null) return 'the request\'s own (103 tunnel, 109 HTTP)';
+  if (e.event === null) return "the request's own (103 tunnel, 109 HTTP)";
   return `${e.event} ${eventNames.get(e.event) ?? ''}`.trim();
 }
 
@@ -25,7 +25,7 @@ export function renderErrorsDoc(): string {
     '',
     'Every refusal the proxy answers and every error it records has a stable code (`PCL_ERR_*`), the',
     'HTTP status the client sees, a `reason` (the access record field and the metrics label) and a log',
-    '`event` code. Event numbers mirror the Log Analytics gateway\'s where one exists (103, 104, 105,',
+    "`event` code. Event numbers mirror the Log Analytics gateway's where one exists (103, 104, 105,",
     '400, 401, 403). A refusal body is `{"error":{"code","reason","message"}}`; some messages get a',
     'detail appended (an errno, the method). Kinds: *rejection* counts on `portcullis_rejections_total`',
     '(verdict `deny`), *error* on `portcullis_errors_total` (verdict `error`), *outcome* only on',

@@ -124,10 +124,13 @@ export class Batcher {
 
   #arm(stream: string, s: StreamState, ms: number): void {
     if (s.timer) return;
-    s.timer = setTimeout(() => {
-      s.timer = null;
-      this.#schedule(stream);
-    }, Math.max(1, ms));
+    s.timer = setTimeout(
+      () => {
+        s.timer = null;
+        this.#schedule(stream);
+      },
+      Math.max(1, ms),
+    );
   }
 
   #maxBody(stream: string, cfg: ForwarderConfig): number {
@@ -143,7 +146,10 @@ export class Batcher {
     if (!destination) {
       if (!this.#warnedUnknown.has(stream)) {
         this.#warnedUnknown.add(stream);
-        logger.warn({ event: Events.FWD_LIFECYCLE, destination: key.destination }, 'spooled records for a destination no longer configured: kept in the spool until it comes back');
+        logger.warn(
+          { event: Events.FWD_LIFECYCLE, destination: key.destination },
+          'spooled records for a destination no longer configured: kept in the spool until it comes back',
+        );
       }
       s.pausedUntil = Number.POSITIVE_INFINITY;
       return;
@@ -166,7 +172,10 @@ export class Batcher {
       s.pausedUntil = Date.now() + 100;
       return;
     }
-    const groups = groupEntries(taken.map((e) => e.payload.byteLength), maxBody);
+    const groups = groupEntries(
+      taken.map((e) => e.payload.byteLength),
+      maxBody,
+    );
     const end = groups[0]?.[1] ?? taken.length;
     const entries = taken.slice(0, end);
     if (end < taken.length) spool.release(taken.slice(end).map((e) => e.id));
@@ -203,7 +212,16 @@ export class Batcher {
     }
     metrics?.batchBytes.observe({ destination: destination.name }, raw.byteLength);
     metrics?.batchAge.observe({ destination: destination.name }, Math.max(0, Date.now() - oldest) / 1000);
-    const batch: Batch = { destination, upstream: key.upstream, timeGeneratedField: key.timeGeneratedField, raw, gz, records, entryIds: ids, oldestAppendedAt: oldest };
+    const batch: Batch = {
+      destination,
+      upstream: key.upstream,
+      timeGeneratedField: key.timeGeneratedField,
+      raw,
+      gz,
+      records,
+      entryIds: ids,
+      oldestAppendedAt: oldest,
+    };
     let outcome;
     try {
       outcome = await sender.send(batch, this.#abort.signal);

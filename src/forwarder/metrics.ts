@@ -11,7 +11,15 @@ const RATIO_BUCKETS = [1, 2, 3, 5, 8, 12, 20, 50];
 
 /** What the metrics read at scrape time. */
 export interface ForwarderState {
-  spool(): { bytes: number; maxBytes: number; segments: number; pendingEntries: number; pendingBytes: number; oldestAppendedAt: number | null; healthy: boolean } | null;
+  spool(): {
+    bytes: number;
+    maxBytes: number;
+    segments: number;
+    pendingEntries: number;
+    pendingBytes: number;
+    oldestAppendedAt: number | null;
+    healthy: boolean;
+  } | null;
   poolUtilization(): number;
   poolQueued(): number;
   concurrency(): Array<{ destination: string; limit: number; inFlight: number }>;
@@ -40,26 +48,126 @@ export class ForwarderMetrics {
 
   constructor(registry: Registry, state: ForwarderState) {
     const registers = [registry];
-    this.recordsReceived = new client.Counter({ name: 'portcullis_forwarder_records_received_total', help: 'Records in uploads that reached decoding.', labelNames: ['api'], registers });
-    this.bytesReceived = new client.Counter({ name: 'portcullis_forwarder_bytes_received_total', help: 'Upload body bytes received (as sent, possibly gzip).', labelNames: ['api'], registers });
-    this.recordsAccepted = new client.Counter({ name: 'portcullis_forwarder_records_accepted_total', help: 'Records spooled and acknowledged to the client.', labelNames: ['api', 'route'], registers });
-    this.uploadsRefused = new client.Counter({ name: 'portcullis_forwarder_uploads_refused_total', help: 'Uploads refused, by reason.', labelNames: ['api', 'reason'], registers });
-    this.batchesSent = new client.Counter({ name: 'portcullis_forwarder_batches_sent_total', help: 'Batches delivered upstream (2xx).', labelNames: ['destination'], registers });
-    this.recordsSent = new client.Counter({ name: 'portcullis_forwarder_records_sent_total', help: 'Records delivered upstream.', labelNames: ['destination'], registers });
-    this.bytesSent = new client.Counter({ name: 'portcullis_forwarder_bytes_sent_total', help: 'Request body bytes delivered upstream, as sent.', labelNames: ['destination', 'encoding'], registers });
-    this.bytesUncompressed = new client.Counter({ name: 'portcullis_forwarder_bytes_uncompressed_total', help: 'JSON bytes of the batches delivered upstream, before compression.', labelNames: ['destination'], registers });
-    this.compressionRatio = new client.Histogram({ name: 'portcullis_forwarder_compression_ratio', help: 'Uncompressed / compressed size per batch.', labelNames: ['destination'], buckets: RATIO_BUCKETS, registers });
-    this.batchBytes = new client.Histogram({ name: 'portcullis_forwarder_batch_bytes', help: 'JSON bytes per upstream batch.', labelNames: ['destination'], buckets: SIZE_BUCKETS, registers });
-    this.batchAge = new client.Histogram({ name: 'portcullis_forwarder_batch_age_seconds', help: 'Age of the oldest entry of a batch when it is sent.', labelNames: ['destination'], buckets: AGE_BUCKETS, registers });
-    this.retries = new client.Counter({ name: 'portcullis_forwarder_retries_total', help: 'Upstream requests retried, by reason.', labelNames: ['destination', 'reason'], registers });
-    this.deadLettered = new client.Counter({ name: 'portcullis_forwarder_dead_lettered_batches_total', help: 'Batches written to the dead-letter folder.', labelNames: ['destination', 'status'], registers });
-    this.deadLetteredRecords = new client.Counter({ name: 'portcullis_forwarder_dead_lettered_records_total', help: 'Records written to the dead-letter folder.', labelNames: ['destination'], registers });
-    this.upstreamLatency = new client.Histogram({ name: 'portcullis_forwarder_upstream_latency_seconds', help: 'Upstream request time (send to answer).', labelNames: ['destination'], buckets: LATENCY_BUCKETS, registers });
-    this.upstreamResponses = new client.Counter({ name: 'portcullis_forwarder_upstream_responses_total', help: 'Upstream answers by status (or "network").', labelNames: ['destination', 'status'], registers });
-    this.tokenRefreshes = new client.Counter({ name: 'portcullis_forwarder_token_refreshes_total', help: 'Forced Entra token refreshes after a 401/403.', labelNames: ['destination'], registers });
+    this.recordsReceived = new client.Counter({
+      name: 'portcullis_forwarder_records_received_total',
+      help: 'Records in uploads that reached decoding.',
+      labelNames: ['api'],
+      registers,
+    });
+    this.bytesReceived = new client.Counter({
+      name: 'portcullis_forwarder_bytes_received_total',
+      help: 'Upload body bytes received (as sent, possibly gzip).',
+      labelNames: ['api'],
+      registers,
+    });
+    this.recordsAccepted = new client.Counter({
+      name: 'portcullis_forwarder_records_accepted_total',
+      help: 'Records spooled and acknowledged to the client.',
+      labelNames: ['api', 'route'],
+      registers,
+    });
+    this.uploadsRefused = new client.Counter({
+      name: 'portcullis_forwarder_uploads_refused_total',
+      help: 'Uploads refused, by reason.',
+      labelNames: ['api', 'reason'],
+      registers,
+    });
+    this.batchesSent = new client.Counter({
+      name: 'portcullis_forwarder_batches_sent_total',
+      help: 'Batches delivered upstream (2xx).',
+      labelNames: ['destination'],
+      registers,
+    });
+    this.recordsSent = new client.Counter({
+      name: 'portcullis_forwarder_records_sent_total',
+      help: 'Records delivered upstream.',
+      labelNames: ['destination'],
+      registers,
+    });
+    this.bytesSent = new client.Counter({
+      name: 'portcullis_forwarder_bytes_sent_total',
+      help: 'Request body bytes delivered upstream, as sent.',
+      labelNames: ['destination', 'encoding'],
+      registers,
+    });
+    this.bytesUncompressed = new client.Counter({
+      name: 'portcullis_forwarder_bytes_uncompressed_total',
+      help: 'JSON bytes of the batches delivered upstream, before compression.',
+      labelNames: ['destination'],
+      registers,
+    });
+    this.compressionRatio = new client.Histogram({
+      name: 'portcullis_forwarder_compression_ratio',
+      help: 'Uncompressed / compressed size per batch.',
+      labelNames: ['destination'],
+      buckets: RATIO_BUCKETS,
+      registers,
+    });
+    this.batchBytes = new client.Histogram({
+      name: 'portcullis_forwarder_batch_bytes',
+      help: 'JSON bytes per upstream batch.',
+      labelNames: ['destination'],
+      buckets: SIZE_BUCKETS,
+      registers,
+    });
+    this.batchAge = new client.Histogram({
+      name: 'portcullis_forwarder_batch_age_seconds',
+      help: 'Age of the oldest entry of a batch when it is sent.',
+      labelNames: ['destination'],
+      buckets: AGE_BUCKETS,
+      registers,
+    });
+    this.retries = new client.Counter({
+      name: 'portcullis_forwarder_retries_total',
+      help: 'Upstream requests retried, by reason.',
+      labelNames: ['destination', 'reason'],
+      registers,
+    });
+    this.deadLettered = new client.Counter({
+      name: 'portcullis_forwarder_dead_lettered_batches_total',
+      help: 'Batches written to the dead-letter folder.',
+      labelNames: ['destination', 'status'],
+      registers,
+    });
+    this.deadLetteredRecords = new client.Counter({
+      name: 'portcullis_forwarder_dead_lettered_records_total',
+      help: 'Records written to the dead-letter folder.',
+      labelNames: ['destination'],
+      registers,
+    });
+    this.upstreamLatency = new client.Histogram({
+      name: 'portcullis_forwarder_upstream_latency_seconds',
+      help: 'Upstream request time (send to answer).',
+      labelNames: ['destination'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.upstreamResponses = new client.Counter({
+      name: 'portcullis_forwarder_upstream_responses_total',
+      help: 'Upstream answers by status (or "network").',
+      labelNames: ['destination', 'status'],
+      registers,
+    });
+    this.tokenRefreshes = new client.Counter({
+      name: 'portcullis_forwarder_token_refreshes_total',
+      help: 'Forced Entra token refreshes after a 401/403.',
+      labelNames: ['destination'],
+      registers,
+    });
     // Without it a credential that stopped working only shows as a growing spool (PortcullisForwarderTokenFailures).
-    this.tokenFailures = new client.Counter({ name: 'portcullis_forwarder_token_failures_total', help: 'Entra token requests that failed (no token to send with).', labelNames: ['destination'], registers });
-    this.ackLatency = new client.Histogram({ name: 'portcullis_forwarder_ack_seconds', help: 'Upload received to success status sent (includes the spool fsync).', labelNames: ['api'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers });
+    this.tokenFailures = new client.Counter({
+      name: 'portcullis_forwarder_token_failures_total',
+      help: 'Entra token requests that failed (no token to send with).',
+      labelNames: ['destination'],
+      registers,
+    });
+    this.ackLatency = new client.Histogram({
+      name: 'portcullis_forwarder_ack_seconds',
+      help: 'Upload received to success status sent (includes the spool fsync).',
+      labelNames: ['api'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
 
     const spoolGauge = (name: string, help: string, pick: (s: NonNullable<ReturnType<ForwarderState['spool']>>) => number): void => {
       new client.Gauge({

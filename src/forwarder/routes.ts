@@ -6,12 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { accessSync, constants, readFileSync } from 'node:fs';
-import type {
-  ForwarderConfig,
-  ForwarderCredentialConfig,
-  ForwarderDestinationConfig,
-  PortcullisConfig,
-} from '../config/types.js';
+import type { ForwarderConfig, ForwarderCredentialConfig, ForwarderDestinationConfig, PortcullisConfig } from '../config/types.js';
 import { PortcullisError } from '../util/errors.js';
 
 export const LOGS_INGESTION_MAX_BYTES = 1_048_576;
@@ -191,7 +186,8 @@ function collect(f: ForwarderConfig, env: Env, issues: Issue[]): CompiledForward
   f.credentials.forEach((c, i) => {
     if (c.type === 'clientSecret') {
       if (!c.tenantId || !c.clientId) push(at('credentials', i), 'clientSecret needs tenantId and clientId');
-      if (!c.secretFile) push(at('credentials', i), 'clientSecret needs secretFile (the file is read again at every token refresh, so rotation needs no restart)');
+      if (!c.secretFile)
+        push(at('credentials', i), 'clientSecret needs secretFile (the file is read again at every token refresh, so rotation needs no restart)');
       else {
         const why = readable(c.secretFile);
         if (why) push(at('credentials', i, 'secretFile'), why);
@@ -241,13 +237,18 @@ function collect(f: ForwarderConfig, env: Env, issues: Issue[]): CompiledForward
     } else {
       const translate = dest.type === 'logsIngestion';
       if (translate && !r.stream) {
-        push(at('routes', i, 'stream'), `required: the upstream stream (like Custom-${from.logType as string}_CL) that Log-Type ${from.logType as string} is translated to`);
+        push(
+          at('routes', i, 'stream'),
+          `required: the upstream stream (like Custom-${from.logType as string}_CL) that Log-Type ${from.logType as string} is translated to`,
+        );
         return;
       }
-      if (!translate && r.stream !== undefined) push(at('routes', i, 'stream'), 'only for logsIngestion destinations (a dataCollector destination keeps the Log-Type)');
+      if (!translate && r.stream !== undefined)
+        push(at('routes', i, 'stream'), 'only for logsIngestion destinations (a dataCollector destination keeps the Log-Type)');
       route = { name: r.name, inbound: 'dataCollector', destination: dest, upstream: translate ? (r.stream as string) : (from.logType as string), translate };
       const key = `${(from.workspaceId as string).toLowerCase()}\u0000${from.logType as string}`;
-      if (dcRoutes.has(key)) push(at('routes', i, 'from'), `another route already takes workspace ${from.workspaceId as string} Log-Type ${from.logType as string}`);
+      if (dcRoutes.has(key))
+        push(at('routes', i, 'from'), `another route already takes workspace ${from.workspaceId as string} Log-Type ${from.logType as string}`);
       dcRoutes.set(key, route);
     }
     routes.set(r.name, route);
@@ -270,12 +271,14 @@ function collect(f: ForwarderConfig, env: Env, issues: Issue[]): CompiledForward
       }
       for (const name of id.routes) {
         const route = routes.get(name);
-        if (route && route.inbound !== 'dataCollector') push(at('identities', i, 'routes'), `route "${name}" is a Logs Ingestion route; a sharedKey identity can only use Data Collector routes`);
+        if (route && route.inbound !== 'dataCollector')
+          push(at('identities', i, 'routes'), `route "${name}" is a Logs Ingestion route; a sharedKey identity can only use Data Collector routes`);
       }
     }
     if (id.clientCert) {
       if (!f.tls?.clientCaFile) push(at('identities', i, 'clientCert'), 'needs forwarder.tls.clientCaFile (the CA client certificates are checked against)');
-      if (!id.clientCert.subjects?.length && !id.clientCert.thumbprintsSha256?.length) push(at('identities', i, 'clientCert'), 'needs subjects or thumbprintsSha256');
+      if (!id.clientCert.subjects?.length && !id.clientCert.thumbprintsSha256?.length)
+        push(at('identities', i, 'clientCert'), 'needs subjects or thumbprintsSha256');
     }
     identities.push({
       name: id.name,

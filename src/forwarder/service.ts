@@ -213,7 +213,15 @@ export class ForwarderService implements Service {
     if (fwd.pool.threads !== prev.pool.threads) restartOnly.push('forwarder.pool');
     if (fwd.upstream.caFile !== prev.upstream.caFile) restartOnly.push('forwarder.upstream.caFile');
     if (restartOnly.length) this.opts.logger.warn({ event: Events.CONFIG_RELOADED, keys: restartOnly }, 'these forwarder settings take effect on restart');
-    this.#fwd = { ...fwd, listen: prev.listen, plaintext: prev.plaintext, spool: prev.spool, pool: prev.pool, upstream: { ...fwd.upstream, ...(prev.upstream.caFile ? { caFile: prev.upstream.caFile } : {}) }, ...(prev.tls ? { tls: prev.tls } : {}) };
+    this.#fwd = {
+      ...fwd,
+      listen: prev.listen,
+      plaintext: prev.plaintext,
+      spool: prev.spool,
+      pool: prev.pool,
+      upstream: { ...fwd.upstream, ...(prev.upstream.caFile ? { caFile: prev.upstream.caFile } : {}) },
+      ...(prev.tls ? { tls: prev.tls } : {}),
+    };
     this.#config = next;
     this.#compiled = compiled;
     this.#policy = compilePolicy(next);
@@ -293,7 +301,10 @@ export class ForwarderService implements Service {
       agent: this.#tokenAgent,
       onFailure: (e) => {
         this.#metrics?.tokenFailures.inc({ destination: dest.name });
-        this.opts.logger.warn({ event: Events.FWD_TOKEN_REFRESH, destination: dest.name, credential: e.credential, err: e.error }, 'Entra token request failed');
+        this.opts.logger.warn(
+          { event: Events.FWD_TOKEN_REFRESH, destination: dest.name, credential: e.credential, err: e.error },
+          'Entra token request failed',
+        );
       },
     });
     return {

@@ -78,7 +78,12 @@ export class ProxyService implements Service {
    */
   reload(next: PortcullisConfig): void {
     const policy = compilePolicy(next);
-    this.server.reload({ policy, resolver: this.server.ctx.resolver.reconfigure(resolverOptions(next)), config: { ...next.proxy, listen: this.config.proxy.listen }, accessLog: next.log.access });
+    this.server.reload({
+      policy,
+      resolver: this.server.ctx.resolver.reconfigure(resolverOptions(next)),
+      config: { ...next.proxy, listen: this.config.proxy.listen },
+      accessLog: next.log.access,
+    });
     this.config = next;
   }
 

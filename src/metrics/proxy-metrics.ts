@@ -88,10 +88,25 @@ export class ProxyMetrics implements ProxyObserver {
       'counter',
       registry,
     );
-    this.rejections = new HotValues('portcullis_rejections_total', 'Requests refused by policy, limits or protocol checks, by reason (Log Analytics gateway: Rejection Count).', 'counter', registry);
-    this.errors = new HotValues('portcullis_errors_total', 'Network errors towards destinations (DNS, connect, upstream), by reason (Log Analytics gateway: Error Count).', 'counter', registry);
+    this.rejections = new HotValues(
+      'portcullis_rejections_total',
+      'Requests refused by policy, limits or protocol checks, by reason (Log Analytics gateway: Rejection Count).',
+      'counter',
+      registry,
+    );
+    this.errors = new HotValues(
+      'portcullis_errors_total',
+      'Network errors towards destinations (DNS, connect, upstream), by reason (Log Analytics gateway: Error Count).',
+      'counter',
+      registry,
+    );
     this.limitHits = new HotValues('portcullis_limit_hits_total', 'Connections refused by a connection limit: limit (total|client).', 'counter', registry);
-    this.timeouts = new HotValues('portcullis_timeouts_total', 'Connections or tunnels closed by a timeout: kind (connect|dns|header|idle|lifetime|upstream_response).', 'counter', registry);
+    this.timeouts = new HotValues(
+      'portcullis_timeouts_total',
+      'Connections or tunnels closed by a timeout: kind (connect|dns|header|idle|lifetime|upstream_response).',
+      'counter',
+      registry,
+    );
     this.relayed = new HotValues(
       'portcullis_tunnels_relayed_total',
       'Established tunnels by what moved their bytes: relay (native = the relay thread; js = Node streams, the fallback when the addon is not built or relay: js).',
@@ -99,9 +114,24 @@ export class ProxyMetrics implements ProxyObserver {
       registry,
     );
     this.openTunnels = new HotValues('portcullis_open_tunnels', 'Currently open CONNECT tunnels per destination rule.', 'gauge', registry);
-    this.tunnelDuration = new HotHistogram('portcullis_tunnel_duration_seconds', 'Lifetime of established CONNECT tunnels, per destination rule.', DURATION_BUCKETS, registry);
-    this.connectLatency = new HotHistogram('portcullis_upstream_connect_seconds', 'TCP connect time to the destination, per destination rule.', LATENCY_BUCKETS, registry);
-    this.dns = new HotHistogram('portcullis_dns_seconds', 'Destination name resolution time (overrides and cache hits included).', LATENCY_BUCKETS, registry).series('', () => ({}));
+    this.tunnelDuration = new HotHistogram(
+      'portcullis_tunnel_duration_seconds',
+      'Lifetime of established CONNECT tunnels, per destination rule.',
+      DURATION_BUCKETS,
+      registry,
+    );
+    this.connectLatency = new HotHistogram(
+      'portcullis_upstream_connect_seconds',
+      'TCP connect time to the destination, per destination rule.',
+      LATENCY_BUCKETS,
+      registry,
+    );
+    this.dns = new HotHistogram(
+      'portcullis_dns_seconds',
+      'Destination name resolution time (overrides and cache hits included).',
+      LATENCY_BUCKETS,
+      registry,
+    ).series('', () => ({}));
     new client.Counter({
       name: 'portcullis_bytes_total',
       help: 'Payload bytes through tunnels and forwarded requests: direction (up = client to destination, down = destination to client), rule. Includes open tunnels.',

@@ -28,7 +28,12 @@ export class RuntimeMetrics {
       registers,
     }).set(Math.floor(Date.now() / 1000 - process.uptime()));
     this.ready = new client.Gauge({ name: 'portcullis_ready', help: '1 when /readyz answers 200 (listeners bound, not draining).', registers });
-    this.workers = new client.Gauge({ name: 'portcullis_workers', help: 'Data-plane worker processes by state (listening|starting).', labelNames: ['state'], registers });
+    this.workers = new client.Gauge({
+      name: 'portcullis_workers',
+      help: 'Data-plane worker processes by state (listening|starting).',
+      labelNames: ['state'],
+      registers,
+    });
     this.workerRestarts = new client.Counter({ name: 'portcullis_worker_restarts_total', help: 'Data-plane workers that died and were replaced.', registers });
     this.configReloads = new client.Counter({
       name: 'portcullis_config_reloads_total',

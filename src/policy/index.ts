@@ -2,12 +2,7 @@
  * policy/: may this client reach this host:port? Deny by default.
  * See policy.ts for how the allowlist is compiled and decided, host.ts for parsing.
  */
-export {
-  normaliseHost,
-  parseConnectAuthority,
-  targetFromAbsoluteUrl,
-  type Target,
-} from '../address/host.js';
+export { normaliseHost, parseConnectAuthority, targetFromAbsoluteUrl, type Target } from '../address/host.js';
 export {
   compilePolicy,
   describePolicy,

@@ -11,14 +11,7 @@ import { builtinChecks } from '../config/checks.js';
 import { PortcullisError } from '../util/errors.js';
 import { ipv4ToInt, type Target } from '../address/host.js';
 import { cidrMatchesV4, cidrMatchesV6, parseAddress, parseCidr, type Cidr } from '../address/cidr.js';
-import {
-  expandPattern,
-  isSharedSuffix,
-  normaliseRegion,
-  normaliseWorkspaceId,
-  parsePattern,
-  type ExpandedPattern,
-} from '../address/patterns.js';
+import { expandPattern, isSharedSuffix, normaliseRegion, normaliseWorkspaceId, parsePattern, type ExpandedPattern } from '../address/patterns.js';
 import { presetRules } from './presets.js';
 import ipaddr from 'ipaddr.js';
 
@@ -29,12 +22,7 @@ export interface CompiledRule {
   readonly mode: 'enforce' | 'report';
 }
 
-export type DenyReason =
-  | 'client_denied'
-  | 'host_not_allowed'
-  | 'port_not_allowed'
-  | 'ip_literal'
-  | 'private_address';
+export type DenyReason = 'client_denied' | 'host_not_allowed' | 'port_not_allowed' | 'ip_literal' | 'private_address';
 
 export type Decision =
   | { readonly verdict: 'allow'; readonly rule: CompiledRule }
@@ -135,8 +123,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
     const first = issues[0];
     throw new PortcullisError(
       'PCL_ERR_POLICY',
-      `invalid allowlist at ${first?.path.join('.')}: ${first?.message}` +
-        (issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''),
+      `invalid allowlist at ${first?.path.join('.')}: ${first?.message}` + (issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''),
     );
   }
   const globalMode = config.proxy.mode;
@@ -145,8 +132,8 @@ export function compilePolicy(config: PortcullisConfig): Policy {
   const workspaceIds = [...new Set(config.allow.workspaces.map((w) => checked(normaliseWorkspaceId(w.id), w.id)))];
   const regions = [
     ...new Set(
-      [...config.allow.workspaces.flatMap((w) => (w.region === undefined ? [] : [w.region])), ...config.allow.regions].map(
-        (r) => checked(normaliseRegion(r), r),
+      [...config.allow.workspaces.flatMap((w) => (w.region === undefined ? [] : [w.region])), ...config.allow.regions].map((r) =>
+        checked(normaliseRegion(r), r),
       ),
     ),
   ];
@@ -156,9 +143,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
   // with allowPrivate for Private Link) is the one that decides.
   const specs: Array<{ name: string; hosts: readonly string[]; ports: readonly number[]; allowPrivate: boolean; mode: 'enforce' | 'report' }> = [
     ...config.allow.rules.map((r) => ({ name: r.name, hosts: r.hosts, ports: r.ports, allowPrivate: r.allowPrivate, mode: r.mode })),
-    ...dedupePresets(config.allow.presets).flatMap((p) =>
-      presetRules(p).map((r) => ({ ...r, allowPrivate: false, mode: 'enforce' as const })),
-    ),
+    ...dedupePresets(config.allow.presets).flatMap((p) => presetRules(p).map((r) => ({ ...r, allowPrivate: false, mode: 'enforce' as const }))),
   ];
 
   const exact = new Map<string, RuleInfo[]>();
@@ -352,9 +337,7 @@ export function describePolicy(policy: Policy): string[] {
   if (d.infos.length === 0) lines.push('no destinations allowed');
   for (const info of d.infos) {
     const r = info.rule;
-    const flags = [r.mode === 'report' ? 'report' : '', r.allowPrivate ? 'private addresses allowed' : '']
-      .filter((f) => f !== '')
-      .join(', ');
+    const flags = [r.mode === 'report' ? 'report' : '', r.allowPrivate ? 'private addresses allowed' : ''].filter((f) => f !== '').join(', ');
     lines.push(
       `rule ${r.name}: port ${[...r.ports].sort((a, b) => a - b).join(', ')}${flags ? ` [${flags}]` : ''}: ` +
         (info.display.length === 0 ? '(no hosts)' : info.display.join(', ')),

@@ -116,7 +116,10 @@ export function admitRoute(ctx: ProxyContext, rec: AccessRecord, routed: Route, 
   let reportReason: Reason | null = routed.reportReason;
   if (state.aclReport) reportReason ??= 'client_denied';
   if (reportReason) {
-    ctx.logger.warn({ event: Events.REPORT_ONLY, client: state.ip, target: rec.target, rule: rec.rule, reason: reportReason }, 'report mode: would refuse, letting through');
+    ctx.logger.warn(
+      { event: Events.REPORT_ONLY, client: state.ip, target: rec.target, rule: rec.rule, reason: reportReason },
+      'report mode: would refuse, letting through',
+    );
   }
   rec.verdict = reportReason ? 'report' : 'allow';
   rec.reason = reportReason;

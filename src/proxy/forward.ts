@@ -14,7 +14,18 @@ const FORWARDED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTI
  * RFC 9110 §7.6.1 hop-by-hop headers, the proxy's own credentials, and the framing headers the
  * upstream client sets itself (transfer-encoding; expect is answered by our own server).
  */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'upgrade',
+  'transfer-encoding',
+  'expect',
+]);
 
 type HeaderMap = Record<string, string | string[] | undefined>;
 
@@ -22,7 +33,17 @@ type HeaderMap = Record<string, string | string[] | undefined>;
 function endToEnd(headers: IncomingHttpHeaders | HeaderMap): HeaderMap {
   const out: HeaderMap = {};
   const named = headers['connection'];
-  const listed = typeof named === 'string' && named.includes(',') ? new Set(named.toLowerCase().split(',').map((s) => s.trim())) : typeof named === 'string' ? new Set([named.trim().toLowerCase()]) : null;
+  const listed =
+    typeof named === 'string' && named.includes(',')
+      ? new Set(
+          named
+            .toLowerCase()
+            .split(',')
+            .map((s) => s.trim()),
+        )
+      : typeof named === 'string'
+        ? new Set([named.trim().toLowerCase()])
+        : null;
   for (const key in headers) {
     if (HOP_BY_HOP.has(key)) continue;
     // A client may not strip framing or the Host header by naming them in Connection.

@@ -283,8 +283,19 @@ export class ProxyServer {
   private dropRecord(): AccessRecord {
     const r = Errors.LIMIT_DROPPED;
     return {
-      event: r.event, kind: 'tunnel', client: '', method: '', target: '', rule: null, verdict: 'deny',
-      reason: r.reason, status: r.status, bytesUp: 0, bytesDown: 0, durationMs: 0, code: r.code,
+      event: r.event,
+      kind: 'tunnel',
+      client: '',
+      method: '',
+      target: '',
+      rule: null,
+      verdict: 'deny',
+      reason: r.reason,
+      status: r.status,
+      bytesUp: 0,
+      bytesDown: 0,
+      durationMs: 0,
+      code: r.code,
     };
   }
 

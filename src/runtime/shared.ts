@@ -32,7 +32,10 @@ export async function tryReload(cliPath: string | undefined, logger: Logger, app
   } catch (err) {
     const issues = err instanceof ConfigError ? err.issues : undefined;
     const message = errorMessage(err);
-    logger.error({ event: Events.BAD_CONFIG, code: 'PCL_ERR_CONFIG', issues, err: issues ? undefined : err }, 'reload refused: keeping the running configuration');
+    logger.error(
+      { event: Events.BAD_CONFIG, code: 'PCL_ERR_CONFIG', issues, err: issues ? undefined : err },
+      'reload refused: keeping the running configuration',
+    );
     return issues ? { ok: false, issues, message } : { ok: false, message };
   }
 }

@@ -204,7 +204,10 @@ export class WorkerPool implements Service {
     this.crashes.push(now);
     while ((this.crashes[0] ?? now) < now - CRASH_WINDOW_MS) this.crashes.shift();
     const pause = this.crashes.length >= CRASH_BURST ? CRASH_PAUSE_MS : 0;
-    this.opts.logger.error({ event: Events.INTERNAL_ERROR, worker: worker.id, pid: worker.process.pid, code, signal, restartInMs: pause }, 'worker exited unexpectedly: replacing it');
+    this.opts.logger.error(
+      { event: Events.INTERNAL_ERROR, worker: worker.id, pid: worker.process.pid, code, signal, restartInMs: pause },
+      'worker exited unexpectedly: replacing it',
+    );
     setTimeout(() => {
       if (!this.draining && !this.failure) this.fork();
     }, pause).unref();

@@ -13,7 +13,10 @@ function run(file: string, checks: SemanticCheck[] = []): { code: number; out: s
 
 describe('portcullis check-config', () => {
   it('prints OK and a summary, exit 0, for a valid file', () => {
-    const file = writeTemp('ok.yaml', 'proxy:\n  listen: [":8080", "[::1]:8080"]\nallow:\n  rules:\n    - { name: crl, hosts: [crl.microsoft.com], ports: [80] }\n');
+    const file = writeTemp(
+      'ok.yaml',
+      'proxy:\n  listen: [":8080", "[::1]:8080"]\nallow:\n  rules:\n    - { name: crl, hosts: [crl.microsoft.com], ports: [80] }\n',
+    );
     const r = run(file);
     expect(r.code).toBe(0);
     expect(r.err).toEqual([]);
@@ -41,7 +44,8 @@ describe('portcullis check-config', () => {
 
   it('includes issues from the checks it is given, located to their line', () => {
     const file = writeTemp('c.yaml', 'allow:\n  rules:\n    - name: all\n      hosts: ["a.example"]\n');
-    const tooBroad: SemanticCheck = (c) => (c.allow.rules[0]?.hosts[0] === 'a.example' ? [{ path: ['allow', 'rules', 0, 'hosts', 0], message: 'matches every host' }] : []);
+    const tooBroad: SemanticCheck = (c) =>
+      c.allow.rules[0]?.hosts[0] === 'a.example' ? [{ path: ['allow', 'rules', 0, 'hosts', 0], message: 'matches every host' }] : [];
     const r = run(file, [tooBroad]);
     expect(r.code).toBe(1);
     expect(r.err[0]).toBe(`${file}:4:15 allow.rules[0].hosts[0]: matches every host`);

@@ -25,7 +25,10 @@ describe('environment overrides', () => {
 
   it('rejects invalid values with an error that names the variable', () => {
     const err = configError(() =>
-      parseConfig(file, { source: 'p.yaml', env: { PORTCULLIS_LISTEN: '0.0.0.0:8080,nonsense', PORTCULLIS_ADMIN_LISTEN: '1.2.3.4', PORTCULLIS_LOG_LEVEL: 'loud' } }),
+      parseConfig(file, {
+        source: 'p.yaml',
+        env: { PORTCULLIS_LISTEN: '0.0.0.0:8080,nonsense', PORTCULLIS_ADMIN_LISTEN: '1.2.3.4', PORTCULLIS_LOG_LEVEL: 'loud' },
+      }),
     );
     expect(err.code).toBe('PCL_ERR_CONFIG');
     const byPath = Object.fromEntries(err.issues.map((i) => [i.path, i]));

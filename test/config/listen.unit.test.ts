@@ -19,20 +19,32 @@ describe('parseListenAddress', () => {
     expect(parseListenAddress('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
   });
 
-  it.each(['', '8080', '0.0.0.0', '0.0.0.0:', '0.0.0.0:65536', '0.0.0.0:80a', '::1:8080', '[::1]8080', '[::1:8080', '[nope]:80', '10.1:80', '300.0.0.1:80', 'bad_host!:80', '0.0.0.0:+80'])(
-    'rejects %j with PCL_ERR_CONFIG',
-    (s) => {
-      let caught: unknown;
-      try {
-        parseListenAddress(s);
-      } catch (err) {
-        caught = err;
-      }
-      expect(caught).toBeInstanceOf(PortcullisError);
-      expect((caught as PortcullisError).code).toBe('PCL_ERR_CONFIG');
-      expect((caught as Error).message).toContain(JSON.stringify(s));
-    },
-  );
+  it.each([
+    '',
+    '8080',
+    '0.0.0.0',
+    '0.0.0.0:',
+    '0.0.0.0:65536',
+    '0.0.0.0:80a',
+    '::1:8080',
+    '[::1]8080',
+    '[::1:8080',
+    '[nope]:80',
+    '10.1:80',
+    '300.0.0.1:80',
+    'bad_host!:80',
+    '0.0.0.0:+80',
+  ])('rejects %j with PCL_ERR_CONFIG', (s) => {
+    let caught: unknown;
+    try {
+      parseListenAddress(s);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(PortcullisError);
+    expect((caught as PortcullisError).code).toBe('PCL_ERR_CONFIG');
+    expect((caught as Error).message).toContain(JSON.stringify(s));
+  });
 
   it('round-trips any IPv4/IPv6 address and valid port', () => {
     fc.assert(

@@ -144,7 +144,9 @@ describe('parseConfig: a broken file reports every error at its key and line', (
 
 describe('parseConfig: YAML-level errors', () => {
   it('reports a syntax error with its line', () => {
-    const err = configError(() => parseConfig('proxy:\n  mode: enforce\nallow:\n  presets: [azure-public\nlog:\n  level: info\n', { source: 'x.yaml', env: {} }));
+    const err = configError(() =>
+      parseConfig('proxy:\n  mode: enforce\nallow:\n  presets: [azure-public\nlog:\n  level: info\n', { source: 'x.yaml', env: {} }),
+    );
     expect(err.issues.length).toBeGreaterThanOrEqual(1);
     expect(err.issues[0]).toMatchObject({ line: 5, message: expect.stringMatching(/^YAML: /) });
     expect(err.message).toContain('x.yaml:5:');
@@ -196,7 +198,9 @@ describe('parseConfig: built-in semantic checks', () => {
   });
 
   it('checks dns.overrides host names and addresses', () => {
-    const e = errorsOf('dns:\n  overrides:\n    "*.example.com": 1.2.3.4\n    good.example.com: not-an-ip\n    1.2.3.4: 5.6.7.8\n    A.example.com: 1.1.1.1\n    a.example.com.: 1.1.1.2\n');
+    const e = errorsOf(
+      'dns:\n  overrides:\n    "*.example.com": 1.2.3.4\n    good.example.com: not-an-ip\n    1.2.3.4: 5.6.7.8\n    A.example.com: 1.1.1.1\n    a.example.com.: 1.1.1.2\n',
+    );
     expect(e['dns.overrides["*.example.com"]']).toContain('wildcard');
     expect(e['dns.overrides["good.example.com"]']).toContain('not an IPv4 or IPv6 address');
     expect(e['dns.overrides["1.2.3.4"]']).toContain('not an IP address');

@@ -52,7 +52,9 @@ describe('config/portcullis.schema.json', () => {
   });
 
   it('rejects unknown keys at every level (only dns.overrides is an open map)', () => {
-    const open = objectSchemas(schema).filter(([, s]) => s.additionalProperties !== false).map(([p]) => p);
+    const open = objectSchemas(schema)
+      .filter(([, s]) => s.additionalProperties !== false)
+      .map(([p]) => p);
     expect(open).toEqual(['$.dns.overrides']);
   });
 

@@ -27,7 +27,10 @@ log:
 `;
 
 function commentLines(text: string): string[] {
-  return text.split('\n').filter((l) => l.includes('#')).map((l) => l.slice(l.indexOf('#')).trim());
+  return text
+    .split('\n')
+    .filter((l) => l.includes('#'))
+    .map((l) => l.slice(l.indexOf('#')).trim());
 }
 
 function entries(dir: string): string[] {
@@ -44,7 +47,11 @@ describe('ConfigStore: edits keep the operator’s file', () => {
 
     const after = readFileSync(file, 'utf8');
     expect(commentLines(after)).toEqual(commentLines(EXAMPLE));
-    const topKeys = (t: string): string[] => t.split('\n').filter((l) => /^[a-z]+:/.test(l)).map((l) => l.split(':')[0]!);
+    const topKeys = (t: string): string[] =>
+      t
+        .split('\n')
+        .filter((l) => /^[a-z]+:/.test(l))
+        .map((l) => l.split(':')[0]!);
     expect(topKeys(after)).toEqual(topKeys(EXAMPLE));
     // Only the edited lines differ: every other line, its spacing and aligned comments included, is as written.
     const before = EXAMPLE.split('\n');
@@ -190,7 +197,10 @@ describe('ConfigStore: save', () => {
   it('a reader never sees a half-written file while the store saves again and again', async () => {
     // A file big enough that a write is many syscalls: a non-atomic writer shows torn reads here.
     const hosts = Array.from({ length: 400 }, (_, i) => `        - h${i}.example.com\n`).join('');
-    const text = `${COMMENTED}  # big\n`.replace('        - api.example.com   # block style list\n', `        - api.example.com   # block style list\n${hosts}`);
+    const text = `${COMMENTED}  # big\n`.replace(
+      '        - api.example.com   # block style list\n',
+      `        - api.example.com   # block style list\n${hosts}`,
+    );
     const dir = tempDir();
     const file = join(dir, 'c.yaml');
     writeFileSync(file, text);

@@ -141,9 +141,7 @@ describe('dialFirst', () => {
 
   it('rejects with the last error when every address fails', async () => {
     const port = await closedPort();
-    expect(await codeOf(dialFirst([toResolved('127.0.0.2'), V4], port, { timeoutMs: 1000 }))).toBe(
-      'PCL_ERR_CONNECT_REFUSED',
-    );
+    expect(await codeOf(dialFirst([toResolved('127.0.0.2'), V4], port, { timeoutMs: 1000 }))).toBe('PCL_ERR_CONNECT_REFUSED');
   });
 
   it('an empty list → PCL_ERR_CONNECT', async () => {

@@ -97,8 +97,7 @@ describe('HTTPS fixture', () => {
     const host = 'ws1.ods.opinsights.azure.com';
     const { stdout } = await execFileAsync(
       CURL,
-      ['-sS', '--noproxy', '*', '--max-time', '10', '--cacert', srv.caFile, '--resolve', `${host}:${srv.port}:127.0.0.1`,
-        `https://${host}:${srv.port}/hello`],
+      ['-sS', '--noproxy', '*', '--max-time', '10', '--cacert', srv.caFile, '--resolve', `${host}:${srv.port}:127.0.0.1`, `https://${host}:${srv.port}/hello`],
       { env },
     );
     expect(JSON.parse(stdout)).toMatchObject({ ok: true, method: 'GET', url: '/hello', host: `${host}:${srv.port}` });
@@ -106,8 +105,7 @@ describe('HTTPS fixture', () => {
     const wrong = 'other.example.com';
     const failed = await execFileAsync(
       CURL,
-      ['-sS', '--noproxy', '*', '--max-time', '10', '--cacert', srv.caFile, '--resolve', `${wrong}:${srv.port}:127.0.0.1`,
-        `https://${wrong}:${srv.port}/`],
+      ['-sS', '--noproxy', '*', '--max-time', '10', '--cacert', srv.caFile, '--resolve', `${wrong}:${srv.port}:127.0.0.1`, `https://${wrong}:${srv.port}/`],
       { env },
     ).catch((e: { code?: number; stderr?: string }) => e);
     expect((failed as { code?: number }).code).toBe(60); // peer certificate cannot be authenticated
@@ -125,10 +123,7 @@ describe('HTTPS fixture', () => {
     // The client's 'connect' comes before the server's accept: wait for the server to count both.
     await expect.poll(() => srv.connections).toBe(2);
 
-    const closedBoth = Promise.all([
-      new Promise((r) => secure.once('close', r)),
-      new Promise((r) => raw.once('close', r)),
-    ]);
+    const closedBoth = Promise.all([new Promise((r) => secure.once('close', r)), new Promise((r) => raw.once('close', r))]);
     await srv.close();
     await closedBoth;
     expect(await waitForFdCount(before)).toBeLessThanOrEqual(before);
@@ -140,15 +135,12 @@ describe('HTTP fixture', () => {
     const srv = await startHttpServer();
     cleanups.push(() => srv.close());
     const body = await new Promise<string>((resolve, reject) => {
-      const req = http.request(
-        { host: '127.0.0.1', port: srv.port, method: 'PUT', path: '/x', headers: { host: 'crl.microsoft.com' } },
-        (res) => {
-          let s = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (s += c));
-          res.on('end', () => resolve(s));
-        },
-      );
+      const req = http.request({ host: '127.0.0.1', port: srv.port, method: 'PUT', path: '/x', headers: { host: 'crl.microsoft.com' } }, (res) => {
+        let s = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (s += c));
+        res.on('end', () => resolve(s));
+      });
       req.on('error', reject);
       req.end('abc');
     });

@@ -19,7 +19,11 @@ function fakeDns(table: Record<string, string[] | string>): { calls: () => numbe
     setImmediate(() => {
       if (entry === undefined) cb(Object.assign(new Error('nf'), { code: 'ENOTFOUND' }), []);
       else if (typeof entry === 'string') cb(Object.assign(new Error(entry), { code: entry }), []);
-      else cb(null, entry.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+      else
+        cb(
+          null,
+          entry.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+        );
     });
   }) as unknown as typeof dns.lookup);
   return { calls: () => spy.mock.calls.length };
@@ -54,9 +58,7 @@ describe('Resolver: real getaddrinfo', () => {
     const r = new Resolver({ overrides: {}, timeoutMs: 1000, cacheTtlMs: 1000 });
     expect(await r.resolve('20.42.1.1')).toEqual([{ address: '20.42.1.1', family: 4, isPublic: true, range: 'unicast' }]);
     expect(await r.resolve('::1')).toEqual([{ address: '::1', family: 6, isPublic: false, range: 'loopback' }]);
-    expect(await r.resolve('::ffff:10.0.0.1')).toEqual([
-      { address: '::ffff:10.0.0.1', family: 6, isPublic: false, range: 'ipv4Mapped:private' },
-    ]);
+    expect(await r.resolve('::ffff:10.0.0.1')).toEqual([{ address: '::ffff:10.0.0.1', family: 6, isPublic: false, range: 'ipv4Mapped:private' }]);
     expect(dnsCalls.calls()).toBe(0);
   });
 });
@@ -70,9 +72,7 @@ describe('Resolver: overrides', () => {
       cacheTtlMs: 0,
     });
     expect(await r.resolve('localhost')).toEqual([{ address: '20.42.1.1', family: 4, isPublic: true, range: 'unicast' }]);
-    expect(await r.resolve('ws1.ods.opinsights.azure.com')).toEqual([
-      { address: '127.0.0.1', family: 4, isPublic: false, range: 'loopback' },
-    ]);
+    expect(await r.resolve('ws1.ods.opinsights.azure.com')).toEqual([{ address: '127.0.0.1', family: 4, isPublic: false, range: 'loopback' }]);
     expect(dnsCalls.calls()).toBe(0);
     // Exact match only: a sub-domain goes to DNS.
     expect(await codeOf(r.resolve('x.ws1.ods.opinsights.azure.com'))).toMatch(/^PCL_ERR_DNS/);

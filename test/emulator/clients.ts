@@ -57,7 +57,10 @@ export function emulatorAgent(opts: EmulatorAgentOptions): HttpsAgent {
  * Options for ClientSecretCredential / ClientCertificateCredential / LogsIngestionClient.
  * Spread into the client's options: `new ClientSecretCredential(t, c, s, sdkOptions(emu))`.
  */
-export function sdkOptions(target: { caPem: string; authorityHost?: string }, extra: { maxRetries?: number; retryDelayInMs?: number; maxRetryDelayInMs?: number } = {}): {
+export function sdkOptions(
+  target: { caPem: string; authorityHost?: string },
+  extra: { maxRetries?: number; retryDelayInMs?: number; maxRetryDelayInMs?: number } = {},
+): {
   agent: HttpsAgent;
   authorityHost?: string;
   disableInstanceDiscovery: true;
@@ -79,7 +82,10 @@ export interface HttpAnswer {
 }
 
 /** One HTTPS request through `agent` (defaults: POST). */
-export function send(url: string, opts: { agent: HttpsAgent; method?: string; headers?: Record<string, string>; body?: Uint8Array | string }): Promise<HttpAnswer> {
+export function send(
+  url: string,
+  opts: { agent: HttpsAgent; method?: string; headers?: Record<string, string>; body?: Uint8Array | string },
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? Buffer.from(opts.body) : Buffer.from(opts.body);
     const headers: Record<string, string> = { ...(opts.headers ?? {}) };

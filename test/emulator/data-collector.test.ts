@@ -67,7 +67,14 @@ describe('HTTP Data Collector API', () => {
   it('the secondary key is valid too', async () => {
     const ws = '00000000-0000-4000-8000-0000000000b2';
     const { sharedKeys } = emu.addWorkspace({ workspaceId: ws, sharedKeys: [randomBytes(64).toString('base64'), randomBytes(64).toString('base64')] });
-    const res = await postDataCollector({ endpoint: emu.dataCollectorEndpoint(ws), agent, workspaceId: ws, sharedKey: sharedKeys[1] ?? '', logType: 'T', body: '[{}]' });
+    const res = await postDataCollector({
+      endpoint: emu.dataCollectorEndpoint(ws),
+      agent,
+      workspaceId: ws,
+      sharedKey: sharedKeys[1] ?? '',
+      logType: 'T',
+      body: '[{}]',
+    });
     expect(res.status).toBe(200);
   });
 

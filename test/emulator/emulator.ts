@@ -170,7 +170,10 @@ export class AzureMonitorEmulator {
       minVersion: 'TLSv1.2',
       SNICallback: (name, cb) => {
         if (emu === undefined) return cb(null, undefined);
-        emu.contextFor(name).then((ctx) => cb(null, ctx), (err: Error) => cb(err, undefined));
+        emu.contextFor(name).then(
+          (ctx) => cb(null, ctx),
+          (err: Error) => cb(err, undefined),
+        );
       },
     });
     const msi = createHttpServer();
@@ -284,7 +287,11 @@ export class AzureMonitorEmulator {
       .then(() => this.store.records(q));
   }
   /** Resolves once at least `count` requests match the filter. */
-  waitForRequests(filter: Partial<Pick<RequestLogEntry, 'api' | 'target' | 'stream' | 'status'>>, count: number, timeoutMs = 20_000): Promise<RequestLogEntry[]> {
+  waitForRequests(
+    filter: Partial<Pick<RequestLogEntry, 'api' | 'target' | 'stream' | 'status'>>,
+    count: number,
+    timeoutMs = 20_000,
+  ): Promise<RequestLogEntry[]> {
     return this.store
       .waitFor(() => this.requests(filter).length >= count, timeoutMs, `${count} requests matching ${JSON.stringify(filter)}`)
       .then(() => this.requests(filter));
@@ -421,7 +428,12 @@ export class AzureMonitorEmulator {
   }
 
   /** Applies a fault; returns an answer, 'reset', or undefined to go on normally. */
-  private async applyFault(api: EmulatedApi, ctx: RequestContext, target: string | undefined, stream: string | undefined): Promise<Answer | 'reset' | undefined> {
+  private async applyFault(
+    api: EmulatedApi,
+    ctx: RequestContext,
+    target: string | undefined,
+    stream: string | undefined,
+  ): Promise<Answer | 'reset' | undefined> {
     const action: FaultAction | undefined = this.faults.take(api, target, stream);
     if (action === undefined) return undefined;
     ctx.log.fault = action.kind === 'status' ? `status:${action.status}` : action.kind;
@@ -474,7 +486,18 @@ export class AzureMonitorEmulator {
     const url = new URL(req.url ?? '/', `http://${headerString(req, 'host') ?? '127.0.0.1'}`);
     await this.readBody(req, 64 * 1024);
     const seq = this.store.nextSeq();
-    const log: RequestLogEntry = { seq, api: 'managedIdentity', method: req.method ?? '', path: url.pathname, status: 0, requestId: randomUUID(), at: Date.now(), gzip: false, bytes: 0, records: 0 };
+    const log: RequestLogEntry = {
+      seq,
+      api: 'managedIdentity',
+      method: req.method ?? '',
+      path: url.pathname,
+      status: 0,
+      requestId: randomUUID(),
+      at: Date.now(),
+      gzip: false,
+      bytes: 0,
+      records: 0,
+    };
     const action = this.faults.take('managedIdentity', undefined, undefined);
     let result: TokenResult;
     if (action?.kind === 'reset') {
@@ -507,9 +530,13 @@ export class AzureMonitorEmulator {
     if (dcrId === undefined || stream === undefined) return liError(404, 'NotFound', `No such resource: ${url.pathname}`);
     if (req.method !== 'POST') return liError(405, 'MethodNotAllowed', `The requested resource does not support http method '${req.method ?? ''}'.`);
     const apiVersion = url.searchParams.get('api-version');
-    if (apiVersion === null) return liError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+    if (apiVersion === null) return liError(400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.');
     if (apiVersion !== LOGS_INGESTION_API_VERSION && apiVersion !== '2021-11-01-preview') {
-      return liError(400, 'InvalidApiVersionParameter', `The api-version '${apiVersion}' is invalid. The supported versions are '${LOGS_INGESTION_API_VERSION}'.`);
+      return liError(
+        400,
+        'InvalidApiVersionParameter',
+        `The api-version '${apiVersion}' is invalid. The supported versions are '${LOGS_INGESTION_API_VERSION}'.`,
+      );
     }
     const auth = this.entra.validateBearer(headerString(req, 'authorization'));
     if (!auth.ok) {
@@ -519,7 +546,11 @@ export class AzureMonitorEmulator {
     const dcr = this.dcrs.get(dcrId);
     if (dcr === undefined) return liError(404, 'NotFound', `Data collection rule with immutable Id '${dcrId}' not found.`);
     if (dcr.reg.allowedClientIds !== undefined && !dcr.reg.allowedClientIds.includes(auth.clientId)) {
-      return liError(403, 'OperationFailed', `The authentication token provided does not have access to ingest data for the data collection rule with immutable Id '${dcrId}'.`);
+      return liError(
+        403,
+        'OperationFailed',
+        `The authentication token provided does not have access to ingest data for the data collection rule with immutable Id '${dcrId}'.`,
+      );
     }
     if (!dcr.streams.has(stream)) return liError(400, 'InvalidStream', `Stream '${stream}' is not defined in data collection rule '${dcrId}'.`);
     // Per-DCR request rate (sliding minute), counted for every authorised request.
@@ -528,12 +559,18 @@ export class AzureMonitorEmulator {
     while (dcr.window.length > 0 && (dcr.window[0] ?? 0) <= now - 60_000) dcr.window.shift();
     if (dcr.window.length >= limit) {
       const retryAfter = Math.max(1, Math.ceil(((dcr.window[0] ?? now) + 60_000 - now) / 1000));
-      return liError(429, 'TooManyRequests', `Request rate limit of ${limit} requests per minute exceeded for data collection rule '${dcrId}'. Retry after ${retryAfter} seconds.`, { 'retry-after': String(retryAfter) });
+      return liError(
+        429,
+        'TooManyRequests',
+        `Request rate limit of ${limit} requests per minute exceeded for data collection rule '${dcrId}'. Retry after ${retryAfter} seconds.`,
+        { 'retry-after': String(retryAfter) },
+      );
     }
     dcr.window.push(now);
     if (ctx.received > LOGS_INGESTION_MAX_BYTES) return this.tooLarge(ctx.received);
     const contentType = headerString(req, 'content-type') ?? '';
-    if (!/^application\/json\b/i.test(contentType)) return liError(415, 'UnsupportedMediaType', `Content-Type '${contentType}' is not supported; use application/json.`);
+    if (!/^application\/json\b/i.test(contentType))
+      return liError(415, 'UnsupportedMediaType', `Content-Type '${contentType}' is not supported; use application/json.`);
     const encoding = (headerString(req, 'content-encoding') ?? '').trim().toLowerCase();
     let raw = ctx.body;
     if (encoding === 'gzip') {
@@ -541,7 +578,11 @@ export class AzureMonitorEmulator {
         raw = gunzipSync(ctx.body, { maxOutputLength: LOGS_INGESTION_MAX_BYTES + 1 });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
-          return liError(413, 'ContentLengthLimitExceeded', `Maximum allowed content length: ${LOGS_INGESTION_MAX_BYTES} bytes (1 MB). Provided uncompressed content exceeds the limit.`);
+          return liError(
+            413,
+            'ContentLengthLimitExceeded',
+            `Maximum allowed content length: ${LOGS_INGESTION_MAX_BYTES} bytes (1 MB). Provided uncompressed content exceeds the limit.`,
+          );
         }
         return liError(400, 'InvalidContentEncoding', 'The request body could not be decompressed as gzip.');
       }
@@ -562,13 +603,26 @@ export class AzureMonitorEmulator {
     }
     ctx.log.records = parsed.length;
     this.store.accept(
-      parsed.map((record): AcceptedRecord => ({ api: 'logsIngestion', target: dcrId, stream, record, requestId: ctx.requestId, requestSeq: ctx.seq, arrivedAt: now, gzip: encoding === 'gzip' })),
+      parsed.map((record): AcceptedRecord => ({
+        api: 'logsIngestion',
+        target: dcrId,
+        stream,
+        record,
+        requestId: ctx.requestId,
+        requestSeq: ctx.seq,
+        arrivedAt: now,
+        gzip: encoding === 'gzip',
+      })),
     );
     return { status: 204 };
   }
 
   private tooLarge(provided: number): Answer {
-    return liError(413, 'ContentLengthLimitExceeded', `Maximum allowed content length: ${LOGS_INGESTION_MAX_BYTES} bytes (1 MB). Provided content length: ${provided} bytes.`);
+    return liError(
+      413,
+      'ContentLengthLimitExceeded',
+      `Maximum allowed content length: ${LOGS_INGESTION_MAX_BYTES} bytes (1 MB). Provided content length: ${provided} bytes.`,
+    );
   }
 
   // ---- HTTP Data Collector API -----------------------------------------------------------
@@ -586,14 +640,15 @@ export class AzureMonitorEmulator {
     if (fault !== undefined) return fault;
     if (req.method !== 'POST') return dcError(405, 'MethodNotAllowed', 'Only POST is supported.');
     const apiVersion = url.searchParams.get('api-version');
-    if (apiVersion === null) return dcError(400, 'MissingApiVersion', 'The API version wasn\'t specified.');
+    if (apiVersion === null) return dcError(400, 'MissingApiVersion', "The API version wasn't specified.");
     if (apiVersion !== DATA_COLLECTOR_API_VERSION) return dcError(400, 'InvalidApiVersion', `The API version '${apiVersion}' isn't recognized by the service.`);
     if (workspaceId === undefined || !this.workspaces.has(workspaceId)) return dcError(400, 'InvalidCustomerId', 'The workspace ID specified is invalid.');
     const contentType = headerString(req, 'content-type');
-    if (contentType === undefined) return dcError(400, 'MissingContentType', 'The content type wasn\'t specified.');
-    if (!/^application\/json\b/i.test(contentType)) return dcError(400, 'UnsupportedContentType', 'The content type wasn\'t set to application/json.');
-    if (logType === undefined || logType === '') return dcError(400, 'MissingLogType', 'The required value log type wasn\'t specified.');
-    if (!/^[A-Za-z0-9_]{1,100}$/.test(logType)) return dcError(400, 'InvalidLogType', 'The log type specified contained special characters or numerics only, or is longer than 100 characters.');
+    if (contentType === undefined) return dcError(400, 'MissingContentType', "The content type wasn't specified.");
+    if (!/^application\/json\b/i.test(contentType)) return dcError(400, 'UnsupportedContentType', "The content type wasn't set to application/json.");
+    if (logType === undefined || logType === '') return dcError(400, 'MissingLogType', "The required value log type wasn't specified.");
+    if (!/^[A-Za-z0-9_]{1,100}$/.test(logType))
+      return dcError(400, 'InvalidLogType', 'The log type specified contained special characters or numerics only, or is longer than 100 characters.');
     // Authorization: scheme, workspace, date within skew, signature over the body as received.
     if (authMatch === null) return dcError(403, 'InvalidAuthorization', 'An invalid scheme was specified in the Authorization header.');
     if (authMatch[1] !== workspaceId) return dcError(403, 'InvalidAuthorization', 'The workspace in the Authorization header does not match the request.');

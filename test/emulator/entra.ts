@@ -49,9 +49,7 @@ export interface TokenResult {
   body: unknown;
 }
 
-export type BearerVerdict =
-  | { ok: true; clientId: string; tenantId: string }
-  | { ok: false; code: string; message: string };
+export type BearerVerdict = { ok: true; clientId: string; tenantId: string } | { ok: false; code: string; message: string };
 
 export interface EntraOptions {
   tokenLifetimeSec: number;
@@ -64,7 +62,10 @@ export interface EntraOptions {
 function aadError(status: number, error: string, code: number, description: string): TokenResult {
   const trace = randomUUID();
   const correlation = randomUUID();
-  const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const timestamp = new Date()
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
   return {
     status,
     body: {
@@ -190,15 +191,14 @@ export class EntraEmulator {
     const clientId = form.get('client_id') ?? '';
     const app = this.apps.get(clientId);
     if (app === undefined || app.reg.tenantId !== tenant) {
-      return aadError(
-        400,
-        'unauthorized_client',
-        700016,
-        `Application with identifier '${clientId}' was not found in the directory '${tenant}'.`,
-      );
+      return aadError(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant}'.`);
     }
     const scope = form.get('scope') ?? '';
-    const resource = scope.split(' ').find((s) => s.endsWith('/.default'))?.slice(0, -'/.default'.length).replace(/\/$/, '');
+    const resource = scope
+      .split(' ')
+      .find((s) => s.endsWith('/.default'))
+      ?.slice(0, -'/.default'.length)
+      .replace(/\/$/, '');
     if (resource === undefined || !this.opts.resources.includes(resource)) {
       return aadError(400, 'invalid_scope', 500011, `The resource principal named ${scope} was not found in the tenant named ${tenant}.`);
     }
@@ -254,7 +254,8 @@ export class EntraEmulator {
     const wanted = url.searchParams.get('client_id') ?? undefined;
     const isArc = url.pathname === '/metadata/identity/oauth2/token';
     if (isArc) {
-      if (headers['metadata'] !== 'true') return { status: 400, body: { error: 'invalid_request', error_description: 'Required metadata header not specified' } };
+      if (headers['metadata'] !== 'true')
+        return { status: 400, body: { error: 'invalid_request', error_description: 'Required metadata header not specified' } };
       const auth = headers['authorization'];
       const given = typeof auth === 'string' && auth.startsWith('Basic ') ? auth.slice(6).trim() : undefined;
       if (given === undefined || !this.arcSecrets.has(given)) {
@@ -272,8 +273,7 @@ export class EntraEmulator {
     if (!this.opts.resources.includes(resource)) {
       return { status: 400, body: { error: 'invalid_resource', error_description: `AADSTS500011: The resource principal named ${resource} was not found.` } };
     }
-    const identity =
-      wanted !== undefined ? this.identities.get(wanted) : [...this.identities.values()].find((i) => i.systemAssigned !== false);
+    const identity = wanted !== undefined ? this.identities.get(wanted) : [...this.identities.values()].find((i) => i.systemAssigned !== false);
     if (identity === undefined) {
       return { status: 400, body: { error: 'invalid_request', error_description: 'Identity not found' } };
     }

@@ -41,12 +41,7 @@ export function verifyJwtSignature(jwt: DecodedJwt, publicKey: KeyObject): boole
   const data = Buffer.from(jwt.signingInput);
   if (jwt.header['alg'] === 'RS256') return verify('sha256', data, publicKey, jwt.signature);
   if (jwt.header['alg'] === 'PS256') {
-    return verify(
-      'sha256',
-      data,
-      { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO },
-      jwt.signature,
-    );
+    return verify('sha256', data, { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO }, jwt.signature);
   }
   return false;
 }

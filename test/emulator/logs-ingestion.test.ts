@@ -38,7 +38,10 @@ afterAll(async () => {
 });
 beforeEach(() => emu.reset());
 
-function makeClient(credential: ClientSecretCredential | ClientCertificateCredential, retry: { maxRetries?: number; retryDelayInMs?: number } = {}): LogsIngestionClient {
+function makeClient(
+  credential: ClientSecretCredential | ClientCertificateCredential,
+  retry: { maxRetries?: number; retryDelayInMs?: number } = {},
+): LogsIngestionClient {
   return new LogsIngestionClient(emu.logsIngestionEndpoint(), credential, sdkOptions(emu, retry));
 }
 
@@ -59,7 +62,12 @@ describe('Logs Ingestion API with the official SDK', () => {
   });
 
   it('uploads with a client-certificate credential (client_assertion verified against the registered cert)', async () => {
-    const credential = new ClientCertificateCredential(TENANT, CERT_CLIENT, { certificate: `${keyPem}\n${certPem}` }, sdkOptions({ caPem: emu.caPem, authorityHost: emu.authorityHost }));
+    const credential = new ClientCertificateCredential(
+      TENANT,
+      CERT_CLIENT,
+      { certificate: `${keyPem}\n${certPem}` },
+      sdkOptions({ caPem: emu.caPem, authorityHost: emu.authorityHost }),
+    );
     const client = makeClient(credential);
     await client.upload(DCR, STREAM, [{ Id: 'cert-1' }]);
     expect(emu.records({ target: DCR }).map((r) => r.record)).toEqual([{ Id: 'cert-1' }]);
@@ -68,7 +76,10 @@ describe('Logs Ingestion API with the official SDK', () => {
 
   it('a wrong client secret fails at the token endpoint (invalid_client) and nothing is ingested', async () => {
     const client = makeClient(secretCredential('wrong'));
-    const err: unknown = await client.upload(DCR, STREAM, [{ Id: 'no' }]).then(() => null, (e: unknown) => e);
+    const err: unknown = await client.upload(DCR, STREAM, [{ Id: 'no' }]).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(isAggregateLogsUploadError(err)).toBe(true);
     if (isAggregateLogsUploadError(err)) expect(String(err.errors[0]?.cause)).toMatch(/AADSTS7000215|invalid_client/);
     expect(emu.requests({ api: 'token', status: 401 }).length).toBeGreaterThanOrEqual(1);
@@ -139,7 +150,10 @@ describe('Logs Ingestion API with the official SDK', () => {
     const client = makeClient(credential);
     await client.upload(DCR, STREAM, [{ Id: 'before' }]);
     emu.expireTokens();
-    const err: unknown = await client.upload(DCR, STREAM, [{ Id: 'after' }]).then(() => null, (e: unknown) => e);
+    const err: unknown = await client.upload(DCR, STREAM, [{ Id: 'after' }]).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(isAggregateLogsUploadError(err)).toBe(true);
     expect(emu.requests({ api: 'logsIngestion', status: 401 }).length).toBeGreaterThanOrEqual(1);
     expect(emu.records().map((r) => r.record)).toEqual([{ Id: 'before' }]);

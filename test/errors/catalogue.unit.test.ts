@@ -34,7 +34,10 @@ describe('error catalogue', () => {
       .slice(3)
       .filter((l) => l.startsWith('| '))
       .map((l) => {
-        const [status = '', , event = ''] = l.split('|').slice(1).map((c) => c.trim());
+        const [status = '', , event = ''] = l
+          .split('|')
+          .slice(1)
+          .map((c) => c.trim());
         return { statuses: status.split('/').map((s) => Number(s.trim())), events: event.split(',').map((s) => Number(s.trim())) };
       });
     expect(readme).toContain('(docs/errors.md)');
@@ -61,7 +64,11 @@ describe('failures map to their catalogue entry', () => {
     expect(upstreamRefusal(new PortcullisError('PCL_ERR_CONNECT_TIMEOUT', 't'))).toBe(Errors.CONNECT_TIMEOUT);
     expect(upstreamRefusal(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }))).toBe(Errors.CONNECT_REFUSED);
     expect(upstreamRefusal(Object.assign(new Error('slow'), { code: 'UND_ERR_HEADERS_TIMEOUT' }))).toBe(Errors.UPSTREAM_TIMEOUT);
-    expect(upstreamRefusal(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))).toMatchObject({ code: 'PCL_ERR_UPSTREAM', status: 502, message: 'destination failed: ECONNRESET' });
+    expect(upstreamRefusal(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))).toMatchObject({
+      code: 'PCL_ERR_UPSTREAM',
+      status: 502,
+      message: 'destination failed: ECONNRESET',
+    });
   });
 
   it('the drain refusal is a 503 with Retry-After under the capacity event, as the README says', () => {

@@ -112,7 +112,9 @@ it(`every acknowledged record survives ${KILLS} SIGKILLs; duplicates are counted
       const present = new Set(ids);
       const missing = [...acked.keys()].filter((id) => !present.has(id));
       const duplicates = ids.length - present.size;
-      console.log(`crash test: ${acked.size} acknowledged, ${missing.length} missing, ${duplicates} duplicates, ${refusedOrBroken} uploads refused or cut by a kill`);
+      console.log(
+        `crash test: ${acked.size} acknowledged, ${missing.length} missing, ${duplicates} duplicates, ${refusedOrBroken} uploads refused or cut by a kill`,
+      );
       if (missing.length > 0) {
         const missingSeqs = missing.map((id) => acked.get(id)?.Seq);
         console.log('missing Seq:', JSON.stringify(missingSeqs.slice(0, 40)));

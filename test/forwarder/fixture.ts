@@ -120,7 +120,14 @@ export async function prepareForwarder(emu: AzureMonitorEmulator, opts: { forwar
   const config = {
     allow: {
       presets: [],
-      rules: [{ name: 'emulator', hosts: ['*.ingest.monitor.azure.com', '*.ods.opinsights.azure.com', 'login.microsoftonline.com'], ports: [emu.port], allowPrivate: true }],
+      rules: [
+        {
+          name: 'emulator',
+          hosts: ['*.ingest.monitor.azure.com', '*.ods.opinsights.azure.com', 'login.microsoftonline.com'],
+          ports: [emu.port],
+          allowPrivate: true,
+        },
+      ],
     },
     dns: { overrides: { [dce.hostname]: '127.0.0.1', [ods.hostname]: '127.0.0.1', [new URL(emu.authorityHost).hostname]: '127.0.0.1' } },
     log: { level: process.env.FWD_TEST_LOG ?? 'silent', access: false },

@@ -97,7 +97,13 @@ it('1,000 agents posting 1-5 records about every second: all arrive in per-agent
   const ROUNDS = 4;
   const t0 = Date.now();
   const headers = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' };
-  const { sent, uploads, refused } = await runFleet(AGENTS, ROUNDS, 'fleet', (agent, _s, recs) => send(ingestUrl(fx), { agent, headers, body: JSON.stringify(recs) }), 204);
+  const { sent, uploads, refused } = await runFleet(
+    AGENTS,
+    ROUNDS,
+    'fleet',
+    (agent, _s, recs) => send(ingestUrl(fx), { agent, headers, body: JSON.stringify(recs) }),
+    204,
+  );
   const posted = Date.now() - t0;
   expect(Object.fromEntries(refused)).toEqual({});
   expect(uploads).toBe(AGENTS * ROUNDS);
@@ -130,7 +136,15 @@ it('a SharedKey Data Collector fleet: translated and re-signed routes, all recor
     ROUNDS,
     'dcfleet',
     (agent, s, recs) =>
-      postDataCollector({ endpoint: fx.url, agent, workspaceId: WS_IN, sharedKey: fx.inboundKey, logType: logType(s), body: JSON.stringify(recs.map(asDc)), timeGeneratedField: 'When' }),
+      postDataCollector({
+        endpoint: fx.url,
+        agent,
+        workspaceId: WS_IN,
+        sharedKey: fx.inboundKey,
+        logType: logType(s),
+        body: JSON.stringify(recs.map(asDc)),
+        timeGeneratedField: 'When',
+      }),
     200,
   );
   expect(Object.fromEntries(refused)).toEqual({});
@@ -144,7 +158,9 @@ it('a SharedKey Data Collector fleet: translated and re-signed routes, all recor
   // Translated: TimeGenerated set from the time-generated-field; re-signed: unchanged, field kept.
   const fwById = new Map(gotFw.map((r) => [(r.record as { RecordId: string }).RecordId, r.record]));
   expect(fwById.size).toBe(translated.length);
-  expect(translated.filter((r) => JSON.stringify(fwById.get(r.RecordId)) !== JSON.stringify({ ...asDc(r), TimeGenerated: r.TimeGenerated })).slice(0, 3)).toEqual([]);
+  expect(
+    translated.filter((r) => JSON.stringify(fwById.get(r.RecordId)) !== JSON.stringify({ ...asDc(r), TimeGenerated: r.TimeGenerated })).slice(0, 3),
+  ).toEqual([]);
   const rawById = new Map(gotRaw.map((r) => [(r.record as { RecordId: string }).RecordId, r.record]));
   expect(rawById.size).toBe(raw.length);
   expect(raw.filter((r) => JSON.stringify(rawById.get(r.RecordId)) !== JSON.stringify(asDc(r))).slice(0, 3)).toEqual([]);
@@ -155,7 +171,9 @@ it('a SharedKey Data Collector fleet: translated and re-signed routes, all recor
   const liRequests = fx.emu.requests({ api: 'logsIngestion', target: DCR_UP, stream: FW_STREAM });
   const dcRequests = fx.emu.requests({ api: 'dataCollector', target: WS_UP });
   const perRoute = uploads / 2;
-  console.log(`data collector fleet: ${uploads} signed uploads (${sent.length} records) -> ${liRequests.length} Logs Ingestion + ${dcRequests.length} Data Collector upstream requests`);
+  console.log(
+    `data collector fleet: ${uploads} signed uploads (${sent.length} records) -> ${liRequests.length} Logs Ingestion + ${dcRequests.length} Data Collector upstream requests`,
+  );
   expect(liRequests.length).toBeGreaterThan(0);
   expect(dcRequests.length).toBeGreaterThan(0);
   expect(liRequests.length * 20).toBeLessThanOrEqual(perRoute);

@@ -10,7 +10,19 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { emulatorAgent, postDataCollector, send, type HttpAnswer } from '../emulator/clients.js';
 import { AzureMonitorEmulator } from '../emulator/emulator.js';
-import { API_KEY, DCR_IN, DCR_UP, FW_STREAM, STREAM, WS_IN, prepareForwarder, realisticRecords, waitForIds, type AgentRecord, type ForwarderSetup } from './fixture.js';
+import {
+  API_KEY,
+  DCR_IN,
+  DCR_UP,
+  FW_STREAM,
+  STREAM,
+  WS_IN,
+  prepareForwarder,
+  realisticRecords,
+  waitForIds,
+  type AgentRecord,
+  type ForwarderSetup,
+} from './fixture.js';
 
 const MAX_INFLIGHT = 4 * 1024 * 1024;
 const RSS_BOUND = 300 * 1024 * 1024;
@@ -78,7 +90,15 @@ it('a burst of large uploads over maxInflightBytes: 429 / 503 with Retry-After, 
           const recs = recordsOfSize(1_000_000, 'mem-li', (round * 100 + i) * 10_000);
           const agent = emulatorAgent({ caPem: setup.caPem, loopback: false, keepAlive: false });
           try {
-            settle(await send(`${url}/dataCollectionRules/${DCR_IN}/streams/${STREAM}?api-version=2023-01-01`, { agent, headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(recs) }), 'li', recs);
+            settle(
+              await send(`${url}/dataCollectionRules/${DCR_IN}/streams/${STREAM}?api-version=2023-01-01`, {
+                agent,
+                headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+                body: JSON.stringify(recs),
+              }),
+              'li',
+              recs,
+            );
           } catch {
             cut++; // the connection was closed under a body still being written: no status, nothing acknowledged
           } finally {
@@ -92,7 +112,18 @@ it('a burst of large uploads over maxInflightBytes: 429 / 503 with Retry-After, 
           const recs = recordsOfSize(3_000_000, 'mem-dc', (round * 100 + i) * 10_000);
           const agent = emulatorAgent({ caPem: setup.caPem, loopback: false, keepAlive: false });
           try {
-            settle(await postDataCollector({ endpoint: url, agent, workspaceId: WS_IN, sharedKey: setup.inboundKey, logType: 'FirewallX', body: JSON.stringify(recs) }), 'dc', recs);
+            settle(
+              await postDataCollector({
+                endpoint: url,
+                agent,
+                workspaceId: WS_IN,
+                sharedKey: setup.inboundKey,
+                logType: 'FirewallX',
+                body: JSON.stringify(recs),
+              }),
+              'dc',
+              recs,
+            );
           } catch {
             cut++;
           } finally {

@@ -38,7 +38,18 @@ it(`a ${OUTAGE_MS / 1000} s upstream outage: uploads keep succeeding, the spool 
   // Warm up both destinations (token, connections), so the outage is the only thing in the way.
   const warm = realisticRecords(2, 0, 'outage-warm');
   expect((await send(ingestUrl(fx), { agent: fx.agent, headers: liHeaders, body: JSON.stringify([warm[0]]) })).status).toBe(204);
-  expect((await postDataCollector({ endpoint: fx.url, agent: fx.agent, workspaceId: WS_IN, sharedKey: fx.inboundKey, logType: 'Raw', body: JSON.stringify([warm[1]]) })).status).toBe(200);
+  expect(
+    (
+      await postDataCollector({
+        endpoint: fx.url,
+        agent: fx.agent,
+        workspaceId: WS_IN,
+        sharedKey: fx.inboundKey,
+        logType: 'Raw',
+        body: JSON.stringify([warm[1]]),
+      })
+    ).status,
+  ).toBe(200);
   await fx.emu.waitForRecords({ target: DCR_UP }, 1);
   await fx.emu.waitForRecords({ target: WS_UP }, 1);
 

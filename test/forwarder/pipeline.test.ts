@@ -124,7 +124,15 @@ describe('Data Collector API through the gateway', () => {
       { When: '2026-01-02T03:04:05.000Z', Src: '10.0.0.1', Action: 'deny' },
       { When: '2026-01-02T03:04:06.000Z', Src: '10.0.0.2', Action: 'allow' },
     ];
-    const a = await postDataCollector({ endpoint: fx.url, agent: fx.agent, workspaceId: WS_IN, sharedKey: fx.inboundKey, logType: 'FirewallX', body: JSON.stringify(recs), timeGeneratedField: 'When' });
+    const a = await postDataCollector({
+      endpoint: fx.url,
+      agent: fx.agent,
+      workspaceId: WS_IN,
+      sharedKey: fx.inboundKey,
+      logType: 'FirewallX',
+      body: JSON.stringify(recs),
+      timeGeneratedField: 'When',
+    });
     expect(a.status).toBe(200);
     const got = await fx.emu.waitForRecords({ target: DCR_UP, stream: FW_STREAM }, 2);
     expect(got.map((r) => r.record)).toEqual(recs.map((r) => ({ ...r, TimeGenerated: r.When })));
@@ -132,7 +140,15 @@ describe('Data Collector API through the gateway', () => {
 
   it('a Raw route is re-signed with the upstream workspace key and keeps its Log-Type and time-generated-field', async () => {
     const recs = [{ When: '2026-01-02T03:04:05.000Z', Id: randomUUID() }];
-    const a = await postDataCollector({ endpoint: fx.url, agent: fx.agent, workspaceId: WS_IN, sharedKey: fx.inboundKey, logType: 'Raw', body: JSON.stringify(recs), timeGeneratedField: 'When' });
+    const a = await postDataCollector({
+      endpoint: fx.url,
+      agent: fx.agent,
+      workspaceId: WS_IN,
+      sharedKey: fx.inboundKey,
+      logType: 'Raw',
+      body: JSON.stringify(recs),
+      timeGeneratedField: 'When',
+    });
     expect(a.status).toBe(200);
     const got = await fx.emu.waitForRecords({ api: 'dataCollector', target: WS_UP }, 1);
     expect(got.map((r) => r.record)).toEqual(recs);
@@ -260,7 +276,11 @@ describe('drain and restart', () => {
     outage.cancel();
     await fx.restart();
     const ids = new Set(recs.map((r) => r.Id));
-    const mine = (): unknown[] => fx.emu.records({ target: DCR_UP }).map((r) => r.record).filter((r) => ids.has((r as { Id: string }).Id));
+    const mine = (): unknown[] =>
+      fx.emu
+        .records({ target: DCR_UP })
+        .map((r) => r.record)
+        .filter((r) => ids.has((r as { Id: string }).Id));
     while (mine().length < recs.length) await fx.emu.waitForRecords({ target: DCR_UP }, fx.emu.records({ target: DCR_UP }).length + 1);
     expect(mine()).toEqual(recs);
   });

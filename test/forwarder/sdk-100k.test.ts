@@ -41,6 +41,8 @@ it(`the official SDK uploads ${COUNT.toLocaleString('en')} records through the g
   expect(reqs.every((r) => r.bytes <= 1_048_576 && (r.decodedBytes ?? 0) <= 1_048_576)).toBe(true);
   const wire = reqs.reduce((n, r) => n + r.bytes, 0);
   const decoded = reqs.reduce((n, r) => n + (r.decodedBytes ?? 0), 0);
-  console.log(`sdk 100k: ${reqs.length} upstream requests, ${(decoded / 1e6).toFixed(1)} MB JSON sent as ${(wire / 1e6).toFixed(1)} MB gzip (ratio ${(decoded / wire).toFixed(1)})`);
+  console.log(
+    `sdk 100k: ${reqs.length} upstream requests, ${(decoded / 1e6).toFixed(1)} MB JSON sent as ${(wire / 1e6).toFixed(1)} MB gzip (ratio ${(decoded / wire).toFixed(1)})`,
+  );
   expect(decoded / wire).toBeGreaterThan(2);
 }, 120_000);

@@ -14,7 +14,20 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { AzureMonitorEmulator } from '../emulator/emulator.js';
-import { API_KEY, CLIENT, DCR_IN, DCR_UP, FW_STREAM, SECRET, STREAM, TENANT, prepareForwarder, realisticRecords, waitForIds, type ForwarderSetup } from './fixture.js';
+import {
+  API_KEY,
+  CLIENT,
+  DCR_IN,
+  DCR_UP,
+  FW_STREAM,
+  SECRET,
+  STREAM,
+  TENANT,
+  prepareForwarder,
+  realisticRecords,
+  waitForIds,
+  type ForwarderSetup,
+} from './fixture.js';
 
 const CHILD = resolve(import.meta.dirname, 'sdk-child.mjs');
 let emu: AzureMonitorEmulator;
@@ -61,7 +74,16 @@ it('the same SDK uploads to the gateway (forwarder) and, with HTTPS_PROXY, throu
   const viaTunnel = realisticRecords(500, 0, 'half-tunnel');
   const job = {
     gateway: { endpoint: `https://127.0.0.1:${ingestPort}`, apiKey: API_KEY, dcrId: DCR_IN, stream: STREAM, records: viaForwarder },
-    emulator: { endpoint: emu.logsIngestionEndpoint(), tenantId: TENANT, clientId: CLIENT, secret: SECRET, authorityHost: emu.authorityHost, dcrId: DCR_UP, stream: FW_STREAM, records: viaTunnel },
+    emulator: {
+      endpoint: emu.logsIngestionEndpoint(),
+      tenantId: TENANT,
+      clientId: CLIENT,
+      secret: SECRET,
+      authorityHost: emu.authorityHost,
+      dcrId: DCR_UP,
+      stream: FW_STREAM,
+      records: viaTunnel,
+    },
   };
   const since = gw.logs.length;
   const child = await runChild(job, {

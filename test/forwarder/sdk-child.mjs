@@ -12,13 +12,21 @@ const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const out = {};
 try {
   const apiKey = { getToken: async () => ({ token: job.gateway.apiKey, expiresOnTimestamp: Date.now() + 3_600_000 }) };
-  await new LogsIngestionClient(job.gateway.endpoint, apiKey, { retryOptions: { maxRetries: 0 } }).upload(job.gateway.dcrId, job.gateway.stream, job.gateway.records);
+  await new LogsIngestionClient(job.gateway.endpoint, apiKey, { retryOptions: { maxRetries: 0 } }).upload(
+    job.gateway.dcrId,
+    job.gateway.stream,
+    job.gateway.records,
+  );
   out.gateway = 'ok';
   const credential = new ClientSecretCredential(job.emulator.tenantId, job.emulator.clientId, job.emulator.secret, {
     authorityHost: job.emulator.authorityHost,
     disableInstanceDiscovery: true,
   });
-  await new LogsIngestionClient(job.emulator.endpoint, credential, { retryOptions: { maxRetries: 0 } }).upload(job.emulator.dcrId, job.emulator.stream, job.emulator.records);
+  await new LogsIngestionClient(job.emulator.endpoint, credential, { retryOptions: { maxRetries: 0 } }).upload(
+    job.emulator.dcrId,
+    job.emulator.stream,
+    job.emulator.records,
+  );
   out.emulator = 'ok';
 } catch (err) {
   out.error = String(err?.stack ?? err);

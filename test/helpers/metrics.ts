@@ -31,7 +31,13 @@ export async function metric(adminPort: number | undefined, name: string, labels
  * no push from /metrics), and returns the value. For helpers that must wait for the gateway to
  * have seen something before they go on; tests assert with expect.poll or on their own reads.
  */
-export async function waitForMetric(adminPort: number | undefined, name: string, labels: Record<string, string>, ok: (v: number) => boolean, timeoutMs = 10_000): Promise<number> {
+export async function waitForMetric(
+  adminPort: number | undefined,
+  name: string,
+  labels: Record<string, string>,
+  ok: (v: number) => boolean,
+  timeoutMs = 10_000,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let last = await metric(adminPort, name, labels);
   while (!ok(last)) {

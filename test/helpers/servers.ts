@@ -139,9 +139,7 @@ export async function startBannerServer(text: string): Promise<TestServer> {
  * SYNs, so a connect to `port` neither succeeds nor is refused. close() wakes the worker, which
  * closes the listener, and destroys the filler sockets.
  */
-export async function startBlackhole(
-  opts: { host?: string; port?: number } = {},
-): Promise<{ port: number; close(): Promise<void> }> {
+export async function startBlackhole(opts: { host?: string; port?: number } = {}): Promise<{ port: number; close(): Promise<void> }> {
   const host = opts.host ?? '127.0.0.1';
   const signal = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(

@@ -100,10 +100,7 @@ async function createCA(): Promise<TestCA> {
 
   const caSki = caCert.generateSubjectKeyIdentifier().getBytes();
 
-  async function sign(
-    subject: forge.pki.CertificateField[],
-    extensions: object[],
-  ): Promise<IssuedCert> {
+  async function sign(subject: forge.pki.CertificateField[], extensions: object[]): Promise<IssuedCert> {
     const keys = await newKeyPair();
     const cert = pki.createCertificate();
     cert.publicKey = keys.publicKey;

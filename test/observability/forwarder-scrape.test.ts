@@ -104,7 +104,11 @@ function gatewayConfig(dir: string, files: { cert: string; key: string; secret: 
 async function upload(stream: string, body: Buffer, opts: { key?: string; gzip?: boolean } = {}): Promise<number> {
   const headers: Record<string, string> = { authorization: `Bearer ${opts.key ?? API_KEY}`, 'content-type': 'application/json' };
   if (opts.gzip) headers['content-encoding'] = 'gzip';
-  const res = await send(`${ingestUrl}/dataCollectionRules/${DCR_IN}/streams/${stream}?api-version=2023-01-01`, { agent, headers, body: opts.gzip ? gzipSync(body) : body });
+  const res = await send(`${ingestUrl}/dataCollectionRules/${DCR_IN}/streams/${stream}?api-version=2023-01-01`, {
+    agent,
+    headers,
+    body: opts.gzip ? gzipSync(body) : body,
+  });
   return res.status;
 }
 
@@ -158,7 +162,12 @@ describe.skipIf(!prometheusBin)('Prometheus scraping a gateway with a forwarder'
     emu.faults.add({ api: 'token', action: { kind: 'status', status: 400, code: 'invalid_client', message: 'injected token failure' } });
     emu.faults.add({ api: 'logsIngestion', stream: STREAM, action: { kind: 'status', status: 429, retryAfterMs: 100 } });
     emu.faults.add({ api: 'logsIngestion', stream: STREAM, action: { kind: 'status', status: 401, code: 'InvalidToken', message: 'injected' } });
-    emu.faults.add({ api: 'logsIngestion', stream: DEAD_STREAM, action: { kind: 'status', status: 400, code: 'InvalidStream', message: 'injected' }, times: Number.POSITIVE_INFINITY });
+    emu.faults.add({
+      api: 'logsIngestion',
+      stream: DEAD_STREAM,
+      action: { kind: 'status', status: 400, code: 'InvalidStream', message: 'injected' },
+      times: Number.POSITIVE_INFINITY,
+    });
 
     let app = 0;
     let dead = 0;
@@ -191,7 +200,9 @@ describe.skipIf(!prometheusBin)('Prometheus scraping a gateway with a forwarder'
     expect(await v(`sum(portcullis_forwarder_ack_seconds_count{${sel}})`)).toBe(UPLOADS_OK);
     expect(await v(`sum(portcullis_forwarder_records_sent_total{${sel},destination="dcr-main"})`)).toBe(SENT_APP);
     expect(await v(`sum(portcullis_forwarder_dead_lettered_records_total{${sel},destination="dcr-main"})`)).toBe(SENT_DEAD);
-    expect(await v(`sum(portcullis_forwarder_dead_lettered_batches_total{${sel},status="400"})`)).toBe(await v(`sum(portcullis_forwarder_upstream_responses_total{${sel},status="400"})`));
+    expect(await v(`sum(portcullis_forwarder_dead_lettered_batches_total{${sel},status="400"})`)).toBe(
+      await v(`sum(portcullis_forwarder_upstream_responses_total{${sel},status="400"})`),
+    );
     expect(await v(`sum(portcullis_forwarder_uploads_refused_total{${sel},reason="unauthorized"})`)).toBe(BAD_KEY);
     expect(await v(`sum(portcullis_forwarder_uploads_refused_total{${sel},reason="not_array"})`)).toBe(NOT_ARRAY);
     expect(await v(`sum(portcullis_forwarder_upstream_responses_total{${sel},status="429"})`)).toBe(1);
@@ -200,8 +211,12 @@ describe.skipIf(!prometheusBin)('Prometheus scraping a gateway with a forwarder'
     expect(await v(`sum(portcullis_forwarder_token_refreshes_total{${sel}})`)).toBe(1);
     expect(await v(`sum(portcullis_forwarder_token_failures_total{${sel}})`)).toBeGreaterThanOrEqual(1);
     // Batches: every delivered one answered 204, and the upstream saw gzip bodies smaller than the JSON.
-    expect(await v(`sum(portcullis_forwarder_batches_sent_total{${sel}})`)).toBe(await v(`sum(portcullis_forwarder_upstream_responses_total{${sel},status="204"})`));
-    expect(await v(`sum(portcullis_forwarder_bytes_sent_total{${sel},encoding="gzip"})`)).toBeLessThan(await v(`sum(portcullis_forwarder_bytes_uncompressed_total{${sel}})`));
+    expect(await v(`sum(portcullis_forwarder_batches_sent_total{${sel}})`)).toBe(
+      await v(`sum(portcullis_forwarder_upstream_responses_total{${sel},status="204"})`),
+    );
+    expect(await v(`sum(portcullis_forwarder_bytes_sent_total{${sel},encoding="gzip"})`)).toBeLessThan(
+      await v(`sum(portcullis_forwarder_bytes_uncompressed_total{${sel}})`),
+    );
     expect(await v(`portcullis_forwarder_spool_max_bytes{${sel}}`)).toBe(SPOOL_MAX);
     expect(await v(`portcullis_forwarder_spool_pending_entries{${sel}}`)).toBe(0);
     expect(await v(`portcullis_forwarder_oldest_unsent_age_seconds{${sel}}`)).toBe(0);
@@ -213,7 +228,7 @@ describe.skipIf(!prometheusBin)('Prometheus scraping a gateway with a forwarder'
     expect(atEmulator.every((id) => sentIds.has(id))).toBe(true);
   });
 
-  it('has data for every query of the dashboard\'s Forwarder row', async () => {
+  it("has data for every query of the dashboard's Forwarder row", async () => {
     const panels = panelsOfRow('Forwarder');
     expect(panels.length).toBeGreaterThanOrEqual(16);
     const failures: string[] = [];
@@ -230,9 +245,11 @@ describe.skipIf(!prometheusBin)('Prometheus scraping a gateway with a forwarder'
     expect(empty).toEqual([]);
   });
 
-  it('the dashboard\'s records and refusal panels show this traffic', async () => {
+  it("the dashboard's records and refusal panels show this traffic", async () => {
     const expr = (title: string, refId: string): string => {
-      const t = panelsOfRow('Forwarder').find((p) => p.title === title)?.targets?.find((x) => x.refId === refId);
+      const t = panelsOfRow('Forwarder')
+        .find((p) => p.title === title)
+        ?.targets?.find((x) => x.refId === refId);
       if (!t) throw new Error(`no panel "${title}" ${refId}`);
       return concreteExpr(t.expr, JOB);
     };
@@ -267,7 +284,12 @@ describe.skipIf(!prometheusBin)('Prometheus scraping a gateway with a forwarder'
         state: 'firing',
       }),
     ]);
-    const quiet = ['PortcullisForwarderSpoolFilling', 'PortcullisForwarderDeliveryLagging', 'PortcullisForwarderRefusingUploads', 'PortcullisForwarderSpoolWriteFailing'];
+    const quiet = [
+      'PortcullisForwarderSpoolFilling',
+      'PortcullisForwarderDeliveryLagging',
+      'PortcullisForwarderRefusingUploads',
+      'PortcullisForwarderSpoolWriteFailing',
+    ];
     expect(alerts.filter((a) => quiet.includes(a.labels.alertname ?? ''))).toEqual([]);
   });
 

@@ -48,7 +48,10 @@ export async function startDestinations(): Promise<Destinations> {
 }
 
 /** Gateway config: rules `echo` (TCP echo), `web` (plain HTTP), `closed` (nothing listens). */
-export function gatewayConfig(d: Destinations, extra: { workers?: number; headersMs?: number; maxConnectionsPerClient?: number } = {}): Record<string, unknown> {
+export function gatewayConfig(
+  d: Destinations,
+  extra: { workers?: number; headersMs?: number; maxConnectionsPerClient?: number } = {},
+): Record<string, unknown> {
   return {
     proxy: {
       workers: extra.workers ?? 1,
@@ -105,7 +108,10 @@ function connectIdle(port: number): Promise<Socket> {
 export async function driveEveryKindOfTraffic(gw: GatewayProcess, d: Destinations, workers: number, config: Record<string, unknown>): Promise<void> {
   for (let i = 0; i < 3; i++) await echoTunnel(gw, d, Buffer.alloc(1000, i));
   for (let i = 0; i < 2; i++) await deniedTunnel(gw);
-  const web = await rawExchange(gw.port, `GET http://web.example.com:${d.web.port}/x HTTP/1.1\r\nHost: web.example.com:${d.web.port}\r\nConnection: close\r\n\r\n`);
+  const web = await rawExchange(
+    gw.port,
+    `GET http://web.example.com:${d.web.port}/x HTTP/1.1\r\nHost: web.example.com:${d.web.port}\r\nConnection: close\r\n\r\n`,
+  );
   if (statusOf(web.text) !== 200) throw new Error(`plain-HTTP request failed: ${web.text.slice(0, 200)}`);
   const closed = await openTunnel(gw.port, `closed.example.com:${d.closedPort}`);
   closed.socket.destroy();
@@ -170,9 +176,7 @@ export function parseExposition(text: string): Map<string, Family> {
   return families;
 }
 
-const PROMQL_WORDS = new Set([
-  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool', 'inf', 'nan',
-]);
+const PROMQL_WORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool', 'inf', 'nan']);
 
 export interface MetricUse {
   metric: string;
@@ -190,7 +194,7 @@ export function metricsInExpr(expr: string): MetricUse[] {
   e = e.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
   const uses: MetricUse[] = [];
   const re = /([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*(\()?/g;
-  for (let m; (m = re.exec(e)); ) {
+  for (let m; (m = re.exec(e));) {
     const [, name, matchers, call] = m;
     if (call && !matchers) continue; // function or aggregation
     if (PROMQL_WORDS.has(name!.toLowerCase())) continue;
@@ -229,12 +233,7 @@ export async function startPrometheus(binary: string, opts: { job: string; targe
     const port = await freePort();
     const proc = spawn(
       binary,
-      [
-        `--config.file=${configFile}`,
-        `--storage.tsdb.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        '--log.level=warn',
-      ],
+      [`--config.file=${configFile}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     proc.stdout.on('data', (c: Buffer) => (logs += c.toString()));
@@ -316,7 +315,8 @@ export async function scrapedAfter(prom: PrometheusServer, job: string, afterMs:
     const at = last ? Number(last.value[1]) * 1000 : 0;
     // 1 ms on: a query at exactly the sample's time could round to just before it.
     if (at > afterMs) return at + 1;
-    if (Date.now() > deadline) throw new Error(`no scrape after ${new Date(afterMs).toISOString()} within ${timeoutMs} ms; prometheus log: ${prom.logs().slice(-1000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`no scrape after ${new Date(afterMs).toISOString()} within ${timeoutMs} ms; prometheus log: ${prom.logs().slice(-1000)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -385,7 +385,8 @@ export function missingFromScrape(uses: Array<MetricUse & { where: string }>, fa
     }
     if (/_bucket$/.test(u.metric) && fam.type !== 'histogram') problems.push(`${u.where}: ${u.metric} is not a histogram`);
     for (const l of u.labels) {
-      if (!TARGET_LABELS.includes(l) && !fam.labels.has(l)) problems.push(`${u.where}: ${u.metric} has no label ${l} (has ${[...fam.labels].join(', ') || 'none'})`);
+      if (!TARGET_LABELS.includes(l) && !fam.labels.has(l))
+        problems.push(`${u.where}: ${u.metric} has no label ${l} (has ${[...fam.labels].join(', ') || 'none'})`);
     }
   }
   return problems;

@@ -133,16 +133,38 @@ describe.skipIf(!prometheusBin)('Prometheus scraping a cluster-mode gateway', ()
       await new Promise((r) => setTimeout(r, 250));
     }
     const names = rules.map((r) => r.name);
-    expect(names).toEqual(expect.arrayContaining(['PortcullisDown', 'PortcullisNotReady', 'PortcullisRejectionSpike', 'PortcullisUpstreamErrors', 'PortcullisEventLoopLag', 'PortcullisWorkerRestarts']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'PortcullisDown',
+        'PortcullisNotReady',
+        'PortcullisRejectionSpike',
+        'PortcullisUpstreamErrors',
+        'PortcullisEventLoopLag',
+        'PortcullisWorkerRestarts',
+      ]),
+    );
     expect(rules.filter((r) => r.health !== 'ok')).toEqual([]);
     // A healthy gateway: none of them is pending or firing.
-    const alerts = (await (await fetch(`http://127.0.0.1:${prom.port}/api/v1/alerts`)).json()) as { data: { alerts: Array<{ labels: { alertname: string } }> } };
+    const alerts = (await (await fetch(`http://127.0.0.1:${prom.port}/api/v1/alerts`)).json()) as {
+      data: { alerts: Array<{ labels: { alertname: string } }> };
+    };
     expect(alerts.data.alerts.map((a) => a.labels.alertname)).toEqual([]);
   });
 
   it('accepts every dashboard expression, and the main panels have data', async () => {
     const dash = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
-    const MUST_HAVE_DATA = ['Active client connections', 'Tunnels/s by verdict', 'Rejections/s by reason', 'Bytes/s by rule (up above, down below)', 'Open tunnels by rule', 'Upstream connect latency', 'Workers', 'Event-loop lag', 'CPU', 'Memory'];
+    const MUST_HAVE_DATA = [
+      'Active client connections',
+      'Tunnels/s by verdict',
+      'Rejections/s by reason',
+      'Bytes/s by rule (up above, down below)',
+      'Open tunnels by rule',
+      'Upstream connect latency',
+      'Workers',
+      'Event-loop lag',
+      'CPU',
+      'Memory',
+    ];
     // This test's own traffic, then two scrapes after it: rate() needs two samples of a series.
     const from = gw.logs.length;
     await echoTunnel(gw, dest!, randomBytes(1000));

@@ -55,18 +55,28 @@ describe('alert rules', () => {
   });
 
   it('the unit tests make every alert fire somewhere and stay silent somewhere', () => {
-    const tests = (parse(readFileSync(ALERTS_TEST_FILE, 'utf8')) as {
-      tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts?: unknown[] }> }>;
-    }).tests.flatMap((t) => t.alert_rule_test);
+    const tests = (
+      parse(readFileSync(ALERTS_TEST_FILE, 'utf8')) as {
+        tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts?: unknown[] }> }>;
+      }
+    ).tests.flatMap((t) => t.alert_rule_test);
     for (const r of rules) {
       const cases = tests.filter((t) => t.alertname === r.alert);
-      expect(cases.some((c) => (c.exp_alerts ?? []).length > 0), `${r.alert} never fires in the tests`).toBe(true);
-      expect(cases.some((c) => (c.exp_alerts ?? []).length === 0), `${r.alert} is never tested silent`).toBe(true);
+      expect(
+        cases.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${r.alert} never fires in the tests`,
+      ).toBe(true);
+      expect(
+        cases.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${r.alert} is never tested silent`,
+      ).toBe(true);
     }
   });
 
   it('the scrape job of the example config is the one the rules select', () => {
-    const cfg = parse(readFileSync(PROMETHEUS_EXAMPLE, 'utf8')) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
+    const cfg = parse(readFileSync(PROMETHEUS_EXAMPLE, 'utf8')) as {
+      scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+    };
     const job = cfg.scrape_configs.find((s) => s.job_name === 'portcullis');
     expect(job?.static_configs[0]?.targets).toContain('gateway:9464');
     const down = rules.find((r) => r.alert === 'PortcullisDown');
@@ -79,7 +89,14 @@ describe('Grafana dashboard', () => {
     __inputs: Array<{ name: string; pluginId: string; type: string }>;
     schemaVersion: number;
     uid: string;
-    panels: Array<{ id: number; type: string; title: string; datasource?: { uid: string }; gridPos: { x: number; y: number; w: number; h: number }; targets?: Array<{ expr: string; refId: string; datasource?: { uid: string } }> }>;
+    panels: Array<{
+      id: number;
+      type: string;
+      title: string;
+      datasource?: { uid: string };
+      gridPos: { x: number; y: number; w: number; h: number };
+      targets?: Array<{ expr: string; refId: string; datasource?: { uid: string } }>;
+    }>;
     templating: { list: Array<{ name: string }> };
   };
 

@@ -77,7 +77,10 @@ describe('the config checks compilePolicy relies on: host patterns', () => {
 describe('the config checks compilePolicy relies on: other keys', () => {
   it('reports workspaces, regions, ports, names and client CIDRs with their paths', () => {
     const cfg = makeConfig({
-      workspaces: [{ id: WS1, region: 'westeurope' }, { id: 'not-a-guid', region: 'west europe' }],
+      workspaces: [
+        { id: WS1, region: 'westeurope' },
+        { id: 'not-a-guid', region: 'west europe' },
+      ],
       regions: ['eastus', 'bad_region'],
       rules: [
         { name: 'a', hosts: ['a.example.com'] },
@@ -112,8 +115,6 @@ describe('the config checks compilePolicy relies on: other keys', () => {
   });
 
   it('compilePolicy names the first problem in its error', () => {
-    expect(() => compilePolicy(makeConfig({ rules: [{ name: 'x', hosts: ['*.com'] }] }))).toThrow(
-      /allow\.rules\.0\.hosts\.0/,
-    );
+    expect(() => compilePolicy(makeConfig({ rules: [{ name: 'x', hosts: ['*.com'] }] }))).toThrow(/allow\.rules\.0\.hosts\.0/);
   });
 });

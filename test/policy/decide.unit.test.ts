@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  compilePolicy,
-  describePolicy,
-  parseConnectAuthority,
-  type Decision,
-  type Policy,
-} from '../../src/policy/index.js';
+import { compilePolicy, describePolicy, parseConnectAuthority, type Decision, type Policy } from '../../src/policy/index.js';
 import { CLIENT, makeConfig, WS1, WS2 } from './helpers.js';
 
 function at(policy: Policy, authority: string): Decision {
@@ -136,9 +130,7 @@ describe('ports and rule precedence', () => {
 
 describe('report mode', () => {
   it('global report turns every refusal into report with the same reason', () => {
-    const p = compilePolicy(
-      makeConfig({ mode: 'report', rules: [{ name: 'r', hosts: ['a.example.com'], ports: [443] }], clientsAllow: ['10.0.0.0/8'] }),
-    );
+    const p = compilePolicy(makeConfig({ mode: 'report', rules: [{ name: 'r', hosts: ['a.example.com'], ports: [443] }], clientsAllow: ['10.0.0.0/8'] }));
     expect(p.mode).toBe('report');
     expect(summary(at(p, 'b.example.com:443'))).toBe('report host_not_allowed');
     expect(summary(at(p, 'a.example.com:80'))).toBe('report port_not_allowed r');

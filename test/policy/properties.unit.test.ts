@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import {
-  compilePolicy,
-  normaliseHost,
-  parseConnectAuthority,
-  targetFromAbsoluteUrl,
-  type Target,
-} from '../../src/policy/index.js';
+import { compilePolicy, normaliseHost, parseConnectAuthority, targetFromAbsoluteUrl, type Target } from '../../src/policy/index.js';
 import { isPortcullisError } from '../../src/util/errors.js';
 import { CLIENT, makeConfig } from './helpers.js';
 
@@ -40,20 +34,27 @@ function onlyPortcullisErrors(fn: () => unknown): void {
 // Labels drawn from the allowed names themselves (so near-misses are common), plus look-alikes.
 const labelPool = [
   ...new Set([...EXACT, ...SUFFIXES].flatMap((h) => h.split('.'))),
-  'evil', 'com', 'net', 'x', 'ods-', 'opinsightsazure', 'evilods', 'blobcore', 'windows-net', 'a_b', 'xn--bcher-kva', '1',
+  'evil',
+  'com',
+  'net',
+  'x',
+  'ods-',
+  'opinsightsazure',
+  'evilods',
+  'blobcore',
+  'windows-net',
+  'a_b',
+  'xn--bcher-kva',
+  '1',
 ];
-const label = fc.oneof(
-  fc.constantFrom(...labelPool),
-  fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?$/),
-);
+const label = fc.oneof(fc.constantFrom(...labelPool), fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?$/));
 const randomCase = (s: string) =>
-  fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }).map((flips) =>
-    [...s].map((c, i) => (flips[i] ? c.toUpperCase() : c)).join(''),
-  );
+  fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }).map((flips) => [...s].map((c, i) => (flips[i] ? c.toUpperCase() : c)).join(''));
 // Hosts built around allowed entries: labels prepended/appended, glued without a dot, or random.
 const host = fc
   .oneof(
-    fc.tuple(fc.array(label, { maxLength: 3 }), fc.constantFrom(...EXACT, ...SUFFIXES), fc.array(label, { maxLength: 2 }))
+    fc
+      .tuple(fc.array(label, { maxLength: 3 }), fc.constantFrom(...EXACT, ...SUFFIXES), fc.array(label, { maxLength: 2 }))
       .map(([pre, mid, post]) => [...pre, mid, ...post].join('.')),
     fc.tuple(label, fc.constantFrom(...EXACT, ...SUFFIXES)).map(([l, s]) => `${l}${s}`), // no dot: look-alike
     fc.array(label, { minLength: 1, maxLength: 6 }).map((ls) => ls.join('.')),

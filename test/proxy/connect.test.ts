@@ -252,7 +252,6 @@ describe.each([
     // Counted as each tunnel's access record is written, just after it closes.
     await expect.poll(() => metric(gateway().adminPort, 'portcullis_tunnels_relayed_total', { relay })).toBe(relayedBefore + 64);
   });
-
 });
 
 describe('refusals', () => {

@@ -17,7 +17,13 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => (n += c.length));
     req.on('end', () => {
       const body = JSON.stringify({ ok: true, method: req.method, url: req.url, host: req.headers.host, bodyBytes: n });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'keep-alive': 'timeout=5', 'x-upstream-hop': 'x', connection: 'x-upstream-hop' });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'keep-alive': 'timeout=5',
+        'x-upstream-hop': 'x',
+        connection: 'x-upstream-hop',
+      });
       res.end(body);
     });
   });
@@ -80,7 +86,10 @@ describe('plain-HTTP forwarding (absolute-form)', () => {
   });
 
   it('refuses a host outside the allowlist with 403 and keeps the connection usable', async () => {
-    const r = await rawExchange(gw.port, `GET http://other.example.com:${web.port}/ HTTP/1.1\r\nHost: other.example.com\r\n\r\nGET http://crl.example.com:${web.port}/ok HTTP/1.1\r\nHost: crl.example.com\r\nConnection: close\r\n\r\n`);
+    const r = await rawExchange(
+      gw.port,
+      `GET http://other.example.com:${web.port}/ HTTP/1.1\r\nHost: other.example.com\r\n\r\nGET http://crl.example.com:${web.port}/ok HTTP/1.1\r\nHost: crl.example.com\r\nConnection: close\r\n\r\n`,
+    );
     expect(statusOf(r.text)).toBe(403);
     expect(r.text).toContain('PCL_ERR_TARGET_FORBIDDEN');
     expect(r.text).toMatch(/HTTP\/1\.1 200[\s\S]*"url":"\/ok"/);
@@ -102,7 +111,11 @@ describe('plain-HTTP forwarding (absolute-form)', () => {
   }
 
   it('answers 501 to a transfer-coding it would have to re-frame', async () => {
-    const r = await rawExchange(gw.port, `POST http://crl.example.com:${web.port}/ HTTP/1.1\r\nHost: crl.example.com\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`, 1_500);
+    const r = await rawExchange(
+      gw.port,
+      `POST http://crl.example.com:${web.port}/ HTTP/1.1\r\nHost: crl.example.com\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`,
+      1_500,
+    );
     expect(statusOf(r.text)).toBe(501);
   });
 

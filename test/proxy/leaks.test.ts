@@ -39,7 +39,6 @@ async function runTunnels(count: number, concurrency: number): Promise<void> {
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
-
 function listenerCounts(): Record<string, number> {
   const out: Record<string, number> = {};
   for (const name of process.eventNames()) out[`process:${String(name)}`] = process.listenerCount(name);

@@ -35,7 +35,22 @@ afterAll(async () => {
 });
 
 function hostVariants(): fc.Arbitrary<string> {
-  const name = fc.constantFrom(...NAMES, 'ALLOWED.EXAMPLE.COM', 'allowed.example.com.', 'allowed.example.com..', '127.0.0.1', '127.1', '0x7f000001', '2130706433', '[::1]', '[::ffff:127.0.0.1]', '::1', '[::1', 'allowed.example.com\u0000', '');
+  const name = fc.constantFrom(
+    ...NAMES,
+    'ALLOWED.EXAMPLE.COM',
+    'allowed.example.com.',
+    'allowed.example.com..',
+    '127.0.0.1',
+    '127.1',
+    '0x7f000001',
+    '2130706433',
+    '[::1]',
+    '[::ffff:127.0.0.1]',
+    '::1',
+    '[::1',
+    'allowed.example.com\u0000',
+    '',
+  );
   // Weighted towards spellings of the allowed host, so the allowed path is exercised often.
   const allowedSpellings = fc.constantFrom('allowed.example.com', 'ALLOWED.EXAMPLE.COM', 'allowed.example.com.');
   return fc.oneof({ arbitrary: allowedSpellings, weight: 3 }, name, fc.string({ maxLength: 40 }), fc.stringMatching(/^[a-zA-Z0-9.\-[\]:%_]{0,40}$/));
@@ -50,22 +65,30 @@ function portVariants(): fc.Arbitrary<string> {
   );
 }
 
-const targetArb = (): fc.Arbitrary<{ method: string; target: string }> => fc
-  .tuple(
-    hostVariants(),
-    portVariants(),
-    fc.oneof({ arbitrary: fc.constant('CONNECT'), weight: 3 }, fc.constantFrom('GET', 'POST', 'PUT', 'TRACE', 'connect', 'FOO')),
-    fc.integer({ min: 0, max: 3 }),
-  )
-  .map(([h, p, m, form]) => {
-    const authority = p === '' ? h : `${h}:${p}`;
-    if (m.toUpperCase() === 'CONNECT') return { method: m, target: authority };
-    const forms = [`http://${authority}/`, authority, `/${authority}`, `https://${authority}/`];
-    return { method: m, target: forms[form]! };
-  });
+const targetArb = (): fc.Arbitrary<{ method: string; target: string }> =>
+  fc
+    .tuple(
+      hostVariants(),
+      portVariants(),
+      fc.oneof({ arbitrary: fc.constant('CONNECT'), weight: 3 }, fc.constantFrom('GET', 'POST', 'PUT', 'TRACE', 'connect', 'FOO')),
+      fc.integer({ min: 0, max: 3 }),
+    )
+    .map(([h, p, m, form]) => {
+      const authority = p === '' ? h : `${h}:${p}`;
+      if (m.toUpperCase() === 'CONNECT') return { method: m, target: authority };
+      const forms = [`http://${authority}/`, authority, `/${authority}`, `https://${authority}/`];
+      return { method: m, target: forms[form]! };
+    });
 
 const headerLine = fc.oneof(
-  fc.constantFrom('Host: allowed.example.com', 'Content-Length: 5', 'Transfer-Encoding: chunked', 'Content-Length: -1', 'Connection: close', 'Proxy-Authorization: Basic Zm9vOmJhcg=='),
+  fc.constantFrom(
+    'Host: allowed.example.com',
+    'Content-Length: 5',
+    'Transfer-Encoding: chunked',
+    'Content-Length: -1',
+    'Connection: close',
+    'Proxy-Authorization: Basic Zm9vOmJhcg==',
+  ),
   fc.tuple(fc.stringMatching(/^[!-9;-~]{1,20}$/), fc.string({ maxLength: 60 })).map(([k, v]) => `${k}: ${v}`),
   fc.string({ maxLength: 80 }),
 );
@@ -73,17 +96,22 @@ const headerLine = fc.oneof(
 it('no generated request crashes the gateway or reaches a destination outside the allowlist', { timeout: 180_000 }, async () => {
   let established = 0;
   await fc.assert(
-    fc.asyncProperty(targetArb(), fc.array(headerLine, { maxLength: 6 }), fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2', ''), async (t, headers, version) => {
-      const head = `${t.method} ${t.target} ${version}\r\n${headers.map((h) => h + '\r\n').join('')}\r\n`;
-      const r = await rawExchange(gw.port, head, 1_500);
-      const status = statusOf(r.text);
-      if (status === 200) {
-        established++;
-        // Only the allowed destination on the allowed port, through CONNECT, may succeed.
-        expect(t.method).toBe('CONNECT');
-      }
-      expect(canary.connections).toBe(0);
-    }),
+    fc.asyncProperty(
+      targetArb(),
+      fc.array(headerLine, { maxLength: 6 }),
+      fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2', ''),
+      async (t, headers, version) => {
+        const head = `${t.method} ${t.target} ${version}\r\n${headers.map((h) => h + '\r\n').join('')}\r\n`;
+        const r = await rawExchange(gw.port, head, 1_500);
+        const status = statusOf(r.text);
+        if (status === 200) {
+          established++;
+          // Only the allowed destination on the allowed port, through CONNECT, may succeed.
+          expect(t.method).toBe('CONNECT');
+        }
+        expect(canary.connections).toBe(0);
+      },
+    ),
     { numRuns: 400, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) },
   );
   // The generators must exercise the allowed path, or "nothing else got through" says little.

@@ -54,7 +54,7 @@ async function oneTunnel(n: number, ends: Record<string, number>): Promise<void>
   if (how < 0.7) {
     // Clean: everything echoed back in order, then our FIN comes back as the echo's.
     const back = readBytes(t.socket, size, t.rest);
-    for (let off = 0; off < size; ) {
+    for (let off = 0; off < size;) {
       const len = Math.min(size - off, 1 + Math.floor(rand() * 96 * 1024));
       t.socket.write(payload.subarray(off, off + len));
       off += len;

@@ -35,7 +35,9 @@ describe('native relay availability', () => {
 
   it('is not driven from a worker thread (its state belongs to the main thread)', async () => {
     const mod = new URL('../../dist/relay/index.js', import.meta.url).href;
-    const w = new Worker(`import(${JSON.stringify(mod)}).then((m) => require('node:worker_threads').parentPort.postMessage(m.nativeRelayStatus()))`, { eval: true });
+    const w = new Worker(`import(${JSON.stringify(mod)}).then((m) => require('node:worker_threads').parentPort.postMessage(m.nativeRelayStatus()))`, {
+      eval: true,
+    });
     const [msg] = (await once(w, 'message')) as [{ available: boolean; reason: string }];
     await w.terminate();
     expect(msg).toEqual({ available: false, reason: 'not on the main thread' });
@@ -44,7 +46,6 @@ describe('native relay availability', () => {
   it('relay: js is honoured even where the native relay exists', () => {
     expect(relayInUse('js')).toEqual({ relay: 'js', warning: null });
   });
-
 });
 
 describe('the start-up line names the relay in use', () => {

@@ -52,7 +52,14 @@ it('cluster with an allowlist over 200 KiB: starts, replaces a killed worker aft
   const listening = (): number[] => gw.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
   const [victim] = listening();
   process.kill(victim!, 'SIGKILL');
-  const replaced = await gw.waitForLog((l) => l.msg === 'worker listening' && !listening().slice(0, 2).includes(l.pid as number), 60_000);
+  const replaced = await gw.waitForLog(
+    (l) =>
+      l.msg === 'worker listening' &&
+      !listening()
+        .slice(0, 2)
+        .includes(l.pid as number),
+    60_000,
+  );
   const replacement = replaced.pid as number;
 
   // Round-robin hands connections to both workers: enough of them that the replacement carries some.

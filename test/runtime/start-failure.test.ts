@@ -34,18 +34,22 @@ describe('a service that cannot start stops the gateway with one sentence', () =
   it.each([
     ['single process', 1],
     ['cluster', 2],
-  ])('%s: proxy address in use', async (_mode, workers) => {
-    const g = spawnGateway({ proxy: { workers } }, { env: { PORTCULLIS_LISTEN: `127.0.0.1:${taken}` } });
-    const { code, stderr, fatal } = await runToExit(g);
-    const sentence = `proxy.listen: address 127.0.0.1:${taken} already in use (EADDRINUSE)`;
-    expect(code).toBe(1);
-    expect(fatal).toEqual([sentence]);
-    // On a terminal: the sentence, no stack trace.
-    expect(stderr).toBe(`portcullis: ${sentence}\n`);
-    // Workers that cannot bind are not replaced (the old behaviour: a restart loop).
-    expect(g.logs.filter((l) => l.msg === 'worker exited unexpectedly: replacing it')).toEqual([]);
-    expect(g.logs.some((l) => l.msg === 'proxy listening')).toBe(false);
-  }, 90_000);
+  ])(
+    '%s: proxy address in use',
+    async (_mode, workers) => {
+      const g = spawnGateway({ proxy: { workers } }, { env: { PORTCULLIS_LISTEN: `127.0.0.1:${taken}` } });
+      const { code, stderr, fatal } = await runToExit(g);
+      const sentence = `proxy.listen: address 127.0.0.1:${taken} already in use (EADDRINUSE)`;
+      expect(code).toBe(1);
+      expect(fatal).toEqual([sentence]);
+      // On a terminal: the sentence, no stack trace.
+      expect(stderr).toBe(`portcullis: ${sentence}\n`);
+      // Workers that cannot bind are not replaced (the old behaviour: a restart loop).
+      expect(g.logs.filter((l) => l.msg === 'worker exited unexpectedly: replacing it')).toEqual([]);
+      expect(g.logs.some((l) => l.msg === 'proxy listening')).toBe(false);
+    },
+    90_000,
+  );
 
   it('cluster: admin address in use', async () => {
     const g = spawnGateway({ proxy: { workers: 2 }, admin: { listen: `127.0.0.1:${taken}` } });

@@ -4,9 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 
-export type BodyResult =
-  | { readonly ok: true; readonly body: Uint8Array }
-  | { readonly ok: false; readonly why: 'tooLarge' | 'timeout' | 'aborted' };
+export type BodyResult = { readonly ok: true; readonly body: Uint8Array } | { readonly ok: false; readonly why: 'tooLarge' | 'timeout' | 'aborted' };
 
 export function readBody(req: IncomingMessage, limit: number, idleMs: number): Promise<BodyResult> {
   const declared = req.headers['content-length'];

@@ -97,10 +97,15 @@ export async function startIngest(deps: IngestDeps): Promise<IngestServer> {
   app.addContentTypeParser('*', (_req: FastifyRequest, _payload: IncomingMessage, done: (err: Error | null, body?: unknown) => void) => done(null));
 
   const handler = new IngestHandler(deps);
-  app.post('/dataCollectionRules/:dcrId/streams/:stream', (req, reply) => handler.logsIngestion(req as FastifyRequest<{ Params: { dcrId: string; stream: string } }>, reply));
+  app.post('/dataCollectionRules/:dcrId/streams/:stream', (req, reply) =>
+    handler.logsIngestion(req as FastifyRequest<{ Params: { dcrId: string; stream: string } }>, reply),
+  );
   app.post('/api/logs', (req, reply) => handler.dataCollector(req, reply));
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).header('content-type', 'application/json').send(JSON.stringify({ error: { code: 'NotFound', message: `no such API: ${req.method} ${req.url.split('?')[0] ?? ''}` } }));
+    void reply
+      .code(404)
+      .header('content-type', 'application/json')
+      .send(JSON.stringify({ error: { code: 'NotFound', message: `no such API: ${req.method} ${req.url.split('?')[0] ?? ''}` } }));
   });
   app.setErrorHandler((err, _req, reply) => {
     deps.logger.error({ event: Events.INTERNAL_ERROR, err }, 'forwarder ingest: unexpected error');
@@ -113,7 +118,10 @@ export async function startIngest(deps: IngestDeps): Promise<IngestServer> {
   const addr = app.server.address();
   const address = typeof addr === 'object' && addr ? { host: addr.address, port: addr.port } : { host: listen.host, port: listen.port };
   if (cfg.plaintext) {
-    deps.logger.warn({ event: Events.FWD_PLAINTEXT, listen: address }, 'forwarder ingest listener serves PLAINTEXT HTTP (forwarder.plaintext: true): API keys and records cross the network unencrypted');
+    deps.logger.warn(
+      { event: Events.FWD_PLAINTEXT, listen: address },
+      'forwarder ingest listener serves PLAINTEXT HTTP (forwarder.plaintext: true): API keys and records cross the network unencrypted',
+    );
   }
   return { app, address, close: () => app.close() };
 }
@@ -220,15 +228,7 @@ class IngestHandler {
     });
   }
 
-  private async accept(
-    api: Api,
-    raw: IncomingMessage,
-    reply: FastifyReply,
-    t0: number,
-    identity: Identity,
-    route: Route,
-    o: AcceptOptions,
-  ): Promise<void> {
+  private async accept(api: Api, raw: IncomingMessage, reply: FastifyReply, t0: number, identity: Identity, route: Route, o: AcceptOptions): Promise<void> {
     const { deps } = this;
     const cfg = deps.config();
     const fields = { identity: identity.name, route: route.name };
@@ -314,7 +314,8 @@ class IngestHandler {
     const { metrics, logger } = this.deps;
     metrics?.recordsAccepted.inc({ api, route: route.name }, records);
     metrics?.ackLatency.observe({ api }, (performance.now() - t0) / 1000);
-    if (logger.isLevelEnabled('debug')) logger.debug({ event: Events.FWD_UPLOAD, api, identity: identity.name, route: route.name, records, bytes }, 'upload spooled');
+    if (logger.isLevelEnabled('debug'))
+      logger.debug({ event: Events.FWD_UPLOAD, api, identity: identity.name, route: route.name, records, bytes }, 'upload spooled');
     void reply.code(status).send();
   }
 
@@ -322,7 +323,10 @@ class IngestHandler {
     const { metrics, logger } = this.deps;
     metrics?.uploadsRefused.inc({ api, reason: x.reason });
     const level = x.status >= 500 && x.reason !== 'draining' ? 'error' : 'warn';
-    logger[level]({ event: x.event, api, status: x.status, code: x.code, reason: x.reason, ...(detail ? { detail } : {}), ...fields }, `upload refused: ${x.reason}`);
+    logger[level](
+      { event: x.event, api, status: x.status, code: x.code, reason: x.reason, ...(detail ? { detail } : {}), ...fields },
+      `upload refused: ${x.reason}`,
+    );
     if (x.retryAfter) void reply.header('retry-after', String(this.deps.config().limits.retryAfterS));
     // The rest of a refused body is not read: close the connection rather than drain it.
     if (x.status === 413 || x.status === 408 || x.status >= 500) void reply.header('connection', 'close');

@@ -51,7 +51,15 @@ export async function recover(dir: string, logger: Logger): Promise<Recovered> {
       report.lostRecords += r.records;
       report.lostBytes += r.bytes;
       logger.error(
-        { event: Events.SPOOL_CORRUPT_FRAME, segment: name, offset: r.offset, bytes: r.bytes, frames: r.frames, lostRecords: r.records, recordsExact: !r.headerless },
+        {
+          event: Events.SPOOL_CORRUPT_FRAME,
+          segment: name,
+          offset: r.offset,
+          bytes: r.bytes,
+          frames: r.frames,
+          lostRecords: r.records,
+          recordsExact: !r.headerless,
+        },
         'spool: damaged frame(s) in the middle of a segment skipped; the records after them were recovered',
       );
     }
@@ -63,7 +71,15 @@ export async function recover(dir: string, logger: Logger): Promise<Recovered> {
       await fh.truncate(scan.validEnd);
       await fh.datasync();
       logger.warn(
-        { event: Events.SPOOL_TORN_TAIL, segment: name, offset: t.offset, bytes: t.bytes, frames: t.frames, lostRecords: t.records, recordsExact: !t.headerless },
+        {
+          event: Events.SPOOL_TORN_TAIL,
+          segment: name,
+          offset: t.offset,
+          bytes: t.bytes,
+          frames: t.frames,
+          lostRecords: t.records,
+          recordsExact: !t.headerless,
+        },
         'spool: torn tail cut off (a write that never completed, so never acknowledged)',
       );
     }

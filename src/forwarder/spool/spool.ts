@@ -133,7 +133,10 @@ export class Spool {
       this.counters.refusedFull++;
       if (!this.wasFull) {
         this.wasFull = true;
-        this.logger.warn({ event: Events.SPOOL_FULL, bytes: this.diskBytes, maxBytes: this.maxBytes }, 'spool full: refusing new entries until acks free space');
+        this.logger.warn(
+          { event: Events.SPOOL_FULL, bytes: this.diskBytes, maxBytes: this.maxBytes },
+          'spool full: refusing new entries until acks free space',
+        );
       }
       return Promise.reject(new PortcullisError(ForwarderErrors.SPOOL_FULL.code, ForwarderErrors.SPOOL_FULL.message));
     }
@@ -312,7 +315,16 @@ export class Spool {
         const id = r.ids[i];
         if (it === undefined || h === undefined || id === undefined) continue;
         pos += h.length;
-        this.insert({ id, stream: it.stream, records: it.records, appendedAt: r.appendedAt, segment: seg, offset: pos, length: it.payload.length, state: 'queued' });
+        this.insert({
+          id,
+          stream: it.stream,
+          records: it.records,
+          appendedAt: r.appendedAt,
+          segment: seg,
+          offset: pos,
+          length: it.payload.length,
+          state: 'queued',
+        });
         seg.live++;
         pos += it.payload.length;
         touched.add(it.stream);
@@ -341,7 +353,10 @@ export class Spool {
     this.counters.ioErrors++;
     const e = ioError('append', err);
     this.lastError = e.message;
-    this.logger.error({ event: Events.SPOOL_IO_ERROR, err, code: (err as NodeJS.ErrnoException).code }, 'spool: append failed; nothing acknowledged, spool unhealthy');
+    this.logger.error(
+      { event: Events.SPOOL_IO_ERROR, err, code: (err as NodeJS.ErrnoException).code },
+      'spool: append failed; nothing acknowledged, spool unhealthy',
+    );
     if (seg !== null) {
       await seg.fh.truncate(startSize).catch(() => undefined);
       if (this.active === seg) this.active = null;
@@ -490,7 +505,10 @@ export class Spool {
       this.healthy = false;
       const e = ioError('ack', failure);
       this.lastError = e.message;
-      this.logger.error({ event: Events.SPOOL_IO_ERROR, err: failure }, 'spool: an ack did not reach the disk; it is retried with the next ack (a crash before that replays those entries)');
+      this.logger.error(
+        { event: Events.SPOOL_IO_ERROR, err: failure },
+        'spool: an ack did not reach the disk; it is retried with the next ack (a crash before that replays those entries)',
+      );
       for (const r of group) r.reject(e);
       return;
     }
@@ -537,7 +555,10 @@ export class Spool {
         seg.ackDirty = true;
         seg.unsyncedAcks = [];
       } catch (err) {
-        this.logger.error({ event: Events.SPOOL_IO_ERROR, err, segment: seg.path, ids: seg.unsyncedAcks.length }, 'spool: acks still not written at close; those entries will replay');
+        this.logger.error(
+          { event: Events.SPOOL_IO_ERROR, err, segment: seg.path, ids: seg.unsyncedAcks.length },
+          'spool: acks still not written at close; those entries will replay',
+        );
       }
     }
   }

@@ -161,7 +161,9 @@ export class EntraTokenProvider {
     let token: AccessToken | null;
     try {
       const credential = await this.credential();
-      token = await credential.getToken(this.opts.scope ?? MONITOR_SCOPE, { abortSignal: AbortSignal.timeout(this.opts.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS) });
+      token = await credential.getToken(this.opts.scope ?? MONITOR_SCOPE, {
+        abortSignal: AbortSignal.timeout(this.opts.timeoutMs ?? DEFAULT_TOKEN_TIMEOUT_MS),
+      });
       if (token === null) throw new Error('the credential returned no token');
     } catch (err) {
       this.failures += 1;

@@ -24,7 +24,13 @@ export interface TokenSource {
 }
 
 /** Headers for one signed Data Collector post (upstream/shared-key.ts signDataCollectorRequest). */
-export type DataCollectorSigner = (opts: { workspaceId: string; sharedKey: Buffer; body: Uint8Array; logType: string; timeGeneratedField?: string }) => Record<string, string>;
+export type DataCollectorSigner = (opts: {
+  workspaceId: string;
+  sharedKey: Buffer;
+  body: Uint8Array;
+  logType: string;
+  timeGeneratedField?: string;
+}) => Record<string, string>;
 
 export interface Batch {
   readonly destination: Destination;
@@ -114,7 +120,10 @@ export class Sender {
         const delay = backoffMs(attempt++, this.#cfg().retry.baseMs, this.#cfg().retry.maxMs);
         if (isPortcullisError(failure) && failure.code === 'PCL_ERR_FWD_UPSTREAM_FORBIDDEN') {
           // A config problem, not a network one: said loudly, and retried so a reload that allows it takes effect.
-          logger.error({ event: Events.FWD_UPSTREAM_FORBIDDEN, destination: dest.name, err: failure, attempt, delayMs: delay }, 'the gateway policy refuses this upstream: records wait in the spool');
+          logger.error(
+            { event: Events.FWD_UPSTREAM_FORBIDDEN, destination: dest.name, err: failure, attempt, delayMs: delay },
+            'the gateway policy refuses this upstream: records wait in the spool',
+          );
         } else {
           logger.warn({ event: Events.FWD_UPSTREAM_RETRY, destination: dest.name, err: failure, attempt, delayMs: delay }, 'upstream request failed: retrying');
         }
@@ -137,7 +146,15 @@ export class Sender {
         attempt++;
         metrics?.retries.inc({ destination: dest.name, reason: String(answer.status) });
         logger.warn(
-          { event: Events.FWD_UPSTREAM_RETRY, destination: dest.name, status: answer.status, attempt, delayMs: delay, retryAfter: asked !== null, answer: answer.body.slice(0, 300) },
+          {
+            event: Events.FWD_UPSTREAM_RETRY,
+            destination: dest.name,
+            status: answer.status,
+            attempt,
+            delayMs: delay,
+            retryAfter: asked !== null,
+            answer: answer.body.slice(0, 300),
+          },
           `upstream answered ${answer.status}: retrying`,
         );
         if (!(await this.#wait(delay, signal))) return 'aborted';
@@ -148,7 +165,10 @@ export class Sender {
         refreshed = true;
         forceRefresh = true;
         metrics?.tokenRefreshes.inc({ destination: dest.name });
-        logger.warn({ event: Events.FWD_TOKEN_REFRESH, destination: dest.name, status: answer.status }, 'upstream refused the token: refreshing it and retrying once');
+        logger.warn(
+          { event: Events.FWD_TOKEN_REFRESH, destination: dest.name, status: answer.status },
+          'upstream refused the token: refreshing it and retrying once',
+        );
         continue;
       }
       await this.#deadLetter(batch, answer);
@@ -271,7 +291,10 @@ export class Sender {
     metrics?.bytesUncompressed.inc({ destination: name }, batch.raw.byteLength);
     if (batch.gz) metrics?.compressionRatio.observe({ destination: name }, batch.raw.byteLength / Math.max(1, batch.gz.byteLength));
     if (logger.isLevelEnabled('debug')) {
-      logger.debug({ event: Events.FWD_BATCH_SENT, destination: name, records: batch.records, bytes: sent.byteLength, raw: batch.raw.byteLength }, 'batch delivered');
+      logger.debug(
+        { event: Events.FWD_BATCH_SENT, destination: name, records: batch.records, bytes: sent.byteLength, raw: batch.raw.byteLength },
+        'batch delivered',
+      );
     }
   }
 
@@ -301,7 +324,15 @@ export class Sender {
     metrics?.deadLettered.inc({ destination: name, status: String(answer.status) });
     metrics?.deadLetteredRecords.inc({ destination: name }, batch.records);
     logger.error(
-      { event: Events.FWD_DEAD_LETTER, destination: name, stream: batch.upstream, status: answer.status, records: batch.records, file, answer: answer.body.slice(0, 500) },
+      {
+        event: Events.FWD_DEAD_LETTER,
+        destination: name,
+        stream: batch.upstream,
+        status: answer.status,
+        records: batch.records,
+        file,
+        answer: answer.body.slice(0, 500),
+      },
       `upstream refused a batch for good (${answer.status}): written to the dead-letter folder`,
     );
   }

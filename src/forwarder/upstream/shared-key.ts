@@ -72,8 +72,7 @@ export function signDataCollectorRequest(opts: {
 }
 
 export type SharedKeyVerdict =
-  | { ok: true; workspaceId: string }
-  | { ok: false; reason: 'missing' | 'scheme' | 'malformed' | 'workspace' | 'date' | 'skew' | 'signature' };
+  { ok: true; workspaceId: string } | { ok: false; reason: 'missing' | 'scheme' | 'malformed' | 'workspace' | 'date' | 'skew' | 'signature' };
 
 export interface VerifyInput {
   authorization: string | undefined;

@@ -5,7 +5,13 @@ import { Spool } from '../../../dist/forwarder/spool/index.js';
 import pino from 'pino';
 
 const [dir, runTag] = process.argv.slice(2);
-const spool = await Spool.open({ dir, maxBytes: 256 * 1024 * 1024, segmentBytes: 256 * 1024, fsync: 'always', logger: pino({ level: 'warn' }, pino.destination(2)) });
+const spool = await Spool.open({
+  dir,
+  maxBytes: 256 * 1024 * 1024,
+  segmentBytes: 256 * 1024,
+  fsync: 'always',
+  logger: pino({ level: 'warn' }, pino.destination(2)),
+});
 process.stdout.write(`R ${JSON.stringify(spool.recovery)}\n`);
 let n = 0;
 async function appender(k) {

@@ -73,7 +73,11 @@ async function checkReplay(m: Model, r: Real, maybe: Map<number, ModelEntry>, ke
       expect(m.acked.has(e.id), `acked entry ${e.id} came back`).toBe(false);
       const want = m.pending.get(e.id) ?? maybe.get(e.id);
       expect(want, `entry ${e.id} was never appended`).toBeDefined();
-      expect({ stream: e.stream, records: e.records, payload: text(e.payload) }).toEqual({ stream: want?.stream, records: want?.records, payload: want?.payload });
+      expect({ stream: e.stream, records: e.records, payload: text(e.payload) }).toEqual({
+        stream: want?.stream,
+        records: want?.records,
+        payload: want?.payload,
+      });
       if (maybe.has(e.id)) seenMaybe.add(e.id);
     }
     const wanted = [...m.pending.values()].filter((e) => e.stream === stream).map((e) => e.id);
@@ -121,7 +125,11 @@ class AppendCmd implements fc.AsyncCommand<Model, Real> {
 }
 
 class TakeCmd implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly stream: string, readonly maxBytes: number, readonly maxEntries: number) {}
+  constructor(
+    readonly stream: string,
+    readonly maxBytes: number,
+    readonly maxEntries: number,
+  ) {}
   check = () => true;
   async run(m: Model, r: Real): Promise<void> {
     const want = expectedTake(m, this.stream, this.maxBytes, this.maxEntries);
@@ -146,7 +154,10 @@ class ReleaseCmd implements fc.AsyncCommand<Model, Real> {
 }
 
 class AckCmd implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly fraction: number, readonly onlyTaken: boolean) {}
+  constructor(
+    readonly fraction: number,
+    readonly onlyTaken: boolean,
+  ) {}
   check = (m: Readonly<Model>) => m.pending.size > 0;
   async run(m: Model, r: Real): Promise<void> {
     const pool = this.onlyTaken ? [...m.taken] : [...m.pending.keys()];
@@ -218,7 +229,9 @@ async function segmentSizes(dir: string): Promise<Map<string, number>> {
 const stream = fc.constantFrom(...STREAMS);
 // Uniform in [0, 1] (fc.double leans hard towards tiny values, which would never cut a torn write).
 const fraction = fc.integer({ min: 0, max: 1000 }).map((x) => x / 1000);
-const appendCmd = fc.array(fc.record({ stream, size: fc.integer({ min: 0, max: 600 }), records: fc.integer({ min: 1, max: 9 }) }), { minLength: 1, maxLength: 4 }).map((items) => new AppendCmd(items));
+const appendCmd = fc
+  .array(fc.record({ stream, size: fc.integer({ min: 0, max: 600 }), records: fc.integer({ min: 1, max: 9 }) }), { minLength: 1, maxLength: 4 })
+  .map((items) => new AppendCmd(items));
 const takeCmd = fc.tuple(stream, fc.integer({ min: 1, max: 2000 }), fc.integer({ min: 1, max: 4 })).map(([s, b, n]) => new TakeCmd(s, b, n));
 // Appends and takes weighted up (listed twice) so queues are deep enough for take/release order to matter.
 const commands = [
@@ -238,24 +251,28 @@ describe('spool model', () => {
   it('agrees with an in-memory model across appends, takes, releases, acks, crashes and restarts', async () => {
     const seed = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : Date.now() % 2 ** 31;
     const path = process.env.FC_PATH;
-    await fc.assert(
-      fc.asyncProperty(fc.commands(commands, { maxCommands: 40 }), fc.constantFrom<FsyncMode>('always', 'interval', 'never'), async (cmds, fsync) => {
-        const t = await tempDir('model');
-        // Small segments and a small bound so rollover, segment deletion and "full" all happen.
-        const opts = { dir: t.dir, maxBytes: 4 * 1024, segmentBytes: 1024, fsync, fsyncIntervalMs: 5, logger: captureLogger().logger };
-        const real: Real = { spool: await Spool.open(opts), open: () => Spool.open(opts), dir: t.dir, dropped: [] };
-        try {
-          await fc.asyncModelRun(() => ({ model: { pending: new Map(), taken: new Set<number>(), acked: new Set<number>(), counter: 0 }, real }), cmds);
-        } finally {
-          await real.spool.close();
-          for (const d of real.dropped) await d.close();
-          await t.cleanup();
-        }
-      }),
-      { numRuns: 100, seed, ...(path !== undefined ? { path } : {}) },
-    ).catch((err: unknown) => {
-      console.error(`spool model test failed: replay with FC_SEED=${seed}${path !== undefined ? ` FC_PATH=${path}` : ''} (fast-check's message has the shrunk path)`);
-      throw err;
-    });
+    await fc
+      .assert(
+        fc.asyncProperty(fc.commands(commands, { maxCommands: 40 }), fc.constantFrom<FsyncMode>('always', 'interval', 'never'), async (cmds, fsync) => {
+          const t = await tempDir('model');
+          // Small segments and a small bound so rollover, segment deletion and "full" all happen.
+          const opts = { dir: t.dir, maxBytes: 4 * 1024, segmentBytes: 1024, fsync, fsyncIntervalMs: 5, logger: captureLogger().logger };
+          const real: Real = { spool: await Spool.open(opts), open: () => Spool.open(opts), dir: t.dir, dropped: [] };
+          try {
+            await fc.asyncModelRun(() => ({ model: { pending: new Map(), taken: new Set<number>(), acked: new Set<number>(), counter: 0 }, real }), cmds);
+          } finally {
+            await real.spool.close();
+            for (const d of real.dropped) await d.close();
+            await t.cleanup();
+          }
+        }),
+        { numRuns: 100, seed, ...(path !== undefined ? { path } : {}) },
+      )
+      .catch((err: unknown) => {
+        console.error(
+          `spool model test failed: replay with FC_SEED=${seed}${path !== undefined ? ` FC_PATH=${path}` : ''} (fast-check's message has the shrunk path)`,
+        );
+        throw err;
+      });
   });
 });

@@ -17,11 +17,16 @@ async function fresh(opts: { maxBytes?: number; segmentBytes?: number; fsync?: '
   const spoolOpts = opts.segmentBytes === undefined ? base : { ...base, segmentBytes: opts.segmentBytes };
   const spool = await Spool.open(spoolOpts);
   cleanups.push(() => spool.close());
-  return { spool, dir: t.dir, log, reopen: async () => {
-    const s = await Spool.open(spoolOpts);
-    cleanups.push(() => s.close());
-    return s;
-  } };
+  return {
+    spool,
+    dir: t.dir,
+    log,
+    reopen: async () => {
+      const s = await Spool.open(spoolOpts);
+      cleanups.push(() => s.close());
+      return s;
+    },
+  };
 }
 
 describe('spool basics', () => {
@@ -130,7 +135,10 @@ describe('spool basics', () => {
     const { spool } = await fresh();
     const seen: string[] = [];
     spool.onAppend((s) => seen.push(s));
-    await spool.append([{ stream: 'A', records: 1, payload: payload('1') }, { stream: 'A', records: 1, payload: payload('2') }]);
+    await spool.append([
+      { stream: 'A', records: 1, payload: payload('1') },
+      { stream: 'A', records: 1, payload: payload('2') },
+    ]);
     expect(seen).toEqual(['A']);
   });
 });

@@ -23,16 +23,20 @@ const text = (u: Uint8Array): string => Buffer.from(u).toString('utf8');
 describe('decode', () => {
   it('splits records into entries of whole records within entryMaxBytes, in order, nothing lost', () => {
     fc.assert(
-      fc.property(fc.array(fc.record({ id: fc.nat(), s: fc.string({ maxLength: 200 }) }), { maxLength: 60 }), fc.integer({ min: 250, max: 2_000 }), (records, max) => {
-        const r = decode(task(JSON.stringify(records), { entryMaxBytes: max }));
-        expect(r.ok).toBe(true);
-        if (!r.ok) return;
-        expect(r.records).toBe(records.length);
-        for (const e of r.entries) expect(e.payload.byteLength).toBeLessThanOrEqual(max);
-        const back = r.entries.flatMap((e) => JSON.parse(`[${text(e.payload)}]`) as unknown[]);
-        expect(back).toEqual(records);
-        expect(r.entries.reduce((n, e) => n + e.records, 0)).toBe(records.length);
-      }),
+      fc.property(
+        fc.array(fc.record({ id: fc.nat(), s: fc.string({ maxLength: 200 }) }), { maxLength: 60 }),
+        fc.integer({ min: 250, max: 2_000 }),
+        (records, max) => {
+          const r = decode(task(JSON.stringify(records), { entryMaxBytes: max }));
+          expect(r.ok).toBe(true);
+          if (!r.ok) return;
+          expect(r.records).toBe(records.length);
+          for (const e of r.entries) expect(e.payload.byteLength).toBeLessThanOrEqual(max);
+          const back = r.entries.flatMap((e) => JSON.parse(`[${text(e.payload)}]`) as unknown[]);
+          expect(back).toEqual(records);
+          expect(r.entries.reduce((n, e) => n + e.records, 0)).toBe(records.length);
+        },
+      ),
     );
   });
 
@@ -45,7 +49,7 @@ describe('decode', () => {
     expect(decode(task('[]'))).toMatchObject({ ok: true, records: 0, entries: [] });
   });
 
-  it('keeps the client\'s bytes when an upload fits one entry (no re-serialisation), and still checks every item', () => {
+  it("keeps the client's bytes when an upload fits one entry (no re-serialisation), and still checks every item", () => {
     const body = ' [ {"b":1.50,"a":"\\u00e9"} ,\n{"n":1e3} ] \n';
     const r = decode(task(body, { entryMaxBytes: 1_000 }));
     expect(r).toMatchObject({ ok: true, records: 2 });
@@ -74,7 +78,11 @@ describe('decode', () => {
   });
 
   it('translation sets TimeGenerated from time-generated-field, else keeps one, else the receive time', () => {
-    expect(translate({ When: '2026-02-03T04:05:06Z', x: 1 }, 'When', 'R')).toEqual({ When: '2026-02-03T04:05:06Z', x: 1, TimeGenerated: '2026-02-03T04:05:06Z' });
+    expect(translate({ When: '2026-02-03T04:05:06Z', x: 1 }, 'When', 'R')).toEqual({
+      When: '2026-02-03T04:05:06Z',
+      x: 1,
+      TimeGenerated: '2026-02-03T04:05:06Z',
+    });
     expect(translate({ When: 'not a date' }, 'When', 'R')).toEqual({ When: 'not a date', TimeGenerated: 'R' });
     expect(translate({ TimeGenerated: 'T' }, '', 'R')).toEqual({ TimeGenerated: 'T' });
     expect(translate({ a: 1 }, '', 'R')).toEqual({ a: 1, TimeGenerated: 'R' });

@@ -50,7 +50,7 @@ describe('forwarder config', () => {
     expect(cfg.forwarder?.spool).toMatchObject({ dir: '/var/lib/portcullis/spool', fsync: 'always', maxBytes: 1073741824 });
     expect(cfg.forwarder?.batch).toEqual({ maxBytes: 1048576, maxAgeMs: 1000, gzipLevel: 1 });
     expect(cfg.forwarder?.pool.threads).toBe(0);
-    if (!cfg.forwarder) throw new Error("no forwarder section");
+    if (!cfg.forwarder) throw new Error('no forwarder section');
     const compiled = compileForwarder(cfg.forwarder, {});
     expect(compiled.routes.get('fw')).toMatchObject({ inbound: 'dataCollector', translate: true, upstream: 'Custom-Fw_CL' });
     expect(compiled.routes.get('raw')).toMatchObject({ translate: false, upstream: 'Raw' });
@@ -68,7 +68,10 @@ describe('forwarder config', () => {
         { name: 'fw', from: { workspaceId: WS, logType: 'Fw' }, to: 'dcr' },
         { name: 'mixed', from: { dcrId: 'in', logType: 'X' }, to: 'dcr' },
       ],
-      identities: [{ name: 'k', apiKeySha256: sha256('x').toString('hex'), routes: ['app', 'ghost'] }, { name: 'none', routes: ['app'] }],
+      identities: [
+        { name: 'k', apiKeySha256: sha256('x').toString('hex'), routes: ['app', 'ghost'] },
+        { name: 'none', routes: ['app'] },
+      ],
       credentials: [{ name: 'main', type: 'clientSecret', tenantId: 't', clientId: 'c', secretFile: join(dir, 'missing') }],
     });
     expect(found).toEqual(
@@ -86,7 +89,9 @@ describe('forwarder config', () => {
 
   it('the schema explains bad values', () => {
     expect(issues({ ...base(), batch: { maxBytes: 2_000_000 } })).toEqual([expect.stringMatching(/^forwarder\.batch\.maxBytes: must be from 1024 to 1048576/)]);
-    expect(issues({ ...base(), spool: { fsync: 'sometimes' } })).toEqual([expect.stringMatching(/^forwarder\.spool\.fsync: must be one of "always", "interval", "never"/)]);
+    expect(issues({ ...base(), spool: { fsync: 'sometimes' } })).toEqual([
+      expect.stringMatching(/^forwarder\.spool\.fsync: must be one of "always", "interval", "never"/),
+    ]);
     expect(issues({ ...base(), lisen: 'x' })).toEqual([expect.stringMatching(/^forwarder\.lisen: unknown key \(did you mean "listen"\?\)/)]);
   });
 

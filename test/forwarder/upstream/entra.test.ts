@@ -100,7 +100,10 @@ describe('EntraTokenProvider', () => {
     writeFileSync(wrong, 'wrong-secret-value-4242');
     const failures: TokenFailureEvent[] = [];
     const p = provider({ type: 'clientSecret', tenantId: TENANT, clientId: APP, secretFile: wrong }, { onFailure: (e) => failures.push(e) });
-    const err: unknown = await p.getToken().then(() => null, (e: unknown) => e);
+    const err: unknown = await p.getToken().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({ code: PCL_ERR_UPSTREAM_TOKEN });
     expect(String((err as Error).message)).toMatch(/AADSTS7000215|invalid_client/);
     expect(String((err as Error).message)).not.toContain('wrong-secret-value-4242');

@@ -17,7 +17,14 @@ describe('SharedKey', () => {
 
   it('counts the body length in bytes, not characters', () => {
     const headers = signDataCollectorRequest({ workspaceId: WS, sharedKey: KEY, body: Buffer.from('[{"é":1}]'), logType: 'T', now: new Date(NOW) });
-    const ok = verifySharedKey({ authorization: headers['authorization'], date: headers['x-ms-date'], contentType: 'application/json', contentLength: 10, keysFor: () => [KEY], now: NOW });
+    const ok = verifySharedKey({
+      authorization: headers['authorization'],
+      date: headers['x-ms-date'],
+      contentType: 'application/json',
+      contentLength: 10,
+      keysFor: () => [KEY],
+      now: NOW,
+    });
     expect(ok).toEqual({ ok: true, workspaceId: WS });
   });
 
