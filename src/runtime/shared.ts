@@ -1,3 +1,5 @@
+import type { Registry } from 'prom-client';
+import type { Service } from '../gateway/service.js';
 import { resolveConfig, ConfigError, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
 import { relayConfigCheck } from '../relay/index.js';
 import { forwarderConfigCheck } from '../forwarder/routes.js';
@@ -96,4 +98,13 @@ export function installSignalHandlers(opts: {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => opts.reload());
+}
+
+/**
+ * The forwarder service, loaded only when the config has a forwarder section: its modules
+ * (@azure/identity, piscina, the spool) would otherwise add most of a second to every start.
+ */
+export async function forwarderService(config: PortcullisConfig, logger: Logger, registry: Registry | null): Promise<Service> {
+  const { createForwarderService } = await import('../forwarder/index.js');
+  return createForwarderService(config, logger, registry);
 }

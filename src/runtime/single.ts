@@ -4,9 +4,8 @@ import { ProxyService } from '../gateway/proxy-service.js';
 import { describePolicy } from '../policy/index.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RuntimeMetrics, collectProcessMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
-import type { LoadedConfig } from './shared.js';
 import { runGateway } from './run.js';
-import { createForwarderService } from '../forwarder/index.js';
+import { forwarderService, type LoadedConfig } from './shared.js';
 
 /** workers: 1 — the proxy and the admin listener in one process. */
 export async function runSingle(cliPath: string | undefined, loaded: LoadedConfig, logger: Logger, flush: () => void): Promise<void> {
@@ -24,7 +23,7 @@ export async function runSingle(cliPath: string | undefined, loaded: LoadedConfi
     logger,
     flush,
     // The forwarder has per-node state (its spool): it runs here, beside the proxy.
-    services: config.forwarder ? [proxy, createForwarderService(config, logger, config.admin.metrics ? registry : null)] : [proxy],
+    services: config.forwarder ? [proxy, await forwarderService(config, logger, config.admin.metrics ? registry : null)] : [proxy],
     runtime,
     async metrics() {
       runtime.workers.reset();
