@@ -2,16 +2,9 @@
  * The part of the Spool (spool/, the design's API) the pipeline uses. Structural, so the ingest,
  * batcher and sender depend on the contract, not on the spool's internals.
  */
-export interface AppendItem {
-  stream: string;
-  records: number;
-  payload: Uint8Array;
-}
+import type { AppendItem, SpoolEntry } from './spool/types.js';
 
-export interface SpoolEntry extends AppendItem {
-  readonly id: number;
-  readonly appendedAt: number;
-}
+export type { AppendItem, SpoolEntry };
 
 export interface SpoolPort {
   /** Durable per the fsync mode when it resolves; rejects PCL_ERR_SPOOL_FULL / PCL_ERR_SPOOL_IO. */
