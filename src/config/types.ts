@@ -155,8 +155,7 @@ export interface ForwarderConfig {
   spool: { dir: string; maxBytes: number; fsync: FsyncMode; fsyncIntervalMs: number; segmentBytes: number };
   /** Default: <spool.dir>/../dead-letter. */
   deadLetterDir?: string;
-  /** ordered: one batch in flight per stream, so records land in the order they were accepted. */
-  batch: { maxBytes: number; maxAgeMs: number; gzipLevel: number; ordered: boolean };
+  batch: { maxBytes: number; maxAgeMs: number; gzipLevel: number };
   pool: { threads: number };
   limits: {
     /** Logs Ingestion API upload, decoded (the service's own limit is 1 MiB). */

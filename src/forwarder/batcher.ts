@@ -4,10 +4,8 @@
  * pool, hands it to the sender, and acks the entries once delivered (or dead-lettered). Woken by
  * spool.onAppend; never polls.
  *
- * batch.ordered (default): one batch of a stream in flight at a time, so records keep their order
- * per sender and destination. Otherwise, while a batch of a stream is in flight, only full batches
- * are started for that stream: during an outage or a retry, new records gather into full batches
- * instead of a stream of tiny ones.
+ * While a batch of a stream is in flight, only full batches are started for that stream: during an
+ * outage or a retry, new records gather into full batches instead of a stream of tiny ones.
  */
 import type { ForwarderConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
@@ -89,11 +87,9 @@ export class Batcher {
   #schedule(stream: string): void {
     if (this.#stopped) return;
     const s = this.#state(stream);
+    // One take at a time per stream: the counts below are only right once it has returned.
+    if (s.taking || s.inFlight >= this.opts.config().upstream.maxConcurrency) return;
     const cfg = this.opts.config();
-    // One take at a time per stream: the counts below are only right once it has returned. In
-    // order (the default), one batch in flight per stream: the next waits until this one is
-    // delivered (its retries included) or dead-lettered.
-    if (s.taking || s.inFlight >= (cfg.batch.ordered ? 1 : cfg.upstream.maxConcurrency)) return;
     const pending = this.opts.spool.pending(stream);
     const entries = pending.entries - s.takenEntries;
     const bytes = pending.bytes - s.takenBytes;
