@@ -9,7 +9,7 @@ import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { Errors, withDetail } from '../errors/catalogue.js';
 import { noopObserver, type AccessRecord, type ProxyObserver } from './access.js';
-import { CONN_STATE, normaliseClientIp, recordAccess, type ConnState, type ProxyContext, type TrackedSocket } from './context.js';
+import { CONN_STATE, normaliseClientIp, newAccessRecord, recordAccess, type ConnState, type ProxyContext, type TrackedSocket } from './context.js';
 import { writeRefusal, type Refusal } from './refusal.js';
 import { handleConnect } from './tunnel.js';
 import { HttpForwarder } from './forward.js';
@@ -260,43 +260,13 @@ export class ProxyServer {
   }
 
   private refuseRaw(socket: Socket, method: string, target: string, r: Refusal): void {
-    const ip = normaliseClientIp(socket.remoteAddress ?? '');
-    const rec: AccessRecord = {
-      event: r.event,
-      kind: method === 'CONNECT' ? 'tunnel' : 'http',
-      client: ip,
-      method,
-      target,
-      rule: null,
-      verdict: 'deny',
-      reason: r.reason,
-      status: r.status,
-      bytesUp: 0,
-      bytesDown: 0,
-      durationMs: 0,
-      code: r.code,
-    };
+    const rec = refusalRecord(method === 'CONNECT' ? 'tunnel' : 'http', normaliseClientIp(socket.remoteAddress ?? ''), method, target, r);
     writeRefusal(socket, r);
     recordAccess(this.ctx, rec);
   }
 
   private dropRecord(): AccessRecord {
-    const r = Errors.LIMIT_DROPPED;
-    return {
-      event: r.event,
-      kind: 'tunnel',
-      client: '',
-      method: '',
-      target: '',
-      rule: null,
-      verdict: 'deny',
-      reason: r.reason,
-      status: r.status,
-      bytesUp: 0,
-      bytesDown: 0,
-      durationMs: 0,
-      code: r.code,
-    };
+    return refusalRecord('tunnel', '', '', '', Errors.LIMIT_DROPPED);
   }
 
   private internalError(err: unknown, socket: Socket): void {
@@ -304,4 +274,13 @@ export class ProxyServer {
     this.ctx.logger.error({ event: Errors.INTERNAL.event, code: Errors.INTERNAL.code, err }, 'internal error handling a request');
     socket.destroy();
   }
+}
+
+/** The access record of a refusal answered before any routing (or of a connection dropped unanswered). */
+function refusalRecord(kind: AccessRecord['kind'], client: string, method: string, target: string, r: Refusal): AccessRecord {
+  const rec = newAccessRecord(kind, r.event, client, method, target);
+  rec.reason = r.reason;
+  rec.status = r.status;
+  rec.code = r.code;
+  return rec;
 }
