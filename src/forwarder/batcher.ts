@@ -4,15 +4,17 @@
  * pool, hands it to the sender, and acks the entries once delivered (or dead-lettered). Woken by
  * spool.onAppend; never polls.
  *
- * While a batch of a stream is in flight, only full batches are started for that stream: during an
- * outage or a retry, new records gather into full batches instead of a stream of tiny ones.
+ * batch.ordered (default): one batch of a stream in flight at a time, so records keep their order
+ * per sender and destination. Otherwise, while a batch of a stream is in flight, only full batches
+ * are started for that stream: during an outage or a retry, new records gather into full batches
+ * instead of a stream of tiny ones.
  */
 import type { ForwarderConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { groupEntries, joinPayloads, type ForwarderPool } from './pool/index.js';
-import { LOGS_INGESTION_MAX_BYTES, parseStreamKey, type CompiledForwarder } from './routes.js';
+import { LOGS_INGESTION_MAX_BYTES, parseStreamKey, type CompiledForwarder, type Destination } from './routes.js';
 import type { SpoolEntry, SpoolPort } from './spool-port.js';
 import type { Batch, Sender } from './upstream/sender.js';
 
@@ -24,6 +26,12 @@ export interface BatcherOptions {
   routes: () => CompiledForwarder;
   metrics: ForwarderMetrics | null;
   logger: Logger;
+}
+
+interface Picked {
+  key: ReturnType<typeof parseStreamKey>;
+  destination: Destination;
+  entries: SpoolEntry[];
 }
 
 interface StreamState {
@@ -87,9 +95,11 @@ export class Batcher {
   #schedule(stream: string): void {
     if (this.#stopped) return;
     const s = this.#state(stream);
-    // One take at a time per stream: the counts below are only right once it has returned.
-    if (s.taking || s.inFlight >= this.opts.config().upstream.maxConcurrency) return;
     const cfg = this.opts.config();
+    // One take at a time per stream: the counts below are only right once it has returned. In
+    // order (the default), one batch in flight per stream: the next waits until this one is
+    // delivered (its retries included) or dead-lettered.
+    if (s.taking || s.inFlight >= (cfg.batch.ordered ? 1 : cfg.upstream.maxConcurrency)) return;
     const pending = this.opts.spool.pending(stream);
     const entries = pending.entries - s.takenEntries;
     const bytes = pending.bytes - s.takenBytes;
@@ -111,7 +121,6 @@ export class Batcher {
     s.taking = true;
     const p = this.#runBatch(stream, s).finally(() => {
       s.inFlight--;
-      s.taking = false;
       this.#running.delete(p);
       this.#schedule(stream);
     });
@@ -137,49 +146,19 @@ export class Batcher {
   async #runBatch(stream: string, s: StreamState): Promise<void> {
     const { spool, pool, sender, logger, metrics } = this.opts;
     const cfg = this.opts.config();
-    const key = parseStreamKey(stream);
-    const destination = this.opts.routes().destinations.get(key.destination);
-    if (!destination) {
-      if (!this.#warnedUnknown.has(stream)) {
-        this.#warnedUnknown.add(stream);
-        logger.warn(
-          { event: Events.FWD_LIFECYCLE, destination: key.destination },
-          'spooled records for a destination no longer configured: kept in the spool until it comes back',
-        );
-      }
-      s.pausedUntil = Number.POSITIVE_INFINITY;
-      return;
-    }
-    const maxBody = this.#maxBody(stream, cfg);
-    // Leave room for the separators so the batch taken is the batch sent (no tiny remainder).
-    const pending = spool.pending(stream);
-    const avg = pending.entries > 0 ? pending.bytes / pending.entries : 1;
-    const budget = Math.max(1, Math.floor((maxBody - 2) * (avg / (avg + 1))));
-    let taken: SpoolEntry[];
+    let picked: Picked | null;
     try {
-      taken = await spool.take(stream, budget);
-    } catch (err) {
-      logger.error({ event: Events.FWD_SPOOL_ERROR, err, destination: key.destination }, 'spool read failed: retrying in 1 s');
-      s.pausedUntil = Date.now() + 1_000;
-      return;
+      picked = await this.#pick(stream, s, cfg);
+    } finally {
+      // Cleared by the batch that set it, on every path: a later batch's take is never marked done early.
+      s.taking = false;
     }
-    if (taken.length === 0) {
-      // The counts said there was something to take: do not spin on a mismatch, look again shortly.
-      s.pausedUntil = Date.now() + 100;
-      return;
-    }
-    const groups = groupEntries(
-      taken.map((e) => e.payload.byteLength),
-      maxBody,
-    );
-    const end = groups[0]?.[1] ?? taken.length;
-    const entries = taken.slice(0, end);
-    if (end < taken.length) spool.release(taken.slice(end).map((e) => e.id));
+    if (picked === null) return;
+    const { key, destination, entries } = picked;
     const ids = entries.map((e) => e.id);
     const bytes = entries.reduce((n, e) => n + e.payload.byteLength, 0);
     s.takenEntries += entries.length;
     s.takenBytes += bytes;
-    s.taking = false;
     // Counts are right again: another full batch may start while this one is built and sent.
     this.#schedule(stream);
     const untake = (): void => {
@@ -234,11 +213,59 @@ export class Batcher {
     try {
       await spool.ack(ids);
     } catch (err) {
-      // Not acked: handed back so they are sent again (a duplicate upstream, never a loss, never stuck as taken).
-      logger.error({ event: Events.FWD_SPOOL_ERROR, err, destination: destination.name }, 'spool ack failed: these records will be sent again');
-      spool.release(ids);
+      // Delivered but the ack record is not durable yet: the spool has forgotten the entries and
+      // writes their ids with the segment's next ack record; a crash before that replays them
+      // (duplicates upstream, never a loss).
+      logger.error(
+        { event: Events.FWD_SPOOL_ERROR, err, destination: destination.name },
+        'spool ack failed: a restart before it is written sends these records again',
+      );
       s.pausedUntil = Date.now() + 1_000;
     }
     untake();
+  }
+
+  /** Takes the next batch's entries from the spool (the stream's `taking` is set meanwhile), or null. */
+  async #pick(stream: string, s: StreamState, cfg: ForwarderConfig): Promise<Picked | null> {
+    const { spool, logger } = this.opts;
+    const key = parseStreamKey(stream);
+    const destination = this.opts.routes().destinations.get(key.destination);
+    if (!destination) {
+      if (!this.#warnedUnknown.has(stream)) {
+        this.#warnedUnknown.add(stream);
+        logger.warn(
+          { event: Events.FWD_LIFECYCLE, destination: key.destination },
+          'spooled records for a destination no longer configured: kept in the spool until it comes back',
+        );
+      }
+      s.pausedUntil = Number.POSITIVE_INFINITY;
+      return null;
+    }
+    const maxBody = this.#maxBody(stream, cfg);
+    // Leave room for the separators so the batch taken is the batch sent (no tiny remainder).
+    const pending = spool.pending(stream);
+    const avg = pending.entries > 0 ? pending.bytes / pending.entries : 1;
+    const budget = Math.max(1, Math.floor((maxBody - 2) * (avg / (avg + 1))));
+    let taken: SpoolEntry[];
+    try {
+      taken = await spool.take(stream, budget);
+    } catch (err) {
+      logger.error({ event: Events.FWD_SPOOL_ERROR, err, destination: key.destination }, 'spool read failed: retrying in 1 s');
+      s.pausedUntil = Date.now() + 1_000;
+      return null;
+    }
+    if (taken.length === 0) {
+      // The counts said there was something to take: do not spin on a mismatch, look again shortly.
+      s.pausedUntil = Date.now() + 100;
+      return null;
+    }
+    const groups = groupEntries(
+      taken.map((e) => e.payload.byteLength),
+      maxBody,
+    );
+    const end = groups[0]?.[1] ?? taken.length;
+    const entries = taken.slice(0, end);
+    if (end < taken.length) spool.release(taken.slice(end).map((e) => e.id));
+    return { key, destination, entries };
   }
 }
