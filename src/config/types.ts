@@ -155,7 +155,8 @@ export interface ForwarderConfig {
   spool: { dir: string; maxBytes: number; fsync: FsyncMode; fsyncIntervalMs: number; segmentBytes: number };
   /** Default: <spool.dir>/../dead-letter. */
   deadLetterDir?: string;
-  batch: { maxBytes: number; maxAgeMs: number; gzipLevel: number };
+  /** ordered: one batch in flight per stream, so records land in the order they were accepted. */
+  batch: { maxBytes: number; maxAgeMs: number; gzipLevel: number; ordered: boolean };
   pool: { threads: number };
   limits: {
     /** Logs Ingestion API upload, decoded (the service's own limit is 1 MiB). */

@@ -48,7 +48,7 @@ describe('forwarder config', () => {
     expect(parseConfig('', { env: {} }).forwarder).toBeUndefined();
     const cfg = parseConfig(stringify({ forwarder: base() }), { env: {} });
     expect(cfg.forwarder?.spool).toMatchObject({ dir: '/var/lib/portcullis/spool', fsync: 'always', maxBytes: 1073741824 });
-    expect(cfg.forwarder?.batch).toEqual({ maxBytes: 1048576, maxAgeMs: 1000, gzipLevel: 1 });
+    expect(cfg.forwarder?.batch).toEqual({ maxBytes: 1048576, maxAgeMs: 1000, gzipLevel: 1, ordered: true });
     expect(cfg.forwarder?.pool.threads).toBe(0);
     if (!cfg.forwarder) throw new Error('no forwarder section');
     const compiled = compileForwarder(cfg.forwarder, {});
