@@ -121,6 +121,75 @@ export const Errors = {
   UPSTREAM_BODY: outcome('PCL_ERR_UPSTREAM_BODY', 0, 'upstream_error', 'the destination failed after the response head was sent: the client connection is cut'),
 } as const;
 
+/**
+ * The telemetry forwarder (src/forwarder): its ingest refusals and its spool's errors. Each Azure
+ * API answers in its own shape (status and body code per API: forwarder/ingest/answers.ts takes
+ * code, reason and event from here); `status` here is the Logs Ingestion API's. Counted on
+ * portcullis_forwarder_uploads_refused_total{reason}, a label set of its own.
+ */
+export const ForwarderErrors = {
+  // What the upload looks like.
+  FWD_API_VERSION: rejection('PCL_ERR_FWD_API_VERSION', 400, 'bad_api_version', E.FWD_BAD_UPLOAD, 'api-version is missing or not supported'),
+  FWD_BAD_JSON: rejection('PCL_ERR_FWD_BAD_JSON', 400, 'bad_json', E.FWD_BAD_UPLOAD, 'the body is not valid JSON'),
+  FWD_NOT_ARRAY: rejection('PCL_ERR_FWD_NOT_ARRAY', 400, 'not_array', E.FWD_BAD_UPLOAD, 'the body must be a JSON array of objects'),
+  FWD_BAD_GZIP: rejection('PCL_ERR_FWD_BAD_GZIP', 400, 'bad_gzip', E.FWD_BAD_UPLOAD, 'the gzip body could not be decompressed'),
+  FWD_ENCODING: rejection('PCL_ERR_FWD_ENCODING', 415, 'unsupported_encoding', E.FWD_BAD_UPLOAD, 'Content-Encoding must be gzip or absent'),
+  FWD_CONTENT_TYPE: rejection('PCL_ERR_FWD_CONTENT_TYPE', 415, 'unsupported_media_type', E.FWD_BAD_UPLOAD, 'Content-Type must be application/json'),
+  FWD_LOG_TYPE: rejection(
+    'PCL_ERR_FWD_LOG_TYPE',
+    400,
+    'bad_log_type',
+    E.FWD_BAD_UPLOAD,
+    'Log-Type is missing or not letters, digits and underscores (Data Collector API)',
+  ),
+  FWD_TOO_LARGE: rejection(
+    'PCL_ERR_FWD_TOO_LARGE',
+    413,
+    'too_large',
+    E.FWD_BAD_UPLOAD,
+    "the body is over the API's size limit (1 MiB; Data Collector API 30 MB)",
+  ),
+  FWD_RECORD_TOO_LARGE: rejection(
+    'PCL_ERR_FWD_RECORD_TOO_LARGE',
+    413,
+    'record_too_large',
+    E.FWD_BAD_UPLOAD,
+    'a single record is larger than one upstream batch',
+  ),
+  FWD_BODY_TIMEOUT: rejection('PCL_ERR_FWD_BODY_TIMEOUT', 408, 'body_timeout', E.FWD_UPLOAD_TIMEOUT, 'the upload stalled'),
+  // Who may send what.
+  FWD_UNAUTHORIZED: rejection('PCL_ERR_FWD_UNAUTHORIZED', 401, 'unauthorized', E.FWD_AUTH_FAILED, 'missing or invalid credentials (Data Collector API: 403)'),
+  FWD_DATE: rejection('PCL_ERR_FWD_DATE', 400, 'bad_date', E.FWD_AUTH_FAILED, "x-ms-date is missing, malformed, or too far from the gateway's clock"),
+  FWD_FORBIDDEN: rejection('PCL_ERR_FWD_FORBIDDEN', 403, 'route_forbidden', E.FWD_ROUTE_FORBIDDEN, 'this identity may not send to this destination'),
+  FWD_UNKNOWN_ROUTE: rejection('PCL_ERR_FWD_UNKNOWN_ROUTE', 404, 'unknown_route', E.FWD_ROUTE_FORBIDDEN, 'no route for this destination on this gateway'),
+  // Capacity and lifecycle: nothing was accepted, retry later (Retry-After: forwarder.limits.retryAfterS).
+  SPOOL_FULL: rejection('PCL_ERR_SPOOL_FULL', 429, 'spool_full', E.FWD_OVERLOAD, 'the spool is at its byte limit (Data Collector API: 503)'),
+  FWD_MEMORY: rejection('PCL_ERR_FWD_MEMORY', 429, 'memory', E.FWD_OVERLOAD, 'the gateway is short of memory (Data Collector API: 503)'),
+  SPOOL_IO: rejection('PCL_ERR_SPOOL_IO', 503, 'spool_io', E.FWD_SPOOL_ERROR, 'the spool could not write to disk; nothing was accepted'),
+  FWD_DRAINING: rejection('PCL_ERR_FWD_DRAINING', 503, 'draining', E.FWD_LIFECYCLE, 'the gateway is shutting down'),
+  SPOOL_CLOSED: rejection('PCL_ERR_SPOOL_CLOSED', 503, 'draining', E.FWD_LIFECYCLE, 'the spool is closed (shutting down)'),
+  // Inside the gateway.
+  FWD_INTERNAL: failure('PCL_ERR_FWD_INTERNAL', 500, 'internal', E.FWD_POOL_ERROR, 'internal error'),
+  SPOOL_INPUT: failure(
+    'PCL_ERR_SPOOL_INPUT',
+    500,
+    'internal',
+    E.INTERNAL_ERROR,
+    'an entry cannot be spooled (stream name over 65535 bytes, payload over 4 GiB, or a bad records count)',
+  ),
+  FWD_UPSTREAM_FORBIDDEN: failure(
+    'PCL_ERR_FWD_UPSTREAM_FORBIDDEN',
+    0,
+    'upstream_forbidden',
+    E.FWD_UPSTREAM_FORBIDDEN,
+    "the gateway's own policy refuses an upstream destination: records wait in the spool",
+  ),
+} as const;
+
+/** Why the forwarder refused an upload: the forwarder's metrics label (a closed set). */
+export type ForwarderReason = (typeof ForwarderErrors)[keyof typeof ForwarderErrors]['reason'];
+export type ForwarderEntry = AnsweredEntry<ForwarderReason>;
+
 export type ErrorName = keyof typeof Errors;
 
 /** Why a request was refused or ended badly. A closed set: it is a metrics label. */
@@ -129,8 +198,10 @@ export type Reason = (typeof Errors)[ErrorName]['reason'];
 /** A refusal the proxy answers with an HTTP status, logs with an event code, and counts by reason. */
 export type Refusal = AnsweredEntry<Reason>;
 
-/** Every entry, in declaration order. */
+/** Every entry of the proxy, in declaration order. */
 export const catalogue: readonly CatalogueEntry<Reason>[] = Object.freeze(Object.values(Errors));
+/** Every entry of the forwarder, in declaration order. */
+export const forwarderCatalogue: readonly ForwarderEntry[] = Object.freeze(Object.values(ForwarderErrors));
 
 const byCode = new Map<string, CatalogueEntry<Reason>>(catalogue.map((e) => [e.code, e]));
 

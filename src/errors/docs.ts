@@ -1,6 +1,6 @@
 /** Renders docs/errors.md from the catalogue (scripts/docs-errors.mjs writes it; a test compares). */
 import { Events } from '../log/events.js';
-import { catalogue, type CatalogueEntry } from './catalogue.js';
+import { catalogue, forwarderCatalogue, type CatalogueEntry } from './catalogue.js';
 
 const eventNames = new Map<number, string>(Object.entries(Events).map(([name, n]) => [n, name]));
 
@@ -15,6 +15,11 @@ function kindCell(e: CatalogueEntry): string {
 
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|');
+}
+
+function row(e: CatalogueEntry): string {
+  const status = e.status === 0 ? '—' : String(e.status) + (e.retryAfterS !== undefined ? ` (Retry-After: ${e.retryAfterS})` : '');
+  return `| \`${e.code}\` | ${status} | \`${e.reason}\` | ${eventCell(e)} | ${kindCell(e)} | ${cell(e.message)} |`;
 }
 
 export function renderErrorsDoc(): string {
@@ -35,9 +40,20 @@ export function renderErrorsDoc(): string {
     '| code | status | reason | event | kind | message |',
     '|---|---|---|---|---|---|',
   ];
-  for (const e of catalogue) {
-    const status = e.status === 0 ? '—' : String(e.status) + (e.retryAfterS !== undefined ? ` (Retry-After: ${e.retryAfterS})` : '');
-    lines.push(`| \`${e.code}\` | ${status} | \`${e.reason}\` | ${eventCell(e)} | ${kindCell(e)} | ${cell(e.message)} |`);
-  }
+  for (const e of catalogue) lines.push(row(e));
+  lines.push(
+    '',
+    '## Telemetry forwarder',
+    '',
+    'Uploads to the forwarder are answered in the shape of the Azure API they were sent to (see',
+    "[forwarder.md](forwarder.md)): the status below is the Logs Ingestion API's, and each API puts its",
+    'own error code in the body (`{"error":{"code","message"}}` or `{"Error","Message"}`). 429 and',
+    '503 carry `Retry-After` (`forwarder.limits.retryAfterS`). Refusals count on',
+    '`portcullis_forwarder_uploads_refused_total{api,reason}`.',
+    '',
+    '| code | status | reason | event | kind | message |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const e of forwarderCatalogue) lines.push(row(e));
   return lines.join('\n') + '\n';
 }

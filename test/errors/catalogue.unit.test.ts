@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { catalogue, entryForCode, Errors } from '../../src/errors/catalogue.js';
+import { catalogue, entryForCode, Errors, forwarderCatalogue, ForwarderErrors } from '../../src/errors/catalogue.js';
+import { DC, LI } from '../../src/forwarder/ingest/answers.js';
 import { renderErrorsDoc } from '../../src/errors/docs.js';
 import { Events } from '../../src/log/events.js';
 import { networkRefusal, upstreamRefusal } from '../../src/proxy/refusal.js';
@@ -14,16 +15,30 @@ describe('error catalogue', () => {
   });
 
   it('declares each code once, with a PCL_ERR_ code, a snake_case reason, an event that exists and a status a client can see', () => {
-    const codes = catalogue.map((e) => e.code);
+    const all = [...catalogue, ...forwarderCatalogue];
+    const codes = all.map((e) => e.code);
     expect(new Set(codes).size).toBe(codes.length);
     const events = new Set<number>(Object.values(Events));
-    for (const e of catalogue) {
+    for (const e of all) {
       expect(e.code).toMatch(/^PCL_ERR_[A-Z0-9_]+$/);
       expect(e.reason).toMatch(/^[a-z]+(_[a-z]+)*$/);
       if (e.event !== null) expect(events.has(e.event)).toBe(true);
       expect(e.status === 0 || e.status === 499 || (e.status >= 400 && e.status < 600)).toBe(true);
-      expect(entryForCode(e.code)).toBe(e);
     }
+    for (const e of catalogue) expect(entryForCode(e.code)).toBe(e);
+  });
+
+  it("the forwarder's answers take code, reason and event from the catalogue; each API only adds its status and body code", () => {
+    const forwarderCodes = new Map(forwarderCatalogue.map((e) => [e.code, e]));
+    for (const answer of [...Object.values(LI), ...Object.values(DC)]) {
+      const entry = forwarderCodes.get(answer.code);
+      expect(entry, answer.code).toBeDefined();
+      expect({ reason: answer.reason, event: answer.event }).toEqual({ reason: entry?.reason, event: entry?.event });
+      expect(answer.retryAfter === true).toBe(answer.status === 429 || answer.status === 503);
+    }
+    // The same refusal is the same code under both APIs, even where the statuses differ.
+    expect(LI.spoolFull).toMatchObject({ code: ForwarderErrors.SPOOL_FULL.code, status: 429, api: 'TooManyRequests' });
+    expect(DC.spoolFull).toMatchObject({ code: ForwarderErrors.SPOOL_FULL.code, status: 503, api: 'ServiceUnavailable' });
   });
 
   it('agrees with the README status table: every answered status is in a row listing its event', () => {

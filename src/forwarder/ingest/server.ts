@@ -18,6 +18,7 @@ import type { ForwarderPool, DecodeError, DecodeMode } from '../pool/index.js';
 import type { SpoolPort } from '../spool-port.js';
 import type { ForwarderMetrics } from '../metrics.js';
 import { streamKey, type CompiledForwarder, type Identity, type Route } from '../routes.js';
+import { ForwarderErrors } from '../../errors/catalogue.js';
 import { DC, LI, dcBody, liBody, type ForwarderRefusal } from './answers.js';
 import { authenticateBearerOrCert, authenticateDataCollector, type AuthResult, type SharedKeyVerifier } from './auth.js';
 import { readBody } from './body.js';
@@ -303,9 +304,9 @@ class IngestHandler {
       await deps.spool.append(decoded.entries.map((e) => ({ stream, records: e.records, payload: e.payload })));
     } catch (err) {
       const code = isPortcullisError(err) ? err.code : '';
-      if (code === 'PCL_ERR_SPOOL_FULL') return refuse(o.table.spoolFull);
+      if (code === ForwarderErrors.SPOOL_FULL.code) return refuse(o.table.spoolFull);
       deps.logger.error({ event: Events.FWD_SPOOL_ERROR, err, ...fields }, 'spool append failed: upload refused, nothing acknowledged');
-      return refuse(code === 'PCL_ERR_SPOOL_CLOSED' ? o.table.draining : o.table.spoolIo);
+      return refuse(code === ForwarderErrors.SPOOL_CLOSED.code ? o.table.draining : o.table.spoolIo);
     }
     this.success(api, reply, o.successStatus, t0, decoded.records, route, identity, wireBytes);
   }

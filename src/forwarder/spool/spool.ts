@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../../log/logger.js';
 import { Events } from '../../log/events.js';
 import { PortcullisError } from '../../util/errors.js';
-import { ForwarderErrors } from '../errors.js';
+import { ForwarderErrors } from '../../errors/catalogue.js';
 import { encodeAck, encodeFrameHead, frameBytes } from './frame.js';
 import { StreamQueue, type IndexEntry } from './queue.js';
 import { recover } from './recovery.js';

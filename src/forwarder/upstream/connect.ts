@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { buildConnector } from 'undici';
 import { DirectDialer, type Resolver } from '../../dial/index.js';
+import { ForwarderErrors } from '../../errors/catalogue.js';
 import { parseConnectAuthority, type Policy, type Target } from '../../policy/index.js';
 import { isRefused, route } from '../../proxy/route.js';
 import { PortcullisError, isPortcullisError } from '../../util/errors.js';
@@ -46,7 +47,7 @@ export function upstreamConnector(opts: ConnectorOptions): buildConnector.connec
       const routed = await route({ policy: opts.policy(), resolver: opts.resolver(), dialer }, target, FORWARDER_CLIENT);
       if (isRefused(routed)) {
         throw new PortcullisError(
-          'PCL_ERR_FWD_UPSTREAM_FORBIDDEN',
+          ForwarderErrors.FWD_UPSTREAM_FORBIDDEN.code,
           `upstream ${host}:${port} refused by the gateway's policy: ${routed.refused.reason} (${routed.refused.message})`,
         );
       }

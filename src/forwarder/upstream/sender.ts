@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import type { ForwarderConfig } from '../../config/types.js';
+import { ForwarderErrors } from '../../errors/catalogue.js';
 import type { Logger } from '../../log/logger.js';
 import { Events } from '../../log/events.js';
 import { isPortcullisError } from '../../util/errors.js';
@@ -118,7 +119,7 @@ export class Sender {
         metrics?.upstreamResponses.inc({ destination: dest.name, status: 'network' });
         metrics?.retries.inc({ destination: dest.name, reason: 'network' });
         const delay = backoffMs(attempt++, this.#cfg().retry.baseMs, this.#cfg().retry.maxMs);
-        if (isPortcullisError(failure) && failure.code === 'PCL_ERR_FWD_UPSTREAM_FORBIDDEN') {
+        if (isPortcullisError(failure) && failure.code === ForwarderErrors.FWD_UPSTREAM_FORBIDDEN.code) {
           // A config problem, not a network one: said loudly, and retried so a reload that allows it takes effect.
           logger.error(
             { event: Events.FWD_UPSTREAM_FORBIDDEN, destination: dest.name, err: failure, attempt, delayMs: delay },
