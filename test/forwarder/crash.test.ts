@@ -4,22 +4,12 @@
  * record that got a 204 is at the emulator; duplicates (at-least-once) are counted and reported.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { sha256 } from '../../src/forwarder/index.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
-import { testCA } from '../helpers/tls.js';
 import { emulatorAgent, send } from '../emulator/clients.js';
 import { AzureMonitorEmulator } from '../emulator/emulator.js';
+import { API_KEY, DCR_IN, DCR_UP, STREAM, prepareForwarder } from './fixture.js';
 
-const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
-const CLIENT = '11111111-2222-3333-4444-555555555555';
-const SECRET = 'forwarder-crash-secret';
-const DCR_UP = 'dcr-00000000000000000000000000000ccc';
-const STREAM = 'Custom-App_CL';
-const API_KEY = 'pcl_crash_test_key';
 const KILLS = 5;
 
 let emu: AzureMonitorEmulator;
@@ -28,34 +18,12 @@ let caPem: string;
 
 beforeAll(async () => {
   emu = await AzureMonitorEmulator.start();
-  emu.addApp({ tenantId: TENANT, clientId: CLIENT, secrets: [SECRET] });
-  emu.addDcr({ immutableId: DCR_UP, streams: [STREAM], allowedClientIds: [CLIENT] });
-  const ca = await testCA();
-  caPem = ca.caPem;
-  const leaf = await ca.issue(['localhost', '127.0.0.1']);
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-fwdcrash-'));
-  writeFileSync(join(dir, 'ingest.crt'), leaf.certPem);
-  writeFileSync(join(dir, 'ingest.key'), leaf.keyPem);
-  writeFileSync(join(dir, 'secret'), SECRET);
-  const dce = new URL(emu.logsIngestionEndpoint());
-  const login = new URL(emu.authorityHost);
-  config = {
-    log: { level: 'info', access: false },
-    allow: { presets: [], rules: [{ name: 'emulator', hosts: [dce.hostname, login.hostname], ports: [emu.port], allowPrivate: true }] },
-    dns: { overrides: { [dce.hostname]: '127.0.0.1', [login.hostname]: '127.0.0.1' } },
-    forwarder: {
-      listen: '127.0.0.1:0',
-      tls: { certFile: join(dir, 'ingest.crt'), keyFile: join(dir, 'ingest.key') },
-      spool: { dir: join(dir, 'spool'), fsync: 'always' },
-      batch: { maxAgeMs: 200 },
-      pool: { threads: 1 },
-      upstream: { caFile: emu.caFile, authorityHost: emu.authorityHost, retry: { baseMs: 50, maxMs: 500 } },
-      credentials: [{ name: 'main', type: 'clientSecret', tenantId: TENANT, clientId: CLIENT, secretFile: join(dir, 'secret') }],
-      destinations: [{ name: 'dcr-main', type: 'logsIngestion', endpoint: dce.origin, dcrId: DCR_UP, credential: 'main' }],
-      routes: [{ name: 'app', from: { dcrId: 'dcr-in', stream: STREAM }, to: 'dcr-main' }],
-      identities: [{ name: 'apps', apiKeySha256: sha256(API_KEY).toString('hex'), routes: ['app'] }],
-    },
-  };
+  const setup = await prepareForwarder(emu, {
+    forwarder: { batch: { maxAgeMs: 200 }, pool: { threads: 1 } },
+  });
+  caPem = setup.caPem;
+  // The real process logs at info: the test reads the ingest port from 'forwarder listening'.
+  config = { ...setup.config, log: { level: 'info', access: false } };
 });
 // A failed assertion must not leave the last gateway running.
 let live: GatewayProcess | null = null;
@@ -81,7 +49,7 @@ it(`every acknowledged record survives ${KILLS} SIGKILLs; duplicates are counted
     live = gw;
     const port = await ingestPort(gw);
     const agent = emulatorAgent({ caPem, loopback: false, keepAlive: true });
-    const url = `https://127.0.0.1:${port}/dataCollectionRules/dcr-in/streams/${STREAM}?api-version=2023-01-01`;
+    const url = `https://127.0.0.1:${port}/dataCollectionRules/${DCR_IN}/streams/${STREAM}?api-version=2023-01-01`;
     let stop = false;
     // Four clients upload while the gateway lives; a 204 means "durable", anything else does not count.
     const clients = Array.from({ length: 4 }, async () => {
