@@ -40,12 +40,16 @@ export function openTunnel(port: number, authority: string, extra?: Buffer): Pro
       if (end < 0) return;
       socket.removeListener('data', onData);
       socket.removeListener('error', reject);
+      socket.removeListener('close', onClose);
       socket.pause();
       const head = buf.subarray(0, end).toString('latin1');
       resolve({ status: statusOf(head), head, socket, rest: buf.subarray(end + 4) });
     };
+    // Closed before a whole response head (a proxy or balancer hanging up): fail now, not hang.
+    const onClose = (): void => reject(new Error(`connection closed before the response head (${buf.length} bytes received)`));
     socket.on('data', onData);
     socket.once('error', reject);
+    socket.once('close', onClose);
     socket.once('connect', () => {
       const req = Buffer.from(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`, 'latin1');
       socket.write(extra ? Buffer.concat([req, extra]) : req);
