@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { AGENT_KINDS, renderAgentConfig } from './agent-config.js';
 import { runCheckConfig } from './check-config.js';
-import { nativeRelayCheck } from '../config/index.js';
+import { nativeRelayCheck, resolveConfig } from '../config/index.js';
 // The probe, not relay/index.js: checking or editing a file must not load the native addon.
 import { nativeRelayBuilt } from '../relay/probe.js';
 import { forwarderConfigCheck } from '../forwarder/routes.js';
+import { errorMessage } from '../util/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -31,6 +33,32 @@ program
       out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
       err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
     });
+  });
+
+program
+  .command('agent-config')
+  .description('print ready-to-paste proxy settings for each kind of agent pointed at this gateway (no secrets: placeholders)')
+  .option('-c, --config <file>', 'configuration file (YAML), else /etc/portcullis/portcullis.yaml, else built-in default')
+  .option('-a, --address <url>', 'the proxy URL agents use (default: from proxy.listen, a wildcard address becomes this host name)')
+  .option('--auth', 'include the variants with proxy credentials (placeholders)', false)
+  .option('--agent <kinds...>', `only these: ${AGENT_KINDS.join(', ')}`)
+  .action((opts: { config?: string; address?: string; auth: boolean; agent?: string[] }) => {
+    const unknown = (opts.agent ?? []).filter((k) => !(AGENT_KINDS as readonly string[]).includes(k));
+    if (unknown.length > 0) {
+      process.stderr.write(`portcullis agent-config: unknown agent kind ${unknown.join(', ')} (known: ${AGENT_KINDS.join(', ')})\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const kinds = AGENT_KINDS.filter((k) => opts.agent === undefined || opts.agent.includes(k));
+    let config;
+    try {
+      ({ config } = resolveConfig(opts.config));
+    } catch (err) {
+      process.stderr.write(`portcullis agent-config: ${errorMessage(err)}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stdout.write(renderAgentConfig(config, { auth: opts.auth, kinds, ...(opts.address !== undefined ? { address: opts.address } : {}) }));
   });
 
 try {
