@@ -61,6 +61,34 @@ program
     process.stdout.write(renderAgentConfig(config, { auth: opts.auth, kinds, ...(opts.address !== undefined ? { address: opts.address } : {}) }));
   });
 
+program
+  .command('doctor')
+  .description(
+    "check every destination the configuration allows by name, and the forwarder's upstreams, on the gateway's own path (policy, DNS, TCP, TLS with SNI); exit 1 if any fails",
+  )
+  .option('-c, --config <file>', 'configuration file (YAML), else /etc/portcullis/portcullis.yaml, else built-in default')
+  .option('--host <names...>', 'also check these names (host or host:port), e.g. a data collection endpoint under an allowed wildcard')
+  .option('--ca-file <file>', 'trust this CA (PEM) as well (forwarder.upstream.caFile is trusted already)')
+  .option('--timeout <ms>', 'per step', '5000')
+  .action(async (opts: { config?: string; host?: string[]; caFile?: string; timeout: string }) => {
+    // Loaded here: the check loads the dialer and policy, which the other commands do not need.
+    const { runDoctor, formatDoctor } = await import('../doctor/index.js');
+    let config;
+    const extraCa: string[] = [];
+    try {
+      ({ config } = resolveConfig(opts.config));
+      for (const file of [opts.caFile, config.forwarder?.upstream.caFile]) if (file !== undefined) extraCa.push(readFileSync(file, 'utf8'));
+    } catch (err) {
+      process.stderr.write(`portcullis doctor: ${errorMessage(err)}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const rows = await runDoctor(config, { hosts: opts.host ?? [], extraCa, timeoutMs: Math.max(100, Number(opts.timeout) || 5000) });
+    const { text, exitCode } = formatDoctor(rows);
+    process.stdout.write(text);
+    process.exitCode = exitCode;
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

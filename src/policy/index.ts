@@ -6,6 +6,8 @@ export { normaliseHost, parseConnectAuthority, targetFromAbsoluteUrl, type Targe
 export {
   compilePolicy,
   describePolicy,
+  allowedDestinations,
+  type AllowedDestinations,
   CLIENT_ACL_RULE_NAME,
   ANONYMOUS,
   type ClientIdentity,

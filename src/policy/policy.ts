@@ -75,6 +75,8 @@ interface RuleInfo {
   readonly decisions: RuleDecisions;
   /** Expanded host patterns, for describePolicy. */
   readonly display: string[];
+  /** The exact names among them (no wildcard, no address block): what a tool can check one by one. */
+  readonly exactHosts: string[];
   readonly notes: string[];
 }
 
@@ -167,6 +169,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
         privateAddr: freezeDecision({ verdict: verdictFor(spec.mode === 'report'), rule, reason: 'private_address' }),
       },
       display: [],
+      exactHosts: [],
       notes: [],
     };
     infos.push(info);
@@ -180,8 +183,10 @@ export function compilePolicy(config: PortcullisConfig): Policy {
       for (const p of expanded) {
         const shown = displayPattern(p);
         if (!info.display.includes(shown)) info.display.push(shown);
-        if (p.kind === 'exact') pushUnique(exact, p.host, info);
-        else if (p.kind === 'wildcard') {
+        if (p.kind === 'exact') {
+          pushUnique(exact, p.host, info);
+          if (!info.exactHosts.includes(p.host)) info.exactHosts.push(p.host);
+        } else if (p.kind === 'wildcard') {
           pushUnique(wild, p.suffix, info);
           if (isSharedSuffix(p.suffix)) {
             info.notes.push(`"*.${p.suffix}" is a shared suffix: it matches every customer's subdomain of it`);
@@ -323,6 +328,27 @@ function dedupePresets(presets: readonly CloudPreset[]): CloudPreset[] {
 }
 
 /** Human-readable lines of what is allowed (for `portcullis check-config` and the startup log). */
+/** What a rule of a compiled policy allows, for tools that check the destinations (portcullis doctor). */
+export interface AllowedDestinations {
+  readonly rule: string;
+  readonly ports: readonly number[];
+  /** Names that can be looked up and dialled as they are. */
+  readonly hosts: readonly string[];
+  /** Wildcards and address blocks: they name no single host. */
+  readonly patterns: readonly string[];
+}
+
+export function allowedDestinations(policy: Policy): AllowedDestinations[] {
+  const d = descriptions.get(policy);
+  if (d === undefined) return [];
+  return d.infos.map((info) => ({
+    rule: info.rule.name,
+    ports: [...info.rule.ports].sort((a, b) => a - b),
+    hosts: [...info.exactHosts],
+    patterns: info.display.filter((p) => !info.exactHosts.includes(p)),
+  }));
+}
+
 export function describePolicy(policy: Policy): string[] {
   const d = descriptions.get(policy);
   if (d === undefined) {

@@ -24,8 +24,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   gateway: ['config', 'dial', 'errors', 'log', 'policy', 'proxy', 'relay', 'util'],
   admin: ['config', 'gateway', 'log', 'util'],
   forwarder: ['address', 'config', 'dial', 'errors', 'gateway', 'log', 'policy', 'proxy', 'util'],
+  doctor: ['config', 'dial', 'policy', 'proxy', 'util'],
   runtime: ['admin', 'config', 'errors', 'forwarder', 'gateway', 'log', 'metrics', 'policy', 'proxy', 'relay', 'util'],
-  cli: ['config', 'forwarder', 'log', 'relay', 'runtime', 'util'],
+  cli: ['config', 'doctor', 'forwarder', 'log', 'relay', 'runtime', 'util'],
 };
 
 function* sourceFiles(dir: string): Generator<string> {
