@@ -1,5 +1,5 @@
 import type { PortcullisConfig } from '../config/types.js';
-import type { BoundAddress } from '../proxy/index.js';
+import type { BoundAddress, LimitShare } from '../proxy/index.js';
 
 /**
  * Supervisor → worker. The configuration travels over IPC, never in the environment: Linux caps
@@ -7,8 +7,9 @@ import type { BoundAddress } from '../proxy/index.js';
  * every fork would fail.
  */
 export type ToWorker =
-  | { type: 'portcullis:config'; config: PortcullisConfig }
-  | { type: 'portcullis:reload'; config: PortcullisConfig }
+  /** `share`: this worker's part of the gateway-wide connection limits (see limit-share.ts). */
+  | { type: 'portcullis:config'; config: PortcullisConfig; share: LimitShare }
+  | { type: 'portcullis:reload'; config: PortcullisConfig; share: LimitShare }
   | { type: 'portcullis:drain' }
   | { type: 'portcullis:clients?'; id: number; windowMs: number };
 

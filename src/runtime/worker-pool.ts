@@ -4,11 +4,12 @@ import type { PortcullisConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { compilePolicy, describePolicy, type Policy } from '../policy/index.js';
-import type { BoundAddress } from '../proxy/index.js';
+import type { BoundAddress, LimitShare } from '../proxy/index.js';
 import { announceListening } from '../gateway/proxy-service.js';
 import { ServiceStartError } from '../gateway/errors.js';
 import type { Readiness, Service } from '../gateway/service.js';
 import { isMessage, type ToPrimary, type ToWorker } from './messages.js';
+import { limitShare } from './limit-share.js';
 
 /** A worker that dies this often within the window is restarted with a pause, not in a tight loop. */
 const CRASH_WINDOW_MS = 30_000;
@@ -44,6 +45,8 @@ export class WorkerPool implements Service {
   private readonly listening = new Map<number, BoundAddress[]>();
   /** Workers that have their configuration: only these get reloads (the rest ask for the current one). */
   private readonly configured = new Set<number>();
+  /** Worker id → its place 0..count-1, which fixes its share of the connection limits; a replacement takes the dead worker's place. */
+  private readonly slots = new Map<number, number>();
   private readonly crashes: number[] = [];
   private draining = false;
   private failure: ServiceStartError | null = null;
@@ -76,7 +79,7 @@ export class WorkerPool implements Service {
   reload(next: PortcullisConfig): void {
     this.policy = compilePolicy(next); // refuse here, once, rather than in every worker
     this.config = next;
-    this.broadcast({ type: 'portcullis:reload', config: next }, this.configured);
+    for (const w of this.alive) if (this.configured.has(w.id)) this.send(w, { type: 'portcullis:reload', config: next, share: this.shareOf(w) });
   }
 
   async drain(deadlineMs: number): Promise<void> {
@@ -128,8 +131,17 @@ export class WorkerPool implements Service {
 
   private fork(): void {
     const w = cluster.fork();
+    const taken = new Set(this.slots.values());
+    let slot = 0;
+    while (taken.has(slot)) slot++;
+    this.slots.set(w.id, slot);
     this.alive.add(w);
     w.on('error', (err) => this.opts.logger.warn({ event: Events.INTERNAL_ERROR, err, worker: w.id }, 'worker IPC error'));
+  }
+
+  /** This worker's part of the gateway-wide connection limits. */
+  private shareOf(w: Worker): LimitShare {
+    return limitShare(this.config.proxy.limits, this.slots.get(w.id) ?? 0, this.opts.count);
   }
 
   private send(w: Worker, msg: ToWorker): void {
@@ -144,7 +156,7 @@ export class WorkerPool implements Service {
     if (isMessage<Msg<'portcullis:config?'>>(msg, 'portcullis:config?')) {
       // Always the running configuration, so a worker replacing a dead one after a reload matches its siblings.
       this.configured.add(worker.id);
-      this.send(worker, { type: 'portcullis:config', config: this.config });
+      this.send(worker, { type: 'portcullis:config', config: this.config, share: this.shareOf(worker) });
     } else if (isMessage<Msg<'portcullis:listening'>>(msg, 'portcullis:listening')) {
       this.onListening(worker, msg.addresses);
     } else if (isMessage<Msg<'portcullis:start-failed'>>(msg, 'portcullis:start-failed')) {
@@ -197,6 +209,7 @@ export class WorkerPool implements Service {
     this.alive.delete(worker);
     this.listening.delete(worker.id);
     this.configured.delete(worker.id);
+    this.slots.delete(worker.id);
     if (this.alive.size === 0) for (const done of this.exitWaiters.splice(0)) done();
     if (this.draining || this.failure) return;
     this.opts.restarts.inc();

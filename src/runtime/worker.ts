@@ -1,5 +1,4 @@
 import client from 'prom-client';
-import type { PortcullisConfig } from '../config/types.js';
 import { createLogger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { Gateway } from '../gateway/gateway.js';
@@ -44,11 +43,11 @@ export async function runWorker(): Promise<void> {
   // The supervisor is gone: do not linger as an orphan holding the port.
   process.on('disconnect', () => drain('supervisor exited'));
 
-  const config = await new Promise<PortcullisConfig>((resolve) => {
+  const { config, share } = await new Promise<Msg<'portcullis:config'>>((resolve) => {
     const onConfig = (msg: unknown): void => {
       if (!isMessage<Msg<'portcullis:config'>>(msg, 'portcullis:config')) return;
       process.removeListener('message', onConfig);
-      resolve(msg.config);
+      resolve(msg);
     };
     process.on('message', onConfig);
     process.on('message', (msg: unknown) => {
@@ -71,6 +70,8 @@ export async function runWorker(): Promise<void> {
   }
   const proxy = new ProxyService({ config, source: 'supervisor', logger, announce: false, ...(metrics ? { observer: metrics } : {}) });
   if (metrics) metrics.attach(proxy.server);
+  // The limits are gateway-wide: this worker enforces its share (the supervisor divides them).
+  proxy.server.setLimitShare(share);
   const running = new Gateway({ logger, services: [proxy] });
   gateway = running;
 
@@ -79,6 +80,7 @@ export async function runWorker(): Promise<void> {
       running
         .reload(msg.config)
         .then(() => {
+          proxy.server.setLimitShare(msg.share);
           drainMs = msg.config.proxy.drainMs;
           logger.level = msg.config.log.level;
           logger.info({ event: Events.CONFIG_RELOADED }, 'configuration reloaded');
