@@ -127,7 +127,7 @@ describe.skipIf(!python).each(['native', 'js'] as const)('2,000 stalled tunnels,
     const idle = rssBytes(gw.pid);
     dest.go();
     // The destination keeps sending until every tunnel is full up to its client: then nothing moves.
-    const sent = await whenSettled(dest.sent, 1_500, 60_000);
+    const sent = await whenSettled(() => dest.sent(), 1_500, 60_000);
     const stalled = rssBytes(gw.pid);
     const perTunnel = (stalled - idle) / TUNNELS;
     console.info(
