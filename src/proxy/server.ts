@@ -92,6 +92,8 @@ export class ProxyServer {
   private readonly createDialer: (config: ProxyConfig) => Dialer;
   private readonly perClient = new Map<string, number>();
   private active = 0;
+  /** Open connections that were not refused at accept: what the total limit counts (refusals are on their way out). */
+  private admitted = 0;
   private draining = false;
   /** Open client connections: drain waits for their 'close'. */
   private readonly sockets = new Set<Socket>();
@@ -123,6 +125,16 @@ export class ProxyServer {
 
   get activeConnections(): number {
     return this.active;
+  }
+
+  /** Open connections admitted (not refused at accept): this process's load, for the supervisor's rebalancing. */
+  get admittedConnections(): number {
+    return this.admitted;
+  }
+
+  /** The share of the gateway-wide limits this process enforces (null: the configured limits). */
+  get limitShare(): LimitShare | null {
+    return this.share;
   }
 
   get openTunnels(): number {
@@ -302,13 +314,14 @@ export class ProxyServer {
     let refused: Refusal | null = null;
     let aclReport = false;
     if (this.draining) refused = Errors.DRAINING;
-    else if (this.active > this.effective.maxConnections) refused = this.effective.boundByDescriptors ? Errors.FD_LIMIT : Errors.LIMIT_TOTAL;
+    else if (this.admitted >= this.effective.maxConnections) refused = this.effective.boundByDescriptors ? Errors.FD_LIMIT : Errors.LIMIT_TOTAL;
     else if (n > this.effective.maxConnectionsPerClient) refused = Errors.LIMIT_CLIENT;
     else {
       const acl = this.ctx.policy.checkClient(ip);
       if (acl.verdict === 'deny') refused = Errors.CLIENT_FORBIDDEN;
       else if (acl.verdict === 'report') aclReport = true;
     }
+    if (!refused) this.admitted++;
     const state: ConnState = { ip, refusal: refused, aclReport };
     const tracked: TrackedSocket = socket;
     tracked[CONN_STATE] = state;
@@ -316,6 +329,7 @@ export class ProxyServer {
     if (refused) socket.setTimeout(Math.min(5_000, this.ctx.config.timeouts.headersMs));
     socket.once('close', () => {
       this.active--;
+      if (!refused) this.admitted--;
       this.sockets.delete(socket);
       if (this.sockets.size === 0) for (const done of this.quietWaiters.splice(0)) done();
       const left = (this.perClient.get(ip) ?? 1) - 1;

@@ -9,7 +9,7 @@ import { announceListening } from '../gateway/proxy-service.js';
 import { ServiceStartError } from '../gateway/errors.js';
 import type { Readiness, Service } from '../gateway/service.js';
 import { isMessage, type ToPrimary, type ToWorker } from './messages.js';
-import { limitShare } from './limit-share.js';
+import { limitShare, rebalancedShares, shareChanges } from './limit-share.js';
 
 /** A worker that dies this often within the window is restarted with a pause, not in a tight loop. */
 const CRASH_WINDOW_MS = 30_000;
@@ -17,6 +17,8 @@ const CRASH_BURST = 5;
 const CRASH_PAUSE_MS = 5_000;
 /** Past the drain deadline, workers get this long to exit before SIGKILL. */
 const DRAIN_GRACE_MS = 5_000;
+/** How often the supervisor moves connection-limit shares towards the workers' load. */
+const REBALANCE_MS = 1_000;
 
 export interface WorkerPoolOptions {
   config: PortcullisConfig;
@@ -47,6 +49,8 @@ export class WorkerPool implements Service {
   private readonly configured = new Set<number>();
   /** Worker id → its place 0..count-1, which fixes its share of the connection limits; a replacement takes the dead worker's place. */
   private readonly slots = new Map<number, number>();
+  /** Place → the total share last sent by a rebalance, so a replacement worker starts where its place was (not above it). */
+  private readonly rebalanced = new Map<number, number>();
   private readonly crashes: number[] = [];
   private draining = false;
   private failure: ServiceStartError | null = null;
@@ -54,6 +58,11 @@ export class WorkerPool implements Service {
   private readonly exitWaiters: Array<() => void> = [];
   private nextQueryId = 1;
   private readonly pendingClientQueries = new Map<number, (ips: string[]) => void>();
+  private readonly pendingLoadQueries = new Map<number, (load: { admitted: number; enforced: number } | null) => void>();
+  private rebalanceTimer: NodeJS.Timeout | null = null;
+  private rebalancing = false;
+  /** Bumped on every reload: a rebalance computed before it must not undo the fresh shares. */
+  private configEpoch = 0;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.config = opts.config;
@@ -70,6 +79,8 @@ export class WorkerPool implements Service {
     cluster.schedulingPolicy = this.config.proxy.balance === 'kernel' ? cluster.SCHED_NONE : cluster.SCHED_RR;
     cluster.on('message', this.onMessage);
     cluster.on('exit', this.onExit);
+    this.rebalanceTimer = setInterval(() => void this.rebalance(), REBALANCE_MS);
+    this.rebalanceTimer.unref();
     return new Promise<void>((resolve, reject) => {
       this.starting = { resolve, reject };
       for (let i = 0; i < this.opts.count; i++) this.fork();
@@ -78,12 +89,17 @@ export class WorkerPool implements Service {
 
   reload(next: PortcullisConfig): void {
     this.policy = compilePolicy(next); // refuse here, once, rather than in every worker
+    // A new limit: even shares again, then rebalanced from there. The same limit keeps the shares
+    // as they are (resetting them all at once could add up to more than the limit for a moment).
+    if (next.proxy.limits.maxConnections !== this.config.proxy.limits.maxConnections) this.rebalanced.clear();
     this.config = next;
+    this.configEpoch++;
     for (const w of this.alive) if (this.configured.has(w.id)) this.send(w, { type: 'portcullis:reload', config: next, share: this.shareOf(w) });
   }
 
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true; // no replacements from now on
+    this.stopRebalancing();
     const exited = this.whenAllExited();
     this.broadcast({ type: 'portcullis:drain' });
     const hardStop = setTimeout(() => this.killAll(), deadlineMs + DRAIN_GRACE_MS);
@@ -139,9 +155,70 @@ export class WorkerPool implements Service {
     w.on('error', (err) => this.opts.logger.warn({ event: Events.INTERNAL_ERROR, err, worker: w.id }, 'worker IPC error'));
   }
 
+  private stopRebalancing(): void {
+    if (this.rebalanceTimer) clearInterval(this.rebalanceTimer);
+    this.rebalanceTimer = null;
+  }
+
+  private askLoad(w: Worker): Promise<{ admitted: number; enforced: number } | null> {
+    return new Promise((resolve) => {
+      const id = this.nextQueryId++;
+      const done = (load: { admitted: number; enforced: number } | null): void => {
+        clearTimeout(timer);
+        this.pendingLoadQueries.delete(id);
+        resolve(load);
+      };
+      const timer = setTimeout(() => done(null), 1_000);
+      this.pendingLoadQueries.set(id, done);
+      this.send(w, { type: 'portcullis:load?', id });
+    });
+  }
+
+  /**
+   * Move the workers' shares of maxConnections towards their load (limit-share.ts): a worker the
+   * kernel hands more connections gets the room an idle one does not use, and between them they
+   * never enforce more than the limit. Only with every worker up (a new one starts with its even
+   * share) and when the limit leaves room to move.
+   */
+  private async rebalance(): Promise<void> {
+    if (this.rebalancing || this.draining || this.failure) return;
+    const total = this.config.proxy.limits.maxConnections;
+    const workers = [...this.alive].filter((w) => this.listening.has(w.id) && this.configured.has(w.id) && w.isConnected());
+    if (workers.length !== this.opts.count || workers.length < 2 || total < 2 * workers.length) return;
+    this.rebalancing = true;
+    const epoch = this.configEpoch;
+    try {
+      const loads = await Promise.all(workers.map((w) => this.askLoad(w)));
+      if (epoch !== this.configEpoch || this.draining) return;
+      const admitted: number[] = [];
+      const enforced: number[] = [];
+      for (const l of loads) {
+        if (l === null) return; // a worker that did not answer keeps everyone's share as it is
+        admitted.push(l.admitted);
+        enforced.push(l.enforced);
+      }
+      const changes = shareChanges(total, enforced, rebalancedShares(total, admitted));
+      for (const c of changes) {
+        const w = workers[c.index];
+        const slot = w ? this.slots.get(w.id) : undefined;
+        if (!w || slot === undefined) continue;
+        this.rebalanced.set(slot, c.maxConnections);
+        this.send(w, { type: 'portcullis:share', share: this.shareOf(w) });
+      }
+      if (changes.length > 0) {
+        this.opts.logger.debug({ event: Events.LIFECYCLE, admitted, enforced, changes }, 'connection limit shares rebalanced');
+      }
+    } finally {
+      this.rebalancing = false;
+    }
+  }
+
   /** This worker's part of the gateway-wide connection limits. */
   private shareOf(w: Worker): LimitShare {
-    return limitShare(this.config.proxy.limits, this.slots.get(w.id) ?? 0, this.opts.count);
+    const slot = this.slots.get(w.id) ?? 0;
+    const even = limitShare(this.config.proxy.limits, slot, this.opts.count);
+    const moved = this.rebalanced.get(slot);
+    return moved === undefined ? even : { ...even, maxConnections: moved };
   }
 
   private send(w: Worker, msg: ToWorker): void {
@@ -163,6 +240,8 @@ export class WorkerPool implements Service {
       this.onStartFailed(new ServiceStartError(msg.configKey, msg.cause));
     } else if (isMessage<Msg<'portcullis:clients'>>(msg, 'portcullis:clients')) {
       this.pendingClientQueries.get(msg.id)?.(msg.ips);
+    } else if (isMessage<Msg<'portcullis:load'>>(msg, 'portcullis:load')) {
+      this.pendingLoadQueries.get(msg.id)?.({ admitted: msg.admitted, enforced: msg.enforced });
     }
   };
 
@@ -196,6 +275,7 @@ export class WorkerPool implements Service {
     }
     // start() must leave nothing running when it fails: stop the siblings, then reject.
     this.draining = true;
+    this.stopRebalancing();
     const exited = this.whenAllExited();
     this.broadcast({ type: 'portcullis:drain' });
     const hardStop = setTimeout(() => this.killAll(), DRAIN_GRACE_MS);

@@ -86,6 +86,11 @@ export async function runWorker(): Promise<void> {
           logger.info({ event: Events.CONFIG_RELOADED }, 'configuration reloaded');
         })
         .catch((err: unknown) => logger.error({ event: Events.BAD_CONFIG, err }, 'worker could not apply the reloaded configuration'));
+    } else if (isMessage<Msg<'portcullis:share'>>(msg, 'portcullis:share')) {
+      proxy.server.setLimitShare(msg.share);
+    } else if (isMessage<Msg<'portcullis:load?'>>(msg, 'portcullis:load?')) {
+      const enforced = proxy.server.limitShare?.maxConnections ?? config.proxy.limits.maxConnections;
+      send({ type: 'portcullis:load', id: msg.id, admitted: proxy.server.admittedConnections, enforced });
     } else if (isMessage<Msg<'portcullis:clients?'>>(msg, 'portcullis:clients?')) {
       send({ type: 'portcullis:clients', id: msg.id, ips: metrics ? metrics.clientsSeenWithin(msg.windowMs) : [] });
     }
