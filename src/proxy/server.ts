@@ -116,7 +116,7 @@ export class ProxyServer {
       tunnels: new Set(),
       shortage: new ShortageLog(
         () => this.ctx.logger,
-        () => ({ nofile: this.budget?.nofile, connections: this.active, admitted: this.effective.maxConnections }),
+        () => ({ nofile: this.budget?.nofile, connections: this.active, limit: this.effective.maxConnections }),
       ),
     };
     this.effective = this.computeLimits();

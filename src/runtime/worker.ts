@@ -77,10 +77,11 @@ export async function runWorker(): Promise<void> {
 
   process.on('message', (msg: unknown) => {
     if (isMessage<Msg<'portcullis:reload'>>(msg, 'portcullis:reload')) {
+      // At once, in message order: a rebalanced share that follows this message must not be overwritten by it.
+      proxy.server.setLimitShare(msg.share);
       running
         .reload(msg.config)
         .then(() => {
-          proxy.server.setLimitShare(msg.share);
           drainMs = msg.config.proxy.drainMs;
           logger.level = msg.config.log.level;
           logger.info({ event: Events.CONFIG_RELOADED }, 'configuration reloaded');
