@@ -43,9 +43,12 @@ export interface ProxyConfig {
     upstreamResponseMs: number;
   };
   limits: {
-    /** Open client connections in total (per process). Over it: 503 + Retry-After. */
+    /**
+     * Open client connections in total, gateway-wide (each cluster worker enforces its share; the
+     * file-descriptor budget may allow fewer). Over it: 503 + Retry-After.
+     */
     maxConnections: number;
-    /** Open client connections per source IP (per process). Over it: 429 + Retry-After. */
+    /** Open client connections per source IP, gateway-wide (each worker enforces its share). Over it: 429 + Retry-After. */
     maxConnectionsPerClient: number;
     /** Request line + headers. Over it: 431. */
     maxHeaderBytes: number;

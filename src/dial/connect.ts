@@ -77,6 +77,10 @@ function mapConnectError(err: NodeJS.ErrnoException, address: ResolvedAddress, p
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return new PortcullisError('PCL_ERR_CONNECT_UNREACHABLE', `connect to ${where}: unreachable (${code})`, { cause: err });
+    case 'EMFILE':
+    case 'ENFILE':
+      // This process (or the host) is out of descriptors: not the destination's fault, and worth a retry.
+      return new PortcullisError('PCL_ERR_FD_EXHAUSTED', `connect to ${where}: out of file descriptors (${code})`, { cause: err });
     case 'ETIMEDOUT':
       // The kernel gave up on SYN retries before our timer: same meaning for the caller.
       return new PortcullisError('PCL_ERR_CONNECT_TIMEOUT', `connect to ${where} timed out (${code})`, { cause: err });
@@ -134,6 +138,8 @@ export async function dialFirst(addresses: readonly ResolvedAddress[], port: num
       const socket = await dial(address, port, opts);
       return { socket, address };
     } catch (err) {
+      // Out of descriptors: the next address would fail the same way.
+      if (err instanceof PortcullisError && err.code === 'PCL_ERR_FD_EXHAUSTED') throw err;
       lastErr = err;
     }
   }

@@ -87,6 +87,29 @@ export const Errors = {
     E.LIMIT_REACHED,
     'past the hard connection cap (maxConnections + 256): closed unanswered',
   ),
+  FD_LIMIT: rejection(
+    'PCL_ERR_FD_LIMIT',
+    503,
+    'fd_exhausted',
+    E.LIMIT_REACHED,
+    'the gateway is at its file-descriptor budget (RLIMIT_NOFILE): too many connections',
+    1,
+  ),
+  FD_EXHAUSTED: rejection(
+    'PCL_ERR_FD_EXHAUSTED',
+    503,
+    'fd_exhausted',
+    E.LIMIT_REACHED,
+    'the gateway ran out of file descriptors (EMFILE/ENFILE) connecting to the destination',
+    1,
+  ),
+  FD_DROPPED: rejection(
+    'PCL_ERR_FD_DROPPED',
+    0,
+    'fd_exhausted',
+    E.LIMIT_REACHED,
+    'past the file-descriptor budget and the descriptors kept for refusals: closed unanswered',
+  ),
   DRAINING: rejection('PCL_ERR_DRAINING', 503, 'draining', E.LIMIT_REACHED, 'gateway is shutting down', 5),
   // Protocol: what the proxy does not accept.
   NOT_PROXY_REQUEST: rejection(

@@ -22,6 +22,12 @@ export const Events = {
   METHOD_NOT_ALLOWED: 110,
   /** Policy would refuse, but report mode let it through. */
   REPORT_ONLY: 111,
+  /**
+   * The process is short of file descriptors (connections refused at the descriptor budget, or a
+   * dial failed with EMFILE/ENFILE): logged once when it starts, then at most once per interval
+   * with counts, and once more when descriptors are available again.
+   */
+  DESCRIPTORS_SHORT: 112,
   /** Listener bound / process lifecycle. */
   LIFECYCLE: 200,
   /** Configuration reloaded. */

@@ -12,8 +12,13 @@ const DURATION_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 *
 export interface ProxyState {
   /** Bytes of tunnels still open, so long-lived tunnels show traffic as it flows. */
   forEachOpen(fn: (rule: string, up: number, down: number) => void): void;
-  /** The connection limits in force (they change on reload). */
-  readonly limits: { readonly maxConnections: number; readonly maxConnectionsPerClient: number };
+  /**
+   * The connection limits this process enforces (they change on reload): in cluster mode its share
+   * of the gateway-wide limits; `descriptors` is what its file-descriptor budget allows (null: unknown).
+   */
+  readonly limits: { readonly maxConnections: number; readonly maxConnectionsPerClient: number; readonly descriptors: number | null };
+  /** A file-descriptor shortage is being reported (event 112). */
+  readonly descriptorsShort: boolean;
 }
 
 const TIMEOUT_KIND: Partial<Record<string, string>> = {
@@ -73,13 +78,23 @@ export class ProxyMetrics implements ProxyObserver {
     });
     new client.Gauge({
       name: 'portcullis_connection_limit',
-      help: 'Configured connection limit per process: limit (total = proxy.limits.maxConnections, client = maxConnectionsPerClient); summed over workers in cluster mode.',
+      help: "Connection limits in force, gateway-wide (the sum of every worker's share): limit (total = proxy.limits.maxConnections, or less where the file-descriptor budget allows less; client = maxConnectionsPerClient as enforced; descriptors = connections the descriptor budget (RLIMIT_NOFILE) allows).",
       labelNames: ['limit'],
       registers,
       collect() {
         if (!self.state) return;
-        this.set({ limit: 'total' }, self.state.limits.maxConnections);
-        this.set({ limit: 'client' }, self.state.limits.maxConnectionsPerClient);
+        const { limits } = self.state;
+        this.set({ limit: 'total' }, limits.maxConnections);
+        this.set({ limit: 'client' }, limits.maxConnectionsPerClient);
+        if (limits.descriptors !== null) this.set({ limit: 'descriptors' }, limits.descriptors);
+      },
+    });
+    new client.Gauge({
+      name: 'portcullis_descriptors_short',
+      help: 'Processes short of file descriptors now: connections refused at the descriptor budget or dials that failed with EMFILE in the last interval (event 112).',
+      registers,
+      collect() {
+        this.set(self.state?.descriptorsShort ? 1 : 0);
       },
     });
     this.requests = new HotValues(
@@ -100,7 +115,12 @@ export class ProxyMetrics implements ProxyObserver {
       'counter',
       registry,
     );
-    this.limitHits = new HotValues('portcullis_limit_hits_total', 'Connections refused by a connection limit: limit (total|client).', 'counter', registry);
+    this.limitHits = new HotValues(
+      'portcullis_limit_hits_total',
+      'Connections refused by a connection limit: limit (total|client|descriptors = the file-descriptor budget, or a dial that got EMFILE).',
+      'counter',
+      registry,
+    );
     this.timeouts = new HotValues(
       'portcullis_timeouts_total',
       'Connections or tunnels closed by a timeout: kind (connect|dns|header|idle|lifetime|upstream_response).',
@@ -219,6 +239,7 @@ export class ProxyMetrics implements ProxyObserver {
       this.rejections.series(reason, () => ({ reason })).value++;
       if (rec.reason === 'limit_total') this.limitHits.series('total', () => ({ limit: 'total' })).value++;
       else if (rec.reason === 'limit_client') this.limitHits.series('client', () => ({ limit: 'client' })).value++;
+      else if (rec.reason === 'fd_exhausted') this.limitHits.series('descriptors', () => ({ limit: 'descriptors' })).value++;
     } else if (rec.verdict === 'error' && rec.reason && ERROR_REASONS.has(rec.reason)) {
       this.errors.series(reason, () => ({ reason })).value++;
     }

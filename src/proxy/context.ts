@@ -8,6 +8,7 @@ import { hostPort } from '../util/host-port.js';
 import type { AccessRecord, ProxyObserver, Reason } from './access.js';
 import type { OutcomeEntry, Refusal } from '../errors/catalogue.js';
 import type { Route } from './route.js';
+import type { ShortageLog } from './descriptors.js';
 
 export interface LiveTunnel {
   readonly ruleLabel: string;
@@ -43,6 +44,8 @@ export interface ProxyContext {
   accessLog: boolean;
   /** Live tunnels: for drain, and for metrics to read bytes of tunnels that are still open. */
   readonly tunnels: Set<LiveTunnel>;
+  /** Reports a file-descriptor shortage once per interval (refusals of that kind are not logged one by one). */
+  readonly shortage: ShortageLog;
 }
 
 export function connState(socket: Socket): ConnState {
@@ -89,6 +92,12 @@ export function recordRefusal(ctx: ProxyContext, rec: AccessRecord, r: Refusal, 
   rec.event = r.event;
   rec.code = r.code;
   rec.durationMs = performance.now() - started;
+  if (r.reason === 'fd_exhausted') {
+    // Counted, and reported once per interval by the shortage log instead of a line per connection.
+    ctx.observer.access(rec);
+    ctx.shortage.note(r.code === 'PCL_ERR_FD_EXHAUSTED' ? 'dial' : 'admit');
+    return;
+  }
   recordAccess(ctx, rec);
 }
 

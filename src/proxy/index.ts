@@ -1,3 +1,3 @@
-export { ProxyServer, type ProxyServerOptions, type BoundAddress } from './server.js';
+export { ProxyServer, type ProxyServerOptions, type BoundAddress, type LimitShare, type EffectiveLimits } from './server.js';
 export type { AccessRecord, ProxyObserver, Reason, Verdict, CloseCause } from './access.js';
 export { noopObserver } from './access.js';

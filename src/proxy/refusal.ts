@@ -27,6 +27,7 @@ export function policyRefusal(reason: DenyReason): Refusal {
  */
 export function networkRefusal(err: unknown): Refusal {
   const entry = isPortcullisError(err) ? entryForCode(err.code) : undefined;
+  if (entry === Errors.FD_EXHAUSTED) return entry;
   if (entry !== undefined && entry.kind === 'error' && entry !== Errors.DNS && entry !== Errors.CONNECT) return entry;
   const base = entry === Errors.DNS ? Errors.DNS : Errors.CONNECT;
   return withDetail(base, errorMessage(err));

@@ -13,6 +13,7 @@ import { CONN_STATE, normaliseClientIp, newAccessRecord, recordAccess, type Conn
 import { writeRefusal, type Refusal } from './refusal.js';
 import { handleConnect } from './tunnel.js';
 import { HttpForwarder } from './forward.js';
+import { currentDescriptorBudget, ShortageLog, type DescriptorBudget } from './descriptors.js';
 
 export interface ProxyServerOptions {
   config: ProxyConfig;
@@ -34,6 +35,24 @@ export function directDialer(config: ProxyConfig): Dialer {
 export interface BoundAddress {
   host: string;
   port: number;
+}
+
+/** This process's part of the gateway-wide connection limits (cluster workers each enforce a share). */
+export interface LimitShare {
+  maxConnections: number;
+  maxConnectionsPerClient: number;
+}
+
+/** The connection limits this process enforces, and what bounds the total. */
+export interface EffectiveLimits {
+  maxConnections: number;
+  maxConnectionsPerClient: number;
+  /** Connections the descriptor budget allows (null: the limit is unknown here). */
+  descriptors: number | null;
+  /** The descriptor budget, not the configured limit, is what bounds maxConnections. */
+  boundByDescriptors: boolean;
+  /** Node's own cap past which connections are closed at accept, unanswered. */
+  hardCap: number;
 }
 
 /** Connections beyond maxConnections that still get a polite 503 before the kernel-level cap drops them. */
@@ -73,10 +92,16 @@ export class ProxyServer {
   private readonly createDialer: (config: ProxyConfig) => Dialer;
   private readonly perClient = new Map<string, number>();
   private active = 0;
+  /** Open connections that were not refused at accept: what the total limit counts (refusals are on their way out). */
+  private admitted = 0;
   private draining = false;
   /** Open client connections: drain waits for their 'close'. */
   private readonly sockets = new Set<Socket>();
   private readonly quietWaiters: Array<() => void> = [];
+  /** Measured once the listeners are bound (the baseline of descriptors the process already holds). */
+  private budget: DescriptorBudget | null = null;
+  private share: LimitShare | null = null;
+  private effective: EffectiveLimits;
 
   constructor(opts: ProxyServerOptions) {
     this.createDialer = opts.createDialer ?? directDialer;
@@ -89,7 +114,12 @@ export class ProxyServer {
       observer: opts.observer ?? noopObserver,
       accessLog: opts.accessLog,
       tunnels: new Set(),
+      shortage: new ShortageLog(
+        () => this.ctx.logger,
+        () => ({ nofile: this.budget?.nofile, connections: this.active, limit: this.effective.maxConnections }),
+      ),
     };
+    this.effective = this.computeLimits();
     this.forwarder = new HttpForwarder(this.ctx);
   }
 
@@ -97,12 +127,34 @@ export class ProxyServer {
     return this.active;
   }
 
+  /** Open connections admitted (not refused at accept): this process's load, for the supervisor's rebalancing. */
+  get admittedConnections(): number {
+    return this.admitted;
+  }
+
+  /** The share of the gateway-wide limits this process enforces (null: the configured limits). */
+  get limitShare(): LimitShare | null {
+    return this.share;
+  }
+
   get openTunnels(): number {
     return this.ctx.tunnels.size;
   }
 
-  get limits(): ProxyConfig['limits'] {
-    return this.ctx.config.limits;
+  /** The limits in force here: the configured (or this worker's share of the) limits, within the descriptor budget. */
+  get limits(): EffectiveLimits {
+    return this.effective;
+  }
+
+  /** Whether a descriptor shortage is being reported (see ShortageLog). */
+  get descriptorsShort(): boolean {
+    return this.ctx.shortage.active;
+  }
+
+  /** Cluster workers: enforce this share of the gateway-wide limits (null: the configured limits as they are). */
+  setLimitShare(share: LimitShare | null): void {
+    this.share = share;
+    this.applyLimits();
   }
 
   /** For metrics: bytes of every open tunnel, read at scrape time (no per-chunk accounting). */
@@ -123,6 +175,9 @@ export class ProxyServer {
         const addr = server.address();
         if (addr && typeof addr === 'object') bound.push({ host: addr.address, port: addr.port });
       }
+      // What the process holds once bound is the baseline the budget leaves alone.
+      this.budget = currentDescriptorBudget();
+      this.applyLimits();
     } catch (err) {
       for (const s of this.servers) s.close();
       this.servers.length = 0;
@@ -137,7 +192,7 @@ export class ProxyServer {
     this.ctx.resolver = update.resolver;
     this.ctx.config = update.config;
     this.ctx.accessLog = update.accessLog;
-    for (const s of this.servers) this.applyServerLimits(s);
+    this.applyLimits();
     // New timeouts apply to new connections; pooled ones close once idle.
     const old = this.ctx.dialer;
     this.ctx.dialer = this.createDialer(update.config);
@@ -150,6 +205,7 @@ export class ProxyServer {
    */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
+    this.ctx.shortage.stop();
     const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of this.servers) {
       // A keep-alive connection whose request is still in flight goes idle when its response
@@ -174,9 +230,30 @@ export class ProxyServer {
     await Promise.all([...this.ctx.tunnels].map((t) => t.closed()));
   }
 
+  private computeLimits(): EffectiveLimits {
+    const configured = this.share ?? this.ctx.config.limits;
+    const descriptors = this.budget?.connections ?? null;
+    const boundByDescriptors = descriptors !== null && descriptors < configured.maxConnections;
+    const maxConnections = descriptors !== null ? Math.min(configured.maxConnections, descriptors) : configured.maxConnections;
+    // Past the budget, refusals use one descriptor each, and only as many as the budget kept for them.
+    const hardCap = Math.min(maxConnections + REFUSAL_HEADROOM, this.budget ? this.budget.connections + this.budget.refusalReserve : Infinity);
+    return {
+      maxConnections,
+      maxConnectionsPerClient: Math.min(configured.maxConnectionsPerClient, maxConnections),
+      descriptors,
+      boundByDescriptors,
+      hardCap,
+    };
+  }
+
+  private applyLimits(): void {
+    this.effective = this.computeLimits();
+    for (const s of this.servers) this.applyServerLimits(s);
+  }
+
   private applyServerLimits(server: http.Server): void {
-    const { limits, timeouts } = this.ctx.config;
-    server.maxConnections = limits.maxConnections + REFUSAL_HEADROOM;
+    const { timeouts } = this.ctx.config;
+    server.maxConnections = this.effective.hardCap;
     server.headersTimeout = timeouts.headersMs;
     server.keepAliveTimeout = Math.min(timeouts.idleMs || 30_000, 30_000);
     server.setTimeout(timeouts.idleMs);
@@ -218,6 +295,7 @@ export class ProxyServer {
     server.on('drop', () => {
       // Past maxConnections + headroom the kernel-level cap closes connections without a word.
       this.ctx.observer.access(this.dropRecord());
+      if (this.effective.boundByDescriptors) this.ctx.shortage.note('admit');
     });
     server.on('error', (err) => {
       // A failed listen() is the start's to report (ServiceStartError), in one line.
@@ -236,13 +314,14 @@ export class ProxyServer {
     let refused: Refusal | null = null;
     let aclReport = false;
     if (this.draining) refused = Errors.DRAINING;
-    else if (this.active > this.ctx.config.limits.maxConnections) refused = Errors.LIMIT_TOTAL;
-    else if (n > this.ctx.config.limits.maxConnectionsPerClient) refused = Errors.LIMIT_CLIENT;
+    else if (this.admitted >= this.effective.maxConnections) refused = this.effective.boundByDescriptors ? Errors.FD_LIMIT : Errors.LIMIT_TOTAL;
+    else if (n > this.effective.maxConnectionsPerClient) refused = Errors.LIMIT_CLIENT;
     else {
       const acl = this.ctx.policy.checkClient(ip);
       if (acl.verdict === 'deny') refused = Errors.CLIENT_FORBIDDEN;
       else if (acl.verdict === 'report') aclReport = true;
     }
+    if (!refused) this.admitted++;
     const state: ConnState = { ip, refusal: refused, aclReport };
     const tracked: TrackedSocket = socket;
     tracked[CONN_STATE] = state;
@@ -250,6 +329,7 @@ export class ProxyServer {
     if (refused) socket.setTimeout(Math.min(5_000, this.ctx.config.timeouts.headersMs));
     socket.once('close', () => {
       this.active--;
+      if (!refused) this.admitted--;
       this.sockets.delete(socket);
       if (this.sockets.size === 0) for (const done of this.quietWaiters.splice(0)) done();
       const left = (this.perClient.get(ip) ?? 1) - 1;
@@ -266,7 +346,7 @@ export class ProxyServer {
   }
 
   private dropRecord(): AccessRecord {
-    return refusalRecord('tunnel', '', '', '', Errors.LIMIT_DROPPED);
+    return refusalRecord('tunnel', '', '', '', this.effective.boundByDescriptors ? Errors.FD_DROPPED : Errors.LIMIT_DROPPED);
   }
 
   private internalError(err: unknown, socket: Socket): void {

@@ -7,7 +7,7 @@ import { Errors } from '../errors/catalogue.js';
 import { connState, newAccessRecord, recordAccess, recordOutcome, recordRefusal, type LiveTunnel, type ProxyContext } from './context.js';
 import { networkRefusal, writeRefusal, type Refusal } from './refusal.js';
 import { routeRequest } from './route.js';
-import { relayTunnel, type RelayEnd, type RelayedTunnel } from '../relay/index.js';
+import { relayJs, relayTunnel, type RelayEnd, type RelayedTunnel } from '../relay/index.js';
 
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 
@@ -59,9 +59,9 @@ const EMPTY = Buffer.alloc(0);
 /**
  * An established tunnel. By default the native relay moves its bytes (src/relay): no JavaScript
  * runs per chunk, and this object only hears when the tunnel ends. Otherwise (relay: js, addon not
- * built, or bytes already buffered in Node) the two sockets are piped both ways: Node's pipe
- * handles backpressure, and with allowHalfOpen on both sides a FIN from one side is passed on while
- * the other direction keeps flowing. Either way, any error or timeout destroys both sockets, and
+ * built, or bytes already buffered in Node) the JavaScript relay moves them (src/relay/js.ts:
+ * backpressure that stops reading at once, and with allowHalfOpen on both sides a FIN from one
+ * side is passed on while the other direction keeps flowing). Either way, any error or timeout destroys both sockets, and
  * the record is written once both are closed.
  */
 class Tunnel implements LiveTunnel {
@@ -120,8 +120,7 @@ class Tunnel implements LiveTunnel {
     client.write(ESTABLISHED);
     // A client may send its TLS ClientHello in the same packet as the CONNECT.
     if (head.length > 0) upstream.write(head);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    relayJs(client, upstream);
   }
 
   closed(): Promise<void> {

@@ -10,3 +10,4 @@ export {
   type RelayedTunnel,
   type RelayOptions,
 } from './native.js';
+export { relayJs } from './js.js';

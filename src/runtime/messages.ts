@@ -1,5 +1,5 @@
 import type { PortcullisConfig } from '../config/types.js';
-import type { BoundAddress } from '../proxy/index.js';
+import type { BoundAddress, LimitShare } from '../proxy/index.js';
 
 /**
  * Supervisor → worker. The configuration travels over IPC, never in the environment: Linux caps
@@ -7,9 +7,13 @@ import type { BoundAddress } from '../proxy/index.js';
  * every fork would fail.
  */
 export type ToWorker =
-  | { type: 'portcullis:config'; config: PortcullisConfig }
-  | { type: 'portcullis:reload'; config: PortcullisConfig }
+  /** `share`: this worker's part of the gateway-wide connection limits (see limit-share.ts). */
+  | { type: 'portcullis:config'; config: PortcullisConfig; share: LimitShare }
+  | { type: 'portcullis:reload'; config: PortcullisConfig; share: LimitShare }
   | { type: 'portcullis:drain' }
+  /** A new share of the connection limits (the supervisor rebalances them by load). */
+  | { type: 'portcullis:share'; share: LimitShare }
+  | { type: 'portcullis:load?'; id: number }
   | { type: 'portcullis:clients?'; id: number; windowMs: number };
 
 /** Worker → supervisor. */
@@ -19,7 +23,9 @@ export type ToPrimary =
   | { type: 'portcullis:listening'; addresses: BoundAddress[] }
   /** The worker's proxy could not start (ServiceStartError fields): the supervisor stops the gateway. */
   | { type: 'portcullis:start-failed'; configKey: string; cause: string }
-  | { type: 'portcullis:clients'; id: number; ips: string[] };
+  | { type: 'portcullis:clients'; id: number; ips: string[] }
+  /** Connections admitted now, and the total share this worker enforces. */
+  | { type: 'portcullis:load'; id: number; admitted: number; enforced: number };
 
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {
   return typeof m === 'object' && m !== null && 'type' in m && m.type === type;

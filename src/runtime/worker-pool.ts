@@ -4,11 +4,12 @@ import type { PortcullisConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { compilePolicy, describePolicy, type Policy } from '../policy/index.js';
-import type { BoundAddress } from '../proxy/index.js';
+import type { BoundAddress, LimitShare } from '../proxy/index.js';
 import { announceListening } from '../gateway/proxy-service.js';
 import { ServiceStartError } from '../gateway/errors.js';
 import type { Readiness, Service } from '../gateway/service.js';
 import { isMessage, type ToPrimary, type ToWorker } from './messages.js';
+import { limitShare, rebalancedShares, shareChanges } from './limit-share.js';
 
 /** A worker that dies this often within the window is restarted with a pause, not in a tight loop. */
 const CRASH_WINDOW_MS = 30_000;
@@ -16,6 +17,8 @@ const CRASH_BURST = 5;
 const CRASH_PAUSE_MS = 5_000;
 /** Past the drain deadline, workers get this long to exit before SIGKILL. */
 const DRAIN_GRACE_MS = 5_000;
+/** How often the supervisor moves connection-limit shares towards the workers' load. */
+const REBALANCE_MS = 1_000;
 
 export interface WorkerPoolOptions {
   config: PortcullisConfig;
@@ -44,6 +47,10 @@ export class WorkerPool implements Service {
   private readonly listening = new Map<number, BoundAddress[]>();
   /** Workers that have their configuration: only these get reloads (the rest ask for the current one). */
   private readonly configured = new Set<number>();
+  /** Worker id → its place 0..count-1, which fixes its share of the connection limits; a replacement takes the dead worker's place. */
+  private readonly slots = new Map<number, number>();
+  /** Place → the total share last sent by a rebalance, so a replacement worker starts where its place was (not above it). */
+  private readonly rebalanced = new Map<number, number>();
   private readonly crashes: number[] = [];
   private draining = false;
   private failure: ServiceStartError | null = null;
@@ -51,6 +58,11 @@ export class WorkerPool implements Service {
   private readonly exitWaiters: Array<() => void> = [];
   private nextQueryId = 1;
   private readonly pendingClientQueries = new Map<number, (ips: string[]) => void>();
+  private readonly pendingLoadQueries = new Map<number, (load: { admitted: number; enforced: number } | null) => void>();
+  private rebalanceTimer: NodeJS.Timeout | null = null;
+  private rebalancing = false;
+  /** Bumped on every reload: a rebalance computed before it must not undo the fresh shares. */
+  private configEpoch = 0;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.config = opts.config;
@@ -67,6 +79,8 @@ export class WorkerPool implements Service {
     cluster.schedulingPolicy = this.config.proxy.balance === 'kernel' ? cluster.SCHED_NONE : cluster.SCHED_RR;
     cluster.on('message', this.onMessage);
     cluster.on('exit', this.onExit);
+    this.rebalanceTimer = setInterval(() => void this.rebalance(), REBALANCE_MS);
+    this.rebalanceTimer.unref();
     return new Promise<void>((resolve, reject) => {
       this.starting = { resolve, reject };
       for (let i = 0; i < this.opts.count; i++) this.fork();
@@ -75,12 +89,17 @@ export class WorkerPool implements Service {
 
   reload(next: PortcullisConfig): void {
     this.policy = compilePolicy(next); // refuse here, once, rather than in every worker
+    // A new limit: even shares again, then rebalanced from there. The same limit keeps the shares
+    // as they are (resetting them all at once could add up to more than the limit for a moment).
+    if (next.proxy.limits.maxConnections !== this.config.proxy.limits.maxConnections) this.rebalanced.clear();
     this.config = next;
-    this.broadcast({ type: 'portcullis:reload', config: next }, this.configured);
+    this.configEpoch++;
+    for (const w of this.alive) if (this.configured.has(w.id)) this.send(w, { type: 'portcullis:reload', config: next, share: this.shareOf(w) });
   }
 
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true; // no replacements from now on
+    this.stopRebalancing();
     const exited = this.whenAllExited();
     this.broadcast({ type: 'portcullis:drain' });
     const hardStop = setTimeout(() => this.killAll(), deadlineMs + DRAIN_GRACE_MS);
@@ -128,8 +147,78 @@ export class WorkerPool implements Service {
 
   private fork(): void {
     const w = cluster.fork();
+    const taken = new Set(this.slots.values());
+    let slot = 0;
+    while (taken.has(slot)) slot++;
+    this.slots.set(w.id, slot);
     this.alive.add(w);
     w.on('error', (err) => this.opts.logger.warn({ event: Events.INTERNAL_ERROR, err, worker: w.id }, 'worker IPC error'));
+  }
+
+  private stopRebalancing(): void {
+    if (this.rebalanceTimer) clearInterval(this.rebalanceTimer);
+    this.rebalanceTimer = null;
+  }
+
+  private askLoad(w: Worker): Promise<{ admitted: number; enforced: number } | null> {
+    return new Promise((resolve) => {
+      const id = this.nextQueryId++;
+      const done = (load: { admitted: number; enforced: number } | null): void => {
+        clearTimeout(timer);
+        this.pendingLoadQueries.delete(id);
+        resolve(load);
+      };
+      const timer = setTimeout(() => done(null), 1_000);
+      this.pendingLoadQueries.set(id, done);
+      this.send(w, { type: 'portcullis:load?', id });
+    });
+  }
+
+  /**
+   * Move the workers' shares of maxConnections towards their load (limit-share.ts): a worker the
+   * kernel hands more connections gets the room an idle one does not use, and between them they
+   * never enforce more than the limit. Only with every worker up (a new one starts with its even
+   * share) and when the limit leaves room to move.
+   */
+  private async rebalance(): Promise<void> {
+    if (this.rebalancing || this.draining || this.failure) return;
+    const total = this.config.proxy.limits.maxConnections;
+    const workers = [...this.alive].filter((w) => this.listening.has(w.id) && this.configured.has(w.id) && w.isConnected());
+    if (workers.length !== this.opts.count || workers.length < 2 || total < 2 * workers.length) return;
+    this.rebalancing = true;
+    const epoch = this.configEpoch;
+    try {
+      const loads = await Promise.all(workers.map((w) => this.askLoad(w)));
+      if (epoch !== this.configEpoch || this.draining) return;
+      const admitted: number[] = [];
+      const enforced: number[] = [];
+      for (const l of loads) {
+        if (l === null) return; // a worker that did not answer keeps everyone's share as it is
+        admitted.push(l.admitted);
+        enforced.push(l.enforced);
+      }
+      const changes = shareChanges(total, enforced, rebalancedShares(total, admitted));
+      for (const c of changes) {
+        const w = workers[c.index];
+        const slot = w ? this.slots.get(w.id) : undefined;
+        if (!w || slot === undefined) continue;
+        this.rebalanced.set(slot, c.maxConnections);
+        this.send(w, { type: 'portcullis:share', share: this.shareOf(w) });
+      }
+      if (changes.length > 0) {
+        this.opts.logger.debug({ event: Events.LIFECYCLE, admitted, enforced, changes }, 'connection limit shares rebalanced');
+      }
+    } finally {
+      this.rebalancing = false;
+    }
+  }
+
+  /** This worker's part of the gateway-wide connection limits. */
+  private shareOf(w: Worker): LimitShare {
+    const slot = this.slots.get(w.id) ?? 0;
+    const even = limitShare(this.config.proxy.limits, slot, this.opts.count);
+    const moved = this.rebalanced.get(slot);
+    return moved === undefined ? even : { ...even, maxConnections: moved };
   }
 
   private send(w: Worker, msg: ToWorker): void {
@@ -144,13 +233,15 @@ export class WorkerPool implements Service {
     if (isMessage<Msg<'portcullis:config?'>>(msg, 'portcullis:config?')) {
       // Always the running configuration, so a worker replacing a dead one after a reload matches its siblings.
       this.configured.add(worker.id);
-      this.send(worker, { type: 'portcullis:config', config: this.config });
+      this.send(worker, { type: 'portcullis:config', config: this.config, share: this.shareOf(worker) });
     } else if (isMessage<Msg<'portcullis:listening'>>(msg, 'portcullis:listening')) {
       this.onListening(worker, msg.addresses);
     } else if (isMessage<Msg<'portcullis:start-failed'>>(msg, 'portcullis:start-failed')) {
       this.onStartFailed(new ServiceStartError(msg.configKey, msg.cause));
     } else if (isMessage<Msg<'portcullis:clients'>>(msg, 'portcullis:clients')) {
       this.pendingClientQueries.get(msg.id)?.(msg.ips);
+    } else if (isMessage<Msg<'portcullis:load'>>(msg, 'portcullis:load')) {
+      this.pendingLoadQueries.get(msg.id)?.({ admitted: msg.admitted, enforced: msg.enforced });
     }
   };
 
@@ -184,6 +275,7 @@ export class WorkerPool implements Service {
     }
     // start() must leave nothing running when it fails: stop the siblings, then reject.
     this.draining = true;
+    this.stopRebalancing();
     const exited = this.whenAllExited();
     this.broadcast({ type: 'portcullis:drain' });
     const hardStop = setTimeout(() => this.killAll(), DRAIN_GRACE_MS);
@@ -197,6 +289,7 @@ export class WorkerPool implements Service {
     this.alive.delete(worker);
     this.listening.delete(worker.id);
     this.configured.delete(worker.id);
+    this.slots.delete(worker.id);
     if (this.alive.size === 0) for (const done of this.exitWaiters.splice(0)) done();
     if (this.draining || this.failure) return;
     this.opts.restarts.inc();

@@ -1,5 +1,4 @@
 import client from 'prom-client';
-import type { PortcullisConfig } from '../config/types.js';
 import { createLogger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { Gateway } from '../gateway/gateway.js';
@@ -44,11 +43,11 @@ export async function runWorker(): Promise<void> {
   // The supervisor is gone: do not linger as an orphan holding the port.
   process.on('disconnect', () => drain('supervisor exited'));
 
-  const config = await new Promise<PortcullisConfig>((resolve) => {
+  const { config, share } = await new Promise<Msg<'portcullis:config'>>((resolve) => {
     const onConfig = (msg: unknown): void => {
       if (!isMessage<Msg<'portcullis:config'>>(msg, 'portcullis:config')) return;
       process.removeListener('message', onConfig);
-      resolve(msg.config);
+      resolve(msg);
     };
     process.on('message', onConfig);
     process.on('message', (msg: unknown) => {
@@ -71,11 +70,15 @@ export async function runWorker(): Promise<void> {
   }
   const proxy = new ProxyService({ config, source: 'supervisor', logger, announce: false, ...(metrics ? { observer: metrics } : {}) });
   if (metrics) metrics.attach(proxy.server);
+  // The limits are gateway-wide: this worker enforces its share (the supervisor divides them).
+  proxy.server.setLimitShare(share);
   const running = new Gateway({ logger, services: [proxy] });
   gateway = running;
 
   process.on('message', (msg: unknown) => {
     if (isMessage<Msg<'portcullis:reload'>>(msg, 'portcullis:reload')) {
+      // At once, in message order: a rebalanced share that follows this message must not be overwritten by it.
+      proxy.server.setLimitShare(msg.share);
       running
         .reload(msg.config)
         .then(() => {
@@ -84,6 +87,11 @@ export async function runWorker(): Promise<void> {
           logger.info({ event: Events.CONFIG_RELOADED }, 'configuration reloaded');
         })
         .catch((err: unknown) => logger.error({ event: Events.BAD_CONFIG, err }, 'worker could not apply the reloaded configuration'));
+    } else if (isMessage<Msg<'portcullis:share'>>(msg, 'portcullis:share')) {
+      proxy.server.setLimitShare(msg.share);
+    } else if (isMessage<Msg<'portcullis:load?'>>(msg, 'portcullis:load?')) {
+      const enforced = proxy.server.limitShare?.maxConnections ?? config.proxy.limits.maxConnections;
+      send({ type: 'portcullis:load', id: msg.id, admitted: proxy.server.admittedConnections, enforced });
     } else if (isMessage<Msg<'portcullis:clients?'>>(msg, 'portcullis:clients?')) {
       send({ type: 'portcullis:clients', id: msg.id, ips: metrics ? metrics.clientsSeenWithin(msg.windowMs) : [] });
     }

@@ -55,16 +55,26 @@ export interface SpawnedGateway {
 }
 
 /** Spawn the CLI with the test config and collect its log lines; no wait for anything. */
-export function spawnGateway(config: Record<string, unknown>, opts: { env?: Record<string, string>; args?: string[]; cli?: string } = {}): SpawnedGateway {
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  args?: string[];
+  cli?: string;
+  /** Lower the gateway's descriptor limit (`ulimit -n`, through bash, which then execs node: same pid). */
+  nofile?: number;
+}
+
+export function spawnGateway(config: Record<string, unknown>, opts: SpawnOptions = {}): SpawnedGateway {
   const cli = opts.cli ?? CLI;
   if (!existsSync(cli)) throw new Error(`${cli} missing: run \`npm run build\` (npm test does it)`);
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'));
   const configFile = join(dir, 'portcullis.yaml');
   writeFileSync(configFile, stringify(withTestDefaults(config)));
-  const proc = spawn(process.execPath, [cli, 'start', '--config', configFile, ...(opts.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
-  });
+  const argv = [cli, 'start', '--config', configFile, ...(opts.args ?? [])];
+  const env = { ...process.env, ...opts.env };
+  const proc =
+    opts.nofile === undefined
+      ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn('bash', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const logs: LogRecord[] = [];
   const waiters = new Set<{ match: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }>();
   let buf = '';
@@ -122,7 +132,7 @@ export function spawnGateway(config: Record<string, unknown>, opts: { env?: Reco
 
 export async function startGateway(
   config: Record<string, unknown>,
-  opts: { env?: Record<string, string>; args?: string[]; cli?: string; /** default 15 s */ listenTimeoutMs?: number } = {},
+  opts: SpawnOptions & { /** default 15 s */ listenTimeoutMs?: number } = {},
 ): Promise<GatewayProcess> {
   const { proc, configFile, logs, stderr, waitForLog, exited } = spawnGateway(config, opts);
   const listening = await Promise.race([

@@ -1,0 +1,47 @@
+import type { Socket } from 'node:net';
+
+/** The parts of libuv's stream handle behind net.Socket that stopping a read needs. */
+interface ReadableHandle {
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+type WithHandle = Socket & { _handle?: ReadableHandle | null };
+
+/**
+ * Stop reading `s` now, not once its readable buffer reaches its high-water mark: a paused
+ * net.Socket goes on reading until then (16 KiB on Node 20, 64 KiB on 22 and 24, plus up to one
+ * 64 KiB read), and that is memory a stalled tunnel holds for nothing. `resume()` starts reading
+ * again (net.Socket restarts a handle that is not reading), as Node's own `onread` sockets do.
+ */
+function stopReading(s: Socket): void {
+  s.pause();
+  const withHandle: WithHandle = s; // _handle is optional: every Socket is one
+  const h = withHandle._handle;
+  if (h && h.reading === true && typeof h.readStop === 'function') {
+    h.reading = false;
+    h.readStop();
+  }
+}
+
+function oneWay(src: Socket, dst: Socket): void {
+  src.on('data', (chunk: Buffer) => {
+    if (!dst.write(chunk)) stopReading(src);
+  });
+  dst.on('drain', () => src.resume());
+  // Half-close passes on; the other direction keeps flowing.
+  src.on('end', () => dst.end());
+}
+
+/**
+ * The JavaScript tunnel relay (relay: js, or the fallback): bytes both ways with backpressure.
+ * What a stalled direction (its destination stops reading while its source keeps sending) holds
+ * at most: the destination socket's write queue, under its writable high-water mark plus one read
+ * (< 16 + 64 KiB on Node 20, < 64 + 64 KiB on Node 22 and 24), and nothing on the source side,
+ * which stops reading at once. Kernel socket buffers come on top (see docs/design-notes.md).
+ * Errors and timeouts are the caller's: it destroys both sockets.
+ */
+export function relayJs(client: Socket, upstream: Socket): void {
+  oneWay(client, upstream);
+  oneWay(upstream, client);
+}

@@ -1,0 +1,124 @@
+/**
+ * proxy.limits are gateway-wide (issue 13, item 5): with two workers, each enforces half, so the
+ * gateway refuses at the configured number, not at twice it; /metrics shows the limits in force.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { startTcpEcho, type TestServer } from '../helpers/servers.js';
+import { scrape, sampleSum, metric } from '../helpers/metrics.js';
+
+let echo: TestServer;
+let gw: GatewayProcess;
+const open: net.Socket[] = [];
+
+beforeAll(async () => {
+  echo = await startTcpEcho();
+  gw = await startGateway({
+    // round-robin: the supervisor hands connections to the workers in turn, so the spread is known.
+    proxy: { workers: 2, balance: 'round-robin', limits: { maxConnections: 10, maxConnectionsPerClient: 6 } },
+    log: { level: 'debug' },
+    allow: { presets: [], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [echo.port], allowPrivate: true }] },
+    dns: { overrides: { 'echo.example.com': '127.0.0.1' } },
+  });
+});
+
+afterAll(async () => {
+  for (const s of open) s.destroy();
+  await gw?.stop('SIGKILL');
+  await echo?.close();
+});
+
+/** A CONNECT from `localAddress` (any 127.0.0.0/8 address is this host); resolves with the status, leaving the tunnel open. */
+function tunnelFrom(localAddress: string, into: net.Socket[] = open): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port: gw.port, localAddress });
+    into.push(s);
+    let head = '';
+    s.on('connect', () => s.write(`CONNECT echo.example.com:${echo.port} HTTP/1.1\r\n\r\n`));
+    s.on('data', (c: Buffer) => {
+      head += c.toString('latin1');
+      const m = /^HTTP\/1\.1 (\d{3})[^]*?\r\n\r\n/.exec(head);
+      if (m) resolve(Number(m[1]));
+    });
+    s.on('error', reject);
+  });
+}
+
+describe('connection limits with workers: 2', () => {
+  it('/metrics shows the gateway-wide limits, not twice them', async () => {
+    const text = await scrape(gw.adminPort!);
+    expect(sampleSum(text, 'portcullis_connection_limit', { limit: 'total' })).toBe(10);
+    expect(sampleSum(text, 'portcullis_connection_limit', { limit: 'client' })).toBe(6);
+  });
+
+  it('refuses one client past maxConnectionsPerClient across both workers (429)', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push(await tunnelFrom('127.0.0.1'));
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+    // Both workers hold some of them: the limit is enforced across processes, not within one.
+    const pids = new Set(gw.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid));
+    expect(pids.size).toBe(2);
+    expect(await tunnelFrom('127.0.0.1')).toBe(429);
+  });
+
+  it('refuses past maxConnections in total across both workers (503)', async () => {
+    // The refused connection goes; 6 tunnels stay open, and 4 from other clients fill the 10.
+    open.pop()?.destroy();
+    await expect.poll(() => metric(gw.adminPort, 'portcullis_client_connections')).toBe(6);
+    const more = [await tunnelFrom('127.0.0.2'), await tunnelFrom('127.0.0.2'), await tunnelFrom('127.0.0.3'), await tunnelFrom('127.0.0.3')];
+    expect(more).toEqual([200, 200, 200, 200]);
+    expect(await tunnelFrom('127.0.0.4')).toBe(503);
+    expect(await metric(gw.adminPort, 'portcullis_limit_hits_total', { limit: 'total' })).toBe(1);
+  });
+
+  it('moves the room a worker does not use to the one that is busy (the shares follow the load)', async () => {
+    for (const s of open.splice(0)) s.destroy();
+    await expect.poll(() => metric(gw.adminPort, 'portcullis_client_connections')).toBe(0);
+    // 10 tunnels, 5 on each worker (round-robin); then the ones on one worker close.
+    const ten: net.Socket[] = [];
+    for (let i = 0; i < 10; i++) expect(await tunnelFrom(`127.0.1.${i}`, ten)).toBe(200);
+    const byWorker = new Map<number, net.Socket[]>();
+    for (const s of ten) {
+      const pid = workerOf(s);
+      byWorker.set(pid, [...(byWorker.get(pid) ?? []), s]);
+    }
+    expect([...byWorker.values()].map((l) => l.length)).toEqual([5, 5]);
+    const [busy, idle] = [...byWorker.values()];
+    for (const s of idle!) s.destroy();
+    open.push(...busy!);
+    // The supervisor moves the idle worker's room to the busy one: 8 and 2 of the 10.
+    await gw.waitForLog((l) => l.msg === 'connection limit shares rebalanced' && JSON.stringify(l.changes).includes('"maxConnections":8'));
+    // 5 more fit, wherever the supervisor hands them; the 6th is over the 10.
+    const more: number[] = [];
+    for (let i = 0; i < 6; i++) more.push(await tunnelFrom(`127.0.2.${i}`));
+    expect(more.filter((st) => st === 200).length).toBe(5);
+    expect(more.filter((st) => st === 503).length).toBe(1);
+  });
+});
+
+/** Which gateway worker holds the server side of a client socket (Linux: /proc/net/tcp inodes and /proc/<pid>/fd). */
+function workerOf(client: net.Socket): number {
+  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
+  // The gateway's side: local port = the proxy port, remote port = this client's port.
+  const line = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .find((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[1]?.endsWith(`:${hex(gw.port)}`) && f[2]?.endsWith(`:${hex(client.localPort!)}`);
+    });
+  const inode = line?.trim().split(/\s+/)[9];
+  if (!inode) throw new Error('gateway side of the connection not found');
+  for (const l of gw.logs.filter((r) => r.msg === 'worker listening')) {
+    const pid = l.pid as number;
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) return pid;
+      } catch {
+        // closed while we looked
+      }
+    }
+  }
+  throw new Error(`no worker holds socket ${inode}`);
+}
