@@ -59,7 +59,7 @@ function endToEnd(headers: IncomingHttpHeaders | HeaderMap): HeaderMap {
  * case, no root dot), the port only when it is not 80. RFC 9112 §3.2.2: a proxy replaces the
  * received Host of an absolute-form request, so a foreign Host (domain fronting) never leaves.
  */
-function hostHeader(t: Target): string {
+export function hostHeader(t: Target): string {
   const host = t.kind === 'ipv6' ? `[${t.host}]` : t.host;
   return t.port === 80 ? host : `${host}:${t.port}`;
 }
