@@ -83,7 +83,12 @@ export interface DnsConfig {
 
 export interface AdminConfig {
   listen: string;
+  /** The management API's bearer token (resolved from tokenFile / tokenEnv by the loader). */
   token?: string;
+  /** A file holding the token (read at start and at every reload). */
+  tokenFile?: string;
+  /** An environment variable holding the token. */
+  tokenEnv?: string;
   /** Collect and serve Prometheus metrics. */
   metrics: boolean;
   tls?: { certFile: string; keyFile: string };
