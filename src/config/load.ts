@@ -71,7 +71,8 @@ export function parseConfig(text: string, opts: LoadOptions = {}): PortcullisCon
   // No issues: the schema accepted the data (and filled its defaults), so it is a PortcullisConfig.
   const config = issues.length === 0 ? normalize(data as PortcullisConfig) : undefined;
   if (config) {
-    for (const s of resolveSecrets(config, opts.secretEnv ?? process.env)) issues.push({ path: formatPath(s.path), ...map.locate(s.path), message: s.message, code: s.code });
+    for (const s of resolveSecrets(config, opts.secretEnv ?? process.env))
+      issues.push({ path: formatPath(s.path), ...map.locate(s.path), message: s.message, code: s.code });
   }
   issues.push(...applyEnvOverrides(config, env));
   if (issues.length > 0 || !config) throw new ConfigError(source, sortIssues(issues));

@@ -123,7 +123,8 @@ export interface ForwarderTlsConfig {
 }
 
 export type ForwarderCredentialConfig =
-  | { name: string; type: 'clientSecret'; tenantId: string; clientId: string; secretFile: string }
+  /** The client secret from a file (read again at every token refresh) or an environment variable: exactly one. */
+  | { name: string; type: 'clientSecret'; tenantId: string; clientId: string; secretFile?: string; secretEnv?: string }
   | { name: string; type: 'clientCertificate'; tenantId: string; clientId: string; certificateFile: string }
   | { name: string; type: 'managedIdentity'; clientId?: string };
 

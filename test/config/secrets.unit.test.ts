@@ -74,7 +74,9 @@ describe('check-config and inline secrets', () => {
     const r = run(file);
     expect(r.code).toBe(0);
     expect(r.err).toHaveLength(1);
-    expect(r.err[0]).toMatch(/^warning: .* holds admin\.token inline and is readable by every user \(mode 0644\): chmod 600 it, or use admin\.tokenFile or admin\.tokenEnv \(PCL_ERR_SECRET_MODE\)$/);
+    expect(r.err[0]).toMatch(
+      /^warning: .* holds admin\.token inline and is readable by every user \(mode 0644\): chmod 600 it, or use admin\.tokenFile or admin\.tokenEnv \(PCL_ERR_SECRET_MODE\)$/,
+    );
     expect(r.err[0]).not.toContain(TOKEN);
     chmodSync(file, 0o640);
     expect(run(file).err[0]).toContain('readable by its group (mode 0640)');
