@@ -173,6 +173,9 @@ export class ProxyServer {
       s.keepAliveTimeout = 1;
       s.closeIdleConnections();
     }
+    // Connections still in the front door that have not sent a byte are idle too (the HTTP
+    // server does not know them yet); one with part of a head may still finish its request.
+    for (const socket of this.sockets) if (socket.bytesRead === 0) socket.destroy();
     await withDeadline(this.quiet(), deadlineMs);
     for (const t of [...this.ctx.tunnels]) t.close('drain');
     for (const s of this.servers) s.closeAllConnections();
