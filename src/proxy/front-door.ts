@@ -27,8 +27,13 @@ export interface FrontDoorOptions {
  * head is whole and valid.
  */
 export function readFirstHead(socket: Socket, opts: FrontDoorOptions, sink: FrontDoorSink): void {
+  /** The bytes so far: the first chunk itself (the usual case: the whole head in one read), else a view of `store`. */
   let buf: Buffer | null = null;
+  /** Grown by copying each new chunk once, so a head sent a byte at a time costs linear time. */
+  let store: Buffer | null = null;
   let line: RequestLine | null = null;
+  /** Where the field lines not yet checked begin. */
+  let fieldsFrom = 0;
 
   const detach = (): void => {
     socket.removeListener('data', onData);
@@ -50,6 +55,7 @@ export function readFirstHead(socket: Socket, opts: FrontDoorOptions, sink: Fron
       if (l === null) return;
       if (isHeadFault(l)) return refuse(headRefusal(l, true));
       line = l;
+      fieldsFrom = l.end;
       if (line.method !== 'CONNECT' && !opts.wholeHead) {
         detach();
         socket.pause();
@@ -57,16 +63,33 @@ export function readFirstHead(socket: Socket, opts: FrontDoorOptions, sink: Fron
         return sink.http(socket);
       }
     }
-    const end = readFieldSection(data, line.end, opts.maxHeaderBytes);
-    if (end === null) return;
-    if (isHeadFault(end)) return refuse(headRefusal(end, false));
+    const scan = readFieldSection(data, fieldsFrom, opts.maxHeaderBytes);
+    if (isHeadFault(scan)) return refuse(headRefusal(scan, false));
+    if ('resumeAt' in scan) {
+      fieldsFrom = scan.resumeAt;
+      return;
+    }
     detach();
     // Bytes after the head stay unread until the tunnel (or the refusal) takes the socket.
     socket.pause();
-    sink.head(socket, line.method, line.target, data.subarray(end));
+    sink.head(socket, line.method, line.target, data.subarray(scan.end));
+  };
+  const append = (chunk: Buffer): Buffer => {
+    if (buf === null) return chunk;
+    const len = buf.length;
+    if (store === null || store.length - len < chunk.length) {
+      // Room for the whole head limit at once; more only for bytes that came after the head.
+      const grown = Buffer.allocUnsafe(Math.max(opts.maxHeaderBytes + 1, len + chunk.length));
+      buf.copy(grown, 0);
+      store = grown;
+    }
+    chunk.copy(store, len);
+    return store.subarray(0, len + chunk.length);
   };
   function onData(chunk: Buffer): void {
-    buf = buf === null ? chunk : Buffer.concat([buf, chunk]);
+    buf = append(chunk);
+    // Nothing can be decided before a line ends (or the head outgrows its limit).
+    if (chunk.indexOf(0x0a) < 0 && buf.length <= opts.maxHeaderBytes) return;
     step(buf);
   }
   function onEnd(): void {

@@ -119,20 +119,25 @@ function isDigit(c: number | undefined): boolean {
   return c !== undefined && c >= 0x30 && c <= 0x39;
 }
 
+/** The field section so far: complete (`end`: just past the empty line), or checked up to `resumeAt`. */
+export type FieldScan = { readonly end: number } | { readonly resumeAt: number };
+
 /**
- * The field lines after the request line (from `start`): null while the empty line that ends the
- * head has not arrived, a fault, or the offset just past it (where a CONNECT's tunnel bytes begin).
- * Refuses obs-fold, whitespace before the colon, bare CR or LF, and control characters in values.
+ * The field lines after the request line, from `start` (the request line's end, or the `resumeAt`
+ * of the previous call, so a head that arrives a byte at a time is checked once, not once per
+ * byte): the offset just past the empty line that ends the head (where a CONNECT's tunnel bytes
+ * begin), where to resume once more bytes came, or a fault. Refuses obs-fold, whitespace before
+ * the colon, bare CR or LF, and control characters in values.
  */
-export function readFieldSection(buf: Buffer, start: number, maxBytes: number): number | HeadFault | null {
+export function readFieldSection(buf: Buffer, start: number, maxBytes: number): FieldScan | HeadFault {
   let p = start;
   for (;;) {
     const lf = buf.indexOf(LF, p);
-    if (lf < 0) return buf.length > maxBytes ? { fault: 'too_large', detail: 'request headers' } : null;
+    if (lf < 0) return buf.length > maxBytes ? { fault: 'too_large', detail: 'request headers' } : { resumeAt: p };
     if (lf + 1 > maxBytes) return { fault: 'too_large', detail: 'request headers' };
     if (lf === p || buf[lf - 1] !== CR) return syntax('header line not ended by CRLF');
     const eol = lf - 1;
-    if (eol === p) return lf + 1;
+    if (eol === p) return { end: lf + 1 };
     const fault = fieldLineFault(buf, p, eol);
     if (fault) return fault;
     p = lf + 1;
