@@ -7,6 +7,8 @@ export interface ConfigIssue {
   line?: number;
   column?: number;
   message: string;
+  /** A more specific PCL_ERR_* code than the configuration's own, where one applies (secrets). */
+  code?: string;
 }
 
 export const CONFIG_ERROR_CODE = 'PCL_ERR_CONFIG';
@@ -14,7 +16,8 @@ export const CONFIG_ERROR_CODE = 'PCL_ERR_CONFIG';
 /** `<source>:<line>:<col> <path>: <message>`; parts that are unknown are left out. */
 export function formatIssue(source: string, issue: ConfigIssue): string {
   const where = issue.line !== undefined ? `${source}:${issue.line}:${issue.column ?? 1}` : source;
-  return issue.path ? `${where} ${issue.path}: ${issue.message}` : `${where} ${issue.message}`;
+  const message = issue.code !== undefined ? `${issue.message} (${issue.code})` : issue.message;
+  return issue.path ? `${where} ${issue.path}: ${message}` : `${where} ${message}`;
 }
 
 /** Every problem found in one configuration, so the operator can fix them all in one go. */

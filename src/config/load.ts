@@ -7,6 +7,7 @@ import { validateSchema, type RawIssue } from './schema.js';
 import { builtinChecks, overrideHost } from './checks.js';
 import { applyEnvOverrides, type Env } from './env.js';
 import { errorCode, errorMessage, firstLine } from '../util/errors.js';
+import { resolveSecrets, secretSpellingIssues } from './secrets.js';
 
 /**
  * A check that needs a fact about the host the config runs on (is the native relay built?), which
@@ -22,6 +23,8 @@ export interface LoadOptions {
   checks?: SemanticCheck[];
   /** For PORTCULLIS_* overrides; default process.env. */
   env?: Record<string, string | undefined>;
+  /** Where `<secret>Env` keys are looked up; default process.env (even when `env` is given: a check judges the file, not the overrides). */
+  secretEnv?: Record<string, string | undefined>;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/portcullis/portcullis.yaml';
@@ -67,6 +70,10 @@ export function parseConfig(text: string, opts: LoadOptions = {}): PortcullisCon
   const issues = raw.map((r) => toConfigIssue(r, map));
   // No issues: the schema accepted the data (and filled its defaults), so it is a PortcullisConfig.
   const config = issues.length === 0 ? normalize(data as PortcullisConfig) : undefined;
+  if (config) {
+    for (const s of resolveSecrets(config, opts.secretEnv ?? process.env))
+      issues.push({ path: formatPath(s.path), ...map.locate(s.path), message: s.message, code: s.code });
+  }
   issues.push(...applyEnvOverrides(config, env));
   if (issues.length > 0 || !config) throw new ConfigError(source, sortIssues(issues));
   return config;
@@ -74,7 +81,7 @@ export function parseConfig(text: string, opts: LoadOptions = {}): PortcullisCon
 
 /** Schema (fills defaults in place), built-in checks, then the injected ones: every issue, in one pass. */
 function checkData(data: unknown, checks: readonly SemanticCheck[]): RawIssue[] {
-  const raw: RawIssue[] = [...validateSchema(data), ...builtinChecks(data)];
+  const raw: RawIssue[] = [...validateSchema(data), ...builtinChecks(data), ...secretSpellingIssues(data)];
   const dataIsSuspect = raw.length > 0;
   for (const check of checks) {
     try {

@@ -86,7 +86,12 @@ export interface DnsConfig {
 
 export interface AdminConfig {
   listen: string;
+  /** The management API's bearer token (resolved from tokenFile / tokenEnv by the loader). */
   token?: string;
+  /** A file holding the token (read at start and at every reload). */
+  tokenFile?: string;
+  /** An environment variable holding the token. */
+  tokenEnv?: string;
   /** Collect and serve Prometheus metrics. */
   metrics: boolean;
   tls?: { certFile: string; keyFile: string };
@@ -121,7 +126,8 @@ export interface ForwarderTlsConfig {
 }
 
 export type ForwarderCredentialConfig =
-  | { name: string; type: 'clientSecret'; tenantId: string; clientId: string; secretFile: string }
+  /** The client secret from a file (read again at every token refresh) or an environment variable: exactly one. */
+  | { name: string; type: 'clientSecret'; tenantId: string; clientId: string; secretFile?: string; secretEnv?: string }
   | { name: string; type: 'clientCertificate'; tenantId: string; clientId: string; certificateFile: string }
   | { name: string; type: 'managedIdentity'; clientId?: string };
 

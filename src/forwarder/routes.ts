@@ -186,11 +186,14 @@ function collect(f: ForwarderConfig, env: Env, issues: Issue[]): CompiledForward
   f.credentials.forEach((c, i) => {
     if (c.type === 'clientSecret') {
       if (!c.tenantId || !c.clientId) push(at('credentials', i), 'clientSecret needs tenantId and clientId');
-      if (!c.secretFile)
-        push(at('credentials', i), 'clientSecret needs secretFile (the file is read again at every token refresh, so rotation needs no restart)');
-      else {
+      if (c.secretFile !== undefined && c.secretEnv !== undefined) push(at('credentials', i, 'secretEnv'), 'give only one of secretFile, secretEnv');
+      else if (c.secretFile) {
         const why = readable(c.secretFile);
         if (why) push(at('credentials', i, 'secretFile'), why);
+      } else if (c.secretEnv) {
+        if (!env[c.secretEnv]?.trim()) push(at('credentials', i, 'secretEnv'), `environment variable ${c.secretEnv} is not set (PCL_ERR_SECRET_ENV)`);
+      } else {
+        push(at('credentials', i), 'clientSecret needs secretFile or secretEnv (the file is read again at every token refresh, so rotation needs no restart)');
       }
     } else if (c.type === 'clientCertificate') {
       if (!c.tenantId || !c.clientId) push(at('credentials', i), 'clientCertificate needs tenantId and clientId');

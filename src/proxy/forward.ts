@@ -1,11 +1,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { targetFromAbsoluteUrl } from '../policy/index.js';
+import { targetFromAbsoluteUrl, type Target } from '../policy/index.js';
 import { Events } from '../log/events.js';
 import { Errors, withDetail } from '../errors/catalogue.js';
 import { connState, newAccessRecord, recordAccess, recordOutcome, recordRefusal, type ProxyContext } from './context.js';
 import { sendRefusal, upstreamRefusal, type Refusal } from './refusal.js';
 import { routeRequest } from './route.js';
+import { parsedRequestRefusal } from './request-line.js';
 
 /** Methods forwarded as plain HTTP. TRACE (reflects credentials) and anything exotic get 405. */
 const FORWARDED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
@@ -51,6 +52,29 @@ function endToEnd(headers: IncomingHttpHeaders | HeaderMap): HeaderMap {
     out[key] = headers[key];
   }
   return out;
+}
+
+/**
+ * The Host sent upstream: the request-target's authority as the policy saw it (normalised: lower
+ * case, no root dot), the port only when it is not 80. RFC 9112 §3.2.2: a proxy replaces the
+ * received Host of an absolute-form request, so a foreign Host (domain fronting) never leaves.
+ */
+export function hostHeader(t: Target): string {
+  const host = t.kind === 'ipv6' ? `[${t.host}]` : t.host;
+  return t.port === 80 ? host : `${host}:${t.port}`;
+}
+
+/** More than one Host field line: RFC 9112 §3.2 says answer 400, whatever the values. */
+function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    if (name?.length === 4 && name.toLowerCase() === 'host') {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
 }
 
 /** The request-target's path and query: everything after `http://authority`, minus a fragment. */
@@ -142,15 +166,19 @@ export class HttpForwarder {
     const started = performance.now();
     const state = connState(req.socket);
     const rec = newAccessRecord('http', Events.HTTP_FORWARD, state.ip, req.method ?? '', req.url ?? '');
-    const refuse = (r: Refusal): void => {
-      // A connection refused at accept time (limits, ACL) is closed; a per-request refusal keeps
-      // the client's keep-alive connection.
-      sendRefusal(res, r, state.refusal !== null);
+    const refuse = (r: Refusal, close = false): void => {
+      // A connection refused at accept time (limits, ACL) or a malformed request is closed; a
+      // per-request refusal keeps the client's keep-alive connection.
+      sendRefusal(res, r, close || state.refusal !== null);
       recordRefusal(ctx, rec, r, started);
     };
 
     if (state.refusal) return refuse(state.refusal);
     const url = req.url ?? '';
+    // The first request of a connection was checked by the front door; later ones only by Node's parser.
+    const malformed = parsedRequestRefusal(req.httpVersionMajor, req.httpVersionMinor, url);
+    if (malformed) return refuse(malformed, true);
+    if (hasDuplicateHost(req.rawHeaders)) return refuse(Errors.DUPLICATE_HOST, true);
     if (url.startsWith('/') || url === '*') {
       return refuse(Errors.NOT_PROXY_REQUEST);
     }
@@ -165,7 +193,7 @@ export class HttpForwarder {
     }
     const r = await routeRequest(ctx, rec, state, () => targetFromAbsoluteUrl(url), Errors.BAD_URL, refuse);
     if (r === null) return;
-    const { routed } = r;
+    const { routed, target } = r;
     if (res.destroyed) return;
 
     // Wire bytes of this exchange (headers included), as deltas of the keep-alive connection's counters.
@@ -181,6 +209,8 @@ export class HttpForwarder {
     };
 
     const hasBody = te !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    const headers = endToEnd(req.headers);
+    headers['host'] = hostHeader(target);
     const exchange = new ForwardExchange(res, (err, headSent, upstreamFault) => {
       if (err && !headSent) {
         if (upstreamFault && !res.destroyed && !req.destroyed) return refuse(upstreamRefusal(err));
@@ -201,7 +231,7 @@ export class HttpForwarder {
         origin: routed.dialer.origin(routed),
         method,
         path: originForm(url),
-        headers: endToEnd(req.headers),
+        headers,
         body: hasBody ? req : null,
       },
       exchange,

@@ -9,11 +9,13 @@ import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { Errors, withDetail } from '../errors/catalogue.js';
 import { noopObserver, type AccessRecord, type ProxyObserver } from './access.js';
-import { CONN_STATE, normaliseClientIp, newAccessRecord, recordAccess, type ConnState, type ProxyContext, type TrackedSocket } from './context.js';
+import { CONN_STATE, connState, normaliseClientIp, newAccessRecord, recordAccess, type ConnState, type ProxyContext, type TrackedSocket } from './context.js';
 import { writeRefusal, type Refusal } from './refusal.js';
 import { handleConnect } from './tunnel.js';
 import { HttpForwarder } from './forward.js';
 import { currentDescriptorBudget, ShortageLog, type DescriptorBudget } from './descriptors.js';
+import { readFirstHead, type FrontDoorSink } from './front-door.js';
+import { parsedRequestRefusal } from './request-line.js';
 
 export interface ProxyServerOptions {
   config: ProxyConfig;
@@ -53,6 +55,20 @@ export interface EffectiveLimits {
   boundByDescriptors: boolean;
   /** Node's own cap past which connections are closed at accept, unanswered. */
   hardCap: number;
+}
+
+/** How long a refused connection may take to send the request it is answered on. */
+const REFUSED_LEASH_MS = 5_000;
+
+type ConnectionListener = (this: http.Server, socket: Socket) => void;
+
+/** Node's own 'connection' listener of an http.Server (the one that attaches its parser). */
+function takeHttpConnectionListener(server: http.Server): ConnectionListener {
+  const listeners = server.listeners('connection');
+  const own = listeners[0];
+  if (listeners.length !== 1 || typeof own !== 'function') throw new Error('http.Server has no single connection listener to take over');
+  server.removeListener('connection', own as ConnectionListener);
+  return own as ConnectionListener;
 }
 
 /** Connections beyond maxConnections that still get a polite 503 before the kernel-level cap drops them. */
@@ -213,6 +229,9 @@ export class ProxyServer {
       s.keepAliveTimeout = 1;
       s.closeIdleConnections();
     }
+    // Connections still in the front door that have not sent a byte are idle too (the HTTP
+    // server does not know them yet); one with part of a head may still finish its request.
+    for (const socket of this.sockets) if (socket.bytesRead === 0) socket.destroy();
     await withDeadline(this.quiet(), deadlineMs);
     for (const t of [...this.ctx.tunnels]) t.close('drain');
     for (const s of this.servers) s.closeAllConnections();
@@ -273,9 +292,43 @@ export class ProxyServer {
       requireHostHeader: false,
     });
     this.applyServerLimits(server);
-    server.on('connection', (socket: Socket) => this.onConnection(socket));
+    // The first request of every connection is read by the front door (strict request line; a
+    // CONNECT never reaches the HTTP parser); plain HTTP then goes on to Node's parser.
+    const httpConnection = takeHttpConnectionListener(server);
+    const sink: FrontDoorSink = {
+      head: (socket, method, target, rest) => {
+        const { refusal } = connState(socket);
+        if (refusal) return this.refuseRaw(socket, method, target, refusal);
+        handleConnect(this.ctx, target, socket, rest).catch((err: unknown) => this.internalError(err, socket));
+      },
+      http: (socket) => {
+        httpConnection.call(server, socket);
+        socket.resume();
+      },
+      refuse: (socket, method, target, r) => this.refuseRaw(socket, method, target, r),
+    };
+    server.on('connection', (socket: Socket) => {
+      const state = this.onConnection(socket);
+      const { headersMs } = this.ctx.config.timeouts;
+      readFirstHead(
+        socket,
+        {
+          maxHeaderBytes: this.ctx.config.limits.maxHeaderBytes,
+          timeoutMs: state.refusal ? Math.min(REFUSED_LEASH_MS, headersMs) : headersMs,
+          wholeHead: state.refusal !== null,
+        },
+        sink,
+      );
+    });
+    // A CONNECT after plain-HTTP requests on a keep-alive connection comes through Node's parser.
     server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      handleConnect(this.ctx, req, socket, head).catch((err: unknown) => this.internalError(err, socket));
+      const url = req.url ?? '';
+      const bad = parsedRequestRefusal(req.httpVersionMajor, req.httpVersionMinor, url);
+      if (bad) {
+        socket.on('error', () => socket.destroy());
+        return this.refuseRaw(socket, 'CONNECT', url, bad);
+      }
+      handleConnect(this.ctx, url, socket, head).catch((err: unknown) => this.internalError(err, socket));
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (this.draining) res.shouldKeepAlive = false;
@@ -304,7 +357,7 @@ export class ProxyServer {
     return server;
   }
 
-  private onConnection(socket: Socket): void {
+  private onConnection(socket: Socket): ConnState {
     const ip = normaliseClientIp(socket.remoteAddress ?? '');
     const n = (this.perClient.get(ip) ?? 0) + 1;
     this.perClient.set(ip, n);
@@ -325,8 +378,6 @@ export class ProxyServer {
     const state: ConnState = { ip, refusal: refused, aclReport };
     const tracked: TrackedSocket = socket;
     tracked[CONN_STATE] = state;
-    // A refused connection gets a short leash: answer its first request or go.
-    if (refused) socket.setTimeout(Math.min(5_000, this.ctx.config.timeouts.headersMs));
     socket.once('close', () => {
       this.active--;
       if (!refused) this.admitted--;
@@ -337,6 +388,7 @@ export class ProxyServer {
       else this.perClient.set(ip, left);
       this.ctx.observer.clientDisconnected();
     });
+    return state;
   }
 
   private refuseRaw(socket: Socket, method: string, target: string, r: Refusal): void {

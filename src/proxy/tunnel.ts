@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { parseConnectAuthority } from '../policy/index.js';
 import { Events } from '../log/events.js';
@@ -16,13 +15,16 @@ function swallow(): void {
   // listener only stops an 'error' from becoming an uncaught exception in between.
 }
 
-/** Handle a CONNECT: decide, resolve, dial through the route's dialer, answer 200, splice. */
-export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
+/**
+ * Handle a CONNECT whose head was read and checked (`target` is its request-target, `head` the
+ * bytes after it): decide, resolve, dial through the route's dialer, answer 200, splice.
+ */
+export async function handleConnect(ctx: ProxyContext, target: string, client: Socket, head: Buffer): Promise<void> {
   // The HTTP server removes its own error listener from an upgraded socket: add ours first.
   client.on('error', swallow);
   const started = performance.now();
   const state = connState(client);
-  const rec = newAccessRecord('tunnel', Events.TUNNEL, state.ip, 'CONNECT', req.url ?? '');
+  const rec = newAccessRecord('tunnel', Events.TUNNEL, state.ip, 'CONNECT', target);
   const refuse = (r: Refusal): void => {
     writeRefusal(client, r);
     recordRefusal(ctx, rec, r, started);
@@ -30,8 +32,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
 
   if (state.refusal) return refuse(state.refusal);
 
-  const url = req.url ?? '';
-  const r = await routeRequest(ctx, rec, state, () => parseConnectAuthority(url), Errors.BAD_AUTHORITY, refuse);
+  const r = await routeRequest(ctx, rec, state, () => parseConnectAuthority(target), Errors.BAD_AUTHORITY, refuse);
   if (r === null) return;
   const { routed } = r;
 

@@ -16,6 +16,8 @@ export interface InProcessGateway {
   config: PortcullisConfig;
   /** Established tunnels so far, by what relayed their bytes (from the access records). */
   readonly relayed: Readonly<Record<'native' | 'js', number>>;
+  /** Every access record so far, in order (refusals included). */
+  readonly records: readonly AccessRecord[];
   /** Emits 'change' whenever a client connection or a tunnel closes. */
   readonly events: EventEmitter;
   stop(): Promise<void>;
@@ -30,12 +32,14 @@ export async function startInProcess(config: Record<string, unknown>): Promise<I
   const parsed = parseConfig(text, { source: 'test', env: {} });
   const { logger } = createLogger({ level: 'silent' });
   const relayed = { native: 0, js: 0 };
+  const records: AccessRecord[] = [];
   const events = new EventEmitter();
   const observer: ProxyObserver = {
     ...noopObserver,
     clientDisconnected: () => events.emit('change'),
     tunnelClosed: () => events.emit('change'),
     access(rec: AccessRecord) {
+      records.push(rec);
       if (rec.kind === 'tunnel' && rec.relay) relayed[rec.relay]++;
     },
   };
@@ -43,7 +47,7 @@ export async function startInProcess(config: Record<string, unknown>): Promise<I
   await service.start();
   const [addr] = service.bound;
   if (!addr) throw new Error('in-process gateway bound no address');
-  return { gateway: { proxy: service.server }, port: addr.port, config: parsed, relayed, events, stop: () => service.drain(parsed.proxy.drainMs) };
+  return { gateway: { proxy: service.server }, port: addr.port, config: parsed, relayed, records, events, stop: () => service.drain(parsed.proxy.drainMs) };
 }
 
 /** An in-process gateway allowing only `echo.example.com` → a local TCP echo server. */

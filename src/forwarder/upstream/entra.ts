@@ -43,7 +43,7 @@ const WELL_KNOWN_AUTHORITY_HOSTS = new Set([
 ]);
 
 export type EntraCredentialConfig =
-  | { type: 'clientSecret'; name?: string; tenantId: string; clientId: string; secretFile: string }
+  | { type: 'clientSecret'; name?: string; tenantId: string; clientId: string; secretFile?: string; secretEnv?: string }
   | { type: 'clientCertificate'; name?: string; tenantId: string; clientId: string; certificateFile: string; sendCertificateChain?: boolean }
   | { type: 'managedIdentity'; name?: string; clientId?: string };
 
@@ -202,8 +202,9 @@ export class EntraTokenProvider {
     const c = this.opts.credential;
     switch (c.type) {
       case 'clientSecret': {
-        const secret = (await readFileFor(c.secretFile, 'secretFile')).trim();
-        if (secret === '') throw new Error(`secretFile ${c.secretFile} is empty`);
+        const secret = c.secretFile !== undefined ? (await readFileFor(c.secretFile, 'secretFile')).trim() : (process.env[c.secretEnv ?? ''] ?? '').trim();
+        if (secret === '')
+          throw new Error(c.secretFile !== undefined ? `secretFile ${c.secretFile} is empty` : `environment variable ${c.secretEnv} is not set`);
         return new ClientSecretCredential(c.tenantId, c.clientId, secret, await this.transportOptions());
       }
       case 'clientCertificate': {

@@ -87,6 +87,20 @@ describe('forwarder config', () => {
     );
   });
 
+  it('takes the Entra client secret from secretFile or secretEnv, exactly one, and names an unset variable', () => {
+    const cred = (extra: Record<string, unknown>): Record<string, unknown> => ({
+      ...base(),
+      credentials: [{ name: 'main', type: 'clientSecret', tenantId: 't', clientId: 'c', ...extra }],
+    });
+    expect(issues(cred({ secretEnv: 'PCL_TEST_UNSET_SECRET' }))).toEqual([
+      'forwarder.credentials[0].secretEnv: environment variable PCL_TEST_UNSET_SECRET is not set (PCL_ERR_SECRET_ENV)',
+    ]);
+    expect(issues(cred({ secretFile: join(dir, 'secret'), secretEnv: 'X' }))).toEqual([
+      'forwarder.credentials[0].secretEnv: give only one of secretFile, secretEnv',
+    ]);
+    expect(issues(cred({}))).toEqual([expect.stringMatching(/^forwarder\.credentials\[0\]: clientSecret needs secretFile or secretEnv/)]);
+  });
+
   it('the schema explains bad values', () => {
     expect(issues({ ...base(), batch: { maxBytes: 2_000_000 } })).toEqual([expect.stringMatching(/^forwarder\.batch\.maxBytes: must be from 1024 to 1048576/)]);
     expect(issues({ ...base(), spool: { fsync: 'sometimes' } })).toEqual([

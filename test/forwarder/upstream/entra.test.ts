@@ -57,6 +57,16 @@ describe('EntraTokenProvider', () => {
     expect(p.stats().expiresOnTimestamp).toBeGreaterThan(Date.now());
   });
 
+  it('takes the client secret from an environment variable (secretEnv) as well as from a file', async () => {
+    process.env.PCL_TEST_ENTRA_SECRET = SECRET;
+    try {
+      const p = provider({ type: 'clientSecret', tenantId: TENANT, clientId: APP, secretEnv: 'PCL_TEST_ENTRA_SECRET' });
+      expect(emu.entra.validateBearer(`Bearer ${await p.getToken()}`)).toMatchObject({ ok: true, clientId: APP });
+    } finally {
+      delete process.env.PCL_TEST_ENTRA_SECRET;
+    }
+  });
+
   it('refreshes before expiry: a token inside the refresh margin is replaced on the next call', async () => {
     const refreshed: number[] = [];
     const p = provider(secretCred(SHORT_APP), { refreshMarginMs: 5 * 60 * 1000, onRefresh: (e) => refreshed.push(e.expiresOnTimestamp) });
