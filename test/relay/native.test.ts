@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { defaultConfig } from '../../src/config/index.js';
 import { nativeRelayStatus, relayConfigCheck, relayInUse, RELAY_END_CAUSES } from '../../src/relay/index.js';
+import { ADDON_PATH } from '../../src/relay/probe.js';
 import { startGateway } from '../helpers/gateway.js';
 import { openTunnel, readBytes } from '../helpers/raw.js';
 import { startTcpEcho } from '../helpers/servers.js';
@@ -29,7 +30,7 @@ describe('native relay availability', () => {
   it('names its end causes as TypeScript does (one list: RELAY_CAUSES in native/relay.c)', (ctx) => {
     if (process.env.CI !== 'true') ctx.skip(!status.available, `native relay not built here: ${status.reason}`);
     // A mismatch also makes the module refuse the addon (and the test above fail with the reason).
-    const addon = createRequire(import.meta.url)('../../build/Release/portcullis_relay.node') as { causes: unknown };
+    const addon = createRequire(import.meta.url)(ADDON_PATH) as { causes: unknown };
     expect(addon.causes).toEqual([...RELAY_END_CAUSES]);
   });
 
