@@ -182,7 +182,11 @@ function usableHandle(s: Socket): (StreamHandle & { fd: number }) | null {
 
 /** The relay thread's numbers for /metrics; null where the native relay is not available. */
 export function nativeRelayStats(): RelayStats | null {
-  return addon ? addon.stats() : null;
+  if (!addon) return null;
+  const stats = addon.stats();
+  // The addon learns its limit with the first tunnel (init); until then, say what that will be.
+  if (!running) stats.slotLimit = slots.limit;
+  return stats;
 }
 
 /**

@@ -88,7 +88,8 @@ export async function startRelayBench(): Promise<RelayBench> {
     for (const s of [user, client, upstream]) everything.add(s);
     const pair = { user, client, upstream } as RelayedPair;
     const relayed = relayTunnel(client, upstream, { idleMs: 0, toClient: GREETING, toUpstream: Buffer.alloc(0) }, (end) => onEnd(end, pair));
-    if (typeof relayed === 'string') throw new Error(`the native relay did not take the tunnel: ${relayed} (${nativeRelayStatus().reason || 'no reason given'})`);
+    if (typeof relayed === 'string')
+      throw new Error(`the native relay did not take the tunnel: ${relayed} (${nativeRelayStatus().reason || 'no reason given'})`);
     pair.relayed = relayed;
     user.write('ping');
     const back = await readBytes(user, GREETING.length + 4);
