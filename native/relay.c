@@ -398,6 +398,9 @@ static void run_commands(void) {
     memmove(cmds, cmds + n, (cmd_len - n) * sizeof *cmds);
     cmd_len -= n;
     pthread_mutex_unlock(&mu);
+    /* cppcheck 2.10 takes n for 0 here (knownConditionTrueFalse), as if the cmd_len == 0 return
+     * above were not taken; it was, so n >= 1. */
+    // cppcheck-suppress knownConditionTrueFalse
     for (size_t i = 0; i < n; i++) {
       slot_t *t = &slots[batch[i].slot];
       if (batch[i].op == 1) start_slot(&batch[i]);

@@ -100,7 +100,7 @@ describe('an install where the native relay could not be built', () => {
   it('relay: native is refused by check-config, naming the key', () => {
     const file = join(dir, 'native.yaml');
     writeFileSync(file, 'proxy:\n  relay: native\n');
-    const r = spawnSync(process.execPath, [cli, 'check-config', file], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, 'check-config', file], { encoding: 'utf8', env: { ...process.env, PORTCULLIS_RELAY_ADDON: '' } });
     expect(r.status).toBe(1);
     expect(r.stderr + r.stdout).toMatch(/proxy\.relay.*native relay not available/);
   });
