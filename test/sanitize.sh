@@ -35,7 +35,9 @@ export LD_PRELOAD="$asan"
 export PORTCULLIS_RELAY_ADDON="$PWD/build/Sanitize/portcullis_relay.node"
 # abort_on_error: a report ends the process at once (a crash the tests see), never a quiet exit 1.
 asan_options="abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:log_path=$logs/asan"
-export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$logs/ubsan"
+# gcc's UBSan runtime, loaded with the addon, reports on stderr whatever log_path says: the report
+# aborts the process, so its test fails with the gateway's stderr in the message.
+export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 
 # The run must really use the sanitized addon with both runtimes loaded, or it proves nothing.
 ASAN_OPTIONS="$asan_options:detect_leaks=0" node --input-type=module -e "
@@ -58,7 +60,8 @@ PORTCULLIS_TEST_START_WAIT_FACTOR=3 ASAN_OPTIONS="$asan_options:detect_leaks=0" 
   node node_modules/vitest/vitest.mjs run --project integration --testTimeout=90000 --hookTimeout=180000 "${tests[@]}" || status=$?
 
 echo "=== sanitize: LeakSanitizer on test/sanitize-leaks.mjs"
-ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" node test/sanitize-leaks.mjs || status=$?
+ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" node test/sanitize-leaks.mjs 2>"$logs/leak-run.stderr" || status=$?
+cat "$logs/leak-run.stderr" >&2
 
 errors=$(grep -lE 'ERROR: AddressSanitizer|runtime error:' "$logs"/* 2>/dev/null || true)
 ours=$(awk '/^(Direct|Indirect) leak of/ { block = $0; mine = 0; next }
