@@ -90,11 +90,12 @@ typedef struct {
  * - relay thread only, while it runs: slots[], rbuf, now_ms, active_head/active_count, retry_head.
  *   Between two threads (stop, then init) pthread_join/pthread_create order the hand-over.
  * - JavaScript thread only: free_list/free_top, js_gens, close_budget, close_reserved, owner_env,
- *   thread_running, cmd_cap, and set-up/teardown of everything below.
+ *   thread_running, cmd_cap, slot_limit, and set-up/teardown of everything below.
  * - under mu: cmds/cmd_len (JS pushes, relay pops), done_fill/done_len/done_signalled (relay pushes,
  *   JS swaps them out).
  * - atomics: stopping (JS sets, relay polls once per wake-up, never per chunk); counters[]
- *   (relay stores relaxed, JS reads through a Float64Array at scrape time).
+ *   (relay stores relaxed, JS reads through a Float64Array at scrape time); stat_* (relay stores
+ *   relaxed, JS loads in stats() at scrape time).
  * - written before the thread starts, read-only after: ep, evfd, tsfn, slots/counters pointers.
  */
 static slot_t *slots;
