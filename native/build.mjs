@@ -3,8 +3,14 @@
 // sources are newer than the binary. Without a compiler the gateway still works (relay: auto falls
 // back to JavaScript), so a failure only warns, except under CI=true or PORTCULLIS_REQUIRE_NATIVE=1,
 // where a missing relay would make every measurement and test of it meaningless.
+//
+// `node native/build.mjs --sanitize` builds build/Sanitize/portcullis_relay.node instead, with
+// AddressSanitizer and UndefinedBehaviorSanitizer, straight with the C compiler (node-gyp has one
+// build directory, and the normal build must stay as it is). test/sanitize.sh loads it through
+// PORTCULLIS_RELAY_ADDON, with the ASan runtime preloaded into Node.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,6 +18,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'build', 'Release', 'portcullis_relay.node');
 const sources = [join(root, 'native', 'relay.c'), join(root, 'binding.gyp')];
 const strict = process.env.CI === 'true' || process.env.PORTCULLIS_REQUIRE_NATIVE === '1';
+
+/** Warnings are errors where warnings get fixed (CI, and the sanitizer build); elsewhere a newer compiler's new warning must not cost an operator the native relay. */
+const WERROR = '-Werror';
+
+if (process.argv.includes('--sanitize')) process.exit(buildSanitized());
 
 if (process.platform !== 'linux') {
   console.warn(`portcullis: native relay is Linux-only (${process.platform}); tunnels will be relayed in JavaScript`);
@@ -30,7 +41,9 @@ const nodedir = process.env.npm_config_nodedir || (existsSync(join(prefix, 'incl
 if (nodedir) args.push(`--nodedir=${nodedir}`);
 const cmd = gypCandidates[0] ? process.execPath : 'node-gyp';
 const cmdArgs = gypCandidates[0] ? [gypCandidates[0], ...args] : args;
-const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+// node-gyp's Makefile adds $CFLAGS after binding.gyp's flags (-Wall -Wextra).
+const env = strict ? { ...process.env, CFLAGS: `${process.env.CFLAGS ?? ''} ${WERROR}`.trim() } : process.env;
+const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env });
 if (r.status === 0 && existsSync(out)) process.exit(0);
 const why = r.error
   ? r.error.message
@@ -41,3 +54,35 @@ const why = r.error
       .join('\n');
 console.warn(`portcullis: could not build the native tunnel relay; tunnels will be relayed in JavaScript.\n${why}`);
 process.exit(strict ? 1 : 0);
+
+/** Node's headers: next to this Node (Debian's nodejs, official tarballs), or where node-gyp keeps them. */
+function nodeIncludeDir() {
+  const candidates = [
+    process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'),
+    join(dirname(dirname(process.execPath)), 'include', 'node'),
+    join(homedir(), '.cache', 'node-gyp', process.versions.node, 'include', 'node'),
+  ];
+  return candidates.find((d) => d && existsSync(join(d, 'node_api.h')));
+}
+
+function buildSanitized() {
+  const include = nodeIncludeDir();
+  if (!include) {
+    console.error('portcullis: no Node headers found (node_api.h) for the sanitizer build; npm ci fetches them with node-gyp');
+    return 1;
+  }
+  const dir = join(root, 'build', 'Sanitize');
+  mkdirSync(dir, { recursive: true });
+  const cc = process.env.CC || 'cc';
+  // The flags of binding.gyp, plus the sanitizers: -O1 -g for readable reports, frame pointers
+  // for whole stacks, and any undefined behaviour fatal (a report that lets the test pass is lost).
+  const args = [
+    ...['-shared', '-fPIC', '-std=gnu11', '-O1', '-g', '-Wall', '-Wextra', WERROR],
+    ...['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'],
+    ...['-DNAPI_VERSION=8', '-DNODE_GYP_MODULE_NAME=portcullis_relay', '-DBUILDING_NODE_EXTENSION', `-I${include}`],
+    ...[join(root, 'native', 'relay.c'), '-o', join(dir, 'portcullis_relay.node'), '-pthread'],
+  ];
+  const r = spawnSync(cc, args, { cwd: root, stdio: 'inherit' });
+  if (r.error) console.error(`portcullis: ${cc}: ${r.error.message}`);
+  return r.status ?? 1;
+}

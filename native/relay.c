@@ -90,11 +90,12 @@ typedef struct {
  * - relay thread only, while it runs: slots[], rbuf, now_ms, active_head/active_count, retry_head.
  *   Between two threads (stop, then init) pthread_join/pthread_create order the hand-over.
  * - JavaScript thread only: free_list/free_top, js_gens, close_budget, close_reserved, owner_env,
- *   thread_running, cmd_cap, and set-up/teardown of everything below.
+ *   thread_running, cmd_cap, slot_limit, and set-up/teardown of everything below.
  * - under mu: cmds/cmd_len (JS pushes, relay pops), done_fill/done_len/done_signalled (relay pushes,
  *   JS swaps them out).
  * - atomics: stopping (JS sets, relay polls once per wake-up, never per chunk); counters[]
- *   (relay stores relaxed, JS reads through a Float64Array at scrape time).
+ *   (relay stores relaxed, JS reads through a Float64Array at scrape time); stat_* (relay stores
+ *   relaxed, JS loads in stats() at scrape time).
  * - written before the thread starts, read-only after: ep, evfd, tsfn, slots/counters pointers.
  */
 static slot_t *slots;
@@ -135,6 +136,20 @@ static char rbuf[BUF_SIZE];
 static slot_t active_head; /* sentinel */
 static slot_t *retry_head;
 static size_t active_count;
+/* Slots JavaScript may hand out (init's second argument; MAX_SLOTS unless lowered). JS thread only. */
+static uint32_t slot_limit = MAX_SLOTS;
+
+/* What an operator sees of the relay thread (stats(), read at scrape time). The relay thread is
+ * the only writer, so a relaxed load and store is enough (no locked add per update); JavaScript
+ * reads each one relaxed: a scrape may see them a moment apart, never torn. */
+static _Atomic uint64_t stat_tunnels;       /* tunnels the thread holds (active_count) */
+static _Atomic uint64_t stat_pending_bytes; /* bytes read from one side that the other did not take yet */
+static _Atomic uint64_t stat_blocked;       /* directions holding such bytes (a full destination) */
+static _Atomic uint64_t stat_loops;         /* epoll_wait returns: how often the thread woke up */
+
+static void stat_add(_Atomic uint64_t *v, int64_t delta) {
+  atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + (uint64_t)delta, memory_order_relaxed);
+}
 
 static int64_t mono_ms(void) {
   struct timespec ts;
@@ -197,6 +212,7 @@ static void finish(uint32_t s, int cause) {
     if (epoll_ctl(ep, EPOLL_CTL_DEL, t->fd[d], NULL) != 0 && errno != ENOENT) cause = CAUSE_RELAY_ERROR;
   }
   for (int d = 0; d < 2; d++) {
+    if (t->pend[d]) { stat_add(&stat_pending_bytes, -(int64_t)(t->pend_len[d] - t->pend_off[d])); stat_add(&stat_blocked, -1); }
     free(t->pend[d]);
     t->pend[d] = NULL;
     t->pend_len[d] = t->pend_off[d] = 0;
@@ -205,6 +221,7 @@ static void finish(uint32_t s, int cause) {
   t->prev->next = t->next;
   t->next->prev = t->prev;
   active_count--;
+  stat_add(&stat_tunnels, -1);
   push_done(s, t->gen, cause);
 }
 
@@ -238,6 +255,8 @@ static int forward(uint32_t s, int d, const char *p, size_t n) {
   memcpy(t->pend[d], p + off, n - off);
   t->pend_len[d] = n - off;
   t->pend_off[d] = 0;
+  stat_add(&stat_pending_bytes, (int64_t)(n - off));
+  stat_add(&stat_blocked, 1);
   return 0;
 }
 
@@ -287,7 +306,9 @@ static void flush(uint32_t s, int d) {
       t->last_ms = now_ms;
       add_count(s, d, (size_t)w);
       t->pend_off[d] += (size_t)w;
+      stat_add(&stat_pending_bytes, -(int64_t)w);
       if (t->pend_off[d] == t->pend_len[d]) {
+        stat_add(&stat_blocked, -1);
         free(t->pend[d]);
         t->pend[d] = NULL;
         t->pend_len[d] = t->pend_off[d] = 0;
@@ -338,6 +359,11 @@ static void start_slot(const cmd_t *c) {
     t->uncounted[d] = 0;
   }
   t->uncounted[1] = c->pend_len[1]; /* the 200 answer goes to the client first */
+  for (int d = 0; d < 2; d++) {
+    if (!t->pend[d]) continue;
+    stat_add(&stat_pending_bytes, (int64_t)t->pend_len[d]);
+    stat_add(&stat_blocked, 1);
+  }
   t->active = 1;
   t->last_ms = now_ms;
   t->next = active_head.next;
@@ -345,6 +371,7 @@ static void start_slot(const cmd_t *c) {
   active_head.next->prev = t;
   active_head.next = t;
   active_count++;
+  stat_add(&stat_tunnels, 1);
   for (uint32_t side = 0; side < 2; side++) {
     struct epoll_event e = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
     e.data.u64 = ((uint64_t)s << 33) | ((uint64_t)side << 32) | t->gen;
@@ -372,6 +399,9 @@ static void run_commands(void) {
     memmove(cmds, cmds + n, (cmd_len - n) * sizeof *cmds);
     cmd_len -= n;
     pthread_mutex_unlock(&mu);
+    /* cppcheck 2.10 takes n for 0 here (knownConditionTrueFalse), as if the cmd_len == 0 return
+     * above were not taken; it was, so n >= 1. */
+    // cppcheck-suppress knownConditionTrueFalse
     for (size_t i = 0; i < n; i++) {
       slot_t *t = &slots[batch[i].slot];
       if (batch[i].op == 1) start_slot(&batch[i]);
@@ -416,6 +446,7 @@ static void *relay_main(void *arg) {
       abort();
     }
     now_ms = mono_ms();
+    stat_add(&stat_loops, 1);
     for (int i = 0; i < n; i++) {
       if (evs[i].data.u64 == UINT64_MAX) run_commands();
       else on_event(evs[i].data.u64, evs[i].events);
@@ -603,13 +634,23 @@ static napi_value set_up(napi_env env, napi_value on_done) {
   return arr;
 }
 
-/* init(onDone(slot, gen, cause, bytesUp, bytesDown)) -> Float64Array of counters. Starts the
- * relay thread if it is not running (first call, or after stop()); onDone is kept from the first. */
+/* init(onDone(slot, gen, cause, bytesUp, bytesDown), slotLimit?) -> Float64Array of counters. Starts
+ * the relay thread if it is not running (first call, or after stop()); onDone is kept from the
+ * first. slotLimit (1..MAX_SLOTS, default MAX_SLOTS) caps the tunnels start() takes from now on. */
 static napi_value relay_init(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], arr;
+  size_t argc = 2;
+  napi_value argv[2], arr;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (owner_env && env != owner_env) return throw_msg(env, "PCL_ERR_RELAY_ENV", "the relay belongs to the main thread");
+  uint32_t limit = MAX_SLOTS;
+  napi_valuetype limit_type = napi_undefined;
+  if (argc >= 2) NAPI_CALL(env, napi_typeof(env, argv[1], &limit_type));
+  if (limit_type != napi_undefined) {
+    double v = 0;
+    NAPI_CALL(env, napi_get_value_double(env, argv[1], &v));
+    if (!(v >= 1 && v <= MAX_SLOTS) || v != (double)(uint32_t)v) return throw_msg(env, "PCL_ERR_RELAY_ARG", "init(onDone, slotLimit): slotLimit must be an integer from 1 to 65536");
+    limit = (uint32_t)v;
+  }
   bool made_now = false;
   if (!owner_env) {
     napi_valuetype type;
@@ -631,6 +672,7 @@ static napi_value relay_init(napi_env env, napi_callback_info info) {
     /* Visible in top -H and /proc/<pid>/task/<tid>/comm; a nameless thread works just as well. */
     if (pthread_setname_np(thread, "pcl-relay") != 0) {}
   }
+  slot_limit = limit;
   NAPI_CALL(env, napi_get_reference_value(env, counters_ref, &arr));
   return arr;
 }
@@ -692,13 +734,18 @@ static bool push_cmd(cmd_t c, size_t room_for) {
   return !taken_back;
 }
 
-static napi_value minus_one(napi_env env) {
+#define START_NO_SLOT -1
+#define START_NO_MEMORY -2
+
+static napi_value refused(napi_env env, int why) {
   napi_value ret;
-  NAPI_CALL(env, napi_create_double(env, -1, &ret));
+  NAPI_CALL(env, napi_create_int32(env, why, &ret));
   return ret;
 }
 
-/* start(clientFd, upstreamFd, idleMs, toClient?: Buffer (not payload), toUpstream?: Buffer (payload)) -> slot * 2^32 + gen, or -1 */
+/* start(clientFd, upstreamFd, idleMs, toClient?: Buffer (not payload), toUpstream?: Buffer (payload))
+ * -> slot * 2^32 + gen; or START_NO_SLOT (every slot under the limit taken, or a bad descriptor),
+ * START_NO_MEMORY (no memory to copy the bytes or queue the command). */
 static napi_value relay_start(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5], ret;
@@ -709,7 +756,8 @@ static napi_value relay_start(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_value_int32(env, argv[0], &cfd));
   NAPI_CALL(env, napi_get_value_int32(env, argv[1], &ufd));
   NAPI_CALL(env, napi_get_value_double(env, argv[2], &idle));
-  if (free_top == 0 || cfd < 0 || ufd < 0) return minus_one(env);
+  /* Slots in use run from the hand-over until JavaScript has heard the end (call_js frees them). */
+  if (MAX_SLOTS - free_top >= slot_limit || cfd < 0 || ufd < 0) return refused(env, START_NO_SLOT);
   uint32_t s = free_list[--free_top];
   cmd_t c = { .op = 1, .slot = s, .gen = js_gens[s] + 1, .fd = { cfd, ufd }, .idle_ms = (int64_t)idle };
   /* The slot is idle: its previous tunnel was reported, so nothing writes its counters now, and
@@ -727,7 +775,7 @@ static napi_value relay_start(napi_env env, napi_callback_info info) {
     free(c.pend[0]);
     free(c.pend[1]);
     free_list[free_top++] = s;
-    return a < 0 || b < 0 || st != napi_ok ? NULL : minus_one(env);
+    return a < 0 || b < 0 || st != napi_ok ? NULL : refused(env, START_NO_MEMORY);
   }
   js_gens[s] = c.gen;
   close_budget[s] = CLOSES_PER_TUNNEL;
@@ -782,6 +830,30 @@ static napi_value relay_pending_ends(napi_env env, napi_callback_info info) {
   return ret;
 }
 
+/* Sets obj[key] = v. */
+static napi_status put(napi_env env, napi_value obj, const char *key, double v) {
+  napi_value n;
+  napi_status st = napi_create_double(env, v, &n);
+  return st == napi_ok ? napi_set_named_property(env, obj, key, n) : st;
+}
+
+/* stats() -> what /metrics shows of the relay: a handful of loads, cheap enough for every scrape.
+ * Before the first init() everything is 0 and the limit is the one a start would get. */
+static napi_value relay_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value obj;
+  NAPI_CALL(env, napi_create_object(env, &obj));
+  bool mine = owner_env && env == owner_env;
+  /* free_top is the JavaScript thread's own; slots are taken and freed only there. */
+  NAPI_CALL(env, put(env, obj, "slotsInUse", mine ? (double)(MAX_SLOTS - free_top) : 0));
+  NAPI_CALL(env, put(env, obj, "slotLimit", (double)slot_limit));
+  NAPI_CALL(env, put(env, obj, "tunnels", (double)atomic_load_explicit(&stat_tunnels, memory_order_relaxed)));
+  NAPI_CALL(env, put(env, obj, "pendingBytes", (double)atomic_load_explicit(&stat_pending_bytes, memory_order_relaxed)));
+  NAPI_CALL(env, put(env, obj, "blockedDirections", (double)atomic_load_explicit(&stat_blocked, memory_order_relaxed)));
+  NAPI_CALL(env, put(env, obj, "loopIterations", (double)atomic_load_explicit(&stat_loops, memory_order_relaxed)));
+  return obj;
+}
+
 static napi_value module_init(napi_env env, napi_value exports) {
   napi_value causes, name;
   NAPI_CALL(env, napi_create_array_with_length(env, CAUSE_COUNT, &causes));
@@ -797,6 +869,7 @@ static napi_value module_init(napi_env env, napi_value exports) {
     { "ref", NULL, relay_ref, NULL, NULL, NULL, napi_default, NULL },
     { "stop", NULL, relay_stop, NULL, NULL, NULL, napi_default, NULL },
     { "pendingEnds", NULL, relay_pending_ends, NULL, NULL, NULL, napi_default, NULL },
+    { "stats", NULL, relay_stats, NULL, NULL, NULL, napi_default, NULL },
     { "causes", NULL, NULL, NULL, NULL, causes, napi_enumerable, NULL },
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

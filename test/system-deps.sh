@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # System programs the test suite drives for real (curl as a client, Squid as a relay and a
-# benchmark peer, Prometheus/promtool, HAProxy, Tinyproxy), and the toolchain node-gyp needs to
-# build the native tunnel relay (g++, make, python3; .ci/run runs this before npm ci). Installs the missing ones from
+# benchmark peer, Prometheus/promtool, HAProxy, Tinyproxy), the toolchain node-gyp needs to
+# build the native tunnel relay (g++, make, python3; .ci/run runs this before npm ci), and cppcheck
+# for the relay's static analysis (test/static-analysis.sh; gcc's ASan/UBSan runtimes come with g++). Installs the missing ones from
 # Debian's packages when it can (root or passwordless sudo); otherwise says what is missing.
 # Tests that need a missing binary fail under CI=true and are skipped (loudly) otherwise.
 set -u
-declare -A pkg_of=( [curl]=curl [squid]=squid [prometheus]=prometheus [promtool]=prometheus [haproxy]=haproxy [tinyproxy]=tinyproxy [g++]=g++ [make]=make [python3]=python3 [systemd-analyze]=systemd )
+declare -A pkg_of=( [curl]=curl [squid]=squid [prometheus]=prometheus [promtool]=prometheus [haproxy]=haproxy [tinyproxy]=tinyproxy [g++]=g++ [make]=make [python3]=python3 [systemd-analyze]=systemd [cppcheck]=cppcheck )
 missing_pkgs=()
 for bin in "${!pkg_of[@]}"; do
   if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then

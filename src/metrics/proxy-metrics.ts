@@ -1,5 +1,5 @@
 import client, { type Registry } from 'prom-client';
-import type { AccessRecord, ProxyObserver } from '../proxy/index.js';
+import type { AccessRecord, ProxyObserver, RelayStats } from '../proxy/index.js';
 import { ERROR_REASONS, REJECTION_REASONS } from '../errors/catalogue.js';
 import { HotHistogram, HotValues, type HistogramSeries, type Series } from './hot.js';
 
@@ -19,7 +19,30 @@ export interface ProxyState {
   readonly limits: { readonly maxConnections: number; readonly maxConnectionsPerClient: number; readonly descriptors: number | null };
   /** A file-descriptor shortage is being reported (event 112). */
   readonly descriptorsShort: boolean;
+  /** The native relay thread's numbers; null (no portcullis_relay_* gauges) where it is not available. */
+  relayStats?(): RelayStats | null;
 }
+
+/** portcullis_relay_* gauges: one per RelayStats field, read from the addon once per scrape. */
+const RELAY_GAUGES: ReadonlyArray<{ name: string; field: Exclude<keyof RelayStats, 'loopIterations'>; help: string }> = [
+  { name: 'portcullis_relay_tunnels', field: 'tunnels', help: 'Tunnels the native relay thread carries now.' },
+  {
+    name: 'portcullis_relay_slots_in_use',
+    field: 'slotsInUse',
+    help: 'Native relay slots taken: from the hand-over until the proxy has heard the tunnel ended.',
+  },
+  {
+    name: 'portcullis_relay_slot_limit',
+    field: 'slotLimit',
+    help: 'Most tunnels the native relay takes per process (PORTCULLIS_RELAY_SLOTS, default 65536); summed over workers in cluster mode.',
+  },
+  {
+    name: 'portcullis_relay_pending_bytes',
+    field: 'pendingBytes',
+    help: 'Bytes the native relay read from one side that the other side has not accepted yet (its socket buffer is full).',
+  },
+  { name: 'portcullis_relay_blocked_directions', field: 'blockedDirections', help: 'Tunnel directions holding such pending bytes.' },
+];
 
 const TIMEOUT_KIND: Partial<Record<string, string>> = {
   connect_timeout: 'connect',
@@ -55,6 +78,7 @@ export class ProxyMetrics implements ProxyObserver {
   private readonly timeouts: HotValues;
   private readonly openTunnels: HotValues;
   private readonly relayed: HotValues;
+  private readonly relayFallbacks: HotValues;
   private readonly tunnelDuration: HotHistogram;
   private readonly connectLatency: HotHistogram;
   private readonly dns: HistogramSeries;
@@ -133,6 +157,36 @@ export class ProxyMetrics implements ProxyObserver {
       'counter',
       registry,
     );
+    this.relayFallbacks = new HotValues(
+      'portcullis_relay_fallbacks_total',
+      'Tunnels relayed in JavaScript although the native relay was asked for, by reason (unavailable|buffered|slots_full|no_memory).',
+      'counter',
+      registry,
+    );
+    // A few atomic loads in the addon per call: cheap enough to read once per gauge and scrape.
+    const relayStats = (): RelayStats | null => self.state?.relayStats?.() ?? null;
+    for (const g of RELAY_GAUGES) {
+      new client.Gauge({
+        name: g.name,
+        help: g.help,
+        registers,
+        collect() {
+          const stats = relayStats();
+          if (stats) this.set(stats[g.field]);
+        },
+      });
+    }
+    new client.Counter({
+      name: 'portcullis_relay_loop_iterations_total',
+      help: 'Wake-ups of the native relay thread (epoll_wait returns): with tunnels idle it stays flat, with traffic it follows the events.',
+      registers,
+      collect() {
+        const stats = relayStats();
+        if (!stats) return;
+        this.reset();
+        this.inc(stats.loopIterations);
+      },
+    });
     this.openTunnels = new HotValues('portcullis_open_tunnels', 'Currently open CONNECT tunnels per destination rule.', 'gauge', registry);
     this.tunnelDuration = new HotHistogram(
       'portcullis_tunnel_duration_seconds',
@@ -249,6 +303,8 @@ export class ProxyMetrics implements ProxyObserver {
       this.rule(rule).duration.observe(rec.durationMs / 1000);
       const relay = rec.relay;
       if (relay) this.relayed.series(relay, () => ({ relay })).value++;
+      const why = rec.relayFallback;
+      if (why) this.relayFallbacks.series(why, () => ({ reason: why })).value++;
     }
     if (rec.bytesUp > 0 || rec.bytesDown > 0) {
       const r = this.rule(rule);

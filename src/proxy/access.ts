@@ -1,5 +1,5 @@
 import type { EventCode } from '../log/events.js';
-import type { RelayEndCause } from '../relay/index.js';
+import type { RelayEndCause, RelayFallback } from '../relay/index.js';
 
 /** Why a request was refused or a tunnel ended badly: the catalogue's closed set (a metrics label). */
 export type { Reason } from '../errors/catalogue.js';
@@ -31,6 +31,8 @@ export interface AccessRecord {
   closeCause?: CloseCause;
   /** Tunnels: what moved the bytes (native relay, or Node streams as the fallback). */
   relay?: 'native' | 'js';
+  /** Tunnels relayed in JavaScript although the native relay was asked for (relay: auto|native): why. */
+  relayFallback?: RelayFallback;
   /** Stable error code (PCL_ERR_*) where one applies. */
   code?: string;
 }

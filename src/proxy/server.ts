@@ -12,6 +12,7 @@ import { noopObserver, type AccessRecord, type ProxyObserver } from './access.js
 import { CONN_STATE, connState, normaliseClientIp, newAccessRecord, recordAccess, type ConnState, type ProxyContext, type TrackedSocket } from './context.js';
 import { writeRefusal, type Refusal } from './refusal.js';
 import { handleConnect } from './tunnel.js';
+import { nativeRelayStats, type RelayStats } from '../relay/index.js';
 import { HttpForwarder } from './forward.js';
 import { currentDescriptorBudget, ShortageLog, type DescriptorBudget } from './descriptors.js';
 import { readFirstHead, type FrontDoorSink } from './front-door.js';
@@ -176,6 +177,11 @@ export class ProxyServer {
   /** For metrics: bytes of every open tunnel, read at scrape time (no per-chunk accounting). */
   forEachOpen(fn: (rule: string, up: number, down: number) => void): void {
     for (const t of this.ctx.tunnels) fn(t.ruleLabel, t.bytesUp, t.bytesDown);
+  }
+
+  /** For metrics: the native relay thread's numbers (per process), or null where it is not available. */
+  relayStats(): RelayStats | null {
+    return nativeRelayStats();
   }
 
   /** Bind every configured listen address; rejects (and closes what was bound) if any fails. */

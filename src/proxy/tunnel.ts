@@ -107,12 +107,15 @@ class Tunnel implements LiveTunnel {
     client.setNoDelay(true);
     const idle = ctx.config.timeouts.idleMs;
     if (ctx.config.relay !== 'js') {
-      this.relayed = relayTunnel(client, upstream, { idleMs: idle, toClient: ESTABLISHED, toUpstream: head.length > 0 ? head : EMPTY }, this.onRelayEnd);
-      if (this.relayed) {
+      const r = relayTunnel(client, upstream, { idleMs: idle, toClient: ESTABLISHED, toUpstream: head.length > 0 ? head : EMPTY }, this.onRelayEnd);
+      if (typeof r !== 'string') {
+        this.relayed = r;
         // The relay keeps the idle time; a socket timer left by the HTTP server would only fire into the void.
         client.setTimeout(0);
         return;
       }
+      // Asked for native, relayed in JavaScript: the record says why (access log, portcullis_relay_fallbacks_total).
+      this.rec.relayFallback = r;
     }
     // One idle timer per tunnel: the client socket sees every byte in either direction (reads
     // one way, writes the other), so a second timer on the upstream socket would only double

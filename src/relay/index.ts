@@ -1,5 +1,7 @@
 export {
+  nativeRelayStats,
   nativeRelayStatus,
+  MAX_RELAY_SLOTS,
   relayConfigCheck,
   relayInUse,
   relayTunnel,
@@ -7,6 +9,8 @@ export {
   RELAY_END_CAUSES,
   type RelayEnd,
   type RelayEndCause,
+  type RelayFallback,
+  type RelayStats,
   type RelayedTunnel,
   type RelayOptions,
 } from './native.js';

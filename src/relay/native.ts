@@ -27,6 +27,29 @@ export interface RelayedTunnel {
   readonly bytesDown: number;
 }
 
+/**
+ * Why a tunnel is relayed in JavaScript although the native relay was asked for: it is not
+ * available here, Node already held bytes of the tunnel, every slot under the limit was taken
+ * (PORTCULLIS_RELAY_SLOTS), or the relay could not allocate what a hand-over needs.
+ */
+export type RelayFallback = 'unavailable' | 'buffered' | 'slots_full' | 'no_memory';
+
+/** What /metrics shows of the relay thread (the addon's stats(), read at scrape time). */
+export interface RelayStats {
+  /** Tunnels the relay thread carries now. */
+  tunnels: number;
+  /** Slots taken: from the hand-over until JavaScript has heard the tunnel's end. */
+  slotsInUse: number;
+  /** The most slots (tunnels) the relay takes in this process. */
+  slotLimit: number;
+  /** Bytes read from one side that the other side has not accepted yet (its socket buffer is full). */
+  pendingBytes: number;
+  /** Directions holding such bytes. */
+  blockedDirections: number;
+  /** Wake-ups of the relay thread's event loop since the process started. */
+  loopIterations: number;
+}
+
 export interface RelayOptions {
   /** Close the tunnel after this long with no byte either way; 0 = never. */
   idleMs: number;
@@ -38,8 +61,10 @@ export interface RelayOptions {
 
 interface Addon {
   /** Starts the relay thread if it is not running; onDone is kept from the first call. */
-  init(onDone: (slot: number, gen: number, cause: number, up: number, down: number) => void): Float64Array;
+  init(onDone: (slot: number, gen: number, cause: number, up: number, down: number) => void, slotLimit: number): Float64Array;
+  /** slot * 2^32 + gen, or START_NO_SLOT / START_NO_MEMORY. */
   start(clientFd: number, upstreamFd: number, idleMs: number, toClient: Buffer, toUpstream: Buffer): number;
+  stats(): RelayStats;
   close(slot: number, gen: number): void;
   ref(on: boolean): void;
   /** Ends every tunnel (each reported as `closed`) and stops the thread; init() starts a new one. */
@@ -59,12 +84,33 @@ type DestroyFn = (this: Destroyable, err: Error | null, cb: (err?: Error | null)
 type Destroyable = Socket & { _handle?: StreamHandle | null; _destroy: DestroyFn };
 
 const SLOT = 4294967296;
+/** start()'s refusals (START_NO_SLOT, START_NO_MEMORY in native/relay.c). */
+const START_NO_SLOT = -1;
+/** The addon's own ceiling (MAX_SLOTS in native/relay.c). */
+export const MAX_RELAY_SLOTS = 65536;
+
+/**
+ * PORTCULLIS_RELAY_SLOTS: the most tunnels the native relay takes per process (default and
+ * ceiling 65536); tunnels past it are relayed in JavaScript and labelled `slots_full`. For
+ * operators who want the relay's memory bounded, and for the test of the fallback. A value that
+ * is not an integer in range makes the native relay unavailable, with the reason, rather than
+ * guess: relay: auto then warns at start, relay: native refuses to start.
+ */
+function slotLimitFromEnv(value: string | undefined): { limit: number; error: string } {
+  if (value === undefined || value === '') return { limit: MAX_RELAY_SLOTS, error: '' };
+  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
+  if (n >= 1 && n <= MAX_RELAY_SLOTS) return { limit: n, error: '' };
+  return { limit: MAX_RELAY_SLOTS, error: `PORTCULLIS_RELAY_SLOTS=${JSON.stringify(value)} is not an integer from 1 to ${MAX_RELAY_SLOTS}` };
+}
+const slots = slotLimitFromEnv(process.env.PORTCULLIS_RELAY_SLOTS);
 
 let addon: Addon | null = null;
 let loadError = '';
 if (!isMainThread) {
   // The relay's state is per process and belongs to the main thread (where the proxy runs).
   loadError = 'not on the main thread';
+} else if (slots.error) {
+  loadError = slots.error;
 } else if (process.platform === 'linux') {
   try {
     const loaded = createRequire(import.meta.url)(ADDON_PATH) as Addon;
@@ -134,29 +180,39 @@ function usableHandle(s: Socket): (StreamHandle & { fd: number }) | null {
   return h;
 }
 
+/** The relay thread's numbers for /metrics; null where the native relay is not available. */
+export function nativeRelayStats(): RelayStats | null {
+  if (!addon) return null;
+  const stats = addon.stats();
+  // The addon learns its limit with the first tunnel (init); until then, say what that will be.
+  if (!running) stats.slotLimit = slots.limit;
+  return stats;
+}
+
 /**
- * Hand an established tunnel's two sockets to the native relay. Returns null (and leaves both
+ * Hand an established tunnel's two sockets to the native relay. Returns why not (and leaves both
  * sockets untouched) when that is not possible: no addon, bytes already buffered in Node or still
- * queued for writing, or no free slot; the caller then relays in JavaScript.
+ * queued for writing, no free slot, no memory; the caller then relays in JavaScript.
  *
  * After a hand-over the sockets stay open but silent in JavaScript: libuv no longer reads them,
  * and destroying either one first asks the relay to let go of both descriptors, so a descriptor
  * is never closed (and its number reused) while the relay thread still uses it. `onEnd` runs once,
  * on the main thread, when the relay is done with them; the caller then destroys both sockets.
  */
-export function relayTunnel(client: Socket, upstream: Socket, opts: RelayOptions, onEnd: (end: RelayEnd) => void): RelayedTunnel | null {
-  if (!addon) return null;
-  if (client.readableLength > 0 || upstream.readableLength > 0 || client.writableLength > 0 || upstream.writableLength > 0) return null;
+export function relayTunnel(client: Socket, upstream: Socket, opts: RelayOptions, onEnd: (end: RelayEnd) => void): RelayedTunnel | RelayFallback {
+  if (!addon) return 'unavailable';
+  if (client.readableLength > 0 || upstream.readableLength > 0 || client.writableLength > 0 || upstream.writableLength > 0) return 'buffered';
   const ch = usableHandle(client);
   const uh = usableHandle(upstream);
-  if (!ch || !uh || client.destroyed || upstream.destroyed) return null;
+  // A socket without a usable descriptor is one Node still owns in full (a closing one): as good as buffered.
+  if (!ch || !uh || client.destroyed || upstream.destroyed) return 'buffered';
   if (!running) {
-    counters = addon.init(onDone);
+    counters = addon.init(onDone, slots.limit);
     running = true;
   }
   // No libuv read can happen between start() and readStop(): both run in this synchronous call.
   const id = addon.start(ch.fd, uh.fd, opts.idleMs, opts.toClient, opts.toUpstream);
-  if (id < 0) return null;
+  if (id < 0) return id === START_NO_SLOT ? 'slots_full' : 'no_memory';
   ch.readStop?.();
   uh.readStop?.();
   // net.Socket restarts reading only when it believes the handle is not reading: keep it believing.

@@ -10,6 +10,9 @@ import { stringify } from 'yaml';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
+/** test/sanitize.sh runs Node with the ASan runtime, which starts a gateway about 1.5 times slower: it stretches the start-up wait. */
+const START_WAIT_FACTOR = Math.max(1, Number(process.env.PORTCULLIS_TEST_START_WAIT_FACTOR) || 1);
+
 export type LogRecord = Record<string, unknown> & { event?: number; msg?: string };
 
 export interface GatewayProcess {
@@ -136,7 +139,7 @@ export async function startGateway(
 ): Promise<GatewayProcess> {
   const { proc, configFile, logs, stderr, waitForLog, exited } = spawnGateway(config, opts);
   const listening = await Promise.race([
-    waitForLog((r) => r.msg === 'proxy listening', opts.listenTimeoutMs ?? 15_000),
+    waitForLog((r) => r.msg === 'proxy listening', (opts.listenTimeoutMs ?? 15_000) * START_WAIT_FACTOR),
     exited.then((code) => {
       throw new Error(`gateway exited (${code}) before listening: ${stderr().slice(-2000)} ${JSON.stringify(logs.slice(-5))}`);
     }),

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { nativeRelayStatus, relayTunnel, type RelayEnd, type RelayedTunnel } from '../../src/relay/index.js';
+import { ADDON_PATH } from '../../src/relay/probe.js';
 import { readBytes } from './raw.js';
 import { startTcpEcho, type TestServer } from './servers.js';
 
@@ -28,7 +29,7 @@ export interface RelayedPair {
 
 /** The addon itself, for the one thing the module does not expose: how many ends wait for delivery. */
 export function pendingEnds(): number {
-  const addon = createRequire(import.meta.url)('../../build/Release/portcullis_relay.node') as { pendingEnds(): number };
+  const addon = createRequire(import.meta.url)(ADDON_PATH) as { pendingEnds(): number };
   return addon.pendingEnds();
 }
 
@@ -87,7 +88,8 @@ export async function startRelayBench(): Promise<RelayBench> {
     for (const s of [user, client, upstream]) everything.add(s);
     const pair = { user, client, upstream } as RelayedPair;
     const relayed = relayTunnel(client, upstream, { idleMs: 0, toClient: GREETING, toUpstream: Buffer.alloc(0) }, (end) => onEnd(end, pair));
-    if (!relayed) throw new Error(`the native relay did not take the tunnel (${nativeRelayStatus().reason || 'no reason given'})`);
+    if (typeof relayed === 'string')
+      throw new Error(`the native relay did not take the tunnel: ${relayed} (${nativeRelayStatus().reason || 'no reason given'})`);
     pair.relayed = relayed;
     user.write('ping');
     const back = await readBytes(user, GREETING.length + 4);

@@ -21,9 +21,20 @@ export function requireBinary(name: string): string | null {
   return null;
 }
 
+/**
+ * The environment for a system program: ours, without LD_PRELOAD. test/sanitize.sh preloads the
+ * AddressSanitizer runtime for Node (the relay addon needs it first in the process); curl, which
+ * is not built with it, deadlocks in setlocale() at start under it.
+ */
+function systemEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  return env;
+}
+
 export function run(file: string, args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(file, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: systemEnv() }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });

@@ -78,6 +78,13 @@ describe.each(MODES)('/metrics of a running gateway, $name', ({ workers }) => {
     expect(v('portcullis_tunnel_duration_seconds_count', { rule: 'echo' })).toBe(3);
     // Every tunnel went through the relay this machine has: native wherever it is built (always on CI).
     expect(v('portcullis_tunnels_relayed_total', { relay: native.available ? 'native' : 'js' })).toBe(3);
+    if (native.available) {
+      // One relay thread per process, each with the default slot limit: summed over workers.
+      expect(v('portcullis_relay_slot_limit')).toBe(65536 * workers);
+      expect(v('portcullis_relay_tunnels')).toBe(0);
+      expect(v('portcullis_relay_pending_bytes')).toBe(0);
+      expect(v('portcullis_relay_loop_iterations_total')).toBeGreaterThan(0);
+    }
     expect(v('portcullis_upstream_connect_seconds_count', { rule: 'echo' })).toBe(3);
     expect(v('portcullis_open_tunnels', { rule: 'echo' })).toBe(0);
     expect(v('portcullis_config_reloads_total', { result: 'ok' })).toBe(1);

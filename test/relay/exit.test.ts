@@ -40,7 +40,7 @@ for (let i = 0; i < 4; i++) {
     upstream.destroy();
     if (ends.length === 4) allEnded();
   });
-  if (!t) { console.error('tunnel not relayed'); process.exit(4); }
+  if (typeof t === 'string') { console.error('tunnel not relayed: ' + t); process.exit(4); }
   await once(user, 'data'); // the relay's greeting: it carries this tunnel
   users.push(user);
 }

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { defaultConfig } from '../../src/config/index.js';
 import { nativeRelayStatus, relayConfigCheck, relayInUse, RELAY_END_CAUSES } from '../../src/relay/index.js';
+import { ADDON_PATH } from '../../src/relay/probe.js';
 import { startGateway } from '../helpers/gateway.js';
 import { openTunnel, readBytes } from '../helpers/raw.js';
 import { startTcpEcho } from '../helpers/servers.js';
@@ -29,7 +30,7 @@ describe('native relay availability', () => {
   it('names its end causes as TypeScript does (one list: RELAY_CAUSES in native/relay.c)', (ctx) => {
     if (process.env.CI !== 'true') ctx.skip(!status.available, `native relay not built here: ${status.reason}`);
     // A mismatch also makes the module refuse the addon (and the test above fail with the reason).
-    const addon = createRequire(import.meta.url)('../../build/Release/portcullis_relay.node') as { causes: unknown };
+    const addon = createRequire(import.meta.url)(ADDON_PATH) as { causes: unknown };
     expect(addon.causes).toEqual([...RELAY_END_CAUSES]);
   });
 
@@ -78,7 +79,8 @@ describe('an install where the native relay could not be built', () => {
     const echo = await startTcpEcho();
     const gw = await startGateway(
       { proxy: { relay: 'auto' }, allow: { presets: [], rules: [{ name: 'echo', hosts: ['127.0.0.1'], ports: [echo.port], allowPrivate: true }] } },
-      { cli },
+      // The copy has no build/: no sanitizer build either (test/sanitize.sh points the loader there).
+      { cli, env: { PORTCULLIS_RELAY_ADDON: '' } },
     );
     try {
       const warn = await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('native tunnel relay not available'));
@@ -88,7 +90,7 @@ describe('an install where the native relay could not be built', () => {
       t.socket.write('ping');
       expect((await readBytes(t.socket, 4, t.rest)).toString()).toBe('ping');
       t.socket.end();
-      expect((await gw.waitForLog((l) => l.event === 103)).relay).toBe('js');
+      expect(await gw.waitForLog((l) => l.event === 103)).toMatchObject({ relay: 'js', relayFallback: 'unavailable' });
     } finally {
       await gw.stop();
       await echo.close();
@@ -98,7 +100,7 @@ describe('an install where the native relay could not be built', () => {
   it('relay: native is refused by check-config, naming the key', () => {
     const file = join(dir, 'native.yaml');
     writeFileSync(file, 'proxy:\n  relay: native\n');
-    const r = spawnSync(process.execPath, [cli, 'check-config', file], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, 'check-config', file], { encoding: 'utf8', env: { ...process.env, PORTCULLIS_RELAY_ADDON: '' } });
     expect(r.status).toBe(1);
     expect(r.stderr + r.stdout).toMatch(/proxy\.relay.*native relay not available/);
   });
