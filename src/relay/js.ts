@@ -31,6 +31,9 @@ function oneWay(src: Socket, dst: Socket): void {
   dst.on('drain', () => src.resume());
   // Half-close passes on; the other direction keeps flowing.
   src.on('end', () => dst.end());
+  // A 'data' listener does not restart a socket paused on purpose (the front door pauses the
+  // client once it has read the CONNECT head): flow now, as pipe() would.
+  src.resume();
 }
 
 /**
