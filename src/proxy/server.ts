@@ -9,7 +9,7 @@ import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { Errors, withDetail } from '../errors/catalogue.js';
 import { noopObserver, type AccessRecord, type ProxyObserver } from './access.js';
-import { CONN_STATE, connState, normaliseClientIp, newAccessRecord, recordAccess, type ConnState, type ProxyContext, type TrackedSocket } from './context.js';
+import { CONN_STATE, connState, normaliseClientIp, newAccessRecord, recordRefusal, type ConnState, type ProxyContext, type TrackedSocket } from './context.js';
 import { writeRefusal, type Refusal } from './refusal.js';
 import { handleConnect } from './tunnel.js';
 import { nativeRelayStats, type RelayStats } from '../relay/index.js';
@@ -400,7 +400,8 @@ export class ProxyServer {
   private refuseRaw(socket: Socket, method: string, target: string, r: Refusal): void {
     const rec = refusalRecord(method === 'CONNECT' ? 'tunnel' : 'http', normaliseClientIp(socket.remoteAddress ?? ''), method, target, r);
     writeRefusal(socket, r);
-    recordAccess(this.ctx, rec);
+    // Through recordRefusal: a descriptor shortage is counted, and logged once per interval, not per connection.
+    recordRefusal(this.ctx, rec, r, performance.now());
   }
 
   private dropRecord(): AccessRecord {
