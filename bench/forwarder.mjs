@@ -278,6 +278,11 @@ async function phase(name, opts) {
     ackP99ms: r.latency.p99,
     gatewayCpuPct: pct(gwCpu),
     gatewayMainThreadsCpuPct: mainThreads,
+    // Main-thread CPU per accepted upload, all processes' main threads together (µs).
+    gatewayMainThreadUsPerUpload:
+      ok > 0 ? Math.round((gwPids.reduce((s, p, i) => s + threadCpuSeconds(p).main - (cpu0.threads[i]?.main ?? 0), 0) * 1e6) / ok) : null,
+    // CPU paid per MB accepted: steadier than the rate when other work shares the machine.
+    gatewayCpuMsPerMB: ok > 0 ? Math.round((gwCpu * 1000) / ((ok * bodyBytes) / 1e6)) : null,
     emulatorCpuPct: pct(cpuSeconds(emu.child.pid) - cpu0.emulator),
     loadgenCpuPct: Math.round(((self.user + self.system) / 1e6 / wall) * 100),
     gatewayPeakRssMB: Math.round(peakRss),
