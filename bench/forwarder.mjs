@@ -2,7 +2,7 @@
 // Forwarder benchmark: the whole pipeline, each part in its own process, as in production.
 //
 //   npm run build && npm run build:emulator && node bench/forwarder.mjs [--seconds 15] [--connections 64]
-//        [--records 20] [--fsync always] [--threads 0] [--bodies 256] [--workers 1]
+//        [--records 20] [--fsync always] [--threads 0] [--bodies 256] [--workers 1] [--cost-rate N]
 //
 // - `portcullis start` (single process: proxy idle, forwarder on a plaintext listener, default
 //   fsync 'always', pool one thread per core) forwarding to the Azure Monitor emulator (its own
@@ -39,6 +39,7 @@ const { values: o } = parseArgs({
     threads: { type: 'string', default: '0' },
     bodies: { type: 'string', default: '256' },
     workers: { type: 'string', default: '1' },
+    'cost-rate': { type: 'string', default: '0' },
   },
 });
 const seconds = Number(o.seconds);
@@ -293,8 +294,11 @@ async function phase(name, opts) {
 }
 
 await phase('warm-up', { seconds: 3 });
-const max = await phase('max', { seconds });
-const half = await phase('half', { seconds, rate: Math.max(1, Math.round(max.uploadsPerSec / 2)) });
+// --cost-rate N: instead of max and half, one phase at N uploads/s, for the CPU cost per upload
+// (main thread and process), which varies less than the rates when other work shares the machine.
+const costRate = Number(o['cost-rate']);
+const max = costRate > 0 ? await phase('cost', { seconds, rate: costRate }) : await phase('max', { seconds });
+const half = costRate > 0 ? max : await phase('half', { seconds, rate: Math.max(1, Math.round(max.uploadsPerSec / 2)) });
 
 // Drain: every accepted record reaches the emulator.
 const emulatorAdmin = new Agent({ connect: { ca: readFileSync(info.caFile, 'utf8') } });
