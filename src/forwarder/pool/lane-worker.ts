@@ -37,16 +37,20 @@ function movable(result: DecodeResult, body: Uint8Array): ArrayBuffer[] {
 
 const port = parentPort;
 if (port) {
-  port.on('message', (msg: LaneRequest) => {
-    let reply: LaneReply;
-    let transfer: ArrayBuffer[] = [];
-    try {
-      const result = decode(msg.task);
-      reply = { id: msg.id, result };
-      transfer = movable(result, msg.task.body);
-    } catch (err) {
-      reply = { id: msg.id, result: null, error: err instanceof Error ? err.message : String(err) };
+  // A message holds every upload the main thread finished reading in one turn of its event loop;
+  // the answers go back together, in one message too.
+  port.on('message', (batch: LaneRequest[]) => {
+    const replies: LaneReply[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const msg of batch) {
+      try {
+        const result = decode(msg.task);
+        replies.push({ id: msg.id, result });
+        transfer.push(...movable(result, msg.task.body));
+      } catch (err) {
+        replies.push({ id: msg.id, result: null, error: err instanceof Error ? err.message : String(err) });
+      }
     }
-    port.postMessage(reply, transfer);
+    port.postMessage(replies, transfer);
   });
 }

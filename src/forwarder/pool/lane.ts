@@ -1,6 +1,7 @@
 /**
  * The decode lane: upload decoding (gunzip, JSON.parse, checks, split) on dedicated worker threads
- * spoken to over their MessagePort, one message each way per upload.
+ * spoken to over their MessagePort: one message each way per turn of the event loop, carrying
+ * every upload read in that turn.
  *
  * Why not the piscina pool: measured on the 2-core test VM, a piscina task costs the main thread
  * 45-55 µs (its task envelope and bookkeeping), as much as parsing a 9 KB upload right there, so
@@ -36,15 +37,22 @@ interface Pending {
 class LaneThread {
   readonly worker: Worker;
   readonly pending = new Map<number, Pending>();
+  /** Requests of this event-loop turn, posted together by flush(). */
+  #outbox: LaneRequest[] = [];
+  #transfer: ArrayBuffer[] = [];
+  #flushing: NodeJS.Immediate | null = null;
 
   constructor(file: string, onExit: (t: LaneThread, why: Error) => void) {
     this.worker = new Worker(file);
-    this.worker.on('message', (reply: LaneReply) => {
-      const p = this.pending.get(reply.id);
-      if (!p) return;
-      this.pending.delete(reply.id);
-      if (reply.result) p.resolve(reply.result);
-      else p.reject(new Error(`decode failed in the lane thread: ${reply.error ?? 'unknown error'}`));
+    this.worker.on('message', (replies: LaneReply[]) => {
+      for (const reply of replies) {
+        const p = this.pending.get(reply.id);
+        if (!p) continue;
+        this.pending.delete(reply.id);
+        if (reply.result) p.resolve(reply.result);
+        else p.reject(new Error(`decode failed in the lane thread: ${reply.error ?? 'unknown error'}`));
+      }
+      if (this.pending.size === 0) this.worker.unref();
     });
     // 'error' is followed by 'exit': the pending decodes fail once, at exit.
     let failure: Error | null = null;
@@ -52,7 +60,35 @@ class LaneThread {
     this.worker.on('exit', (code) => onExit(this, failure ?? new Error(`decode lane thread exited (${code})`)));
   }
 
+  /**
+   * Queues a request; one message per turn of the event loop carries them all (setImmediate runs
+   * after the poll phase that read those uploads). Under load this posts a fraction of the
+   * messages, and every message wakes the lane thread and then the main thread again.
+   */
+  post(req: LaneRequest, transfer: ArrayBuffer[], p: Pending): void {
+    // Referenced only while it holds work: a pending decode keeps the process alive, an idle lane does not.
+    if (this.pending.size === 0) this.worker.ref();
+    this.pending.set(req.id, p);
+    this.#outbox.push(req);
+    this.#transfer.push(...transfer);
+    this.#flushing ??= setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    this.#flushing = null;
+    if (this.#outbox.length === 0) return;
+    const batch = this.#outbox;
+    const transfer = this.#transfer;
+    this.#outbox = [];
+    this.#transfer = [];
+    this.worker.postMessage(batch, transfer);
+  }
+
   failAll(err: Error): void {
+    if (this.#flushing) clearImmediate(this.#flushing);
+    this.#flushing = null;
+    this.#outbox = [];
+    this.#transfer = [];
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }
@@ -80,11 +116,7 @@ export class DecodeLane {
     const id = this.#nextId++;
     const { body } = task;
     const transfer = body.buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? [body.buffer] : [];
-    return new Promise<DecodeResult>((resolve, reject) => {
-      thread.pending.set(id, { resolve, reject });
-      const msg: LaneRequest = { id, task };
-      thread.worker.postMessage(msg, transfer);
-    });
+    return new Promise<DecodeResult>((resolve, reject) => thread.post({ id, task }, transfer, { resolve, reject }));
   }
 
   /** Share of the lane threads' time spent decoding since they started (0..1). */
@@ -129,7 +161,7 @@ export class DecodeLane {
       // was the only one) uploads are decoded inline.
       if (!this.#closed) setTimeout(() => this.#closed || this.#spawn(), RESPAWN_DELAY_MS).unref();
     });
-    // A lane thread must not keep the process alive on its own (drain closes it explicitly).
+    // An idle lane thread must not keep the process alive on its own (see post()).
     t.worker.unref();
     this.#threads.push(t);
   }
