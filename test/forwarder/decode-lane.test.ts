@@ -6,6 +6,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decode, type DecodeResult, type DecodeTask } from '../../src/forwarder/pool/decode.js';
 import { DecodeLane } from '../../src/forwarder/pool/lane.js';
 
+/** A lane closed after the test. */
+function newLane(size: number): DecodeLane {
+  const l = new DecodeLane(size);
+  lane = l;
+  return l;
+}
+
 /** An upload body in an ArrayBuffer of its own, as readBody hands it over. */
 function own(bytes: Uint8Array): Uint8Array {
   const u = new Uint8Array(new ArrayBuffer(bytes.byteLength));
@@ -32,10 +39,11 @@ function plain(r: DecodeResult): unknown {
   return r.ok ? { ...r, entries: r.entries.map((e) => ({ records: e.records, payload: Buffer.from(e.payload).toString('utf8') })) } : r;
 }
 
+let lane: DecodeLane | null = null;
+
 const records = (n: number, from = 0): Array<Record<string, unknown>> =>
   Array.from({ length: n }, (_, i) => ({ id: from + i, msg: `event ${from + i} ${'x'.repeat(300)}`, TimeGenerated: '2026-01-01T00:00:00Z' }));
 
-let lane: DecodeLane | null = null;
 afterEach(async () => {
   await lane?.close();
   lane = null;
@@ -43,7 +51,7 @@ afterEach(async () => {
 
 describe('decode lane', () => {
   it('answers every upload as the inline decode does: good, split, translated, gzip, and bad input', async () => {
-    lane = new DecodeLane(2);
+    const l = newLane(2);
     const big = JSON.stringify(records(40));
     const bomb = gzipSync(Buffer.alloc(10 * 1024 * 1024, 0x20));
     const cases: DecodeTask[] = [
@@ -62,44 +70,44 @@ describe('decode lane', () => {
     ];
     // Expected answers from the same tasks decoded inline (on copies: the lane moves the bodies).
     const expected = cases.map((t) => plain(decode({ ...t, body: own(t.body) })));
-    const got = await Promise.all(cases.map((t) => lane?.decode(t)));
-    expect(got.map((r) => (r ? plain(r) : r))).toEqual(expected);
-    const answers = got.map((r) => (r?.ok ? 'ok' : r?.error));
+    const got = await Promise.all(cases.map((t) => l.decode(t)));
+    expect(got.map(plain)).toEqual(expected);
+    const answers = got.map((r) => (r.ok ? 'ok' : r.error));
     expect(answers).toEqual(['ok', 'ok', 'ok', 'ok', 'badJson', 'notArray', 'notArray', 'badGzip', 'tooLarge']);
   });
 
   it('keeps many concurrent uploads apart: each answer belongs to its own upload', async () => {
-    lane = new DecodeLane(2);
+    const l = newLane(2);
     const n = 200;
-    const results = await Promise.all(Array.from({ length: n }, (_, i) => lane?.decode(task(JSON.stringify(records(2, i * 2))))));
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => l.decode(task(JSON.stringify(records(2, i * 2))))));
     results.forEach((r, i) => {
-      expect(r?.ok).toBe(true);
-      if (!r?.ok) return;
+      expect(r.ok).toBe(true);
+      if (!r.ok) return;
       const back = r.entries.flatMap((e) => JSON.parse(`[${Buffer.from(e.payload).toString('utf8')}]`) as Array<{ id: number }>);
       expect(back.map((x) => x.id)).toEqual([i * 2, i * 2 + 1]);
     });
   });
 
   it('moves the body to the lane thread instead of copying it', async () => {
-    lane = new DecodeLane(1);
+    const l = newLane(1);
     const t = task(JSON.stringify(records(3)));
     const body = t.body;
-    const r = await lane.decode(t);
+    const r = await l.decode(t);
     expect(r.ok && r.records).toBe(3);
     expect(body.byteLength).toBe(0); // detached: the bytes went to the lane thread (and came back as the entry's)
   });
 
   it('closing it fails the decodes it still held (the upload is answered, never left hanging); later uploads decode inline', async () => {
-    lane = new DecodeLane(1);
-    const many = Array.from({ length: 50 }, () => lane?.decode(task(JSON.stringify(records(40)))));
+    const l = newLane(1);
+    const many = Array.from({ length: 50 }, () => l.decode(task(JSON.stringify(records(40)))));
     const settled = Promise.allSettled(many);
-    await lane.close();
+    await l.close();
     const outcomes = await settled;
     for (const o of outcomes) {
       if (o.status === 'rejected') expect(String(o.reason)).toMatch(/lane/);
-      else expect(o.value?.ok).toBe(true);
+      else expect(o.value.ok).toBe(true);
     }
-    const after = await lane.decode(task(JSON.stringify(records(2))));
+    const after = await l.decode(task(JSON.stringify(records(2))));
     expect(after.ok && after.records).toBe(2);
   });
 });
