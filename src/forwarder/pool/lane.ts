@@ -5,8 +5,9 @@
  *
  * Why not the piscina pool: measured on the 2-core test VM, a piscina task costs the main thread
  * 45-55 µs (its task envelope and bookkeeping), as much as parsing a 9 KB upload right there, so
- * handing uploads to the pool freed nothing; a bare MessagePort round trip costs 17-19 µs. The
- * pool keeps the batch builds (a few per second, large, where its overhead does not matter).
+ * handing uploads to the pool freed nothing; a bare MessagePort costs 31-34 µs per upload, and
+ * 12.5-14.5 µs with the uploads of one turn in one message (64 in flight). The pool keeps the batch
+ * builds (a few per second, large, where its overhead does not matter).
  *
  * A lane thread that dies fails its pending decodes (the ingest answers 500, nothing was
  * acknowledged) and is replaced; until a replacement is up, uploads are decoded inline.
