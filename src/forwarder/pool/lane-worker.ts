@@ -51,6 +51,11 @@ if (port) {
         replies.push({ id: msg.id, result: null, error: err instanceof Error ? err.message : String(err) });
       }
     }
-    port.postMessage(replies, transfer);
+    try {
+      port.postMessage(replies, transfer);
+    } catch {
+      // Moving failed (a buffer that cannot be transferred): copy instead, so every upload is answered.
+      port.postMessage(replies);
+    }
   });
 }

@@ -82,7 +82,18 @@ class LaneThread {
     const transfer = this.#transfer;
     this.#outbox = [];
     this.#transfer = [];
-    this.worker.postMessage(batch, transfer);
+    try {
+      this.worker.postMessage(batch, transfer);
+    } catch (err) {
+      // A body that cannot be sent (it cannot happen with readBody's buffers, but an upload must
+      // never wait forever): those uploads fail, the others are unaffected.
+      const why = new Error(`decode lane: could not post uploads: ${err instanceof Error ? err.message : String(err)}`);
+      for (const req of batch) {
+        this.pending.get(req.id)?.reject(why);
+        this.pending.delete(req.id);
+      }
+      if (this.pending.size === 0) this.worker.unref();
+    }
   }
 
   failAll(err: Error): void {
