@@ -2,7 +2,7 @@
 // Forwarder benchmark: the whole pipeline, each part in its own process, as in production.
 //
 //   npm run build && npm run build:emulator && node bench/forwarder.mjs [--seconds 15] [--connections 64]
-//        [--records 20] [--fsync always] [--threads 0] [--bodies 256]
+//        [--records 20] [--fsync always] [--threads 0] [--bodies 256] [--workers 1] [--cost-rate N]
 //
 // - `portcullis start` (single process: proxy idle, forwarder on a plaintext listener, default
 //   fsync 'always', pool one thread per core) forwarding to the Azure Monitor emulator (its own
@@ -16,7 +16,7 @@
 //   the same bodies, times the cores (bench/lib/cpu-limit.mjs).
 // Everything shares 2 cores: the report gives each process's CPU so the reader can see who paid.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -38,6 +38,8 @@ const { values: o } = parseArgs({
     fsync: { type: 'string', default: 'always' },
     threads: { type: 'string', default: '0' },
     bodies: { type: 'string', default: '256' },
+    workers: { type: 'string', default: '1' },
+    'cost-rate': { type: 'string', default: '0' },
   },
 });
 const seconds = Number(o.seconds);
@@ -58,6 +60,37 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)
 function cpuSeconds(pid) {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+/** CPU seconds of each thread of a process: the main thread (tid = pid) apart from the rest. */
+function threadCpuSeconds(pid) {
+  let main = 0;
+  let rest = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let f;
+    try {
+      f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+    } catch {
+      continue; // the thread ended
+    }
+    const s = (Number(f[11]) + Number(f[12])) / 100;
+    if (Number(tid) === pid) main += s;
+    else rest += s;
+  }
+  return { main, rest };
+}
+/** The sum over a process tree (a cluster supervisor and its workers). */
+function treePids(pid) {
+  const out = [pid];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+      if (ppid === pid) out.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return out;
 }
 function rssMB(pid, field = 'VmRSS') {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -123,10 +156,7 @@ async function startGateway(config) {
 }
 
 async function metric(adminPort, name) {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
+  return metricIn(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text(), name);
 }
 
 const work = mkdtempSync(join(tmpdir(), 'pcl-bench-fwd-'));
@@ -139,7 +169,7 @@ writeFileSync(join(work, 'secret'), 'emulator-secret');
 const apiKey = 'bench-api-key';
 const adminPort = 19000 + Math.floor(Math.random() * 1000);
 const gw = await startGateway({
-  proxy: { listen: ['127.0.0.1:0'], workers: 1 },
+  proxy: { listen: ['127.0.0.1:0'], workers: Number(o.workers) },
   admin: { listen: `127.0.0.1:${adminPort}` },
   log: { level: 'info', access: false },
   allow: { presets: [], rules: [{ name: 'emulator', hosts: [dce.hostname, login.hostname], ports: [info.port], allowPrivate: true }] },
@@ -162,12 +192,63 @@ const bodies = Array.from({ length: Number(o.bodies) }, (_, i) => JSON.stringify
 const bodyBytes = bodies.reduce((s, b) => s + Buffer.byteLength(b), 0) / bodies.length;
 let next = 0;
 
+/** Every series of `name` in one /metrics text, summed (labels ignored). */
+function metricIn(text, name) {
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+/**
+ * Event-loop lag while a phase runs: prom-client's lag gauges come from a monitorEventLoopDelay
+ * histogram that is reset at every scrape, so a scrape once a second gives that second's p99 (in
+ * cluster mode the supervisor averages its workers'). A failed scrape is skipped, not counted.
+ */
+function sampleLag() {
+  const p99s = [];
+  const maxes = [];
+  let stopped = false;
+  const loop = (async () => {
+    await metric(adminPort, LAG_P99).catch(() => 0); // reset: the phase starts clean
+    while (!stopped) {
+      await sleep(1000);
+      const text = await fetch(`http://127.0.0.1:${adminPort}/metrics`)
+        .then((r) => r.text())
+        .catch(() => null);
+      if (text === null) continue;
+      p99s.push(metricIn(text, LAG_P99) * 1000);
+      maxes.push(metricIn(text, LAG_MAX) * 1000);
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    const sorted = [...p99s].sort((a, b) => a - b);
+    return {
+      lagP99msMedian: +(sorted[Math.floor(sorted.length / 2)] ?? 0).toFixed(1),
+      lagP99msWorst: +(sorted[sorted.length - 1] ?? 0).toFixed(1),
+      lagMaxms: +Math.max(0, ...maxes).toFixed(1),
+      lagSamples: sorted.length,
+    };
+  };
+}
+const LAG_P99 = 'portcullis_nodejs_eventloop_lag_p99_seconds';
+const LAG_MAX = 'portcullis_nodejs_eventloop_lag_max_seconds';
+
 async function phase(name, opts) {
-  const pids = { gateway: gw.child.pid, emulator: emu.child.pid };
-  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+  const gwPids = treePids(gw.child.pid);
+  const cpu0 = { gateway: gwPids.map(cpuSeconds), threads: gwPids.map(threadCpuSeconds), emulator: cpuSeconds(emu.child.pid) };
   const self0 = process.cpuUsage();
   let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMB(gw.child.pid))), 250);
+  const sampler = setInterval(
+    () =>
+      (peakRss = Math.max(
+        peakRss,
+        gwPids.reduce((s, p) => s + rssMB(p), 0),
+      )),
+    250,
+  );
+  const stopLag = sampleLag();
   const t0 = performance.now();
   const r = await autocannon({
     url: `http://127.0.0.1:${gw.port}/dataCollectionRules/dcr-in/streams/Custom-Bench_CL?api-version=2023-01-01`,
@@ -180,8 +261,12 @@ async function phase(name, opts) {
   });
   const wall = (performance.now() - t0) / 1000;
   clearInterval(sampler);
+  const lag = await stopLag();
   const self = process.cpuUsage(self0);
-  const cpuPct = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, Math.round(((cpuSeconds(p) - cpu0[k]) / wall) * 100)]));
+  const pct = (s) => Math.round((s / wall) * 100);
+  const gwCpu = gwPids.reduce((s, p, i) => s + cpuSeconds(p) - (cpu0.gateway[i] ?? 0), 0);
+  // The busiest main thread among the gateway's processes: the one that would limit it.
+  const mainThreads = gwPids.map((p, i) => pct(threadCpuSeconds(p).main - (cpu0.threads[i]?.main ?? 0)));
   const ok = r['2xx'];
   const out = {
     phase: name,
@@ -192,18 +277,28 @@ async function phase(name, opts) {
     errors: r.errors,
     ackP50ms: r.latency.p50,
     ackP99ms: r.latency.p99,
-    gatewayCpuPct: cpuPct.gateway,
-    emulatorCpuPct: cpuPct.emulator,
+    gatewayCpuPct: pct(gwCpu),
+    gatewayMainThreadsCpuPct: mainThreads,
+    // Main-thread CPU per accepted upload, all processes' main threads together (µs).
+    gatewayMainThreadUsPerUpload:
+      ok > 0 ? Math.round((gwPids.reduce((s, p, i) => s + threadCpuSeconds(p).main - (cpu0.threads[i]?.main ?? 0), 0) * 1e6) / ok) : null,
+    // CPU paid per MB accepted: steadier than the rate when other work shares the machine.
+    gatewayCpuMsPerMB: ok > 0 ? Math.round((gwCpu * 1000) / ((ok * bodyBytes) / 1e6)) : null,
+    emulatorCpuPct: pct(cpuSeconds(emu.child.pid) - cpu0.emulator),
     loadgenCpuPct: Math.round(((self.user + self.system) / 1e6 / wall) * 100),
     gatewayPeakRssMB: Math.round(peakRss),
+    ...lag,
   };
   log(JSON.stringify(out));
   return out;
 }
 
 await phase('warm-up', { seconds: 3 });
-const max = await phase('max', { seconds });
-const half = await phase('half', { seconds, rate: Math.max(1, Math.round(max.uploadsPerSec / 2)) });
+// --cost-rate N: instead of max and half, one phase at N uploads/s, for the CPU cost per upload
+// (main thread and process), which varies less than the rates when other work shares the machine.
+const costRate = Number(o['cost-rate']);
+const max = costRate > 0 ? await phase('cost', { seconds, rate: costRate }) : await phase('max', { seconds });
+const half = costRate > 0 ? max : await phase('half', { seconds, rate: Math.max(1, Math.round(max.uploadsPerSec / 2)) });
 
 // Drain: every accepted record reaches the emulator.
 const emulatorAdmin = new Agent({ connect: { ca: readFileSync(info.caFile, 'utf8') } });
@@ -221,12 +316,12 @@ for (;;) {
 const drainSec = (performance.now() - drainStart) / 1000;
 const uncompressed = await metric(adminPort, 'portcullis_forwarder_bytes_uncompressed_total');
 const sent = await metric(adminPort, 'portcullis_forwarder_bytes_sent_total');
-const lag = await metric(adminPort, 'nodejs_eventloop_lag_p99_seconds');
 const result = {
   date: new Date().toISOString(),
   settings: {
     fsync: o.fsync,
     threads: o.threads,
+    workers: Number(o.workers),
     connections: Number(o.connections),
     recordsPerUpload: perUpload,
     bytesPerRecord: Math.round(bodyBytes / perUpload),
@@ -250,7 +345,8 @@ const result = {
     compressionRatio: sent > 0 ? +(uncompressed / sent).toFixed(1) : null,
     drainSec: +drainSec.toFixed(1),
   },
-  gatewayEventLoopLagP99ms: +(lag * 1000).toFixed(1),
+  // Per-second p99 of the gateway's event-loop delay during each phase (see sampleLag).
+  gatewayEventLoopLagP99ms: { max: { median: max.lagP99msMedian, worst: max.lagP99msWorst }, half: { median: half.lagP99msMedian, worst: half.lagP99msWorst } },
 };
 console.log(JSON.stringify(result, null, 2));
 mkdirSync(join(REPO, '.bench-out'), { recursive: true });

@@ -192,7 +192,7 @@ export class ForwarderMetrics {
     );
     new client.Gauge({
       name: 'portcullis_forwarder_pool_utilization',
-      help: 'Share of the worker pool busy since start (0..1).',
+      help: 'Share of the worker threads (decode lane and batch build pool) busy since start (0..1).',
       registers,
       collect() {
         this.set(state.poolUtilization());
@@ -200,7 +200,7 @@ export class ForwarderMetrics {
     });
     new client.Gauge({
       name: 'portcullis_forwarder_pool_queued_tasks',
-      help: 'Tasks waiting for a pool thread.',
+      help: 'Uploads being decoded in the decode lane plus batch builds waiting for a pool thread.',
       registers,
       collect() {
         this.set(state.poolQueued());

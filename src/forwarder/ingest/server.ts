@@ -26,6 +26,8 @@ import { readBody } from './body.js';
 export const LI_API_VERSIONS = new Set(['2023-01-01', '2021-11-01-preview']);
 export const DC_API_VERSION = '2016-04-01';
 const LOG_TYPE = /^[A-Za-z0-9_]{1,100}$/;
+/** How often the memory check re-reads the resident set size. */
+const RSS_SAMPLE_MS = 50;
 
 type Api = 'logs_ingestion' | 'data_collector';
 
@@ -141,6 +143,22 @@ interface AcceptOptions {
 class IngestHandler {
   /** Body bytes of uploads between reading and their answer (memory held by the pipeline). */
   #inflightBytes = 0;
+  #rssValue = 0;
+  #rssAt = 0;
+
+  /**
+   * Resident memory, read at most every RSS_SAMPLE_MS: process.memoryUsage.rss() reads
+   * /proc/self/stat (tens of microseconds), too much for every upload; memory does not move
+   * faster than that matters here.
+   */
+  #rss(): number {
+    const now = performance.now();
+    if (now - this.#rssAt >= RSS_SAMPLE_MS) {
+      this.#rssValue = process.memoryUsage.rss();
+      this.#rssAt = now;
+    }
+    return this.#rssValue;
+  }
 
   constructor(private readonly deps: IngestDeps) {}
 
@@ -241,7 +259,7 @@ class IngestHandler {
     // Refuse before reading a byte when the upload cannot be kept anyway.
     const stats = deps.spool.stats();
     if (stats.bytes >= stats.maxBytes) return refuse(o.table.spoolFull);
-    if (cfg.limits.maxRssBytes > 0 && process.memoryUsage.rss() > cfg.limits.maxRssBytes) return refuse(o.table.memory);
+    if (cfg.limits.maxRssBytes > 0 && this.#rss() > cfg.limits.maxRssBytes) return refuse(o.table.memory);
     // A chunked upload (no Content-Length) may grow to the limit: reserve all of it.
     const declared = Number(raw.headers['content-length'] ?? NaN);
     const reserve = Number.isFinite(declared) ? Math.min(declared, o.maxBytes) : o.maxBytes;

@@ -1,9 +1,9 @@
 /**
- * The pool thread's entry point (piscina `filename`): one function, dispatching on task.kind.
- * Results' buffers are transferred, not copied, back to the main thread.
+ * The pool thread's entry point (piscina `filename`): builds (gzips) upstream batches. Uploads are
+ * decoded in the decode lane (lane.ts), not here. Results' buffers are transferred, not copied,
+ * back to the main thread.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { decode, type DecodeTask, type DecodeResult } from './decode.js';
 import { build, type BuildTask, type BuildResult } from './build.js';
 
 function transferring<T>(value: T, buffers: ArrayBuffer[]): T {
@@ -17,17 +17,7 @@ function ownBuffer(u: Uint8Array): ArrayBuffer | null {
   return u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer ? u.buffer : null;
 }
 
-export default function run(task: DecodeTask | BuildTask): DecodeResult | BuildResult {
-  if (task.kind === 'decode') {
-    const result = decode(task);
-    if (!result.ok) return result;
-    const buffers: ArrayBuffer[] = [];
-    for (const e of result.entries) {
-      const b = ownBuffer(e.payload);
-      if (b) buffers.push(b);
-    }
-    return transferring(result, buffers);
-  }
+export default function run(task: BuildTask): BuildResult {
   const result = build(task);
   const buffers = [ownBuffer(result.gz), ownBuffer(result.raw)].filter((b): b is ArrayBuffer => b !== null);
   return transferring(result, buffers);

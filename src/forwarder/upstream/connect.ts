@@ -5,7 +5,7 @@
  */
 import { Agent as HttpsAgent, type AgentOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import { buildConnector } from 'undici';
 import { DirectDialer, type Resolver } from '../../dial/index.js';
 import { ForwarderErrors } from '../../errors/catalogue.js';
@@ -28,8 +28,11 @@ export interface ConnectorOptions {
 export function upstreamConnector(opts: ConnectorOptions): buildConnector.connector {
   // Chosen by route() after the decision, as for tunnels (a relay-proxy dialer would apply here too).
   const dialer = new DirectDialer({ connectMs: opts.connectTimeoutMs, headersMs: opts.connectTimeoutMs, bodyMs: opts.connectTimeoutMs });
+  // One secure context for every connection: given as `ca`, the ~140 public roots plus the extra
+  // CA were parsed again at each connect (3-4% of the ingest's main thread under load).
+  const secureContext = opts.extraCa ? createSecureContext({ ca: [...rootCertificates, opts.extraCa], minVersion: 'TLSv1.2' }) : undefined;
   const tlsConnect = buildConnector({
-    ...(opts.extraCa ? { ca: [...rootCertificates, opts.extraCa] } : {}),
+    ...(secureContext ? { secureContext } : {}),
     timeout: opts.connectTimeoutMs,
     minVersion: 'TLSv1.2',
   });

@@ -1,0 +1,61 @@
+/**
+ * The decode lane's thread (lane.ts): decodes uploads posted over its parent port and posts the
+ * result back, moving the body's buffer (and any buffer decode made) rather than copying it.
+ */
+import { parentPort } from 'node:worker_threads';
+import { decode, type DecodeResult, type DecodeTask } from './decode.js';
+
+export interface LaneRequest {
+  readonly id: number;
+  readonly task: DecodeTask;
+}
+
+export interface LaneReply {
+  readonly id: number;
+  readonly result: DecodeResult | null;
+  /** decode threw (a bug, not bad input: bad input is a DecodeResult). */
+  readonly error?: string;
+}
+
+/**
+ * Buffers that may be moved back: the body's own (readBody gave it an ArrayBuffer of its own) and
+ * any that a view spans whole. Never a slice of Node's shared allocation pool: moving that would
+ * detach it under this thread's later Buffer allocations; such payloads are copied instead.
+ */
+function movable(result: DecodeResult, body: Uint8Array): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  const own = body.buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body.buffer : null;
+  if (own) out.add(own);
+  if (result.ok) {
+    for (const e of result.entries) {
+      const b = e.payload.buffer;
+      if (b instanceof ArrayBuffer && (b === own || (e.payload.byteOffset === 0 && e.payload.byteLength === b.byteLength))) out.add(b);
+    }
+  }
+  return [...out];
+}
+
+const port = parentPort;
+if (port) {
+  // A message holds every upload the main thread finished reading in one turn of its event loop;
+  // the answers go back together, in one message too.
+  port.on('message', (batch: LaneRequest[]) => {
+    const replies: LaneReply[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const msg of batch) {
+      try {
+        const result = decode(msg.task);
+        replies.push({ id: msg.id, result });
+        transfer.push(...movable(result, msg.task.body));
+      } catch (err) {
+        replies.push({ id: msg.id, result: null, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    try {
+      port.postMessage(replies, transfer);
+    } catch {
+      // Moving failed (a buffer that cannot be transferred): copy instead, so every upload is answered.
+      port.postMessage(replies);
+    }
+  });
+}

@@ -1,0 +1,180 @@
+/**
+ * The decode lane: upload decoding (gunzip, JSON.parse, checks, split) on dedicated worker threads
+ * spoken to over their MessagePort: one message each way per turn of the event loop, carrying
+ * every upload read in that turn.
+ *
+ * Why not the piscina pool: measured on the 2-core test VM, a piscina task costs the main thread
+ * 45-55 µs (its task envelope and bookkeeping), as much as parsing a 9 KB upload right there, so
+ * handing uploads to the pool freed nothing; a bare MessagePort costs 31-34 µs per upload, and
+ * 12.5-14.5 µs with the uploads of one turn in one message (64 in flight). The pool keeps the batch
+ * builds (a few per second, large, where its overhead does not matter).
+ *
+ * A lane thread that dies fails its pending decodes (the ingest answers 500, nothing was
+ * acknowledged) and is replaced; until a replacement is up, uploads are decoded inline.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { decode, type DecodeResult, type DecodeTask } from './decode.js';
+import type { LaneReply, LaneRequest } from './lane-worker.js';
+
+/** The compiled lane thread file (beside this module, or in dist/ when this runs from src/ under vitest). */
+export function laneWorkerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  const sibling = here.replace(/lane\.[jt]s$/, 'lane-worker.js');
+  if (existsSync(sibling)) return sibling;
+  const built = sibling.replace(/([\\/])src([\\/]forwarder[\\/]pool[\\/])/, '$1dist$2');
+  if (existsSync(built)) return built;
+  throw new Error(`forwarder decode lane worker not found (${sibling}, ${built}): run npm run build`);
+}
+
+const RESPAWN_DELAY_MS = 1_000;
+
+interface Pending {
+  resolve: (r: DecodeResult) => void;
+  reject: (err: Error) => void;
+}
+
+class LaneThread {
+  readonly worker: Worker;
+  readonly pending = new Map<number, Pending>();
+  /** Requests of this event-loop turn, posted together by flush(). */
+  #outbox: LaneRequest[] = [];
+  #transfer: ArrayBuffer[] = [];
+  #flushing: NodeJS.Immediate | null = null;
+
+  constructor(file: string, onExit: (t: LaneThread, why: Error) => void) {
+    this.worker = new Worker(file);
+    this.worker.on('message', (replies: LaneReply[]) => {
+      for (const reply of replies) {
+        const p = this.pending.get(reply.id);
+        if (!p) continue;
+        this.pending.delete(reply.id);
+        if (reply.result) p.resolve(reply.result);
+        else p.reject(new Error(`decode failed in the lane thread: ${reply.error ?? 'unknown error'}`));
+      }
+      if (this.pending.size === 0) this.worker.unref();
+    });
+    // 'error' is followed by 'exit': the pending decodes fail once, at exit.
+    let failure: Error | null = null;
+    this.worker.on('error', (err) => (failure = err));
+    this.worker.on('exit', (code) => onExit(this, failure ?? new Error(`decode lane thread exited (${code})`)));
+  }
+
+  /**
+   * Queues a request; one message per turn of the event loop carries them all (setImmediate runs
+   * after the poll phase that read those uploads). Under load this posts a fraction of the
+   * messages, and every message wakes the lane thread and then the main thread again.
+   */
+  post(req: LaneRequest, transfer: ArrayBuffer[], p: Pending): void {
+    // Referenced only while it holds work: a pending decode keeps the process alive, an idle lane does not.
+    if (this.pending.size === 0) this.worker.ref();
+    this.pending.set(req.id, p);
+    this.#outbox.push(req);
+    this.#transfer.push(...transfer);
+    this.#flushing ??= setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    this.#flushing = null;
+    if (this.#outbox.length === 0) return;
+    const batch = this.#outbox;
+    const transfer = this.#transfer;
+    this.#outbox = [];
+    this.#transfer = [];
+    try {
+      this.worker.postMessage(batch, transfer);
+    } catch (err) {
+      // A body that cannot be sent (it cannot happen with readBody's buffers, but an upload must
+      // never wait forever): those uploads fail, the others are unaffected.
+      const why = new Error(`decode lane: could not post uploads: ${err instanceof Error ? err.message : String(err)}`);
+      for (const req of batch) {
+        this.pending.get(req.id)?.reject(why);
+        this.pending.delete(req.id);
+      }
+      if (this.pending.size === 0) this.worker.unref();
+    }
+  }
+
+  failAll(err: Error): void {
+    if (this.#flushing) clearImmediate(this.#flushing);
+    this.#flushing = null;
+    this.#outbox = [];
+    this.#transfer = [];
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}
+
+export class DecodeLane {
+  readonly #file: string;
+  readonly #threads: LaneThread[] = [];
+  #next = 0;
+  #nextId = 1;
+  #closed = false;
+
+  constructor(readonly size: number) {
+    this.#file = laneWorkerFile();
+    for (let i = 0; i < size; i++) this.#spawn();
+  }
+
+  /**
+   * `task.body` is moved to the lane thread (the caller must not use it afterwards) when it owns
+   * its ArrayBuffer whole; otherwise it is copied.
+   */
+  decode(task: DecodeTask): Promise<DecodeResult> {
+    const thread = this.#pick();
+    if (!thread) return Promise.resolve(decode(task));
+    const id = this.#nextId++;
+    const { body } = task;
+    const transfer = body.buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? [body.buffer] : [];
+    return new Promise<DecodeResult>((resolve, reject) => thread.post({ id, task }, transfer, { resolve, reject }));
+  }
+
+  /** Share of the lane threads' time spent decoding since they started (0..1). */
+  get utilization(): number {
+    if (this.#threads.length === 0) return 0;
+    let sum = 0;
+    for (const t of this.#threads) sum += t.worker.performance.eventLoopUtilization().utilization;
+    return sum / this.#threads.length;
+  }
+
+  /** Decodes still waiting for a lane thread. */
+  get queued(): number {
+    let n = 0;
+    for (const t of this.#threads) n += t.pending.size;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const threads = this.#threads.splice(0);
+    await Promise.all(threads.map((t) => t.worker.terminate()));
+    for (const t of threads) t.failAll(new Error('decode lane closed'));
+  }
+
+  /** The thread with the fewest decodes in flight (round-robin among equals). */
+  #pick(): LaneThread | null {
+    let best: LaneThread | null = null;
+    for (let i = 0; i < this.#threads.length; i++) {
+      const t = this.#threads[(this.#next + i) % this.#threads.length];
+      if (t && (best === null || t.pending.size < best.pending.size)) best = t;
+    }
+    this.#next++;
+    return best;
+  }
+
+  #spawn(): void {
+    const t = new LaneThread(this.#file, (dead, why) => {
+      const i = this.#threads.indexOf(dead);
+      if (i >= 0) this.#threads.splice(i, 1);
+      dead.failAll(why);
+      // Replaced after a pause, so a thread that cannot start does not spin; meanwhile (or if it
+      // was the only one) uploads are decoded inline.
+      if (!this.#closed) setTimeout(() => this.#closed || this.#spawn(), RESPAWN_DELAY_MS).unref();
+    });
+    // An idle lane thread must not keep the process alive on its own (see post()).
+    t.worker.unref();
+    this.#threads.push(t);
+  }
+}
