@@ -6,13 +6,12 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { CLI, startGateway, type GatewayProcess } from '../helpers/gateway.js';
-import { startHttpsServer, type TestHttpsServer } from '../helpers/servers.js';
+import { freePort, startHttpsServer, type TestHttpsServer } from '../helpers/servers.js';
 import { requireBinary } from '../helpers/system.js';
 
 const curl = requireBinary('curl');
@@ -21,18 +20,6 @@ const DEST = 'ingest.agent-config.example.com';
 function agentConfig(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, 'agent-config', ...args], { encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe('portcullis agent-config', () => {

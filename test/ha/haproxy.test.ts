@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { openTunnel, readBytes } from '../helpers/raw.js';
-import { startTcpEcho } from '../helpers/servers.js';
+import { freePort, startTcpEcho } from '../helpers/servers.js';
 import { requireBinary } from '../helpers/system.js';
 
 const haproxyBin = requireBinary('haproxy');
@@ -53,18 +53,6 @@ function haproxyConfig(port: number, socket: string, gateways: GatewayProcess[])
   const ingest = text.indexOf('frontend portcullis_ingest');
   expect(ingest).toBeGreaterThan(0);
   return text.slice(0, ingest);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** HAProxy's runtime API over its stats socket. */

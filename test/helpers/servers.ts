@@ -201,3 +201,15 @@ export async function startBlackhole(opts: { host?: string; port?: number } = {}
     },
   };
 }
+
+/** A port nobody listens on (bound, then released). */
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen({ host: '127.0.0.1', port: 0 }, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => res(port));
+    });
+  });
+}

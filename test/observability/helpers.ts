@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
-import { startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
+import { freePort, startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
 import { openTunnel, rawExchange, readBytes, statusOf } from '../helpers/raw.js';
 import { metric, sampleSum, scrape, waitForMetric } from '../helpers/metrics.js';
 
@@ -21,17 +21,7 @@ export const PROMETHEUS_EXAMPLE = join(ROOT, 'config/prometheus/prometheus.examp
 export const DASHBOARD_FILE = join(ROOT, 'config/grafana/portcullis-dashboard.json');
 export const METRICS_DOC = join(ROOT, 'docs/metrics.md');
 
-/** A port nobody listens on (bound, then released). */
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => res(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Destinations {
   echo: TestServer;

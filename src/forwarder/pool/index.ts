@@ -3,9 +3,8 @@
  * compressed in a piscina pool, never on the event loop. Payloads are transferred (moved), never
  * copied, across the thread boundary.
  */
-import { existsSync } from 'node:fs';
+import { compiledWorkerFile } from './worker-file.js';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { decode, type DecodeTask, type DecodeResult } from './decode.js';
 import { DecodeLane } from './lane.js';
@@ -14,19 +13,6 @@ import type { BuildTask, BuildResult } from './build.js';
 export type { DecodeTask, DecodeResult, DecodeError, DecodeMode, DecodedEntry } from './decode.js';
 export type { BuildTask, BuildResult } from './build.js';
 export { groupEntries, joinPayloads } from './build.js';
-
-/**
- * The compiled worker file. Under vitest this module is the .ts source and there is no .js next to
- * it: use the build in dist/ (npm test builds it first).
- */
-export function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  const sibling = here.replace(/index\.[jt]s$/, 'worker.js');
-  if (existsSync(sibling)) return sibling;
-  const built = sibling.replace(/([\\/])src([\\/]forwarder[\\/]pool[\\/])/, '$1dist$2');
-  if (existsSync(built)) return built;
-  throw new Error(`forwarder pool worker not found (${sibling}, ${built}): run npm run build`);
-}
 
 function transferable(u: Uint8Array): ArrayBuffer[] {
   return u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer ? [u.buffer] : [];
@@ -47,7 +33,7 @@ export class ForwarderPool {
   constructor(opts: { threads: number }) {
     this.threads = opts.threads > 0 ? opts.threads : availableParallelism();
     this.#pool = new Piscina({
-      filename: workerFile(),
+      filename: compiledWorkerFile('worker.js'),
       minThreads: this.threads,
       maxThreads: this.threads,
       // The threads stay: a cold thread costs a module load on the next upload.

@@ -12,21 +12,10 @@
  * A lane thread that dies fails its pending decodes (the ingest answers 500, nothing was
  * acknowledged) and is replaced; until a replacement is up, uploads are decoded inline.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { compiledWorkerFile } from './worker-file.js';
 import { Worker } from 'node:worker_threads';
 import { decode, type DecodeResult, type DecodeTask } from './decode.js';
 import type { LaneReply, LaneRequest } from './lane-worker.js';
-
-/** The compiled lane thread file (beside this module, or in dist/ when this runs from src/ under vitest). */
-export function laneWorkerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  const sibling = here.replace(/lane\.[jt]s$/, 'lane-worker.js');
-  if (existsSync(sibling)) return sibling;
-  const built = sibling.replace(/([\\/])src([\\/]forwarder[\\/]pool[\\/])/, '$1dist$2');
-  if (existsSync(built)) return built;
-  throw new Error(`forwarder decode lane worker not found (${sibling}, ${built}): run npm run build`);
-}
 
 const RESPAWN_DELAY_MS = 1_000;
 
@@ -114,7 +103,7 @@ export class DecodeLane {
   #closed = false;
 
   constructor(readonly size: number) {
-    this.#file = laneWorkerFile();
+    this.#file = compiledWorkerFile('lane-worker.js');
     for (let i = 0; i < size; i++) this.#spawn();
   }
 
