@@ -58,6 +58,9 @@ export interface EffectiveLimits {
   hardCap: number;
 }
 
+/** On drain, how long a connection accepted just before it has to send its first byte. */
+const DRAIN_FIRST_REQUEST_GRACE_MS = 1_000;
+
 /** How long a refused connection may take to send the request it is answered on. */
 const REFUSED_LEASH_MS = 5_000;
 
@@ -235,9 +238,19 @@ export class ProxyServer {
       s.keepAliveTimeout = 1;
       s.closeIdleConnections();
     }
-    // Connections still in the front door that have not sent a byte are idle too (the HTTP
-    // server does not know them yet); one with part of a head may still finish its request.
-    for (const socket of this.sockets) if (socket.bytesRead === 0) socket.destroy();
+    // Connections still in the front door that have not sent a byte: a load balancer may have
+    // handed one over just before the drain with its request on the way. Accepted before the
+    // drain, it is served if its request comes within the grace; silent ones are closed then.
+    // (One with part of a head may still finish its request.)
+    const silent = [...this.sockets].filter((socket) => socket.bytesRead === 0);
+    if (silent.length > 0) {
+      setTimeout(
+        () => {
+          for (const socket of silent) if (socket.bytesRead === 0) socket.destroy();
+        },
+        Math.min(DRAIN_FIRST_REQUEST_GRACE_MS, deadlineMs),
+      ).unref();
+    }
     await withDeadline(this.quiet(), deadlineMs);
     for (const t of [...this.ctx.tunnels]) t.close('drain');
     for (const s of this.servers) s.closeAllConnections();

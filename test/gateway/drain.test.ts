@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { ServerResponse } from 'node:http';
 import { once } from 'node:events';
+import net from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { startInProcess, type InProcessGateway } from '../helpers/inprocess.js';
 import { startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
@@ -61,5 +62,42 @@ it('drain ends when the last tunnel ends, and the tunnel is not cut', async () =
   t.socket.write('still flowing');
   expect((await readBytes(t.socket, 13, t.rest)).toString()).toBe('still flowing');
   t.socket.end();
+  expect(await drainedWithin(drain, 15_000)).toBe('drained');
+});
+
+it('a connection accepted just before the drain is served when its CONNECT follows; one that stays silent is closed after the grace', async () => {
+  dest = await startTcpEcho();
+  gw = await startInProcess({
+    proxy: { drainMs: DRAIN_MS },
+    allow: { presets: [], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [dest.port], allowPrivate: true }] },
+    dns: { overrides: { 'echo.example.com': '127.0.0.1' } },
+  });
+  const port = gw.port;
+  // Both accepted (connected) before the drain; neither has sent a byte yet.
+  const late = net.connect({ host: '127.0.0.1', port });
+  const silent = net.connect({ host: '127.0.0.1', port });
+  late.on('error', () => undefined);
+  silent.on('error', () => undefined);
+  await Promise.all([once(late, 'connect'), once(silent, 'connect')]);
+  await new Promise((r) => setTimeout(r, 50)); // accepted on the gateway's side too
+  const drain = gw.stop();
+  const silentClosed = once(silent, 'close');
+  // The request a load balancer was forwarding as the drain began.
+  let answer = '';
+  late.setEncoding('latin1');
+  late.on('data', (c: string) => (answer += c));
+  late.write(`CONNECT echo.example.com:${dest.port} HTTP/1.1\r\nHost: echo.example.com:${dest.port}\r\n\r\nhello`);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no echo; got ${JSON.stringify(answer)}`)), 5_000);
+    late.on('data', () => {
+      if (answer.endsWith('hello')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+  await silentClosed;
+  late.end();
   expect(await drainedWithin(drain, 15_000)).toBe('drained');
 });
