@@ -55,6 +55,8 @@ export interface ProxyConfig {
   };
   /** On SIGTERM: how long live tunnels may go on before they are closed. */
   drainMs: number;
+  /** On SIGTERM: /readyz is 503 and connections are still taken for this long before the listeners close. */
+  drainDelayMs: number;
   /** Data-plane processes: 0 = one per core, 1 = single process. */
   workers: number;
   /** kernel (default): workers accept themselves; round-robin: the supervisor hands out connections. */

@@ -52,10 +52,18 @@ export class Gateway {
     for (const service of this.all) await service.reload(next);
   }
 
-  /** Drain the services together for up to deadlineMs, then the admin listener. */
-  async drain(deadlineMs: number, fields: Record<string, unknown> = {}): Promise<void> {
+  /**
+   * Drain the services together for up to deadlineMs, then the admin listener. With delayMs,
+   * readiness answers 'draining' that long before the services stop accepting, so a load balancer
+   * takes the node out of rotation while it still serves what is sent to it.
+   */
+  async drain(deadlineMs: number, fields: Record<string, unknown> = {}, delayMs = 0): Promise<void> {
     this.draining = true; // readiness answers 'draining' from here on
     const { logger } = this.opts;
+    if (delayMs > 0) {
+      logger.info({ event: Events.LIFECYCLE, ...fields, drainDelayMs: delayMs }, 'not ready: the listeners close after the drain delay');
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
     const admin = this.opts.admin;
     const services = this.started.filter((s) => s !== admin);
     const draining = Promise.allSettled(services.map((s) => s.drain(deadlineMs)));

@@ -89,7 +89,7 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
     logger,
     flush,
     reload: () => void reload(),
-    drain: (signal) => gateway.drain(running.config.proxy.drainMs, { signal }),
+    drain: (signal) => gateway.drain(running.config.proxy.drainMs, { signal }, running.config.proxy.drainDelayMs),
     ...(opts.onSecondSignal ? { onSecondSignal: opts.onSecondSignal } : {}),
   });
 

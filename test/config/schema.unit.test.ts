@@ -23,6 +23,7 @@ const EXPECTED_DEFAULTS: PortcullisConfig = {
     timeouts: { connectMs: 10000, dnsMs: 5000, idleMs: 300000, maxTunnelMs: 0, headersMs: 10000, upstreamResponseMs: 60000 },
     limits: { maxConnections: 10000, maxConnectionsPerClient: 1000, maxHeaderBytes: 16384 },
     drainMs: 30000,
+    drainDelayMs: 0,
     workers: 0,
     balance: 'kernel',
     relay: 'auto',

@@ -145,7 +145,8 @@ describe.skipIf(!haproxyBin)('HA: three gateways behind HAProxy (config/haproxy.
   beforeAll(async () => {
     echo = await startTcpEcho();
     const config = {
-      proxy: { drainMs: 20_000 },
+      // drainDelayMs above HAProxy's detection time (inter 1s, fall 1): the listener closes after the node is out.
+      proxy: { drainMs: 20_000, drainDelayMs: 2_000 },
       allow: { presets: [], rules: [{ name: 'echo', hosts: [ECHO_HOST], ports: [echo.port], allowPrivate: true }] },
       dns: { overrides: { [ECHO_HOST]: '127.0.0.1' } },
       log: { level: 'info', access: false },

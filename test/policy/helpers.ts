@@ -22,6 +22,7 @@ export function makeConfig(opts: {
       timeouts: { connectMs: 1, dnsMs: 1, idleMs: 1, maxTunnelMs: 0, headersMs: 1, upstreamResponseMs: 1 },
       limits: { maxConnections: 1, maxConnectionsPerClient: 1, maxHeaderBytes: 16384 },
       drainMs: 1,
+      drainDelayMs: 0,
       workers: 1,
       balance: 'kernel',
       relay: 'auto',
