@@ -5,7 +5,7 @@
 // i.e. only bytes actually delivered through the proxy are counted.
 import { fileURLToPath } from 'node:url';
 import { openTunnel } from '../lib/tunnel.mjs';
-import { split } from '../lib/gens.mjs';
+import { cpuFields, split } from '../lib/gens.mjs';
 import { targetArgs } from '../lib/native.mjs';
 
 export const info = {
@@ -39,11 +39,7 @@ async function one(ctx, tunnels, durationMs) {
   return {
     mbps: (after - before) / 1e6 / sec,
     errors: r.results.reduce((a, x) => a + x.errors, 0),
-    proxyCpuPct: r.proxyCpuPct,
-    genCpuPct: r.genCpuPct,
-    genUserCpuPct: r.genUserCpuPct,
-    upstreamCpuPct: r.upstreamCpuPct,
-    sysCpuPct: r.sysCpuPct,
+    ...cpuFields(r),
   };
 }
 

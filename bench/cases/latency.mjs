@@ -3,6 +3,7 @@
 // The report adds "added" = target minus direct (same run).
 import { fileURLToPath } from 'node:url';
 import { openTunnel, makeReader, percentile } from '../lib/tunnel.mjs';
+import { cpuFields } from '../lib/gens.mjs';
 import { targetArgs } from '../lib/native.mjs';
 
 export const info = {
@@ -21,11 +22,7 @@ export async function run(ctx) {
   const r = await ctx.runGens(fileURLToPath(import.meta.url), [{ proxy: ctx.target.proxy, port: ctx.ports.echo, n }]);
   return {
     ...r.results[0],
-    proxyCpuPct: r.proxyCpuPct,
-    genCpuPct: r.genCpuPct,
-    genUserCpuPct: r.genUserCpuPct,
-    upstreamCpuPct: r.upstreamCpuPct,
-    sysCpuPct: r.sysCpuPct,
+    ...cpuFields(r),
   };
 }
 

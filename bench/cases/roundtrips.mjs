@@ -3,7 +3,7 @@
 // loops write 64 B -> read 64 B echo for a fixed duration.
 import { fileURLToPath } from 'node:url';
 import { openTunnel, makeReader } from '../lib/tunnel.mjs';
-import { split } from '../lib/gens.mjs';
+import { cpuFields, split } from '../lib/gens.mjs';
 import { targetArgs } from '../lib/native.mjs';
 
 export const info = {
@@ -25,11 +25,7 @@ export async function run(ctx) {
   return {
     roundTripsPerSec: count / (durationMs / 1000),
     errors,
-    proxyCpuPct: r.proxyCpuPct,
-    genCpuPct: r.genCpuPct,
-    genUserCpuPct: r.genUserCpuPct,
-    upstreamCpuPct: r.upstreamCpuPct,
-    sysCpuPct: r.sysCpuPct,
+    ...cpuFields(r),
   };
 }
 

@@ -4,7 +4,7 @@
 // send 64 B, read the 64 B echo, close. Direct = TCP connect to echo + echo.
 import { fileURLToPath } from 'node:url';
 import { openTunnel, makeReader } from '../lib/tunnel.mjs';
-import { split } from '../lib/gens.mjs';
+import { cpuFields, split } from '../lib/gens.mjs';
 import { targetArgs } from '../lib/native.mjs';
 
 export const info = {
@@ -26,11 +26,7 @@ export async function run(ctx) {
   return {
     tunnelsPerSec: ok / (durationMs / 1000),
     errors,
-    proxyCpuPct: r.proxyCpuPct,
-    genCpuPct: r.genCpuPct,
-    genUserCpuPct: r.genUserCpuPct,
-    upstreamCpuPct: r.upstreamCpuPct,
-    sysCpuPct: r.sysCpuPct,
+    ...cpuFields(r),
     firstError: r.results.find((x) => x.firstError)?.firstError,
   };
 }

@@ -96,3 +96,8 @@ function summariseGenerators(msgs, extra) {
   const user = msgs.reduce((a, m) => a + (m.cpuUserSec ?? 0), 0);
   return { results: msgs.map((m) => m.result), genCpuPct: (100 * cpu) / wall, genUserCpuPct: (100 * user) / wall, wallSec: wall, extra };
 }
+
+/** The CPU shares every case reports from one run of its generators. */
+export function cpuFields(r) {
+  return { proxyCpuPct: r.proxyCpuPct, genCpuPct: r.genCpuPct, genUserCpuPct: r.genUserCpuPct, upstreamCpuPct: r.upstreamCpuPct, sysCpuPct: r.sysCpuPct };
+}
