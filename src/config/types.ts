@@ -77,6 +77,29 @@ export interface ClientsConfig {
   /** Source CIDRs allowed; undefined = any source. */
   allow?: string[];
   deny: string[];
+  /** Allowed client certificates (TLS proxy listener, and agent certificates seen in TLS 1.2 tunnels); both empty = no check. */
+  certificates: { subjects: string[]; thumbprintsSha256: string[] };
+}
+
+export interface UpstreamProxyEntry {
+  /** `http://host:port`. */
+  url: string;
+  username?: string;
+  /** Resolved from passwordFile / passwordEnv by the loader. Never logged. */
+  password?: string;
+  passwordFile?: string;
+  passwordEnv?: string;
+}
+
+/** Relay (corporate) proxies; absent = dial destinations directly. */
+export interface UpstreamProxyConfig {
+  proxies: UpstreamProxyEntry[];
+  /** Destinations dialled directly: hosts, `*.suffix`, IP literals, CIDRs. */
+  bypass: string[];
+  /** A relay that failed is skipped this long. */
+  backoffMs: number;
+  /** Connect + the relay's CONNECT answer. */
+  connectMs: number;
 }
 
 export interface DnsConfig {
@@ -109,6 +132,7 @@ export interface PortcullisConfig {
   proxy: ProxyConfig;
   allow: AllowConfig;
   clients: ClientsConfig;
+  upstreamProxy?: UpstreamProxyConfig;
   dns: DnsConfig;
   admin: AdminConfig;
   log: LogConfig;

@@ -39,7 +39,11 @@ export function makeConfig(opts: {
         mode: r.mode ?? 'enforce',
       })),
     },
-    clients: { ...(opts.clientsAllow ? { allow: opts.clientsAllow } : {}), deny: opts.clientsDeny ?? [] },
+    clients: {
+      ...(opts.clientsAllow ? { allow: opts.clientsAllow } : {}),
+      deny: opts.clientsDeny ?? [],
+      certificates: { subjects: [], thumbprintsSha256: [] },
+    },
     dns: { overrides: {}, cacheTtlMs: 0 },
     admin: { listen: '127.0.0.1:0', metrics: false },
     log: { level: 'silent', access: false },
