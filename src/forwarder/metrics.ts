@@ -48,126 +48,43 @@ export class ForwarderMetrics {
 
   constructor(registry: Registry, state: ForwarderState) {
     const registers = [registry];
-    this.recordsReceived = new client.Counter({
-      name: 'portcullis_forwarder_records_received_total',
-      help: 'Records in uploads that reached decoding.',
-      labelNames: ['api'],
-      registers,
-    });
-    this.bytesReceived = new client.Counter({
-      name: 'portcullis_forwarder_bytes_received_total',
-      help: 'Upload body bytes received (as sent, possibly gzip).',
-      labelNames: ['api'],
-      registers,
-    });
-    this.recordsAccepted = new client.Counter({
-      name: 'portcullis_forwarder_records_accepted_total',
-      help: 'Records spooled and acknowledged to the client.',
-      labelNames: ['api', 'route'],
-      registers,
-    });
-    this.uploadsRefused = new client.Counter({
-      name: 'portcullis_forwarder_uploads_refused_total',
-      help: 'Uploads refused, by reason.',
-      labelNames: ['api', 'reason'],
-      registers,
-    });
-    this.batchesSent = new client.Counter({
-      name: 'portcullis_forwarder_batches_sent_total',
-      help: 'Batches delivered upstream (2xx).',
-      labelNames: ['destination'],
-      registers,
-    });
-    this.recordsSent = new client.Counter({
-      name: 'portcullis_forwarder_records_sent_total',
-      help: 'Records delivered upstream.',
-      labelNames: ['destination'],
-      registers,
-    });
-    this.bytesSent = new client.Counter({
-      name: 'portcullis_forwarder_bytes_sent_total',
-      help: 'Request body bytes delivered upstream, as sent.',
-      labelNames: ['destination', 'encoding'],
-      registers,
-    });
-    this.bytesUncompressed = new client.Counter({
-      name: 'portcullis_forwarder_bytes_uncompressed_total',
-      help: 'JSON bytes of the batches delivered upstream, before compression.',
-      labelNames: ['destination'],
-      registers,
-    });
-    this.compressionRatio = new client.Histogram({
-      name: 'portcullis_forwarder_compression_ratio',
-      help: 'Uncompressed / compressed size per batch.',
-      labelNames: ['destination'],
-      buckets: RATIO_BUCKETS,
-      registers,
-    });
-    this.batchBytes = new client.Histogram({
-      name: 'portcullis_forwarder_batch_bytes',
-      help: 'JSON bytes per upstream batch.',
-      labelNames: ['destination'],
-      buckets: SIZE_BUCKETS,
-      registers,
-    });
-    this.batchAge = new client.Histogram({
-      name: 'portcullis_forwarder_batch_age_seconds',
-      help: 'Age of the oldest entry of a batch when it is sent.',
-      labelNames: ['destination'],
-      buckets: AGE_BUCKETS,
-      registers,
-    });
-    this.retries = new client.Counter({
-      name: 'portcullis_forwarder_retries_total',
-      help: 'Upstream requests retried, by reason.',
-      labelNames: ['destination', 'reason'],
-      registers,
-    });
-    this.deadLettered = new client.Counter({
-      name: 'portcullis_forwarder_dead_lettered_batches_total',
-      help: 'Batches written to the dead-letter folder.',
-      labelNames: ['destination', 'status'],
-      registers,
-    });
-    this.deadLetteredRecords = new client.Counter({
-      name: 'portcullis_forwarder_dead_lettered_records_total',
-      help: 'Records written to the dead-letter folder.',
-      labelNames: ['destination'],
-      registers,
-    });
-    this.upstreamLatency = new client.Histogram({
-      name: 'portcullis_forwarder_upstream_latency_seconds',
-      help: 'Upstream request time (send to answer).',
-      labelNames: ['destination'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.upstreamResponses = new client.Counter({
-      name: 'portcullis_forwarder_upstream_responses_total',
-      help: 'Upstream answers by status (or "network").',
-      labelNames: ['destination', 'status'],
-      registers,
-    });
-    this.tokenRefreshes = new client.Counter({
-      name: 'portcullis_forwarder_token_refreshes_total',
-      help: 'Forced Entra token refreshes after a 401/403.',
-      labelNames: ['destination'],
-      registers,
-    });
+    // One line per series: the names, help and labels are what differ.
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]): client.Counter<L> =>
+      new client.Counter({ name, help, labelNames, registers });
+    const histogram = <L extends string>(name: string, help: string, labelNames: L[], buckets: number[]): client.Histogram<L> =>
+      new client.Histogram({ name, help, labelNames, buckets, registers });
+    this.recordsReceived = counter('portcullis_forwarder_records_received_total', 'Records in uploads that reached decoding.', ['api']);
+    this.bytesReceived = counter('portcullis_forwarder_bytes_received_total', 'Upload body bytes received (as sent, possibly gzip).', ['api']);
+    this.recordsAccepted = counter('portcullis_forwarder_records_accepted_total', 'Records spooled and acknowledged to the client.', ['api', 'route']);
+    this.uploadsRefused = counter('portcullis_forwarder_uploads_refused_total', 'Uploads refused, by reason.', ['api', 'reason']);
+    this.batchesSent = counter('portcullis_forwarder_batches_sent_total', 'Batches delivered upstream (2xx).', ['destination']);
+    this.recordsSent = counter('portcullis_forwarder_records_sent_total', 'Records delivered upstream.', ['destination']);
+    this.bytesSent = counter('portcullis_forwarder_bytes_sent_total', 'Request body bytes delivered upstream, as sent.', ['destination', 'encoding']);
+    this.bytesUncompressed = counter('portcullis_forwarder_bytes_uncompressed_total', 'JSON bytes of the batches delivered upstream, before compression.', [
+      'destination',
+    ]);
+    this.compressionRatio = histogram('portcullis_forwarder_compression_ratio', 'Uncompressed / compressed size per batch.', ['destination'], RATIO_BUCKETS);
+    this.batchBytes = histogram('portcullis_forwarder_batch_bytes', 'JSON bytes per upstream batch.', ['destination'], SIZE_BUCKETS);
+    this.batchAge = histogram('portcullis_forwarder_batch_age_seconds', 'Age of the oldest entry of a batch when it is sent.', ['destination'], AGE_BUCKETS);
+    this.retries = counter('portcullis_forwarder_retries_total', 'Upstream requests retried, by reason.', ['destination', 'reason']);
+    this.deadLettered = counter('portcullis_forwarder_dead_lettered_batches_total', 'Batches written to the dead-letter folder.', ['destination', 'status']);
+    this.deadLetteredRecords = counter('portcullis_forwarder_dead_lettered_records_total', 'Records written to the dead-letter folder.', ['destination']);
+    this.upstreamLatency = histogram(
+      'portcullis_forwarder_upstream_latency_seconds',
+      'Upstream request time (send to answer).',
+      ['destination'],
+      LATENCY_BUCKETS,
+    );
+    this.upstreamResponses = counter('portcullis_forwarder_upstream_responses_total', 'Upstream answers by status (or "network").', ['destination', 'status']);
+    this.tokenRefreshes = counter('portcullis_forwarder_token_refreshes_total', 'Forced Entra token refreshes after a 401/403.', ['destination']);
     // Without it a credential that stopped working only shows as a growing spool (PortcullisForwarderTokenFailures).
-    this.tokenFailures = new client.Counter({
-      name: 'portcullis_forwarder_token_failures_total',
-      help: 'Entra token requests that failed (no token to send with).',
-      labelNames: ['destination'],
-      registers,
-    });
-    this.ackLatency = new client.Histogram({
-      name: 'portcullis_forwarder_ack_seconds',
-      help: 'Upload received to success status sent (includes the spool fsync).',
-      labelNames: ['api'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-      registers,
-    });
+    this.tokenFailures = counter('portcullis_forwarder_token_failures_total', 'Entra token requests that failed (no token to send with).', ['destination']);
+    this.ackLatency = histogram(
+      'portcullis_forwarder_ack_seconds',
+      'Upload received to success status sent (includes the spool fsync).',
+      ['api'],
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    );
 
     const spoolGauge = (name: string, help: string, pick: (s: NonNullable<ReturnType<ForwarderState['spool']>>) => number): void => {
       new client.Gauge({
