@@ -16,6 +16,15 @@ afterEach(async () => {
   dest = undefined;
 });
 
+/** A gateway that lets `host` through to the local test server on `port`; its drain deadline is DRAIN_MS. */
+function gatewayTo(host: string, port: number): Promise<InProcessGateway> {
+  return startInProcess({
+    proxy: { drainMs: DRAIN_MS },
+    allow: { presets: [], rules: [{ name: 'dest', hosts: [host], ports: [port], allowPrivate: true }] },
+    dns: { overrides: { [host]: '127.0.0.1' } },
+  });
+}
+
 /** 'drained' when the drain ends first, 'deadline' when `withinMs` passes first. */
 async function drainedWithin(drain: Promise<void>, withinMs: number): Promise<'drained' | 'deadline'> {
   let timer: NodeJS.Timeout | undefined;
@@ -31,11 +40,7 @@ it('drain ends when an in-flight keep-alive request ends, not at the deadline', 
   let respond: ((res: ServerResponse) => void) | undefined;
   const requested = new Promise<ServerResponse>((r) => (respond = r));
   dest = await startHttpServer((_req, res) => respond?.(res));
-  gw = await startInProcess({
-    proxy: { drainMs: DRAIN_MS },
-    allow: { presets: [], rules: [{ name: 'web', hosts: ['web.example.com'], ports: [dest.port], allowPrivate: true }] },
-    dns: { overrides: { 'web.example.com': '127.0.0.1' } },
-  });
+  gw = await gatewayTo('web.example.com', dest.port);
   const agent = new http.Agent({ keepAlive: true });
   const req = http.get({ host: '127.0.0.1', port: gw.port, path: `http://web.example.com:${dest.port}/`, agent });
   const response = once(req, 'response') as Promise<[http.IncomingMessage]>;
@@ -51,11 +56,7 @@ it('drain ends when an in-flight keep-alive request ends, not at the deadline', 
 
 it('drain ends when the last tunnel ends, and the tunnel is not cut', async () => {
   dest = await startTcpEcho();
-  gw = await startInProcess({
-    proxy: { drainMs: DRAIN_MS },
-    allow: { presets: [], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [dest.port], allowPrivate: true }] },
-    dns: { overrides: { 'echo.example.com': '127.0.0.1' } },
-  });
+  gw = await gatewayTo('echo.example.com', dest.port);
   const t = await openTunnel(gw.port, `echo.example.com:${dest.port}`);
   expect(t.status).toBe(200);
   const drain = gw.stop();
@@ -67,11 +68,7 @@ it('drain ends when the last tunnel ends, and the tunnel is not cut', async () =
 
 it('a connection accepted just before the drain is served when its CONNECT follows; one that stays silent is closed after the grace', async () => {
   dest = await startTcpEcho();
-  gw = await startInProcess({
-    proxy: { drainMs: DRAIN_MS },
-    allow: { presets: [], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [dest.port], allowPrivate: true }] },
-    dns: { overrides: { 'echo.example.com': '127.0.0.1' } },
-  });
+  gw = await gatewayTo('echo.example.com', dest.port);
   const port = gw.port;
   // Both accepted (connected) before the drain; neither has sent a byte yet.
   const late = net.connect({ host: '127.0.0.1', port });
