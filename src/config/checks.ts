@@ -147,22 +147,24 @@ function upstreamProxyChecks(up: Record<string, unknown> | undefined): RawIssue[
   return issues;
 }
 
-/** A relay url (`http://host:port`), parsed, or why it is not one. */
+/**
+ * A relay url (`http://host:port`), parsed, or why it is not one. The authority is read as written
+ * (not through WHATWG URL, which would turn `1.2.3` into `1.2.0.3`): the host must be what
+ * src/address accepts as a name or IP literal.
+ */
 export function parseRelayUrl(raw: string): { ok: true; host: string; port: number; hostPort: string } | { ok: false; message: string } {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    return { ok: false, message: `${JSON.stringify(raw)} is not a URL (like http://proxy.corp.example:3128)` };
-  }
-  if (u.protocol !== 'http:') return { ok: false, message: 'must start with http:// (the gateway speaks plain HTTP to its relay)' };
-  if (u.username !== '' || u.password !== '') return { ok: false, message: 'no credentials in the URL: use username and passwordFile' };
-  if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') return { ok: false, message: 'must be http://host:port with no path' };
-  if (u.port === '') return { ok: false, message: 'needs an explicit port (like :3128)' };
-  const bare = u.hostname.replace(/^\[(.*)\]$/, '$1');
-  const c = classifyHost(bare);
-  if (c === null) return { ok: false, message: `${JSON.stringify(u.hostname)} is not a valid host name or IP address` };
-  const port = Number(u.port);
+  if (!raw.toLowerCase().startsWith('http://')) return { ok: false, message: 'must start with http:// (the gateway speaks plain HTTP to its relay)' };
+  const authority = raw.slice('http://'.length);
+  if (authority.includes('@')) return { ok: false, message: 'no credentials in the URL: use username and passwordFile' };
+  if (/[/?#]/.test(authority)) return { ok: false, message: 'must be http://host:port with no path' };
+  const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(authority);
+  if (!m) return { ok: false, message: `${JSON.stringify(raw)} is not http://host:port (like http://proxy.corp.example:3128)` };
+  const [, rawHost = '', rawPort] = m;
+  if (rawPort === undefined) return { ok: false, message: 'needs an explicit port (like :3128)' };
+  const port = Number(rawPort);
+  if (port < 1 || port > 65535) return { ok: false, message: 'port must be 1 to 65535' };
+  const c = classifyHost(rawHost.replace(/^\[(.*)\]$/, '$1'));
+  if (c === null) return { ok: false, message: `${JSON.stringify(rawHost)} is not a valid host name or IP address` };
   return { ok: true, host: c.host, port, hostPort: c.kind === 'ipv6' ? `[${c.host}]:${port}` : `${c.host}:${port}` };
 }
 
