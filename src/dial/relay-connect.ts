@@ -20,7 +20,18 @@ export interface RelayEndpoint {
 }
 
 /** Why a relay did not give us a tunnel; the metrics label of portcullis_upstream_proxy_failures_total. */
-export type RelayFailureReason = 'connect_refused' | 'connect_timeout' | 'connect_error' | 'auth' | 'status' | 'bad_response' | 'closed';
+export type RelayFailureReason = 'connect_refused' | 'connect_timeout' | 'connect_error' | 'auth' | 'status' | 'answer_timeout' | 'bad_response' | 'closed';
+
+/**
+ * Failures that say nothing against the relay itself: it is reachable and speaks HTTP, but would
+ * not open this tunnel (an error status: the destination unreachable from it, or refused by its
+ * rules; no answer in time: a relay answers CONNECT only once it reached the destination). These
+ * must not mark it down, or one client asking for an unreachable name would take every relay out
+ * for everyone. A 407 is our credentials.
+ */
+export function relayStaysUp(reason: RelayFailureReason): boolean {
+  return reason === 'auth' || reason === 'status' || reason === 'answer_timeout';
+}
 
 /** A relay failed: `reason` is bounded, `message` names the relay by host:port and never the credentials. */
 export class RelayFailure extends Error {
@@ -149,7 +160,16 @@ export function relayHandshake(socket: Socket, relay: RelayEndpoint, host: strin
     const onEnd = (): void => finish(new RelayFailure(relay.label, 'closed', `relay proxy ${relay.label} closed the connection before answering CONNECT`));
     const onError = (err: NodeJS.ErrnoException): void => finish(connectFailure(relay, err));
     const timer = setTimeout(
-      () => finish(new RelayFailure(relay.label, 'connect_timeout', `relay proxy ${relay.label}: no answer to CONNECT within ${timeoutMs} ms`)),
+      () =>
+        finish(
+          socket.connecting
+            ? new RelayFailure(relay.label, 'connect_timeout', `relay proxy ${relay.label}: connect timed out after ${timeoutMs} ms`)
+            : new RelayFailure(
+                relay.label,
+                'answer_timeout',
+                `relay proxy ${relay.label}: no answer to CONNECT ${hostPort(host, port)} within ${timeoutMs} ms`,
+              ),
+        ),
       timeoutMs,
     );
     if (socket.connecting) socket.on('connect', onConnect);

@@ -1,10 +1,12 @@
 /**
  * The relay (upstream, corporate) proxy Dialer: tunnels are CONNECT-over-CONNECT through the first
  * healthy relay, plain HTTP goes to it as absolute-form requests. A relay that fails (connect
- * error, timeout, an answer other than 2xx or 407, a head we cannot read) is marked down and
- * skipped for backoffMs while the next one is tried; after the back-off it is tried again, and
- * marked up once it carries a connection. A 407 is a configuration problem, not an outage: it is
- * answered PCL_ERR_RELAY_AUTH at once, and the relay stays up. Nothing is up: PCL_ERR_RELAY_UNAVAILABLE.
+ * refused or timed out, a head we cannot read, a hang-up) is marked down and skipped for backoffMs
+ * while the next one is tried; after the back-off it is tried again, and marked up once it carries
+ * a connection. A relay that answers CONNECT with an error status or not in time is alive: the next
+ * relay gets a try for this tunnel, but it is not marked down (relayStaysUp). A 407 is a
+ * configuration problem, not an outage: PCL_ERR_RELAY_AUTH at once, the relay stays up. No relay
+ * opened the tunnel: PCL_ERR_RELAY_REFUSED when one answered, else PCL_ERR_RELAY_UNAVAILABLE.
  *
  * The destination's name goes to the relay as the client gave it: DNS of the destination is the
  * relay's (what local resolution the policy still needs is src/proxy/route.ts's business).
@@ -16,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import { errorCode, PortcullisError } from '../util/errors.js';
 import { hostPort } from '../util/host-port.js';
 import type { Dialer, DialTarget } from './dialer.js';
-import { connectThroughRelay, RelayFailure, type RelayEndpoint, type RelayFailureReason } from './relay-connect.js';
+import { connectThroughRelay, RelayFailure, relayStaysUp, type RelayEndpoint, type RelayFailureReason } from './relay-connect.js';
 
 /** What the relays did, for logs and metrics (the dialer imports neither). */
 export type RelayEvent =
@@ -54,7 +56,7 @@ export class RelayHealth {
 
   failed(f: RelayFailure, backoffMs: number): void {
     this.listener({ type: 'failure', relay: f.relay, reason: f.reason });
-    if (f.reason === 'auth') return;
+    if (relayStaysUp(f.reason)) return;
     const now = Date.now();
     const until = this.#downUntil.get(f.relay);
     // Concurrent attempts failing together report the outage once.
@@ -81,10 +83,15 @@ export interface RelayDialerOptions {
   health: RelayHealth;
 }
 
-/** The client-visible error when no relay can carry a connection. */
+/**
+ * The client-visible error when no relay opened the tunnel: a relay that answered (an error status,
+ * or nothing in time) makes it PCL_ERR_RELAY_REFUSED (the destination, as seen from the relay);
+ * otherwise none could be reached: PCL_ERR_RELAY_UNAVAILABLE.
+ */
 function unavailable(tried: readonly RelayFailure[]): PortcullisError {
   const why = tried.length === 0 ? 'every relay proxy is down (backing off)' : tried.map((f) => f.message).join('; ');
-  return new PortcullisError('PCL_ERR_RELAY_UNAVAILABLE', why);
+  const answered = tried.some((f) => f.reason === 'status' || f.reason === 'answer_timeout');
+  return new PortcullisError(answered ? 'PCL_ERR_RELAY_REFUSED' : 'PCL_ERR_RELAY_UNAVAILABLE', why);
 }
 
 function authError(f: RelayFailure): PortcullisError {

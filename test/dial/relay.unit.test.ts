@@ -152,9 +152,9 @@ describe('CONNECT through one relay', () => {
     }
   });
 
-  it('a relay that never answers is a timeout; a closed port is a refusal', async () => {
+  it('a relay that takes the connection but never answers is an answer timeout; a closed port is a refusal', async () => {
     const silent = await scriptedRelay(() => {});
-    expect((await failure(connectThroughRelay(silent.endpoint, 'a.example.com', 443, 200))).reason).toBe('connect_timeout');
+    expect((await failure(connectThroughRelay(silent.endpoint, 'a.example.com', 443, 200))).reason).toBe('answer_timeout');
     const port = await freePort();
     const closed: RelayEndpoint = { label: `127.0.0.1:${port}`, host: '127.0.0.1', port, auth: null };
     expect((await failure(connectThroughRelay(closed, 'a.example.com', 443, 2000))).reason).toBe('connect_refused');
@@ -191,21 +191,38 @@ describe('RelayDialer: failover, back-off, health', () => {
     await d.destroy();
   });
 
-  it('every relay down: PCL_ERR_RELAY_UNAVAILABLE naming each; 407: PCL_ERR_RELAY_AUTH at once, the next relay not tried, the relay still up', async () => {
-    const a = await scriptedRelay((s) => s.end('HTTP/1.1 502 Bad Gateway\r\n\r\n'));
-    const b = await scriptedRelay((s) => s.end('HTTP/1.1 503 Service Unavailable\r\n\r\n'));
+  it('every relay down: PCL_ERR_RELAY_UNAVAILABLE naming each, then refused at once while they back off', async () => {
+    const a = await scriptedRelay((s) => s.end('SSH-2.0-not-a-proxy\r\n\r\n'));
+    const b = await scriptedRelay((s) => s.end());
     const events: RelayEvent[] = [];
     const d = dialer([a.endpoint, b.endpoint], events);
     const err = await d.connect(target).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PortcullisError);
     expect(err).toMatchObject({ code: 'PCL_ERR_RELAY_UNAVAILABLE' });
-    expect((err as Error).message).toMatch(new RegExp(`${a.endpoint.label} answered 502.*${b.endpoint.label} answered 503`));
-    // Both backing off now: refused without a connection attempt.
+    expect((err as Error).message).toMatch(new RegExp(`${a.endpoint.label}: not an HTTP.*${b.endpoint.label} closed the connection`));
     const again = await d.connect(target).catch((e: unknown) => e);
     expect(again).toMatchObject({ code: 'PCL_ERR_RELAY_UNAVAILABLE', message: 'every relay proxy is down (backing off)' });
     expect(a.heads).toHaveLength(1);
     await d.destroy();
+  });
 
+  it('relays that answer CONNECT with an error status stay up (the destination is the problem): PCL_ERR_RELAY_REFUSED, tried again next time', async () => {
+    const a = await scriptedRelay((s) => s.end('HTTP/1.1 503 Service Unavailable\r\n\r\n'));
+    const b = await scriptedRelay((s) => s.end('HTTP/1.1 403 Forbidden\r\n\r\n'));
+    const events: RelayEvent[] = [];
+    const d = dialer([a.endpoint, b.endpoint], events);
+    for (let i = 0; i < 2; i++) {
+      const err = await d.connect(target).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'PCL_ERR_RELAY_REFUSED' });
+      expect((err as Error).message).toMatch(new RegExp(`${a.endpoint.label} answered 503.*${b.endpoint.label} answered 403`));
+    }
+    expect(a.heads).toHaveLength(2);
+    expect(events.filter((e) => e.type === 'down')).toEqual([]);
+    expect(d.states().every((r) => r.up)).toBe(true);
+    await d.destroy();
+  });
+
+  it('407: PCL_ERR_RELAY_AUTH at once, the next relay not tried, the relay still up', async () => {
     const auth = await scriptedRelay((s) => s.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n'), basicAuth('u', 'wrong'));
     const spare = await scriptedRelay(tunnelling());
     const authEvents: RelayEvent[] = [];
