@@ -104,7 +104,8 @@ function httpConnectFailure(relay: string, err: Error): RelayFailure | null {
   if (code === 'ECONNREFUSED') return new RelayFailure(relay, 'connect_refused', `relay proxy ${relay} refused the connection`);
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT')
     return new RelayFailure(relay, 'connect_timeout', `relay proxy ${relay}: connect timed out (${code})`);
-  if (code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL' || code === 'UND_ERR_SOCKET')
+  // Not ECONNRESET / UND_ERR_SOCKET: a pooled keep-alive connection the relay closed says nothing against the relay.
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN')
     return new RelayFailure(relay, 'connect_error', `relay proxy ${relay}: connect failed (${code})`);
   return null;
 }

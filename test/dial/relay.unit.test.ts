@@ -3,6 +3,7 @@
  * answer to CONNECT (strictly, bounded, bytes after the head kept for the tunnel), what it sends
  * (Proxy-Authorization only with credentials), failover and back-off, and the bypass list.
  */
+import http from 'node:http';
 import net, { type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -252,6 +253,57 @@ describe('RelayDialer: failover, back-off, health', () => {
     expect(events.map((e) => e.type)).toEqual(['failure', 'down', 'up', 'carried']);
     expect(reloaded.states()).toEqual([{ relay: flaky.label, up: true }]);
     await reloaded.destroy();
+  });
+});
+
+describe('RelayDialer: plain HTTP', () => {
+  /** An HTTP relay: records what it was asked, answers `status`. */
+  async function httpRelay(
+    status: number,
+  ): Promise<{ endpoint: RelayEndpoint; seen: Array<{ url: string; auth: string | undefined }>; close(): Promise<void> }> {
+    const seen: Array<{ url: string; auth: string | undefined }> = [];
+    const server = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', auth: req.headers['proxy-authorization'] });
+      res.writeHead(status, { 'content-type': 'text/plain' });
+      res.end(`relayed ${req.url ?? ''}`);
+    });
+    await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const { port } = server.address() as net.AddressInfo;
+    const auth = basicAuth('u', 'p');
+    return {
+      endpoint: { label: `127.0.0.1:${port}`, host: '127.0.0.1', port, auth },
+      seen,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  it('sends absolute-form requests with Proxy-Authorization to the first relay it can reach; a 407 is PCL_ERR_RELAY_AUTH', async () => {
+    const port = await freePort();
+    const dead: RelayEndpoint = { label: `127.0.0.1:${port}`, host: '127.0.0.1', port, auth: null };
+    const good = await httpRelay(200);
+    const events: RelayEvent[] = [];
+    const health = new RelayHealth();
+    health.listener = (e) => events.push(e);
+    const d = new RelayDialer({ relays: [dead, good.endpoint], connectMs: 2000, backoffMs: 60_000, headersMs: 2000, bodyMs: 2000, health });
+    const target = { host: 'crl.example.com', port: 80, addresses: [] };
+    const res = await d.dispatcher.request({ origin: d.origin(target), path: '/pki/root.crl?x=1', method: 'GET', headers: { host: 'crl.example.com' } });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('relayed http://crl.example.com:80/pki/root.crl?x=1');
+    expect(good.seen).toEqual([{ url: 'http://crl.example.com:80/pki/root.crl?x=1', auth: basicAuth('u', 'p') }]);
+    expect(events.filter((e) => e.type !== 'carried')).toMatchObject([
+      { type: 'failure', relay: dead.label, reason: 'connect_refused' },
+      { type: 'down', relay: dead.label },
+    ]);
+    expect(events.filter((e) => e.type === 'carried')).toEqual([{ type: 'carried', relay: good.endpoint.label, kind: 'http' }]);
+    await d.destroy();
+    await good.close();
+
+    const refusing = await httpRelay(407);
+    const d2 = new RelayDialer({ relays: [refusing.endpoint], connectMs: 2000, backoffMs: 60_000, headersMs: 2000, bodyMs: 2000, health: new RelayHealth() });
+    const err = await d2.dispatcher.request({ origin: d2.origin(target), path: '/', method: 'GET' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'PCL_ERR_RELAY_AUTH' });
+    await d2.destroy();
+    await refusing.close();
   });
 });
 
