@@ -122,7 +122,8 @@ describe.skipIf(!squid).each(CHANGES)('200 live tunnels through a relay while th
   it('every tunnel stays alive with traffic flowing; new decisions use the new allowlist and the new relay', async () => {
     const before = config(['echo.test', 'soon-denied.test'], { url: relayA.url, username: 'agent', password: 'relay-a-password' });
     const after = config(['echo.test'], { url: relayB.url });
-    const gw = await startGateway(before);
+    // Two workers on a busy 2-core machine can take a while to listen.
+    const gw = await startGateway(before, { listenTimeoutMs: 60_000 });
     const labelA = `127.0.0.1:${relayA.port}`;
     const labelB = `127.0.0.1:${relayB.port}`;
     const loops: EchoLoop[] = [];
