@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# System programs the test suite drives for real (curl as a client, Squid as a relay and a
-# benchmark peer, Prometheus/promtool, HAProxy, Tinyproxy), the toolchain node-gyp needs to
+# System programs the test suite drives for real (curl as a client, Squid as a relay (with
+# basic_ncsa_auth, htpasswd entries made by openssl) and a benchmark peer, Prometheus/promtool, HAProxy, Tinyproxy), the toolchain node-gyp needs to
 # build the native tunnel relay (g++, make, python3; .ci/run runs this before npm ci), and cppcheck
 # for the relay's static analysis (test/static-analysis.sh; gcc's ASan/UBSan runtimes come with g++). Installs the missing ones from
 # Debian's packages when it can (root or passwordless sudo); otherwise says what is missing.
 # Tests that need a missing binary fail under CI=true and are skipped (loudly) otherwise.
 set -u
-declare -A pkg_of=( [curl]=curl [squid]=squid [prometheus]=prometheus [promtool]=prometheus [haproxy]=haproxy [tinyproxy]=tinyproxy [g++]=g++ [make]=make [python3]=python3 [systemd-analyze]=systemd [cppcheck]=cppcheck )
+declare -A pkg_of=( [curl]=curl [squid]=squid [prometheus]=prometheus [promtool]=prometheus [haproxy]=haproxy [tinyproxy]=tinyproxy [g++]=g++ [make]=make [python3]=python3 [systemd-analyze]=systemd [cppcheck]=cppcheck [openssl]=openssl )
 missing_pkgs=()
 for bin in "${!pkg_of[@]}"; do
   if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then
     missing_pkgs+=("${pkg_of[$bin]}")
   fi
 done
+# Not binaries on PATH: Squid's Basic-auth helper (the relay-proxy tests' corporate relay runs it).
+[ -x /usr/lib/squid/basic_ncsa_auth ] || missing_pkgs+=(squid)
 [ ${#missing_pkgs[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${missing_pkgs[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else

@@ -91,6 +91,7 @@ export function builtinChecks(data: unknown): RawIssue[] {
       else names.set(name.toLowerCase(), i);
     });
   }
+  issues.push(...upstreamProxyChecks(asRecord(root?.upstreamProxy)));
   if (Array.isArray(allow?.workspaces)) {
     const ids = new Map<string, number>();
     allow.workspaces.forEach((w: unknown, i) => {
@@ -102,6 +103,77 @@ export function builtinChecks(data: unknown): RawIssue[] {
     });
   }
   return issues;
+}
+
+/**
+ * upstreamProxy: each relay's url is http://host:port (a port, nothing else: no path, no
+ * credentials), no relay twice, a username comes with one password spelling (and a password with a
+ * username), and bypass entries are host names, `*.suffix` wildcards, IP literals or CIDRs as the
+ * dialer matches them (src/address, the same parsers as allow rules).
+ */
+function upstreamProxyChecks(up: Record<string, unknown> | undefined): RawIssue[] {
+  const issues: RawIssue[] = [];
+  if (!up) return issues;
+  const seen = new Map<string, number>();
+  if (Array.isArray(up.proxies)) {
+    up.proxies.forEach((p: unknown, i) => {
+      const entry = asRecord(p);
+      if (!entry) return;
+      const path = ['upstreamProxy', 'proxies', i];
+      if (typeof entry.url === 'string') {
+        const parsed = parseRelayUrl(entry.url);
+        if (!parsed.ok) issues.push({ path: [...path, 'url'], message: parsed.message });
+        else {
+          const prev = seen.get(parsed.hostPort);
+          if (prev !== undefined) issues.push({ path: [...path, 'url'], message: `same relay as upstreamProxy.proxies[${prev}]` });
+          else seen.set(parsed.hostPort, i);
+        }
+      }
+      const hasPassword = entry.password !== undefined || entry.passwordFile !== undefined || entry.passwordEnv !== undefined;
+      if (entry.username !== undefined && !hasPassword) {
+        issues.push({ path: [...path, 'username'], message: 'a username needs a password: give password, passwordFile or passwordEnv' });
+      } else if (entry.username === undefined && hasPassword) {
+        issues.push({ path, message: 'a password needs a username (Basic authentication sends both)' });
+      }
+    });
+  }
+  if (Array.isArray(up.bypass)) {
+    up.bypass.forEach((b: unknown, i) => {
+      if (typeof b !== 'string' || b === '') return; // the schema reports these
+      const why = bypassProblem(b);
+      if (why) issues.push({ path: ['upstreamProxy', 'bypass', i], message: why });
+    });
+  }
+  return issues;
+}
+
+/**
+ * A relay url (`http://host:port`), parsed, or why it is not one. The authority is read as written
+ * (not through WHATWG URL, which would turn `1.2.3` into `1.2.0.3`): the host must be what
+ * src/address accepts as a name or IP literal.
+ */
+export function parseRelayUrl(raw: string): { ok: true; host: string; port: number; hostPort: string } | { ok: false; message: string } {
+  if (!raw.toLowerCase().startsWith('http://')) return { ok: false, message: 'must start with http:// (the gateway speaks plain HTTP to its relay)' };
+  const authority = raw.slice('http://'.length);
+  if (authority.includes('@')) return { ok: false, message: 'no credentials in the URL: use username and passwordFile' };
+  if (/[/?#]/.test(authority)) return { ok: false, message: 'must be http://host:port with no path' };
+  const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(authority);
+  if (!m) return { ok: false, message: `${JSON.stringify(raw)} is not http://host:port (like http://proxy.corp.example:3128)` };
+  const [, rawHost = '', rawPort] = m;
+  if (rawPort === undefined) return { ok: false, message: 'needs an explicit port (like :3128)' };
+  const port = Number(rawPort);
+  if (port < 1 || port > 65535) return { ok: false, message: 'port must be 1 to 65535' };
+  const c = classifyHost(rawHost.replace(/^\[(.*)\]$/, '$1'));
+  if (c === null) return { ok: false, message: `${JSON.stringify(rawHost)} is not a valid host name or IP address` };
+  return { ok: true, host: c.host, port, hostPort: c.kind === 'ipv6' ? `[${c.host}]:${port}` : `${c.host}:${port}` };
+}
+
+/** undefined when `raw` is a usable bypass entry (host, `*.suffix`, IP literal, CIDR); otherwise what is wrong with it. */
+export function bypassProblem(raw: string): string | undefined {
+  const parsed = parsePattern(raw);
+  if (!parsed.ok) return parsed.message;
+  if (parsed.pattern.kind === 'template') return 'templates ({workspaceId}, {region}) are not supported in bypass: list the names';
+  return undefined;
 }
 
 function asRecord(x: unknown): Record<string, unknown> | undefined {

@@ -1,7 +1,7 @@
 /**
  * How to reach a destination the policy admitted and DNS vetting narrowed to a list of addresses.
- * The proxy picks a Dialer after the decision (direct today; a relay proxy, CONNECT-over-CONNECT,
- * next) and both CONNECT tunnels and plain HTTP go through it, so a new way of reaching the
+ * The proxy picks a Dialer after the decision (direct, or a relay proxy: CONNECT-over-CONNECT,
+ * src/dial/relay.ts) and both CONNECT tunnels and plain HTTP go through it, so a new way of reaching the
  * destination plugs in here without touching the tunnel or forwarding code.
  */
 import type { Socket } from 'node:net';
@@ -26,6 +26,8 @@ export interface Dialer {
   readonly dispatcher: Dispatcher;
   /** The `origin` to dispatch a plain-HTTP request for `target` with. */
   origin(target: DialTarget): string;
+  /** The relay proxy (host:port) a socket from connect() goes through, or null (direct). */
+  via?(socket: Socket): string | null;
   /** Stop taking requests; pooled connections close once idle. */
   close(): Promise<void>;
   /** Close everything now. */

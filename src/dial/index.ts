@@ -10,3 +10,8 @@ export { dial, dialFirst } from './connect.js';
 export type { DialOptions } from './connect.js';
 export { DirectDialer } from './dialer.js';
 export type { Dialer, DialTarget, DirectDialerOptions } from './dialer.js';
+export { RelayDialer, RelayHealth } from './relay.js';
+export type { RelayDialerOptions, RelayEvent } from './relay.js';
+export { basicAuth, connectThroughRelay, relayHandshake, relayStaysUp, RelayFailure, MAX_RELAY_HEAD_BYTES } from './relay-connect.js';
+export type { RelayEndpoint, RelayFailureReason } from './relay-connect.js';
+export { BypassList } from './bypass.js';

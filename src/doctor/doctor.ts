@@ -4,14 +4,20 @@
  * path the gateway itself uses: the policy decision, DNS with dns.overrides, the private-address
  * guard, a TCP connect to a vetted address, then a TLS handshake with SNI and certificate
  * verification. Wildcards and address blocks name no host: they are listed, not checked, unless a
- * name under them is given with --host.
+ * name under them is given with --host. With upstreamProxy, a destination not on its bypass list is
+ * checked through the relay as the gateway reaches it: DNS and TCP of the relay, the relay's answer
+ * to CONNECT, then the TLS handshake with the destination's SNI inside the tunnel (the next relay
+ * when one fails, as the gateway fails over).
  */
 import { rootCertificates, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { PortcullisConfig } from '../config/index.js';
-import { DirectDialer, Resolver } from '../dial/index.js';
+import { dial, DirectDialer, RelayHealth, relayHandshake, Resolver, toResolved, type RelayEndpoint } from '../dial/index.js';
 import { allowedDestinations, compilePolicy, parseConnectAuthority, type Target } from '../policy/index.js';
-import { isRefused, route } from '../proxy/route.js';
+import { isRefused, route, type RouteContext } from '../proxy/route.js';
+import { buildRelays, relayEndpoints } from '../proxy/relays.js';
 import { errorCode, errorMessage } from '../util/errors.js';
 import { hostPort } from '../util/host-port.js';
 
@@ -23,7 +29,8 @@ export interface DoctorOptions {
   timeoutMs: number;
 }
 
-export type Step = 'policy' | 'dns' | 'tcp' | 'tls';
+/** dns and tcp are the relay's when the check goes through one; connect is the relay's answer to CONNECT. */
+export type Step = 'policy' | 'dns' | 'tcp' | 'connect' | 'tls';
 
 export interface CheckRow {
   endpoint: string;
@@ -35,8 +42,12 @@ export interface CheckRow {
   detail: string;
   dnsMs?: number;
   tcpMs?: number;
+  /** The relay's answer to CONNECT (through a relay only). */
+  connectMs?: number;
   tlsMs?: number;
   address?: string;
+  /** The relay proxy (host:port) the check went through, or undefined (direct). */
+  via?: string;
 }
 
 interface Candidate {
@@ -50,6 +61,9 @@ export async function runDoctor(config: PortcullisConfig, opts: DoctorOptions): 
   const resolver = new Resolver({ overrides: config.dns.overrides, timeoutMs: Math.min(config.proxy.timeouts.dnsMs, opts.timeoutMs), cacheTtlMs: 0 });
   const dialer = new DirectDialer({ connectMs: opts.timeoutMs, headersMs: opts.timeoutMs, bodyMs: opts.timeoutMs });
   const ca = [...rootCertificates, ...opts.extraCa];
+  const relays = buildRelays(config.upstreamProxy, config.proxy, new RelayHealth());
+  const relayList = config.upstreamProxy ? relayEndpoints(config.upstreamProxy) : [];
+  const connectMs = config.upstreamProxy ? Math.min(config.upstreamProxy.connectMs, opts.timeoutMs) : opts.timeoutMs;
 
   const candidates: Candidate[] = [];
   const unchecked: CheckRow[] = [];
@@ -78,8 +92,9 @@ export async function runDoctor(config: PortcullisConfig, opts: DoctorOptions): 
   for (const u of forwarderUpstreams(config)) add(u.target, u.source);
   for (const h of opts.hosts) add(parseConnectAuthority(h.includes(':') ? h : `${h}:443`), '--host');
 
-  const rows = await Promise.all(candidates.map((c) => checkOne(c, { policy, resolver, dialer }, ca, opts.timeoutMs)));
+  const rows = await Promise.all(candidates.map((c) => checkOne(c, { policy, resolver, dialer, relay: relays }, ca, opts.timeoutMs, relayList, connectMs)));
   await dialer.destroy().catch(() => undefined);
+  await relays?.dialer.destroy().catch(() => undefined);
   return [...rows, ...unchecked];
 }
 
@@ -101,7 +116,14 @@ function forwarderUpstreams(config: PortcullisConfig): Candidate[] {
   return out;
 }
 
-async function checkOne(c: Candidate, ctx: Parameters<typeof route>[0], ca: string[], timeoutMs: number): Promise<CheckRow> {
+async function checkOne(
+  c: Candidate,
+  ctx: RouteContext,
+  ca: string[],
+  timeoutMs: number,
+  relays: readonly RelayEndpoint[],
+  relayConnectMs: number,
+): Promise<CheckRow> {
   const endpoint = hostPort(c.target.host, c.target.port);
   const row = (fields: Omit<CheckRow, 'endpoint' | 'source'>): CheckRow => ({ endpoint, source: c.source, ...fields });
   const routed = await route(ctx, c.target, 'portcullis-doctor');
@@ -109,6 +131,7 @@ async function checkOne(c: Candidate, ctx: Parameters<typeof route>[0], ca: stri
     const step: Step = routed.refused.reason.startsWith('dns') ? 'dns' : 'policy';
     return row({ verdict: 'fail', failedAt: step, detail: `${routed.refused.code}: ${routed.refused.message}` });
   }
+  if (routed.dialer.kind === 'relay') return checkThroughRelays(c, relays, ca, timeoutMs, relayConnectMs);
   const dnsMs = Math.round(routed.dnsMs);
   const t0 = performance.now();
   let socket: Socket;
@@ -142,6 +165,82 @@ async function checkOne(c: Candidate, ctx: Parameters<typeof route>[0], ca: stri
   }
 }
 
+/**
+ * Through the relays in order, as the gateway would: the first that gives a tunnel is the one the
+ * row shows (with the failures of those before it); when none does, the last failure is the row's.
+ */
+async function checkThroughRelays(c: Candidate, relays: readonly RelayEndpoint[], ca: string[], timeoutMs: number, connectMs: number): Promise<CheckRow> {
+  const endpoint = hostPort(c.target.host, c.target.port);
+  const skipped: string[] = [];
+  let last: CheckRow = { endpoint, source: c.source, verdict: 'fail', failedAt: 'tcp', detail: 'no relay proxy configured' };
+  for (const relay of relays) {
+    const row = (fields: Omit<CheckRow, 'endpoint' | 'source' | 'via'>): CheckRow => ({ endpoint, source: c.source, via: relay.label, ...fields });
+    const t0 = performance.now();
+    let address: string;
+    try {
+      address = isIP(relay.host) !== 0 ? relay.host : (await lookup(relay.host)).address;
+    } catch (err) {
+      last = row({ verdict: 'fail', failedAt: 'dns', detail: `relay ${relay.label}: ${errorCode(err) ?? 'dns'}: ${errorMessage(err)}` });
+      skipped.push(last.detail);
+      continue;
+    }
+    const dnsMs = Math.round(performance.now() - t0);
+    const t1 = performance.now();
+    let socket: Socket;
+    try {
+      socket = await dial(toResolved(address), relay.port, { timeoutMs: connectMs });
+    } catch (err) {
+      last = row({ verdict: 'fail', failedAt: 'tcp', detail: `relay ${relay.label}: ${errorCode(err) ?? 'connect'}: ${errorMessage(err)}`, dnsMs });
+      skipped.push(last.detail);
+      continue;
+    }
+    const tcpMs = Math.round(performance.now() - t1);
+    const t2 = performance.now();
+    try {
+      socket = await relayHandshake(socket, relay, c.target.host, c.target.port, connectMs);
+    } catch (err) {
+      last = row({ verdict: 'fail', failedAt: 'connect', detail: errorMessage(err), dnsMs, tcpMs, address });
+      skipped.push(last.detail);
+      continue;
+    }
+    const connectStepMs = Math.round(performance.now() - t2);
+    const t3 = performance.now();
+    const before = skipped.length > 0 ? ` (after: ${skipped.join('; ')})` : '';
+    try {
+      const tls = await handshake(socket, c.target.host, ca, timeoutMs);
+      const tlsMs = Math.round(performance.now() - t3);
+      const cert = tls.getPeerCertificate();
+      const protocol = tls.getProtocol() ?? 'TLS';
+      tls.destroy();
+      const subject = typeof cert.subject?.CN === 'string' ? cert.subject.CN : '';
+      return row({
+        verdict: 'ok',
+        failedAt: null,
+        detail: `${protocol}${subject ? `, certificate ${subject}` : ''}${before}`,
+        dnsMs,
+        tcpMs,
+        connectMs: connectStepMs,
+        tlsMs,
+        address,
+      });
+    } catch (err) {
+      socket.destroy();
+      // The relay gave a tunnel: a TLS failure is the destination's, not a reason to try another relay.
+      return row({
+        verdict: 'fail',
+        failedAt: 'tls',
+        detail: `${errorCode(err) ?? 'tls'}: ${errorMessage(err)}${before}`,
+        dnsMs,
+        tcpMs,
+        connectMs: connectStepMs,
+        address,
+      });
+    }
+  }
+  if (skipped.length > 1) last = { ...last, detail: skipped.join('; ') };
+  return last;
+}
+
 function handshake(socket: Socket, servername: string, ca: string[], timeoutMs: number): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const tls = tlsConnect({ socket, servername, ca, minVersion: 'TLSv1.2' });
@@ -161,14 +260,20 @@ function handshake(socket: Socket, servername: string, ca: string[], timeoutMs: 
 export function formatDoctor(rows: readonly CheckRow[]): { text: string; exitCode: number } {
   const ms = (n: number | undefined): string => (n === undefined ? '-' : `${n} ms`);
   const table = [
-    ['endpoint', 'checked for', 'DNS', 'TCP', 'TLS', 'verdict'],
+    ['endpoint', 'checked for', 'path', 'DNS', 'TCP', 'CONNECT', 'TLS', 'verdict'],
     ...rows.map((r) => [
       r.endpoint,
       r.source,
+      r.verdict === 'unchecked' ? '-' : r.via !== undefined ? `relay ${r.via}` : 'direct',
       ms(r.dnsMs),
       ms(r.tcpMs),
+      ms(r.connectMs),
       ms(r.tlsMs),
-      r.verdict === 'ok' ? `OK (${r.detail})` : r.verdict === 'unchecked' ? `not checked: ${r.detail}` : `FAIL at ${r.failedAt ?? '?'}: ${r.detail}`,
+      r.verdict === 'ok'
+        ? `OK (${r.detail})`
+        : r.verdict === 'unchecked'
+          ? `not checked: ${r.detail}`
+          : `FAIL at ${r.failedAt ?? '?'}${r.via !== undefined && r.failedAt !== 'tls' ? ' (relay)' : ''}: ${r.detail}`,
     ]),
   ];
   const widths = table[0]?.map((_, i) => Math.max(...table.map((cols) => (cols[i] ?? '').length))) ?? [];
@@ -179,5 +284,8 @@ export function formatDoctor(rows: readonly CheckRow[]): { text: string; exitCod
     failed === 0
       ? `verdict: OK, ${checked} endpoint${checked === 1 ? '' : 's'} reachable on the gateway's path`
       : `verdict: ${failed} of ${checked} endpoint${checked === 1 ? '' : 's'} NOT reachable: agents using them will fail`;
-  return { text: [...lines, '', verdict, ''].join('\n'), exitCode: failed === 0 ? 0 : 1 };
+  const legend = rows.some((r) => r.via !== undefined)
+    ? ["through a relay: DNS and TCP are the relay's, CONNECT is its answer, TLS is the destination's handshake (SNI) inside the tunnel", '']
+    : [];
+  return { text: [...lines, '', ...legend, verdict, ''].join('\n'), exitCode: failed === 0 ? 0 : 1 };
 }

@@ -141,6 +141,16 @@ export const Errors = {
   CONNECT: failure('PCL_ERR_CONNECT', 502, 'connect_error', E.NETWORK_ERROR, 'connecting to the destination failed'),
   UPSTREAM_TIMEOUT: failure('PCL_ERR_UPSTREAM_TIMEOUT', 504, 'upstream_timeout', E.NETWORK_ERROR, 'destination did not answer in time'),
   UPSTREAM: failure('PCL_ERR_UPSTREAM', 502, 'upstream_error', E.NETWORK_ERROR, 'destination failed'),
+  // Relay (upstream) proxies: upstreamProxy in the config (src/dial/relay.ts).
+  RELAY_AUTH: failure('PCL_ERR_RELAY_AUTH', 502, 'relay_auth', E.RELAY_AUTH_FAILED, 'the relay proxy refused our credentials (407): check upstreamProxy'),
+  RELAY_UNAVAILABLE: failure('PCL_ERR_RELAY_UNAVAILABLE', 502, 'relay_unavailable', E.RELAY_UNAVAILABLE, 'no relay proxy could carry the connection'),
+  RELAY_REFUSED: failure(
+    'PCL_ERR_RELAY_REFUSED',
+    502,
+    'relay_refused',
+    E.NETWORK_ERROR,
+    'the relay proxy would not open the tunnel (an error answer, or none in time): the destination may be unreachable from it or refused by its rules',
+  ),
   INTERNAL: failure('PCL_ERR_INTERNAL', 0, 'internal_error', E.INTERNAL_ERROR, 'internal error: the connection is closed, the process goes on'),
   // Outcomes of accepted requests (nothing more is answered).
   CLIENT_CLOSED: outcome('PCL_ERR_CLIENT_CLOSED', 499, 'client_closed', "the client hung up before the destination answered (not the destination's fault)"),

@@ -14,7 +14,8 @@ import { parseListenAddress } from '../config/listen.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { compilePolicy, type Policy } from '../policy/index.js';
-import { Resolver } from '../dial/index.js';
+import { RelayHealth, Resolver } from '../dial/index.js';
+import { buildRelays, logRelayEvent, type RelaySetup } from '../proxy/relays.js';
 import { Batcher } from './batcher.js';
 import { ForwarderMetrics } from './metrics.js';
 import { ForwarderPool } from './pool/index.js';
@@ -65,6 +66,9 @@ export class ForwarderService implements Service {
   #metrics: ForwarderMetrics | null = null;
   #tokens = new Map<string, TokenSource & { close?: () => void }>();
   #connector: ReturnType<typeof upstreamConnector> | null = null;
+  /** Upstream connections go through the relay proxies too (upstreamProxy), as the Log Analytics gateway sends everything through its relay. */
+  readonly #relayHealth = new RelayHealth();
+  #relays: RelaySetup | null = null;
   #tokenAgent: import('node:https').Agent | null = null;
   #draining = false;
   #started = false;
@@ -77,6 +81,8 @@ export class ForwarderService implements Service {
     this.#fwd = opts.config.forwarder;
     this.#policy = compilePolicy(opts.config);
     this.#resolver = resolverFor(opts.config);
+    this.#relayHealth.listener = (e) => logRelayEvent(opts.logger, e);
+    this.#relays = buildRelays(opts.config.upstreamProxy, opts.config.proxy, this.#relayHealth);
   }
 
   /** The ingest listener's bound address (after start). */
@@ -127,6 +133,7 @@ export class ForwarderService implements Service {
       this.#connector = upstreamConnector({
         policy: () => this.#policy,
         resolver: () => this.#resolver,
+        relay: () => this.#relays,
         connectTimeoutMs: this.#config.proxy.timeouts.connectMs,
         ...(extraCa ? { extraCa } : {}),
       });
@@ -226,6 +233,9 @@ export class ForwarderService implements Service {
     this.#compiled = compiled;
     this.#policy = compilePolicy(next);
     this.#resolver = resolverFor(next);
+    const oldRelays = this.#relays;
+    this.#relays = buildRelays(next.upstreamProxy, next.proxy, this.#relayHealth);
+    if (oldRelays) void oldRelays.dialer.close().catch(() => undefined);
     for (const t of this.#tokens.values()) t.close?.();
     this.#tokens.clear();
     this.#batcher?.rescan();

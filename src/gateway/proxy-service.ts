@@ -53,6 +53,7 @@ export class ProxyService implements Service {
       logger: opts.logger,
       accessLog: opts.config.log.access,
       ...(opts.observer ? { observer: opts.observer } : {}),
+      ...(opts.config.upstreamProxy ? { upstreamProxy: opts.config.upstreamProxy } : {}),
     });
   }
 
@@ -83,6 +84,7 @@ export class ProxyService implements Service {
       resolver: this.server.ctx.resolver.reconfigure(resolverOptions(next)),
       config: { ...next.proxy, listen: this.config.proxy.listen },
       accessLog: next.log.access,
+      upstreamProxy: next.upstreamProxy,
     });
     this.config = next;
   }

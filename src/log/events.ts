@@ -28,6 +28,14 @@ export const Events = {
    * with counts, and once more when descriptors are available again.
    */
   DESCRIPTORS_SHORT: 112,
+  /** A relay (upstream) proxy failed (connect error, timeout, bad answer): it is skipped for upstreamProxy.backoffMs. */
+  RELAY_DOWN: 113,
+  /** A relay proxy that was down carried a connection again. */
+  RELAY_UP: 114,
+  /** A relay proxy answered 407: its credentials (upstreamProxy.proxies[].username/password) were refused. */
+  RELAY_AUTH_FAILED: 115,
+  /** No relay proxy could carry the connection (every one down or failing): answered 502. */
+  RELAY_UNAVAILABLE: 116,
   /** Listener bound / process lifecycle. */
   LIFECYCLE: 200,
   /** Configuration reloaded. */

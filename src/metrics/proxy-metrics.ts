@@ -1,5 +1,5 @@
 import client, { type Registry } from 'prom-client';
-import type { AccessRecord, ProxyObserver, RelayStats } from '../proxy/index.js';
+import type { AccessRecord, ProxyObserver, RelayEvent, RelayStats } from '../proxy/index.js';
 import { ERROR_REASONS, REJECTION_REASONS } from '../errors/catalogue.js';
 import { HotHistogram, HotValues, type HistogramSeries, type Series } from './hot.js';
 
@@ -21,6 +21,8 @@ export interface ProxyState {
   readonly descriptorsShort: boolean;
   /** The native relay thread's numbers; null (no portcullis_relay_* gauges) where it is not available. */
   relayStats?(): RelayStats | null;
+  /** The configured relay (upstream) proxies, host:port, and whether each is up. */
+  relayStates?(): Array<{ relay: string; up: boolean }>;
 }
 
 /** portcullis_relay_* gauges: one per RelayStats field, read from the addon once per scrape. */
@@ -79,6 +81,8 @@ export class ProxyMetrics implements ProxyObserver {
   private readonly openTunnels: HotValues;
   private readonly relayed: HotValues;
   private readonly relayFallbacks: HotValues;
+  private readonly upstreamProxyFailures: HotValues;
+  private readonly upstreamProxyConnections: HotValues;
   private readonly tunnelDuration: HotHistogram;
   private readonly connectLatency: HotHistogram;
   private readonly dns: HistogramSeries;
@@ -187,6 +191,30 @@ export class ProxyMetrics implements ProxyObserver {
         this.inc(stats.loopIterations);
       },
     });
+    // Relay (upstream) proxies: `proxy` is a configured host:port (bounded by the config), never credentials.
+    new client.Gauge({
+      name: 'portcullis_upstream_proxy_up',
+      help: 'Relay (upstream) proxies: 1 = up, 0 = down (a failure marked it down; skipped for upstreamProxy.backoffMs, then tried again). In cluster mode the lowest over the workers.',
+      labelNames: ['proxy'],
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.reset();
+        for (const r of self.state?.relayStates?.() ?? []) this.set({ proxy: r.relay }, r.up ? 1 : 0);
+      },
+    });
+    this.upstreamProxyFailures = new HotValues(
+      'portcullis_upstream_proxy_failures_total',
+      'Failures of a relay proxy by reason (connect_refused|connect_timeout|connect_error|auth = 407|status = an answer other than 2xx|bad_response|closed).',
+      'counter',
+      registry,
+    );
+    this.upstreamProxyConnections = new HotValues(
+      'portcullis_upstream_proxy_connections_total',
+      'Tunnels (kind=tunnel) and plain-HTTP requests (kind=http) carried through a relay proxy.',
+      'counter',
+      registry,
+    );
     this.openTunnels = new HotValues('portcullis_open_tunnels', 'Currently open CONNECT tunnels per destination rule.', 'gauge', registry);
     this.tunnelDuration = new HotHistogram(
       'portcullis_tunnel_duration_seconds',
@@ -283,6 +311,11 @@ export class ProxyMetrics implements ProxyObserver {
   upstreamConnected(rule: string, dnsMs: number, connectMs: number): void {
     this.rule(rule).connect.observe(connectMs / 1000);
     this.dns.observe(dnsMs / 1000);
+  }
+
+  relay(e: RelayEvent): void {
+    if (e.type === 'failure') this.upstreamProxyFailures.series(`${e.relay}|${e.reason}`, () => ({ proxy: e.relay, reason: e.reason })).value++;
+    else if (e.type === 'carried') this.upstreamProxyConnections.series(`${e.relay}|${e.kind}`, () => ({ proxy: e.relay, kind: e.kind })).value++;
   }
 
   access(rec: AccessRecord): void {

@@ -1,5 +1,8 @@
 import type { EventCode } from '../log/events.js';
 import type { RelayEndCause, RelayFallback } from '../relay/index.js';
+import type { RelayEvent } from '../dial/index.js';
+
+export type { RelayEvent } from '../dial/index.js';
 
 /** Why a request was refused or a tunnel ended badly: the catalogue's closed set (a metrics label). */
 export type { Reason } from '../errors/catalogue.js';
@@ -35,6 +38,8 @@ export interface AccessRecord {
   relayFallback?: RelayFallback;
   /** Stable error code (PCL_ERR_*) where one applies. */
   code?: string;
+  /** Tunnels: the relay (upstream) proxy it went through, host:port. */
+  upstreamProxy?: string;
 }
 
 /**
@@ -48,6 +53,8 @@ export interface ProxyObserver {
   tunnelClosed(rule: string): void;
   upstreamConnected(rule: string, dnsMs: number, connectMs: number): void;
   access(record: AccessRecord): void;
+  /** What the relay proxies did (upstreamProxy): up/down, failures, connections carried. */
+  relay(event: RelayEvent): void;
 }
 
 export const noopObserver: ProxyObserver = {
@@ -57,4 +64,5 @@ export const noopObserver: ProxyObserver = {
   tunnelClosed() {},
   upstreamConnected() {},
   access() {},
+  relay() {},
 };

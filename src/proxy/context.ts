@@ -7,7 +7,7 @@ import { Events } from '../log/events.js';
 import { hostPort } from '../util/host-port.js';
 import type { AccessRecord, ProxyObserver, Reason } from './access.js';
 import type { OutcomeEntry, Refusal } from '../errors/catalogue.js';
-import type { Route } from './route.js';
+import type { RelayChoice, Route } from './route.js';
 import type { ShortageLog } from './descriptors.js';
 
 export interface LiveTunnel {
@@ -38,6 +38,8 @@ export interface ProxyContext {
   resolver: Resolver;
   /** How admitted destinations are reached (replaced on reload: new timeouts, fresh pools). */
   dialer: Dialer;
+  /** The relay proxies and their bypass list (upstreamProxy; replaced on reload), or null: everything is dialled directly. */
+  relay: RelayChoice | null;
   config: ProxyConfig;
   logger: Logger;
   observer: ProxyObserver;

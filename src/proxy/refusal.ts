@@ -28,6 +28,8 @@ export function policyRefusal(reason: DenyReason): Refusal {
 export function networkRefusal(err: unknown): Refusal {
   const entry = isPortcullisError(err) ? entryForCode(err.code) : undefined;
   if (entry === Errors.FD_EXHAUSTED) return entry;
+  // Relay failures name the relay (host:port) and what it did; never its credentials.
+  if (entry === Errors.RELAY_AUTH || entry === Errors.RELAY_UNAVAILABLE || entry === Errors.RELAY_REFUSED) return withDetail(entry, errorMessage(err));
   if (entry !== undefined && entry.kind === 'error' && entry !== Errors.DNS && entry !== Errors.CONNECT) return entry;
   const base = entry === Errors.DNS ? Errors.DNS : Errors.CONNECT;
   return withDetail(base, errorMessage(err));

@@ -1,7 +1,7 @@
 import { isPortcullisError } from '../util/errors.js';
 import { Errors, entryForCode, type Refusal } from '../errors/catalogue.js';
 import { ANONYMOUS, type Policy, type Target, type CompiledRule } from '../policy/index.js';
-import type { Dialer, DialTarget, ResolvedAddress } from '../dial/index.js';
+import { toResolved, type Dialer, type DialTarget, type ResolvedAddress } from '../dial/index.js';
 import type { AccessRecord, Reason } from './access.js';
 import { admitRoute, targetLabel, type ConnState, type ProxyContext } from './context.js';
 import { networkRefusal, policyRefusal } from './refusal.js';
@@ -20,13 +20,19 @@ export interface Route extends DialTarget {
   dialer: Dialer;
 }
 
+/** The relay proxies in force (upstreamProxy), and the destinations that bypass them. */
+export interface RelayChoice {
+  readonly dialer: Dialer;
+  readonly bypass: { matches(target: Target): boolean };
+}
+
 export interface RouteRefused {
   refused: Refusal;
   rule: CompiledRule | null;
 }
 
 /** What routing needs from the proxy context (policy and resolver are swapped on reload). */
-export type RouteContext = Pick<ProxyContext, 'policy' | 'resolver' | 'dialer'>;
+export type RouteContext = Pick<ProxyContext, 'policy' | 'resolver' | 'dialer'> & { readonly relay?: RelayChoice | null };
 
 /**
  * Decide, resolve, and vet the resolved addresses (private-address guard), in that order, so a
@@ -40,6 +46,8 @@ export async function route(ctx: RouteContext, target: Target, client: string): 
   if (decision.verdict === 'deny') return { refused: policyRefusal(decision.reason), rule: decision.rule };
   const rule = decision.rule;
   let reportReason: Reason | null = decision.verdict === 'report' ? decision.reason : null;
+  const relay = ctx.relay;
+  if (relay && !relay.bypass.matches(target)) return routeViaRelay(ctx, target, rule, reportReason, relay.dialer);
 
   const t0 = performance.now();
   let resolved: readonly ResolvedAddress[];
@@ -50,7 +58,7 @@ export async function route(ctx: RouteContext, target: Target, client: string): 
   }
   const dnsMs = performance.now() - t0;
   const { host, port } = target;
-  // Chosen after the decision and vetting: one dialer today; per-rule relay proxies choose here.
+  // Chosen after the decision and vetting: a relay proxy is chosen above, before any lookup.
   const dialer = ctx.dialer;
 
   if (rule === null) {
@@ -61,6 +69,48 @@ export async function route(ctx: RouteContext, target: Target, client: string): 
   if (vetted.addresses.length === 0) return { refused: Errors.PRIVATE_ADDRESS, rule };
   if (vetted.report) reportReason ??= 'private_address';
   return { rule, verdict: reportReason ? 'report' : 'allow', reportReason, host, port, addresses: vetted.addresses, dnsMs, dialer };
+}
+
+/**
+ * Through a relay proxy the relay resolves the name and picks the address, so the gateway cannot
+ * dial a vetted address. What stays is the policy's need: a rule that does not allow private
+ * addresses still refuses a destination that resolves to one. So the name is resolved locally only
+ * for that check (never when the rule allows private addresses, nor for an IP literal, which is
+ * judged as it is), and, unlike a direct dial, which just skips a private answer, any private
+ * answer refuses it: the relay might connect to that one. A name the gateway cannot resolve is
+ * refused as today (the DNS error): that check cannot be made. The address the relay connects to
+ * comes from its own lookup, a moment later: the rebinding window a direct dial closes is open
+ * here (docs/relay-proxies.md).
+ */
+async function routeViaRelay(
+  ctx: RouteContext,
+  target: Target,
+  rule: CompiledRule | null,
+  reportReason: Reason | null,
+  dialer: Dialer,
+): Promise<Route | RouteRefused> {
+  const { host, port } = target;
+  if (rule === null) return { rule, verdict: 'report', reportReason, host, port, addresses: [], dnsMs: 0, dialer };
+  if (ctx.policy.decideAddress(rule, false).verdict === 'allow') {
+    return { rule, verdict: reportReason ? 'report' : 'allow', reportReason, host, port, addresses: [], dnsMs: 0, dialer };
+  }
+  let resolved: readonly ResolvedAddress[];
+  const t0 = performance.now();
+  if (target.kind === 'name') {
+    try {
+      resolved = await ctx.resolver.resolve(host);
+    } catch (err) {
+      return { refused: networkRefusal(err), rule };
+    }
+  } else resolved = [toResolved(host)];
+  const dnsMs = performance.now() - t0;
+  for (const a of resolved) {
+    if (a.isPublic) continue;
+    const d = ctx.policy.decideAddress(rule, false);
+    if (d.verdict === 'deny') return { refused: Errors.PRIVATE_ADDRESS, rule };
+    reportReason ??= 'private_address';
+  }
+  return { rule, verdict: reportReason ? 'report' : 'allow', reportReason, host, port, addresses: resolved, dnsMs, dialer };
 }
 
 /** The resolved addresses this rule may dial (report: a private one got in by report mode). */

@@ -1,10 +1,10 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
-import type { ProxyConfig } from '../config/types.js';
+import type { ProxyConfig, UpstreamProxyConfig } from '../config/types.js';
 import { parseListenAddress } from '../config/index.js';
 import type { Policy } from '../policy/index.js';
-import { DirectDialer, type Dialer, type Resolver } from '../dial/index.js';
+import { DirectDialer, RelayHealth, type Dialer, type Resolver } from '../dial/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { Errors, withDetail } from '../errors/catalogue.js';
@@ -17,6 +17,7 @@ import { HttpForwarder } from './forward.js';
 import { currentDescriptorBudget, ShortageLog, type DescriptorBudget } from './descriptors.js';
 import { readFirstHead, type FrontDoorSink } from './front-door.js';
 import { parsedRequestRefusal } from './request-line.js';
+import { buildRelays, logRelayEvent, type RelaySetup } from './relays.js';
 
 export interface ProxyServerOptions {
   config: ProxyConfig;
@@ -27,6 +28,8 @@ export interface ProxyServerOptions {
   observer?: ProxyObserver;
   /** How admitted destinations are reached; built again on reload. Default: direct. */
   createDialer?: (config: ProxyConfig) => Dialer;
+  /** Relay (upstream) proxies: destinations not on its bypass list go through them. */
+  upstreamProxy?: UpstreamProxyConfig;
 }
 
 /** Straight to the vetted addresses, with the configured timeouts. */
@@ -111,6 +114,10 @@ export class ProxyServer {
   private readonly forwarder: HttpForwarder;
   private readonly createDialer: (config: ProxyConfig) => Dialer;
   private readonly perClient = new Map<string, number>();
+  /** What we know of each relay proxy, kept across reloads. */
+  private readonly relayHealth = new RelayHealth();
+  /** The relay proxies in force (also ctx.relay), or null. */
+  private relays: RelaySetup | null;
   private active = 0;
   /** Open connections that were not refused at accept: what the total limit counts (refusals are on their way out). */
   private admitted = 0;
@@ -125,13 +132,20 @@ export class ProxyServer {
 
   constructor(opts: ProxyServerOptions) {
     this.createDialer = opts.createDialer ?? directDialer;
+    const observer = opts.observer ?? noopObserver;
+    this.relayHealth.listener = (e) => {
+      observer.relay(e);
+      logRelayEvent(this.ctx.logger, e);
+    };
+    this.relays = buildRelays(opts.upstreamProxy, opts.config, this.relayHealth);
     this.ctx = {
       policy: opts.policy,
       resolver: opts.resolver,
       dialer: this.createDialer(opts.config),
+      relay: this.relays,
       config: opts.config,
       logger: opts.logger,
-      observer: opts.observer ?? noopObserver,
+      observer,
       accessLog: opts.accessLog,
       tunnels: new Set(),
       shortage: new ShortageLog(
@@ -182,6 +196,11 @@ export class ProxyServer {
     for (const t of this.ctx.tunnels) fn(t.ruleLabel, t.bytesUp, t.bytesDown);
   }
 
+  /** For metrics: the configured relay proxies (host:port) and whether each is up; empty without upstreamProxy. */
+  relayStates(): Array<{ relay: string; up: boolean }> {
+    return this.relays?.dialer.states() ?? [];
+  }
+
   /** For metrics: the native relay thread's numbers (per process), or null where it is not available. */
   relayStats(): RelayStats | null {
     return nativeRelayStats();
@@ -212,7 +231,7 @@ export class ProxyServer {
   }
 
   /** Hot reload: new policy/resolver/limits apply to new requests; live tunnels are untouched. */
-  reload(update: { policy: Policy; resolver: Resolver; config: ProxyConfig; accessLog: boolean }): void {
+  reload(update: { policy: Policy; resolver: Resolver; config: ProxyConfig; accessLog: boolean; upstreamProxy?: UpstreamProxyConfig | undefined }): void {
     this.ctx.policy = update.policy;
     this.ctx.resolver = update.resolver;
     this.ctx.config = update.config;
@@ -222,6 +241,11 @@ export class ProxyServer {
     const old = this.ctx.dialer;
     this.ctx.dialer = this.createDialer(update.config);
     void old.close().catch(() => undefined);
+    // New relays, credentials and bypass list apply to new connections at once; established tunnels keep their sockets.
+    const oldRelay = this.relays;
+    this.relays = buildRelays(update.upstreamProxy, update.config, this.relayHealth);
+    this.ctx.relay = this.relays;
+    if (oldRelay) void oldRelay.dialer.close().catch(() => undefined);
   }
 
   /**
@@ -259,6 +283,7 @@ export class ProxyServer {
     // Sockets emit 'close' (and tunnels write their access records) on a later tick.
     await withDeadline(this.quiet(), 1_000);
     await this.ctx.dialer.destroy().catch(() => undefined);
+    await this.ctx.relay?.dialer.destroy().catch(() => undefined);
     await Promise.all(closed);
   }
 

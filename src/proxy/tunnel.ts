@@ -44,6 +44,8 @@ export async function handleConnect(ctx: ProxyContext, target: string, client: S
     return refuse(networkRefusal(err));
   }
   rec.connectMs = performance.now() - t1;
+  const via = routed.dialer.via?.(upstream);
+  if (via) rec.upstreamProxy = via;
   if (client.destroyed) {
     // The client gave up while we were dialling.
     upstream.destroy();

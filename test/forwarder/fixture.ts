@@ -55,6 +55,8 @@ export interface Fixture {
 export interface FixtureOptions {
   forwarder?: Record<string, unknown>;
   emulator?: AzureMonitorEmulator;
+  /** Top-level keys added to the gateway config (e.g. upstreamProxy). */
+  extra?: () => Record<string, unknown>;
 }
 
 /** Emulator registrations, key and certificate files, and the config both kinds of fixture run. */
@@ -139,7 +141,7 @@ export async function prepareForwarder(emu: AzureMonitorEmulator, opts: { forwar
 export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> {
   const emu = opts.emulator ?? (await AzureMonitorEmulator.start());
   const { dir, caPem, inboundKey, config: raw } = await prepareForwarder(emu, opts.forwarder ? { forwarder: opts.forwarder } : {});
-  const config = parseConfig(stringify(raw), { source: 'test', checks: [(c) => forwarderConfigCheck(c, {})], env: {} });
+  const config = parseConfig(stringify({ ...raw, ...opts.extra?.() }), { source: 'test', checks: [(c) => forwarderConfigCheck(c, {})], env: {} });
   const { logger } = createLogger({ level: config.log.level }, { dest: 2 });
   let registry = new client.Registry();
 

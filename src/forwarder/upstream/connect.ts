@@ -1,7 +1,8 @@
 /**
  * The undici `connect` function every upstream dispatcher uses: the destination must pass the
  * proxy's allowlist and DNS rules exactly like a tunnel (policy decision, dns.overrides, private-
- * address guard, dial the vetted IP, never the name), then TLS with SNI = the name.
+ * address guard, dial the vetted IP, never the name; or CONNECT through the relay proxy, as a tunnel
+ * would), then TLS with SNI = the name.
  */
 import { Agent as HttpsAgent, type AgentOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -10,7 +11,7 @@ import { buildConnector } from 'undici';
 import { DirectDialer, type Resolver } from '../../dial/index.js';
 import { ForwarderErrors } from '../../errors/catalogue.js';
 import { parseConnectAuthority, type Policy, type Target } from '../../policy/index.js';
-import { isRefused, route } from '../../proxy/route.js';
+import { isRefused, route, type RelayChoice } from '../../proxy/route.js';
 import { PortcullisError, isPortcullisError } from '../../util/errors.js';
 
 /** The client the policy sees for the forwarder's own upstream connections. */
@@ -20,13 +21,15 @@ export interface ConnectorOptions {
   /** Read at every connect, so a reload applies to new connections. */
   policy: () => Policy;
   resolver: () => Resolver;
+  /** The relay proxies (upstreamProxy) in force, read at every connect like the policy; null = direct. */
+  relay?: () => RelayChoice | null;
   connectTimeoutMs: number;
   /** Extra trusted CA (PEM), added to the public roots. */
   extraCa?: string;
 }
 
 export function upstreamConnector(opts: ConnectorOptions): buildConnector.connector {
-  // Chosen by route() after the decision, as for tunnels (a relay-proxy dialer would apply here too).
+  // Chosen by route() after the decision, as for tunnels: through a relay proxy unless bypassed.
   const dialer = new DirectDialer({ connectMs: opts.connectTimeoutMs, headersMs: opts.connectTimeoutMs, bodyMs: opts.connectTimeoutMs });
   // One secure context for every connection: given as `ca`, the ~140 public roots plus the extra
   // CA were parsed again at each connect (3-4% of the ingest's main thread under load).
@@ -47,7 +50,7 @@ export function upstreamConnector(opts: ConnectorOptions): buildConnector.connec
       return;
     }
     void (async () => {
-      const routed = await route({ policy: opts.policy(), resolver: opts.resolver(), dialer }, target, FORWARDER_CLIENT);
+      const routed = await route({ policy: opts.policy(), resolver: opts.resolver(), dialer, relay: opts.relay?.() ?? null }, target, FORWARDER_CLIENT);
       if (isRefused(routed)) {
         throw new PortcullisError(
           ForwarderErrors.FWD_UPSTREAM_FORBIDDEN.code,
