@@ -10,7 +10,7 @@ import { rootCertificates, connect as tlsConnect, type TLSSocket } from 'node:tl
 import type { Socket } from 'node:net';
 import type { PortcullisConfig } from '../config/index.js';
 import { DirectDialer, Resolver } from '../dial/index.js';
-import { allowedDestinations, compilePolicy, parseConnectAuthority, type Target } from '../policy/index.js';
+import { allowedDestinations, compilePolicy, parseConnectAuthority, presetProbes, type Target } from '../policy/index.js';
 import { isRefused, route } from '../proxy/route.js';
 import { errorCode, errorMessage } from '../util/errors.js';
 import { hostPort } from '../util/host-port.js';
@@ -75,6 +75,8 @@ export async function runDoctor(config: PortcullisConfig, opts: DoctorOptions): 
       });
     }
   }
+  // Names the presets' agents are known to use under a wildcard (gbl.his.arc.azure.com, ...).
+  for (const p of presetProbes(config.allow.presets)) add(parseConnectAuthority(hostPort(p.host, 443)), `rule ${p.rule} (known name)`);
   for (const u of forwarderUpstreams(config)) add(u.target, u.source);
   for (const h of opts.hosts) add(parseConnectAuthority(h.includes(':') ? h : `${h}:443`), '--host');
 

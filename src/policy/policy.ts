@@ -6,7 +6,7 @@
  * IPs: short lists of CIDRs (IPv4 as integers), most specific first.
  * Decision objects are built once per rule at compile time and shared (they are read-only).
  */
-import type { CloudPreset, PortcullisConfig } from '../config/types.js';
+import type { PortcullisConfig, PresetName } from '../config/types.js';
 import { builtinChecks } from '../config/checks.js';
 import { PortcullisError } from '../util/errors.js';
 import { ipv4ToInt, type Target } from '../address/host.js';
@@ -323,7 +323,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
   return policy;
 }
 
-function dedupePresets(presets: readonly CloudPreset[]): CloudPreset[] {
+function dedupePresets(presets: readonly PresetName[]): PresetName[] {
   return [...new Set(presets)];
 }
 
