@@ -145,7 +145,9 @@ export function compilePolicy(config: PortcullisConfig): Policy {
   // with allowPrivate for Private Link) is the one that decides.
   const specs: Array<{ name: string; hosts: readonly string[]; ports: readonly number[]; allowPrivate: boolean; mode: 'enforce' | 'report' }> = [
     ...config.allow.rules.map((r) => ({ name: r.name, hosts: r.hosts, ports: r.ports, allowPrivate: r.allowPrivate, mode: r.mode })),
-    ...dedupePresets(config.allow.presets).flatMap((p) => presetRules(p).map((r) => ({ ...r, allowPrivate: false, mode: 'enforce' as const }))),
+    ...dedupePresets(config.allow.presets).flatMap((p) =>
+      presetRules(p).map((r) => ({ name: r.name, hosts: r.hosts, ports: r.ports, allowPrivate: false, mode: 'enforce' as const })),
+    ),
   ];
 
   const exact = new Map<string, RuleInfo[]>();
