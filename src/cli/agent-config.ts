@@ -5,9 +5,10 @@
  */
 import { hostname } from 'node:os';
 import type { PortcullisConfig } from '../config/index.js';
+import type { PresetName } from '../config/types.js';
 import { hostPort } from '../util/host-port.js';
 
-export const AGENT_KINDS = ['ama', 'arc', 'sdk', 'forwarder', 'oms-linux', 'mma-windows', 'scom'] as const;
+export const AGENT_KINDS = ['ama', 'arc', 'defender', 'sdk', 'forwarder', 'oms-linux', 'mma-windows', 'scom'] as const;
 export type AgentKind = (typeof AGENT_KINDS)[number];
 
 export interface AgentConfigOptions {
@@ -69,12 +70,39 @@ function amaSection(address: string, auth: boolean): string {
   ]);
 }
 
-function arcSection(address: string): string {
+/** A line saying which preset opens the agent's endpoints, and whether this configuration has it. */
+function presetLine(config: PortcullisConfig, wanted: readonly PresetName[]): string {
+  const have = wanted.filter((p) => config.allow.presets.includes(p));
+  return have.length > 0
+    ? `This gateway allows its endpoints: allow.presets has ${have.join(', ')}.`
+    : `NOTE: this gateway does not allow its endpoints yet: add the preset for your cloud (${wanted.join(' | ')}) to allow.presets.`;
+}
+
+function arcSection(config: PortcullisConfig, address: string): string {
   return section('Azure Connected Machine agent (Azure Arc)', [
     `    azcmagent config set proxy.url "${address}"`,
     '',
-    'Admit the machine by its address (clients.allow) rather than with proxy credentials, and allow',
-    "the agent's endpoints (Resource Manager, Entra login, *.his.arc.azure.com, guest configuration).",
+    'Onboarding through the gateway: pass the same address to the install script (Windows -proxy, Linux --proxy), and set proxy.url as above before azcmagent connect.',
+    'Admit the machine by its address (clients.allow) rather than with proxy credentials.',
+    presetLine(config, ['azure-arc', 'azure-arc-usgov', 'azure-arc-china']),
+  ]);
+}
+
+function defenderSection(config: PortcullisConfig, address: string): string {
+  const hostport = address.replace(/^http:\/\//, '');
+  return section('Microsoft Defender for Endpoint (streamlined connectivity)', [
+    'Windows (static proxy for the sensor, and WinHTTP for the services that use it), as administrator:',
+    '',
+    `    reg add "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\DataCollection" /v TelemetryProxyServer /t REG_SZ /d "${hostport}" /f`,
+    `    netsh winhttp set proxy ${hostport}`,
+    '',
+    'Linux:',
+    '',
+    `    sudo mdatp config proxy set --value ${address}`,
+    '',
+    'Admit the devices by address (clients.allow): the sensor does not authenticate to a proxy.',
+    'Windows fetches certificate revocation lists over plain HTTP (port 80): the preset allows those names on port 80.',
+    presetLine(config, ['defender-endpoint', 'defender-endpoint-usgov']),
   ]);
 }
 
@@ -146,7 +174,8 @@ export function renderAgentConfig(config: PortcullisConfig, opts: AgentConfigOpt
   const parts: string[] = [`# Agent settings for the Portcullis gateway at ${address}`, ''];
   for (const kind of opts.kinds) {
     if (kind === 'ama') parts.push(amaSection(address, opts.auth));
-    else if (kind === 'arc') parts.push(arcSection(address));
+    else if (kind === 'arc') parts.push(arcSection(config, address));
+    else if (kind === 'defender') parts.push(defenderSection(config, address));
     else if (kind === 'sdk') parts.push(sdkSection(address, opts.auth));
     else if (kind === 'forwarder') parts.push(forwarderSection(config));
     else if (kind === 'oms-linux') parts.push(omsLinuxSection(address, opts.auth));

@@ -3,7 +3,14 @@
  * config/portcullis.schema.json describe the same shape; keep them in step.
  */
 export type EnforcementMode = 'enforce' | 'report';
+/** Azure Monitor agents' endpoints, one preset per cloud. */
 export type CloudPreset = 'azure-public' | 'azure-usgov' | 'azure-china';
+/**
+ * Other agents on the same servers, one preset per cloud where the service exists: a bare name is
+ * the public cloud (`azure-arc`), a suffix names a sovereign one (`azure-arc-usgov`).
+ */
+export type ServicePreset = 'azure-arc' | 'azure-arc-usgov' | 'azure-arc-china' | 'defender-endpoint' | 'defender-endpoint-usgov';
+export type PresetName = CloudPreset | ServicePreset;
 
 export interface DestinationRuleConfig {
   /** Shown in logs and as the metrics label: keep it short and stable. */
@@ -66,7 +73,7 @@ export interface ProxyConfig {
 }
 
 export interface AllowConfig {
-  presets: CloudPreset[];
+  presets: PresetName[];
   workspaces: WorkspaceConfig[];
   /** Extra regions for `{region}` templates, beyond the workspaces' own. */
   regions: string[];

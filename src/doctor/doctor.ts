@@ -15,7 +15,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { PortcullisConfig } from '../config/index.js';
 import { dial, DirectDialer, RelayHealth, relayHandshake, Resolver, toResolved, type RelayEndpoint } from '../dial/index.js';
-import { allowedDestinations, compilePolicy, parseConnectAuthority, type Target } from '../policy/index.js';
+import { allowedDestinations, compilePolicy, parseConnectAuthority, presetProbes, type Target } from '../policy/index.js';
 import { isRefused, route, type RouteContext } from '../proxy/route.js';
 import { buildRelays, relayEndpoints } from '../proxy/relays.js';
 import { errorCode, errorMessage } from '../util/errors.js';
@@ -89,6 +89,8 @@ export async function runDoctor(config: PortcullisConfig, opts: DoctorOptions): 
       });
     }
   }
+  // Names the presets' agents are known to use under a wildcard (gbl.his.arc.azure.com, ...).
+  for (const p of presetProbes(config.allow.presets)) add(parseConnectAuthority(hostPort(p.host, 443)), `rule ${p.rule} (known name)`);
   for (const u of forwarderUpstreams(config)) add(u.target, u.source);
   for (const h of opts.hosts) add(parseConnectAuthority(h.includes(':') ? h : `${h}:443`), '--host');
 

@@ -17,3 +17,4 @@ export {
   type DenyReason,
   type Policy,
 } from './policy.js';
+export { PRESET_NAMES, presetProbes } from './presets.js';

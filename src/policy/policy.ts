@@ -6,7 +6,7 @@
  * IPs: short lists of CIDRs (IPv4 as integers), most specific first.
  * Decision objects are built once per rule at compile time and shared (they are read-only).
  */
-import type { CloudPreset, PortcullisConfig } from '../config/types.js';
+import type { PortcullisConfig, PresetName } from '../config/types.js';
 import { builtinChecks } from '../config/checks.js';
 import { PortcullisError } from '../util/errors.js';
 import { ipv4ToInt, type Target } from '../address/host.js';
@@ -145,7 +145,9 @@ export function compilePolicy(config: PortcullisConfig): Policy {
   // with allowPrivate for Private Link) is the one that decides.
   const specs: Array<{ name: string; hosts: readonly string[]; ports: readonly number[]; allowPrivate: boolean; mode: 'enforce' | 'report' }> = [
     ...config.allow.rules.map((r) => ({ name: r.name, hosts: r.hosts, ports: r.ports, allowPrivate: r.allowPrivate, mode: r.mode })),
-    ...dedupePresets(config.allow.presets).flatMap((p) => presetRules(p).map((r) => ({ ...r, allowPrivate: false, mode: 'enforce' as const }))),
+    ...dedupePresets(config.allow.presets).flatMap((p) =>
+      presetRules(p).map((r) => ({ name: r.name, hosts: r.hosts, ports: r.ports, allowPrivate: false, mode: 'enforce' as const })),
+    ),
   ];
 
   const exact = new Map<string, RuleInfo[]>();
@@ -323,7 +325,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
   return policy;
 }
 
-function dedupePresets(presets: readonly CloudPreset[]): CloudPreset[] {
+function dedupePresets(presets: readonly PresetName[]): PresetName[] {
   return [...new Set(presets)];
 }
 

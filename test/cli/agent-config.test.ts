@@ -92,6 +92,7 @@ describe('portcullis agent-config', () => {
     for (const title of [
       'Azure Monitor Agent',
       'Azure Arc',
+      'Defender for Endpoint',
       'SDK clients',
       'Telemetry forwarder',
       'Linux (legacy OMS agent)',
@@ -102,6 +103,16 @@ describe('portcullis agent-config', () => {
     expect(agentConfig(['--config', file, '--address', 'http://gw.contoso.com:3128', '--agent', 'arc']).stdout).toContain(
       'azcmagent config set proxy.url "http://gw.contoso.com:3128"',
     );
+    // The Arc and Defender sections say which preset opens the agent's endpoints, and whether this config has it.
+    expect(all.stdout).toContain('add the preset for your cloud (azure-arc | azure-arc-usgov | azure-arc-china) to allow.presets');
+    const withPresets = join(mkdtempSync(join(tmpdir(), 'portcullis-agentcfg-')), 'presets.yaml');
+    writeFileSync(withPresets, stringify({ allow: { presets: ['azure-arc-usgov', 'defender-endpoint-usgov'] } }));
+    const svc = agentConfig(['--config', withPresets, '--address', 'http://gw.contoso.com:3128', '--agent', 'arc', 'defender']);
+    expect(svc.status).toBe(0);
+    expect(svc.stdout).toContain('allow.presets has azure-arc-usgov.');
+    expect(svc.stdout).toContain('allow.presets has defender-endpoint-usgov.');
+    expect(svc.stdout).toContain('sudo mdatp config proxy set --value http://gw.contoso.com:3128');
+    expect(svc.stdout).toContain('/v TelemetryProxyServer /t REG_SZ /d "gw.contoso.com:3128"');
     const bad = agentConfig(['--config', file, '--agent', 'telnet']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('unknown agent kind telnet');
