@@ -7,7 +7,7 @@
  * The dependencies come from npm's cache (--prefer-offline; `npm ci` filled it).
  */
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,9 +16,17 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const work = mkdtempSync(join(tmpdir(), 'pcl-pack-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** npm's own script: the one running this suite (npm test), else the one installed beside this node. */
+/**
+ * npm's own script: the one running this suite (npm test), else the one installed beside this
+ * node, else the `npm` on PATH (CI runs Node 22 and 24 from the `node` package, which has no npm).
+ */
 function npmCli(): string | null {
-  const candidates = [process.env.npm_execpath, join(dirname(dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js')];
+  const onPath = (process.env.PATH ?? '')
+    .split(':')
+    .map((d) => join(d, 'npm'))
+    .filter((p) => existsSync(p))
+    .map((p) => realpathSync(p));
+  const candidates = [process.env.npm_execpath, join(dirname(dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'), ...onPath];
   return candidates.find((p): p is string => typeof p === 'string' && p.endsWith('.js') && existsSync(p)) ?? null;
 }
 const npm = npmCli();
