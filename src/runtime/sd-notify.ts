@@ -109,12 +109,6 @@ export class SystemdNotifier {
     this.notify(`STOPPING=1\nSTATUS=${oneLine(status)}`);
   }
 
-  /** Stop the watchdog timer (the tests' in-process gateways; a real process just exits). */
-  close(): void {
-    if (this.watchdog) clearInterval(this.watchdog);
-    this.watchdog = null;
-  }
-
   /**
    * WATCHDOG=1 from a timer on the main event loop: what it proves is that this loop still turns
    * (not blocked by a busy loop or a stuck synchronous call), nothing about each connection. In a
