@@ -25,6 +25,15 @@ program
   });
 
 program
+  .command('info')
+  .description('what this installation runs: version, Node, and whether the native tunnel relay and the systemd notify addon load here (and from which file)')
+  .action(async () => {
+    // Loaded here: it loads the native addons, which the other commands must not.
+    const { renderInfo } = await import('../runtime/info.js');
+    process.stdout.write(renderInfo().text);
+  });
+
+program
   .command('check-config')
   .description('validate a configuration file; prints every error with its key and line')
   .argument('<file>', 'configuration file (YAML)')

@@ -42,6 +42,12 @@ export const Events = {
   CONFIG_RELOADED: 201,
   /** A service could not start (address in use, permission, certificate): the gateway exits. */
   START_FAILED: 202,
+  /**
+   * systemd readiness (sd_notify): the notification could not be sent natively (the notify addon
+   * is missing, or a send failed). Logged once; the gateway goes on, through `systemd-notify` when
+   * that program exists, else without telling systemd (a Type=notify unit then times out its start).
+   */
+  SYSTEMD_NOTIFY: 210,
   /** Malformed request or client protocol error. LA gateway: 400 (generic error). */
   BAD_REQUEST: 400,
   /** Bad configuration. LA gateway: 401. */

@@ -1,6 +1,7 @@
 export {
   nativeRelayStats,
   nativeRelayStatus,
+  nativeRelayFile,
   MAX_RELAY_SLOTS,
   relayConfigCheck,
   relayInUse,

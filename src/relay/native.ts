@@ -1,9 +1,8 @@
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { nativeRelayCheck, type SemanticCheck } from '../config/index.js';
-import { ADDON_PATH } from './probe.js';
-import { errorMessage, firstLine } from '../util/errors.js';
+import { ADDON_CANDIDATES } from './probe.js';
+import { loadAddon } from '../util/addon.js';
 
 /**
  * How a natively relayed tunnel ended, in the addon's numbering. `closed` = we asked (destroy,
@@ -104,7 +103,14 @@ function slotLimitFromEnv(value: string | undefined): { limit: number; error: st
 }
 const slots = slotLimitFromEnv(process.env.PORTCULLIS_RELAY_SLOTS);
 
+/** The parts of the addon checked before it is trusted. */
+function isAddon(m: unknown): m is Addon {
+  return typeof m === 'object' && m !== null && 'causes' in m && Array.isArray(m.causes) && 'start' in m && typeof m.start === 'function';
+}
+
 let addon: Addon | null = null;
+/** The file the addon was loaded from (the prebuilt one, or this machine's build). */
+let addonPath = '';
 let loadError = '';
 if (!isMainThread) {
   // The relay's state is per process and belongs to the main thread (where the proxy runs).
@@ -112,15 +118,16 @@ if (!isMainThread) {
 } else if (slots.error) {
   loadError = slots.error;
 } else if (process.platform === 'linux') {
-  try {
-    const loaded = createRequire(import.meta.url)(ADDON_PATH) as Addon;
-    const causes = Array.isArray(loaded.causes) ? loaded.causes.join(',') : 'none';
+  const loaded = loadAddon(ADDON_CANDIDATES, (module): Addon | string => {
+    const causes = isAddon(module) ? module.causes.join(',') : 'none';
     // A stale build would report ends under the wrong names: refuse it rather than mislabel them.
-    if (causes === RELAY_END_CAUSES.join(',')) addon = loaded;
-    else loadError = `addon end causes (${causes}) differ from src/relay/native.ts: rebuild with npm run build`;
-  } catch (err) {
-    loadError = firstLine(errorMessage(err));
-  }
+    if (isAddon(module) && causes === RELAY_END_CAUSES.join(',')) return module;
+    return `addon end causes (${causes}) differ from src/relay/native.ts: rebuild with npm run build`;
+  });
+  if (loaded.addon) {
+    addon = loaded.addon;
+    addonPath = loaded.path;
+  } else loadError = loaded.error;
 } else {
   loadError = `not built for ${process.platform}`;
 }
@@ -128,6 +135,11 @@ if (!isMainThread) {
 /** Whether tunnels can be relayed natively here, and if not, why (for the start-up log). */
 export function nativeRelayStatus(): { available: boolean; reason: string } {
   return addon ? { available: true, reason: '' } : { available: false, reason: loadError || 'not built (npm run build)' };
+}
+
+/** The file the native relay was loaded from ('' when it was not): the prebuilt addon or this machine's build. */
+export function nativeRelayFile(): string {
+  return addonPath;
 }
 
 class Relayed implements RelayedTunnel {

@@ -1,12 +1,17 @@
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { addonCandidates } from '../util/addon.js';
 
 /**
- * Where `npm run build` puts the native relay addon (the same path from src/ and dist/), unless
- * PORTCULLIS_RELAY_ADDON names another build of it: test/sanitize.sh runs the tests against the
- * AddressSanitizer build in build/Sanitize/ that way, leaving the normal build alone.
+ * Where the native relay addon is looked for, best first: PORTCULLIS_RELAY_ADDON when set
+ * (test/sanitize.sh runs the tests against the AddressSanitizer build in build/Sanitize/ that way,
+ * leaving the normal build alone, and then nothing else is tried), else the prebuilt addon shipped
+ * in the npm tarball, then the one `npm run build` made (src/util/addon.ts).
  */
-export const ADDON_PATH = process.env.PORTCULLIS_RELAY_ADDON || fileURLToPath(new URL('../../build/Release/portcullis_relay.node', import.meta.url));
+export const ADDON_CANDIDATES: string[] = process.env.PORTCULLIS_RELAY_ADDON ? [process.env.PORTCULLIS_RELAY_ADDON] : addonCandidates('portcullis_relay');
+
+/** The addon file the relay loads first (the build's path when none exists, for messages and tests). */
+export const ADDON_PATH: string =
+  ADDON_CANDIDATES.find((p) => existsSync(p)) ?? process.env.PORTCULLIS_RELAY_ADDON ?? addonCandidates('portcullis_relay')[1] ?? '';
 
 /**
  * Whether the native relay is built for this platform, found WITHOUT loading it: for the CLI and
@@ -15,5 +20,5 @@ export const ADDON_PATH = process.env.PORTCULLIS_RELAY_ADDON || fileURLToPath(ne
  */
 export function nativeRelayBuilt(): { available: boolean; reason: string } {
   if (process.platform !== 'linux') return { available: false, reason: `not built for ${process.platform}` };
-  return existsSync(ADDON_PATH) ? { available: true, reason: '' } : { available: false, reason: 'not built (npm run build)' };
+  return ADDON_CANDIDATES.some((p) => existsSync(p)) ? { available: true, reason: '' } : { available: false, reason: 'not built (npm run build)' };
 }

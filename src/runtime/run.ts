@@ -5,6 +5,7 @@ import type { Readiness, Service } from '../gateway/service.js';
 import { asServiceStartError, type ServiceStartError } from '../gateway/errors.js';
 import { AdminListener } from '../admin/server.js';
 import type { RuntimeMetrics } from '../metrics/runtime-metrics.js';
+import { SystemdNotifier } from './sd-notify.js';
 import { installCrashGuards, installSignalHandlers, keepRestartOnly, restartOnlyChanges, tryReload, type LoadedConfig } from './shared.js';
 
 /** Exit status when a service cannot start (78 stays "invalid configuration"). */
@@ -42,8 +43,16 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
   const { cliPath, logger, flush, runtime } = opts;
   let running = opts.loaded;
   installCrashGuards(logger);
+  const systemd = SystemdNotifier.fromEnv(logger);
+  /** READY=1 only once every listener is bound and never after STOPPING=1 (a SIGHUP or SIGTERM during the start). */
+  let phase: 'starting' | 'ready' | 'stopping' = 'starting';
+  const stopping = (status: string): void => {
+    phase = 'stopping';
+    systemd?.stopping(status);
+  };
 
   const reload = async (): ReturnType<typeof tryReload> => {
+    if (phase === 'ready') systemd?.reloading();
     const r = await tryReload(cliPath, logger, async (next) => {
       const restart = restartOnlyChanges(running.config, next.config);
       if (restart.length) logger.warn({ event: Events.CONFIG_RELOADED, keys: restart }, 'these settings take effect on restart');
@@ -54,6 +63,8 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
       logger.info({ event: Events.CONFIG_RELOADED, config: next.source, ...opts.reloaded?.() }, 'configuration reloaded');
     });
     runtime.configReloads.inc({ result: r.ok ? 'ok' : 'refused' });
+    // A refused reload keeps the running configuration: ready either way.
+    if (phase === 'ready') systemd?.ready(r.ok ? 'ready: configuration reloaded' : 'ready: reload refused, running configuration kept');
     return r;
   };
 
@@ -76,6 +87,7 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
   const exitAfterFailure = async (failure: ServiceStartError, drainMs: number): Promise<void> => {
     if (exiting) return;
     exiting = true;
+    stopping('stopping: a service failed');
     logger.fatal({ event: Events.START_FAILED, code: failure.code, configKey: failure.configKey, cause: failure.cause }, failure.message);
     flush();
     // The same sentence, plainly, for `portcullis start` on a terminal.
@@ -89,7 +101,10 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
     logger,
     flush,
     reload: () => void reload(),
-    drain: (signal) => gateway.drain(running.config.proxy.drainMs, { signal }, running.config.proxy.drainDelayMs),
+    drain: (signal) => {
+      stopping(`draining (${signal})`);
+      return gateway.drain(running.config.proxy.drainMs, { signal }, running.config.proxy.drainDelayMs);
+    },
     ...(opts.onSecondSignal ? { onSecondSignal: opts.onSecondSignal } : {}),
   });
 
@@ -98,6 +113,11 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
   } catch (err) {
     // Gateway.start stopped whatever had started: nothing is left to drain.
     await exitAfterFailure(asServiceStartError('gateway', err), -1);
+  }
+  // Every listener is bound (the admin's, the proxy's or all workers', the forwarder's).
+  if (phase === 'starting') {
+    phase = 'ready';
+    systemd?.ready('ready: listening');
   }
   return { fail: (err) => exitAfterFailure(err, running.config.proxy.drainMs) };
 }

@@ -28,6 +28,19 @@ describe.skipIf(!analyze)('systemd/portcullis.service', () => {
     expect(Number(m?.[1])).toBeLessThanOrEqual(DOCUMENTED_EXPOSURE);
   });
 
+  it('tells systemd when it is ready (Type=notify, watchdog), as the static portcullis user, with one capability: binding ports below 1024', () => {
+    const unit = readFileSync(UNIT, 'utf8');
+    expect(unit).toMatch(/^Type=notify$/m);
+    expect(unit).toMatch(/^WatchdogSec=\d+$/m);
+    expect(unit).toMatch(/^User=portcullis$/m);
+    expect(unit).not.toMatch(/^DynamicUser=yes$/m);
+    // The forwarder's syslog listener on 514; nothing else.
+    expect(unit.match(/^(?:AmbientCapabilities|CapabilityBoundingSet)=.*$/gm)).toEqual([
+      'AmbientCapabilities=CAP_NET_BIND_SERVICE',
+      'CapabilityBoundingSet=CAP_NET_BIND_SERVICE',
+    ]);
+  });
+
   it('grants the state directory the default spool lives in, and no other writable path', () => {
     const unit = readFileSync(UNIT, 'utf8');
     expect(unit).toMatch(/^ProtectSystem=strict$/m);
