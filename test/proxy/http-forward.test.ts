@@ -4,6 +4,7 @@ import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startHttpServer, type TestServer } from '../helpers/servers.js';
 import { rawExchange, statusOf } from '../helpers/raw.js';
 import { requireBinary, run } from '../helpers/system.js';
+import { ProxyAgent, request } from 'undici';
 
 const curl = requireBinary('curl');
 let web: TestServer;
@@ -60,6 +61,24 @@ describe('plain-HTTP forwarding (absolute-form)', () => {
     expect(r.stderr.match(/^< Connection: close\r?$/gim)).toHaveLength(2);
     expect(r.stderr).not.toMatch(/Re-using existing connection/i);
     expect(r.stderr.match(/^\* Connected to /gm)).toHaveLength(2);
+  });
+
+  it('serves undici through a ProxyAgent (absolute-form, keep-alive pool): every response says Connection: close, none fails', async () => {
+    const agent = new ProxyAgent({ uri: `http://127.0.0.1:${gw.port}`, proxyTunnel: false });
+    try {
+      const one = async (i: number): Promise<{ status: number; connection: unknown; url: unknown }> => {
+        const r = await request(`http://crl.example.com:${web.port}/u${i}`, { dispatcher: agent });
+        const body = (await r.body.json()) as { url?: unknown };
+        return { status: r.statusCode, connection: r.headers['connection'], url: body.url };
+      };
+      const got: Array<{ status: number; connection: unknown; url: unknown }> = [];
+      // One after another (undici would reuse a kept-alive socket), then eight at once.
+      for (let i = 0; i < 4; i++) got.push(await one(i));
+      got.push(...(await Promise.all([4, 5, 6, 7, 8, 9, 10, 11].map(one))));
+      expect(got).toEqual([...Array(12).keys()].map((i) => ({ status: 200, connection: 'close', url: `/u${i}` })));
+    } finally {
+      await agent.close();
+    }
   });
 
   it('strips hop-by-hop headers both ways and never forwards proxy credentials', async () => {
