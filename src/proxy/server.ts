@@ -63,22 +63,28 @@ const DRAIN_FIRST_REQUEST_GRACE_MS = 1_000;
 /** How long a refused connection may take to send the request it is answered on. */
 const REFUSED_LEASH_MS = 5_000;
 
-/** How long a connection stays half-closed after its response, reading and dropping what the client still sends. */
+/** How long a connection stays half-closed once its response is written, reading and dropping what the client still sends. */
 const LINGER_MS = 2_000;
 
 /**
- * Node ends a `Connection: close` exchange with `destroySoon()`: close(2) as soon as the response
- * is written. Bytes the client sent that were not read yet (a refused request's body, a request
- * pipelined behind it) make the kernel answer that close with a reset, which can discard the
- * response's unsent tail. So this connection lingers instead: FIN after the response, then read
- * and drop until the client closes its side (the socket then ends itself) or LINGER_MS pass idle.
+ * End the connection after its response: a FIN once everything is written, then read and drop
+ * until the client closes its side (the socket then ends itself) or LINGER_MS pass, however much
+ * the client keeps sending. Closing a socket with bytes not yet read (a refused request's body, a
+ * request pipelined behind it) makes the kernel answer with a reset, which can discard the
+ * response's unsent tail.
  */
+function lingeringEnd(socket: Socket): void {
+  socket.resume();
+  socket.end(() => {
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
+
+/** Node ends a `Connection: close` exchange with `destroySoon()`, a close as soon as the response is written: linger instead. */
 function lingerOnClose(socket: Socket): void {
-  socket.destroySoon = () => {
-    socket.end();
-    socket.resume();
-    socket.setTimeout(LINGER_MS, () => socket.destroy());
-  };
+  socket.destroySoon = () => lingeringEnd(socket);
 }
 
 type ConnectionListener = (this: http.Server, socket: Socket) => void;
@@ -453,8 +459,7 @@ export class ProxyServer {
     socket.on('data', () => undefined);
     const exchange = connState(socket).exchange;
     if (exchange === null || exchange.res.writableFinished) {
-      socket.end();
-      socket.setTimeout(LINGER_MS, () => socket.destroy());
+      lingeringEnd(socket);
       return;
     }
     const { idleMs } = this.ctx.config.timeouts;

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import fc from 'fast-check';
-import { startInProcess, type InProcessGateway } from '../helpers/inprocess.js';
+import { once } from 'node:events';
+import { startInProcess, waitUntilIdle, type InProcessGateway } from '../helpers/inprocess.js';
 import { defaultHandler, startHttpServer, startTcpEcho, type TestServer } from '../helpers/servers.js';
 import { statusOf } from '../helpers/raw.js';
 
@@ -305,6 +306,22 @@ describe('later requests on a plain-HTTP connection: there are none (one request
 
   it('does not process it sent one byte per write', { timeout: 120_000 }, async () => {
     for (const [name, later] of laterRequests()) await expectOneExchange(name, byteByByte(firstGet() + later));
+  });
+
+  it('lets go of a connection whose client never closes after the response, however long it keeps sending', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port: gw.port, allowHalfOpen: true });
+    socket.on('error', () => undefined);
+    socket.on('data', () => undefined);
+    socket.write(firstGet());
+    // The gateway's FIN comes after the response; this client keeps its side open and keeps writing.
+    await once(socket, 'end');
+    const trickle = setInterval(() => socket.write('GET  '), 50);
+    try {
+      await waitUntilIdle(gw, 8_000);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+    }
   });
 
   it('closes without a reset after refusing a request whose body it did not read', async () => {
