@@ -137,6 +137,16 @@ describe('plain-HTTP forwarding (absolute-form)', () => {
     });
   }
 
+  it('answers a malformed chunked body with 400 and closes (the request itself, not one behind it)', async () => {
+    const r = await rawExchange(
+      gw.port,
+      `POST http://crl.example.com:${web.port}/ HTTP/1.1\r\nHost: crl.example.com\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`,
+    );
+    expect(statusOf(r.text)).toBe(400);
+    expect(r.text).toContain('PCL_ERR_PARSE');
+    expect(r.closed).toBe(true);
+  });
+
   it('answers 501 to a transfer-coding it would have to re-frame', async () => {
     const r = await rawExchange(
       gw.port,
