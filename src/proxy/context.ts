@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyConfig } from '../config/types.js';
 import type { Policy, Target } from '../policy/index.js';
 import type { Dialer, Resolver } from '../dial/index.js';
@@ -27,6 +28,11 @@ export interface ConnState {
   refusal: Refusal | null;
   /** Client ACL verdict was 'report' (global report mode let a denied client in). */
   aclReport: boolean;
+  /**
+   * The plain-HTTP request this connection carries, once Node's parser read it: the only one it
+   * serves (its response closes the connection; see docs/design-notes.md).
+   */
+  exchange: { readonly req: IncomingMessage; readonly res: ServerResponse } | null;
 }
 
 export const CONN_STATE = Symbol('portcullis.conn');
@@ -55,7 +61,7 @@ export function connState(socket: Socket): ConnState {
   const s = tracked[CONN_STATE];
   if (s) return s;
   // A socket the tracker did not see (should not happen): treat it as a fresh, unrefused client.
-  const fresh: ConnState = { ip: normaliseClientIp(socket.remoteAddress ?? ''), refusal: null, aclReport: false };
+  const fresh: ConnState = { ip: normaliseClientIp(socket.remoteAddress ?? ''), refusal: null, aclReport: false, exchange: null };
   tracked[CONN_STATE] = fresh;
   return fresh;
 }

@@ -6,7 +6,6 @@ import { Errors, withDetail } from '../errors/catalogue.js';
 import { connState, newAccessRecord, recordAccess, recordOutcome, recordRefusal, type ProxyContext } from './context.js';
 import { sendRefusal, upstreamRefusal, type Refusal } from './refusal.js';
 import { routeRequest } from './route.js';
-import { parsedRequestRefusal } from './request-line.js';
 
 /** Methods forwarded as plain HTTP. TRACE (reflects credentials) and anything exotic get 405. */
 const FORWARDED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
@@ -166,19 +165,16 @@ export class HttpForwarder {
     const started = performance.now();
     const state = connState(req.socket);
     const rec = newAccessRecord('http', Events.HTTP_FORWARD, state.ip, req.method ?? '', req.url ?? '');
-    const refuse = (r: Refusal, close = false): void => {
-      // A connection refused at accept time (limits, ACL) or a malformed request is closed; a
-      // per-request refusal keeps the client's keep-alive connection.
-      sendRefusal(res, r, close || state.refusal !== null);
+    const refuse = (r: Refusal): void => {
+      // Every plain-HTTP response closes its connection (src/proxy/server.ts); the header says so.
+      sendRefusal(res, r, true);
       recordRefusal(ctx, rec, r, started);
     };
 
     if (state.refusal) return refuse(state.refusal);
+    // The request line was checked by the front door (src/proxy/front-door.ts): a connection carries one request.
     const url = req.url ?? '';
-    // The first request of a connection was checked by the front door; later ones only by Node's parser.
-    const malformed = parsedRequestRefusal(req.httpVersionMajor, req.httpVersionMinor, url);
-    if (malformed) return refuse(malformed, true);
-    if (hasDuplicateHost(req.rawHeaders)) return refuse(Errors.DUPLICATE_HOST, true);
+    if (hasDuplicateHost(req.rawHeaders)) return refuse(Errors.DUPLICATE_HOST);
     if (url.startsWith('/') || url === '*') {
       return refuse(Errors.NOT_PROXY_REQUEST);
     }

@@ -4,7 +4,8 @@
  * (llhttp) is lenient where a proxy must not be: it takes a line without a version as HTTP/0.9,
  * several spaces between the parts, `RTSP/1.0` or `ICE/1.0` as the version of a GET, and
  * characters in the request-target that are not URI characters. docs/design-notes.md lists what
- * is refused and why. Pure functions over bytes: the same answer however the head was split.
+ * is refused and why, and why a connection carries one plain-HTTP request (so every request line
+ * is read here). Pure functions over bytes: the same answer however the head was split.
  */
 import { Errors, withDetail, type Refusal } from '../errors/catalogue.js';
 
@@ -48,10 +49,7 @@ export function isHeadFault(x: unknown): x is HeadFault {
   return typeof x === 'object' && x !== null && 'fault' in x;
 }
 
-/**
- * The request-target's characters: URI characters only, `%` followed by two hex digits. Also
- * used on requests Node's parser read (later requests of a keep-alive connection).
- */
+/** The request-target's characters: URI characters only, `%` followed by two hex digits. */
 export function targetFault(target: string): HeadFault | null {
   if (target.length === 0) return syntax('empty request-target');
   for (let i = 0; i < target.length; i++) {
@@ -67,7 +65,7 @@ export function targetFault(target: string): HeadFault | null {
 /** HTTP/1.0 and HTTP/1.1 are spoken; any other well-formed version is refused (505). */
 export function versionFault(major: number, minor: number): HeadFault | null {
   if (major === 1 && (minor === 0 || minor === 1)) return null;
-  // Node reports a request line without a version as 0.9.
+  // HTTP/0.9 request lines carry no version: one that names it is malformed, not a version to refuse with 505.
   if (major === 0 && minor === 9) return syntax('no HTTP version (HTTP/0.9 request line)');
   return { fault: 'version', detail: `HTTP/${major}.${minor}` };
 }
@@ -161,13 +159,4 @@ export function headRefusal(f: HeadFault, inLine: boolean): Refusal {
   if (f.fault === 'too_large') return Errors.HEADER_TOO_LARGE;
   if (f.fault === 'version') return withDetail(Errors.HTTP_VERSION, f.detail);
   return withDetail(inLine ? Errors.REQUEST_LINE : Errors.PARSE, f.detail);
-}
-
-/**
- * What can still be checked on a request Node's parser read (a later request on a keep-alive
- * connection; the first one was read by the front door): the version and the request-target.
- */
-export function parsedRequestRefusal(versionMajor: number, versionMinor: number, target: string): Refusal | null {
-  const f = versionFault(versionMajor, versionMinor) ?? targetFault(target);
-  return f ? headRefusal(f, true) : null;
 }

@@ -16,7 +16,6 @@ import { nativeRelayStats, type RelayStats } from '../relay/index.js';
 import { HttpForwarder } from './forward.js';
 import { currentDescriptorBudget, ShortageLog, type DescriptorBudget } from './descriptors.js';
 import { readFirstHead, type FrontDoorSink } from './front-door.js';
-import { parsedRequestRefusal } from './request-line.js';
 import { buildRelays, logRelayEvent, type RelaySetup } from './relays.js';
 
 export interface ProxyServerOptions {
@@ -66,6 +65,30 @@ const DRAIN_FIRST_REQUEST_GRACE_MS = 1_000;
 
 /** How long a refused connection may take to send the request it is answered on. */
 const REFUSED_LEASH_MS = 5_000;
+
+/** How long a connection stays half-closed once its response is written, reading and dropping what the client still sends. */
+const LINGER_MS = 2_000;
+
+/**
+ * End the connection after its response: a FIN once everything is written, then read and drop
+ * until the client closes its side (the socket then ends itself) or LINGER_MS pass, however much
+ * the client keeps sending. Closing a socket with bytes not yet read (a refused request's body, a
+ * request pipelined behind it) makes the kernel answer with a reset, which can discard the
+ * response's unsent tail.
+ */
+function lingeringEnd(socket: Socket): void {
+  socket.resume();
+  socket.end(() => {
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
+
+/** Node ends a `Connection: close` exchange with `destroySoon()`, a close as soon as the response is written: linger instead. */
+function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = () => lingeringEnd(socket);
+}
 
 type ConnectionListener = (this: http.Server, socket: Socket) => void;
 
@@ -364,30 +387,45 @@ export class ProxyServer {
         sink,
       );
     });
-    // A CONNECT after plain-HTTP requests on a keep-alive connection comes through Node's parser.
-    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      const url = req.url ?? '';
-      const bad = parsedRequestRefusal(req.httpVersionMajor, req.httpVersionMinor, url);
-      if (bad) {
-        socket.on('error', () => socket.destroy());
-        return this.refuseRaw(socket, 'CONNECT', url, bad);
-      }
-      handleConnect(this.ctx, url, socket, head).catch((err: unknown) => this.internalError(err, socket));
-    });
+    // One request per plain-HTTP connection: the front door checked this request's line; a later
+    // one would be read by llhttp alone, which accepts lines the front door refuses. So every
+    // plain-HTTP response says `Connection: close` and ends the connection, and a request the
+    // client pipelined behind it is not processed (RFC 9112 §9.6); it may retry on a new
+    // connection, where the front door reads it. See docs/design-notes.md.
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (this.draining) res.shouldKeepAlive = false;
+      res.shouldKeepAlive = false;
+      const state = connState(req.socket);
+      if (state.exchange !== null) {
+        // Not processed; its body is read and dropped, so the socket keeps reading until it closes.
+        req.resume();
+        return;
+      }
+      state.exchange = { req, res };
+      lingerOnClose(req.socket);
       this.forwarder.handle(req, res).catch((err: unknown) => this.internalError(err, req.socket));
     });
+    // The front door answers a connection's first CONNECT: one that reaches Node's parser came
+    // after a plain-HTTP request on the same connection, and is not processed either.
+    server.on('connect', (_req: IncomingMessage, socket: Socket) => this.afterTheRequest(socket));
     server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+      if (connState(socket).exchange !== null) return this.afterTheRequest(socket);
       socket.on('error', () => socket.destroy());
       this.refuseRaw(socket, req.method ?? '', req.url ?? '', Errors.UPGRADE);
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (err.code === 'ECONNRESET' || !socket.writable) {
+      if (err.code === 'ECONNRESET') {
         socket.destroy();
         return;
       }
-      this.refuseRaw(socket, '', '', parserRefusal(err));
+      const exchange = connState(socket).exchange;
+      // Bytes after the connection's one request: never processed; its response closes the connection.
+      if (exchange?.req.complete === true) return;
+      // The request's own body was malformed: answer if nothing was sent yet, else cut.
+      if (exchange?.res.headersSent === true || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      this.refuseRaw(socket, exchange?.req.method ?? '', exchange?.req.url ?? '', parserRefusal(err));
     });
     server.on('drop', () => {
       // Past maxConnections + headroom the kernel-level cap closes connections without a word.
@@ -419,7 +457,7 @@ export class ProxyServer {
       else if (acl.verdict === 'report') aclReport = true;
     }
     if (!refused) this.admitted++;
-    const state: ConnState = { ip, refusal: refused, aclReport };
+    const state: ConnState = { ip, refusal: refused, aclReport, exchange: null };
     const tracked: TrackedSocket = socket;
     tracked[CONN_STATE] = state;
     socket.once('close', () => {
@@ -433,6 +471,24 @@ export class ProxyServer {
       this.ctx.observer.clientDisconnected();
     });
     return state;
+  }
+
+  /**
+   * A CONNECT or Upgrade request Node's parser read behind the connection's plain-HTTP request:
+   * not processed. Node has let go of the socket (and of its timeouts); the response in flight
+   * still closes it when it ends (lingerOnClose), or already did. Whatever the client sends
+   * meanwhile is read and dropped, so that close is a FIN after the response, not a reset.
+   */
+  private afterTheRequest(socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    socket.on('data', () => undefined);
+    const exchange = connState(socket).exchange;
+    if (exchange === null || exchange.res.writableFinished) {
+      lingeringEnd(socket);
+      return;
+    }
+    const { idleMs } = this.ctx.config.timeouts;
+    if (idleMs > 0) socket.setTimeout(idleMs, () => socket.destroy());
   }
 
   private refuseRaw(socket: Socket, method: string, target: string, r: Refusal): void {

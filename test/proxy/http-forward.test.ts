@@ -4,6 +4,7 @@ import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startHttpServer, type TestServer } from '../helpers/servers.js';
 import { rawExchange, statusOf } from '../helpers/raw.js';
 import { requireBinary, run } from '../helpers/system.js';
+import { ProxyAgent, request } from 'undici';
 
 const curl = requireBinary('curl');
 let web: TestServer;
@@ -51,11 +52,33 @@ describe('plain-HTTP forwarding (absolute-form)', () => {
     expect(rec).toMatchObject({ rule: 'crl', status: 200, method: 'GET', target: `crl.example.com:${web.port}` });
   });
 
-  it.skipIf(!curl)('keeps the client connection alive across requests', async () => {
+  it.skipIf(!curl)('closes the client connection after each response, and curl fetches the next URL on a new one', async () => {
+    // One request per plain-HTTP connection (docs/design-notes.md, "the first request head").
     const url = `http://crl.example.com:${web.port}/a`;
     const r = await run(curl!, ['-sv', '-x', `http://127.0.0.1:${gw.port}`, url, url]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/Re-using existing connection/i);
+    expect(r.stdout.match(/"url":"\/a"/g)).toHaveLength(2);
+    expect(r.stderr.match(/^< Connection: close\r?$/gim)).toHaveLength(2);
+    expect(r.stderr).not.toMatch(/Re-using existing connection/i);
+    expect(r.stderr.match(/^\* Connected to /gm)).toHaveLength(2);
+  });
+
+  it('serves undici through a ProxyAgent (absolute-form, keep-alive pool): every response says Connection: close, none fails', async () => {
+    const agent = new ProxyAgent({ uri: `http://127.0.0.1:${gw.port}`, proxyTunnel: false });
+    try {
+      const one = async (i: number): Promise<{ status: number; connection: unknown; url: unknown }> => {
+        const r = await request(`http://crl.example.com:${web.port}/u${i}`, { dispatcher: agent });
+        const body = (await r.body.json()) as { url?: unknown };
+        return { status: r.statusCode, connection: r.headers['connection'], url: body.url };
+      };
+      const got: Array<{ status: number; connection: unknown; url: unknown }> = [];
+      // One after another (undici would reuse a kept-alive socket), then eight at once.
+      for (let i = 0; i < 4; i++) got.push(await one(i));
+      got.push(...(await Promise.all([4, 5, 6, 7, 8, 9, 10, 11].map(one))));
+      expect(got).toEqual([...Array(12).keys()].map((i) => ({ status: 200, connection: 'close', url: `/u${i}` })));
+    } finally {
+      await agent.close();
+    }
   });
 
   it('strips hop-by-hop headers both ways and never forwards proxy credentials', async () => {
@@ -85,14 +108,18 @@ describe('plain-HTTP forwarding (absolute-form)', () => {
     expect(r.text).toContain('"bodyBytes":11');
   });
 
-  it('refuses a host outside the allowlist with 403 and keeps the connection usable', async () => {
+  it('refuses a host outside the allowlist with 403 and closes; a request pipelined behind it is not processed', async () => {
+    seen = [];
     const r = await rawExchange(
       gw.port,
-      `GET http://other.example.com:${web.port}/ HTTP/1.1\r\nHost: other.example.com\r\n\r\nGET http://crl.example.com:${web.port}/ok HTTP/1.1\r\nHost: crl.example.com\r\nConnection: close\r\n\r\n`,
+      `GET http://other.example.com:${web.port}/ HTTP/1.1\r\nHost: other.example.com\r\n\r\nGET http://crl.example.com:${web.port}/ok HTTP/1.1\r\nHost: crl.example.com\r\n\r\n`,
     );
     expect(statusOf(r.text)).toBe(403);
     expect(r.text).toContain('PCL_ERR_TARGET_FORBIDDEN');
-    expect(r.text).toMatch(/HTTP\/1\.1 200[\s\S]*"url":"\/ok"/);
+    expect(r.text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(r.closed).toBe(true);
+    expect(r.text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(seen).toHaveLength(0);
   });
 
   const ambiguous: Array<[string, string]> = [
@@ -109,6 +136,16 @@ describe('plain-HTTP forwarding (absolute-form)', () => {
       expect(r.closed).toBe(true);
     });
   }
+
+  it('answers a malformed chunked body with 400 and closes (the request itself, not one behind it)', async () => {
+    const r = await rawExchange(
+      gw.port,
+      `POST http://crl.example.com:${web.port}/ HTTP/1.1\r\nHost: crl.example.com\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`,
+    );
+    expect(statusOf(r.text)).toBe(400);
+    expect(r.text).toContain('PCL_ERR_PARSE');
+    expect(r.closed).toBe(true);
+  });
 
   it('answers 501 to a transfer-coding it would have to re-frame', async () => {
     const r = await rawExchange(

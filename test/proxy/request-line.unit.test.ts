@@ -110,7 +110,7 @@ describe('field lines after the request line', () => {
   });
 });
 
-describe('checks on requests Node parsed (later requests of a keep-alive connection)', () => {
+describe('the version and request-target checks on their own', () => {
   it('speaks HTTP/1.0 and 1.1 only', () => {
     expect(versionFault(1, 1)).toBeNull();
     expect(versionFault(1, 0)).toBeNull();
