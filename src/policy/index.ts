@@ -10,6 +10,7 @@ export {
   type AllowedDestinations,
   CLIENT_ACL_RULE_NAME,
   ANONYMOUS,
+  identityLabel,
   type ClientIdentity,
   type DecideArgs,
   type CompiledRule,
@@ -17,3 +18,4 @@ export {
   type DenyReason,
   type Policy,
 } from './policy.js';
+export { compileCertificateAllowlist, displaySubject, normaliseThumbprint, subjectKey, type CertificateAllowlist } from './certificates.js';

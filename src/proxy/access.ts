@@ -33,6 +33,10 @@ export interface AccessRecord {
   relay?: 'native' | 'js';
   /** Tunnels relayed in JavaScript although the native relay was asked for (relay: auto|native): why. */
   relayFallback?: RelayFallback;
+  /** Who asked: the proxy user or the client certificate's subject (absent: anonymous). */
+  identity?: string;
+  /** A failed proxy authentication: the user name tried, when the htpasswd file knows it (never a password). */
+  authUser?: string;
   /** Stable error code (PCL_ERR_*) where one applies. */
   code?: string;
 }

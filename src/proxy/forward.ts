@@ -6,6 +6,8 @@ import { Errors, withDetail } from '../errors/catalogue.js';
 import { connState, newAccessRecord, recordAccess, recordOutcome, recordRefusal, type ProxyContext } from './context.js';
 import { sendRefusal, upstreamRefusal, type Refusal } from './refusal.js';
 import { routeRequest } from './route.js';
+import { identify, isRefusal, realmOf } from './identify.js';
+import { identityLabel } from '../policy/index.js';
 import { parsedRequestRefusal } from './request-line.js';
 
 /** Methods forwarded as plain HTTP. TRACE (reflects credentials) and anything exotic get 405. */
@@ -169,11 +171,14 @@ export class HttpForwarder {
     const refuse = (r: Refusal, close = false): void => {
       // A connection refused at accept time (limits, ACL) or a malformed request is closed; a
       // per-request refusal keeps the client's keep-alive connection.
-      sendRefusal(res, r, close || state.refusal !== null);
+      sendRefusal(res, r, close || state.refusal !== null, realmOf(ctx));
       recordRefusal(ctx, rec, r, started);
     };
 
-    if (state.refusal) return refuse(state.refusal);
+    if (state.refusal) {
+      if (state.identity) rec.identity = identityLabel(state.identity) ?? '';
+      return refuse(state.refusal);
+    }
     const url = req.url ?? '';
     // The first request of a connection was checked by the front door; later ones only by Node's parser.
     const malformed = parsedRequestRefusal(req.httpVersionMajor, req.httpVersionMinor, url);
@@ -191,7 +196,11 @@ export class HttpForwarder {
       // We would have to decode or re-frame codings we do not understand (RFC 9112 §6.1).
       return refuse(Errors.TRANSFER_ENCODING);
     }
-    const r = await routeRequest(ctx, rec, state, () => targetFromAbsoluteUrl(url), Errors.BAD_URL, refuse);
+    let identity = identify(ctx, state, rec, req.headers['proxy-authorization']);
+    if (identity instanceof Promise) identity = await identity;
+    if (isRefusal(identity)) return refuse(identity);
+    if (res.destroyed) return recordOutcome(ctx, rec, Errors.CLIENT_CLOSED, started);
+    const r = await routeRequest(ctx, rec, state, () => targetFromAbsoluteUrl(url), Errors.BAD_URL, refuse, identity);
     if (r === null) return;
     const { routed, target } = r;
     if (res.destroyed) return;

@@ -1,6 +1,6 @@
 import { isPortcullisError } from '../util/errors.js';
-import { Errors, entryForCode, type Refusal } from '../errors/catalogue.js';
-import { ANONYMOUS, type Policy, type Target, type CompiledRule } from '../policy/index.js';
+import { Errors, entryForCode, withDetail, type Refusal } from '../errors/catalogue.js';
+import { ANONYMOUS, type ClientIdentity, type Policy, type Target, type CompiledRule } from '../policy/index.js';
 import type { Dialer, DialTarget, ResolvedAddress } from '../dial/index.js';
 import type { AccessRecord, Reason } from './access.js';
 import { admitRoute, targetLabel, type ConnState, type ProxyContext } from './context.js';
@@ -34,10 +34,13 @@ export type RouteContext = Pick<ProxyContext, 'policy' | 'resolver' | 'dialer'>;
  * only ones that may be dialled: the name is never resolved again, so DNS rebinding cannot slip
  * past the guard.
  */
-export async function route(ctx: RouteContext, target: Target, client: string): Promise<Route | RouteRefused> {
+export async function route(ctx: RouteContext, target: Target, client: string, identity: ClientIdentity = ANONYMOUS): Promise<Route | RouteRefused> {
   const { policy } = ctx;
-  const decision = policy.decide({ target, client, identity: ANONYMOUS });
-  if (decision.verdict === 'deny') return { refused: policyRefusal(decision.reason), rule: decision.rule };
+  const decision = policy.decide({ target, client, identity });
+  if (decision.verdict === 'deny') {
+    const refused = policyRefusal(decision.reason);
+    return { refused: decision.detail === undefined ? refused : withDetail(refused, decision.detail), rule: decision.rule };
+  }
   const rule = decision.rule;
   let reportReason: Reason | null = decision.verdict === 'report' ? decision.reason : null;
 
@@ -103,6 +106,7 @@ export async function routeRequest(
   parse: () => Target,
   badTarget: Refusal,
   refuse: (r: Refusal) => void,
+  identity: ClientIdentity = ANONYMOUS,
 ): Promise<{ target: Target; routed: Route } | null> {
   let target: Target;
   try {
@@ -112,7 +116,7 @@ export async function routeRequest(
     return null;
   }
   rec.target = targetLabel(target);
-  const routed = await route(ctx, target, state.ip);
+  const routed = await route(ctx, target, state.ip, identity);
   if (isRefused(routed)) {
     rec.rule = routed.rule?.name ?? null;
     refuse(routed.refused);
