@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { AGENT_KINDS, renderAgentConfig } from './agent-config.js';
 import { runCheckConfig } from './check-config.js';
+import { registerCertCommands } from './cert.js';
 import { nativeRelayCheck, resolveConfig } from '../config/index.js';
 // The probe, not relay/index.js: checking or editing a file must not load the native addon.
 import { nativeRelayBuilt } from '../relay/probe.js';
@@ -88,6 +89,8 @@ program
     process.stdout.write(text);
     process.exitCode = exitCode;
   });
+
+registerCertCommands(program);
 
 try {
   await program.parseAsync(process.argv);
