@@ -37,6 +37,8 @@ export interface AccessRecord {
   identity?: string;
   /** A failed proxy authentication: the user name tried, when the htpasswd file knows it (never a password). */
   authUser?: string;
+  /** A refusal's why beyond its reason (e.g. the client's groups whose rules leave the destination out). */
+  detail?: string;
   /** Stable error code (PCL_ERR_*) where one applies. */
   code?: string;
 }

@@ -23,6 +23,8 @@ export interface Route extends DialTarget {
 export interface RouteRefused {
   refused: Refusal;
   rule: CompiledRule | null;
+  /** Why, beyond the reason (a group allowlist that left the destination out): for the access record. */
+  detail?: string;
 }
 
 /** What routing needs from the proxy context (policy and resolver are swapped on reload). */
@@ -39,7 +41,8 @@ export async function route(ctx: RouteContext, target: Target, client: string, i
   const decision = policy.decide({ target, client, identity });
   if (decision.verdict === 'deny') {
     const refused = policyRefusal(decision.reason);
-    return { refused: decision.detail === undefined ? refused : withDetail(refused, decision.detail), rule: decision.rule };
+    if (decision.detail === undefined) return { refused, rule: decision.rule };
+    return { refused: withDetail(refused, decision.detail), rule: decision.rule, detail: decision.detail };
   }
   const rule = decision.rule;
   let reportReason: Reason | null = decision.verdict === 'report' ? decision.reason : null;
@@ -119,6 +122,7 @@ export async function routeRequest(
   const routed = await route(ctx, target, state.ip, identity);
   if (isRefused(routed)) {
     rec.rule = routed.rule?.name ?? null;
+    if (routed.detail !== undefined) rec.detail = routed.detail;
     refuse(routed.refused);
     return null;
   }
