@@ -143,7 +143,7 @@ describe.skipIf(!ready)('TLS proxy listener (curl --proxy https://...)', () => {
   it("the certificate's subject is the identity for group allowlists", async () => {
     const other = await viaTlsProxy({ cert: join(dir, 'cl', 'listed.pem'), tunnel: true, host: 'y' });
     expect(other.connect).toBe(403);
-    await gw.waitForLog((r) => r.event === 105 && r.identity === SUBJECT && r.detail !== undefined && String(r.detail).includes('group agents'));
+    await gw.waitForLog((r) => r.event === 105 && r.identity === SUBJECT && typeof r.detail === 'string' && r.detail.includes('group agents'));
   });
 
   it('a certificate from the CA that clients.certificates does not list is refused with event 105', async () => {
