@@ -177,3 +177,42 @@ describe.skipIf(!ready)('TLS proxy listener (curl --proxy https://...)', () => {
     expect(r.stdout).toBe('200');
   });
 });
+
+describe.skipIf(!ready)('TLS proxy listener in cluster mode', () => {
+  it('every worker serves it (bound like proxy.listen, shared by the workers), with the same certificate checks', async () => {
+    const cluster = await startGateway({
+      proxy: {
+        workers: 2,
+        tls: {
+          listen: ['127.0.0.1:0'],
+          certFile: join(dir, 'srv', 'server.pem'),
+          keyFile: join(dir, 'srv', 'server.key'),
+          clientCaFile: join(dir, 'ca', 'ca.pem'),
+        },
+      },
+      allow: { presets: [], rules: [{ name: 'x', hosts: ['x.example.com'], ports: [web.port], allowPrivate: true }] },
+      clients: { certificates: { thumbprintsSha256: [] as string[], subjects: [SUBJECT] } },
+      dns: { overrides: { 'x.example.com': '127.0.0.1' } },
+    });
+    try {
+      const listening = cluster.logs.find((r) => r.msg === 'proxy listening');
+      const port = ((listening?.listen ?? []) as Array<{ port: number; tls?: boolean }>).find((b) => b.tls === true)?.port ?? 0;
+      expect(port).toBeGreaterThan(0);
+      const base = ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--proxy', `https://127.0.0.1:${port}`, '--proxy-cacert', join(dir, 'ca', 'ca.pem')];
+      const url = `http://x.example.com:${web.port}/`;
+      for (let i = 0; i < 6; i++) {
+        const ok = await run(curl!, [...base, '--proxy-cert', join(dir, 'cl', 'listed.pem'), '--proxy-key', join(dir, 'cl', 'listed.key'), url]);
+        expect(ok.stdout, ok.stderr).toBe('200');
+      }
+      const refused = await run(curl!, [...base, '--proxy-cert', join(dir, 'cl', 'unlisted.pem'), '--proxy-key', join(dir, 'cl', 'unlisted.key'), url]);
+      expect(refused.stdout).toBe('403');
+      // Without requireClientCert a client without a certificate is let in, anonymous.
+      const anonymous = await run(curl!, [...base, url]);
+      expect(anonymous.stdout).toBe('200');
+      await cluster.waitForLog((r) => r.event === 109 && r.identity === SUBJECT);
+      await cluster.waitForLog((r) => r.code === 'PCL_ERR_CLIENT_CERT_NOT_ALLOWED' && r.event === 105);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
