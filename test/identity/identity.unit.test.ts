@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { apr1, Authenticator, parseBasic, parseHtpasswd, verifyEntry } from '../../src/auth/index.js';
-import { compileCertificateAllowlist, compilePolicy, displaySubject, normaliseThumbprint, subjectKey } from '../../src/policy/index.js';
+import { compileCertificateAllowlist, compilePolicy, type ClientIdentity, displaySubject, normaliseThumbprint, subjectKey } from '../../src/policy/index.js';
 import { parseConnectAuthority } from '../../src/address/host.js';
 import { CLIENT, makeConfig } from '../policy/helpers.js';
 import { parseConfig } from '../../src/config/index.js';
@@ -119,7 +119,7 @@ describe('group allowlists (clients.groups)', () => {
     ],
   });
   const policy = compilePolicy(config);
-  const at = (host: string, identity: Parameters<typeof policy.decide>[0]['identity'], client = '192.0.2.1') =>
+  const at = (host: string, identity: ClientIdentity, client = '192.0.2.1') =>
     policy.decide({ target: parseConnectAuthority(`${host}:443`), client, identity });
 
   it('a user in a group reaches only its rules, with the groups named in the detail', () => {
