@@ -25,11 +25,13 @@ type User = keyof typeof USERS;
 
 let web: TestServer;
 let gw: GatewayProcess;
+let config: Record<string, unknown>;
+let dir: string;
 const seen: IncomingHttpHeaders[] = [];
 
 beforeAll(async () => {
   if (!ready) return;
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-auth-'));
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-auth-'));
   const lines: string[] = ['# made by htpasswd (apache2-utils)'];
   for (const [user, u] of Object.entries(USERS)) {
     const r = await run(htpasswd, ['-nb', u.flag, user, u.password]);
@@ -44,7 +46,7 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(`hello from ${req.headers.host}`);
   });
-  gw = await startGateway({
+  config = {
     proxy: { auth: { htpasswdFile: file, realm: 'Portcullis test', maxFailuresPerMinute: 4 } },
     allow: {
       presets: [],
@@ -60,7 +62,8 @@ beforeAll(async () => {
       ],
     },
     dns: { overrides: { 'x.example.com': '127.0.0.1', 'y.example.com': '127.0.0.1' } },
-  });
+  };
+  gw = await startGateway(config);
 });
 
 afterAll(async () => {
@@ -185,5 +188,22 @@ describe.skipIf(!ready)('proxy Basic authentication (curl --proxy-user)', () => 
     }
     for (const pw of ['not-her-password', 'whatever', 'still-wrong']) expect(text).not.toContain(pw);
     expect(text.toLowerCase()).not.toContain('proxy-authorization');
+  });
+
+  it('a reload (SIGHUP) reads the htpasswd file again: a new user is in, a removed one out at once (its cached login too)', async () => {
+    expect((await viaProxy({ user: 'carol', host: 'x', tunnel: false })).status).toBe(200);
+    const r = await run(htpasswd!, ['-nbB', 'frank', 'frank-s3cret']);
+    const file = join(dir, 'htpasswd-2');
+    writeFileSync(file, r.stdout.trim() + '\n', { mode: 0o600 });
+    const proxy = config.proxy as { auth: Record<string, unknown> };
+    await gw.reload({ ...config, proxy: { ...proxy, auth: { ...proxy.auth, htpasswdFile: file } } });
+    expect(gw.logs.some((l) => String(l.msg).startsWith('reload refused'))).toBe(false);
+    expect((await viaProxy({ user: 'frank:frank-s3cret', host: 'y', tunnel: true })).status).toBe(200);
+    expect((await viaProxy({ user: 'carol', host: 'x', tunnel: false })).status).toBe(407);
+    // A file that cannot be read refuses the reload (event 401) and keeps the users in force.
+    await gw.reload({ ...config, proxy: { ...proxy, auth: { ...proxy.auth, htpasswdFile: join(dir, 'missing') } } });
+    const refused = await gw.waitForLog((l) => String(l.msg).startsWith('reload refused'));
+    expect(refused.event).toBe(401);
+    expect((await viaProxy({ user: 'frank:frank-s3cret', host: 'x', tunnel: false })).status).toBe(200);
   });
 });
