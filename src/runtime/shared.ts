@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Service } from '../gateway/service.js';
-import { resolveConfig, ConfigError, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
+import { resolveConfig, ConfigError, identityFilesCheck, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
 import { relayConfigCheck } from '../relay/index.js';
 import { forwarderConfigCheck } from '../forwarder/routes.js';
 import type { Logger } from '../log/logger.js';
@@ -17,7 +17,7 @@ export interface LoadedConfig {
  * (a fact about this host), and the forwarder's routes (its compiler is the one place that knows
  * them; check-config runs the same function).
  */
-export const configChecks = [relayConfigCheck, (c: PortcullisConfig) => forwarderConfigCheck(c)];
+export const configChecks = [relayConfigCheck, identityFilesCheck, (c: PortcullisConfig) => forwarderConfigCheck(c)];
 
 export function loadConfig(cliPath: string | undefined): LoadedConfig {
   return resolveConfig(cliPath, { checks: configChecks, env: process.env });

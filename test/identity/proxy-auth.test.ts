@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { spawnGateway, startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { startHttpServer, type TestServer } from '../helpers/servers.js';
 import { requireBinary, run } from '../helpers/system.js';
 
@@ -205,5 +205,14 @@ describe.skipIf(!ready)('proxy Basic authentication (curl --proxy-user)', () => 
     const refused = await gw.waitForLog((l) => String(l.msg).startsWith('reload refused'));
     expect(refused.event).toBe(401);
     expect((await viaProxy({ user: 'frank:frank-s3cret', host: 'x', tunnel: false })).status).toBe(200);
+  });
+
+  it('does not start on an htpasswd file it cannot read, and names the key and file (event 401)', async () => {
+    const g = spawnGateway({ proxy: { auth: { htpasswdFile: join(dir, 'nope') } } });
+    // Refused by the config checks before anything binds (EX_CONFIG), like any invalid config.
+    expect(await g.exited).toBe(78);
+    const line = JSON.stringify(await g.waitForLog((r) => r.event === 401 && r.msg === 'invalid configuration'));
+    expect(line).toContain('proxy.auth.htpasswdFile');
+    expect(line).toContain(join(dir, 'nope'));
   });
 });
