@@ -214,5 +214,6 @@ describe.skipIf(!ready)('TLS proxy listener in cluster mode', () => {
     } finally {
       await cluster.stop();
     }
-  });
+    // A supervisor and two workers starting on a loaded 2-core machine: more than the default.
+  }, 60_000);
 });
