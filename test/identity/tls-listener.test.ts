@@ -180,20 +180,23 @@ describe.skipIf(!ready)('TLS proxy listener (curl --proxy https://...)', () => {
 
 describe.skipIf(!ready)('TLS proxy listener in cluster mode', () => {
   it('every worker serves it (bound like proxy.listen, shared by the workers), with the same certificate checks', async () => {
-    const cluster = await startGateway({
-      proxy: {
-        workers: 2,
-        tls: {
-          listen: ['127.0.0.1:0'],
-          certFile: join(dir, 'srv', 'server.pem'),
-          keyFile: join(dir, 'srv', 'server.key'),
-          clientCaFile: join(dir, 'ca', 'ca.pem'),
+    const cluster = await startGateway(
+      {
+        proxy: {
+          workers: 2,
+          tls: {
+            listen: ['127.0.0.1:0'],
+            certFile: join(dir, 'srv', 'server.pem'),
+            keyFile: join(dir, 'srv', 'server.key'),
+            clientCaFile: join(dir, 'ca', 'ca.pem'),
+          },
         },
+        allow: { presets: [], rules: [{ name: 'x', hosts: ['x.example.com'], ports: [web.port], allowPrivate: true }] },
+        clients: { certificates: { thumbprintsSha256: [] as string[], subjects: [SUBJECT] } },
+        dns: { overrides: { 'x.example.com': '127.0.0.1' } },
       },
-      allow: { presets: [], rules: [{ name: 'x', hosts: ['x.example.com'], ports: [web.port], allowPrivate: true }] },
-      clients: { certificates: { thumbprintsSha256: [] as string[], subjects: [SUBJECT] } },
-      dns: { overrides: { 'x.example.com': '127.0.0.1' } },
-    });
+      { listenTimeoutMs: 45_000 },
+    );
     try {
       const listening = cluster.logs.find((r) => r.msg === 'proxy listening');
       const port = ((listening?.listen ?? []) as Array<{ port: number; tls?: boolean }>).find((b) => b.tls === true)?.port ?? 0;
@@ -214,6 +217,6 @@ describe.skipIf(!ready)('TLS proxy listener in cluster mode', () => {
     } finally {
       await cluster.stop();
     }
-    // A supervisor and two workers starting on a loaded 2-core machine: more than the default.
+    // A supervisor and two workers start slowly on a loaded 2-core machine (the 15 s listen wait was hit once).
   }, 60_000);
 });
