@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { AGENT_KINDS, renderAgentConfig } from './agent-config.js';
 import { runCheckConfig } from './check-config.js';
-import { nativeRelayCheck, resolveConfig } from '../config/index.js';
+import { registerCertCommands } from './cert.js';
+import { identityFilesCheck, nativeRelayCheck, resolveConfig } from '../config/index.js';
 // The probe, not relay/index.js: checking or editing a file must not load the native addon.
 import { nativeRelayBuilt } from '../relay/probe.js';
 import { forwarderConfigCheck } from '../forwarder/routes.js';
@@ -38,7 +39,7 @@ program
   .description('validate a configuration file; prints every error with its key and line')
   .argument('<file>', 'configuration file (YAML)')
   .action((file: string) => {
-    process.exitCode = runCheckConfig(file, [nativeRelayCheck(nativeRelayBuilt()), (c) => forwarderConfigCheck(c)], {
+    process.exitCode = runCheckConfig(file, [nativeRelayCheck(nativeRelayBuilt()), identityFilesCheck, (c) => forwarderConfigCheck(c)], {
       out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
       err: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
     });
@@ -97,6 +98,8 @@ program
     process.stdout.write(text);
     process.exitCode = exitCode;
   });
+
+registerCertCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -36,6 +36,20 @@ export function builtinChecks(data: unknown): RawIssue[] {
       listeners.push({ addr, index, text: s });
     });
   }
+  const tls = asRecord(proxy?.tls);
+  if (Array.isArray(tls?.listen)) {
+    (tls.listen as unknown[]).forEach((s, index) => {
+      if (typeof s !== 'string') return;
+      const addr = tryListen(s, ['proxy', 'tls', 'listen', index], issues);
+      if (!addr) return;
+      const clash = listeners.find((l) => overlaps(l.addr, addr));
+      if (clash) issues.push({ path: ['proxy', 'tls', 'listen', index], message: `overlaps ${clash.text} (another proxy listener): both cannot be bound` });
+      listeners.push({ addr, index, text: s });
+    });
+  }
+  if (tls?.requireClientCert === true && typeof tls.clientCaFile !== 'string') {
+    issues.push({ path: ['proxy', 'tls', 'requireClientCert'], message: 'needs proxy.tls.clientCaFile (the CA client certificates must chain to)' });
+  }
   if (typeof admin?.listen === 'string') {
     const addr = tryListen(admin.listen, ['admin', 'listen'], issues);
     const clash = addr && listeners.find((l) => overlaps(l.addr, addr));
@@ -51,6 +65,12 @@ export function builtinChecks(data: unknown): RawIssue[] {
       const why = checkIpOrCidr(s);
       if (why) issues.push({ path: ['clients', key, i], message: why });
     });
+  }
+
+  const certs = asRecord(clients?.certificates);
+  const listsCerts = [certs?.subjects, certs?.thumbprintsSha256].some((l) => Array.isArray(l) && l.length > 0);
+  if (tls && listsCerts && typeof tls.clientCaFile !== 'string') {
+    issues.push({ path: ['proxy', 'tls'], message: 'clients.certificates lists certificates: the TLS listener needs clientCaFile to ask clients for theirs' });
   }
 
   const overrides = asRecord(asRecord(root?.dns)?.overrides);
@@ -102,6 +122,44 @@ export function builtinChecks(data: unknown): RawIssue[] {
       else ids.set(id.toLowerCase(), i);
     });
   }
+  issues.push(...groupChecks(clients?.groups, allow));
+  return issues;
+}
+
+/** clients.groups: unique names, valid CIDRs, and rules that name an allow.rules entry or a preset in use. */
+function groupChecks(groups: unknown, allow: Record<string, unknown> | undefined): RawIssue[] {
+  if (!Array.isArray(groups)) return [];
+  const issues: RawIssue[] = [];
+  const ruleNames = new Set<string>();
+  if (Array.isArray(allow?.rules))
+    for (const r of allow.rules as unknown[]) if (typeof asRecord(r)?.name === 'string') ruleNames.add(String(asRecord(r)?.name));
+  // Presets default to azure-public when allow.presets is absent (schema default).
+  const presets = new Set<string>(
+    Array.isArray(allow?.presets) ? (allow.presets as unknown[]).filter((p): p is string => typeof p === 'string') : ['azure-public'],
+  );
+  const names = new Map<string, number>();
+  groups.forEach((g: unknown, i) => {
+    const group = asRecord(g);
+    const name = group?.name;
+    if (typeof name === 'string') {
+      const prev = names.get(name.toLowerCase());
+      if (prev !== undefined) issues.push({ path: ['clients', 'groups', i, 'name'], message: `duplicate group name "${name}" (also clients.groups[${prev}])` });
+      else names.set(name.toLowerCase(), i);
+    }
+    if (Array.isArray(group?.cidrs)) {
+      (group.cidrs as unknown[]).forEach((c, j) => {
+        if (typeof c !== 'string' || c === '') return;
+        const why = checkIpOrCidr(c);
+        if (why) issues.push({ path: ['clients', 'groups', i, 'cidrs', j], message: why });
+      });
+    }
+    if (Array.isArray(group?.rules)) {
+      (group.rules as unknown[]).forEach((r, j) => {
+        if (typeof r !== 'string' || r === '' || ruleNames.has(r) || presets.has(r)) return;
+        issues.push({ path: ['clients', 'groups', i, 'rules', j], message: `"${r}" is neither an allow.rules name nor a preset in allow.presets` });
+      });
+    }
+  });
   return issues;
 }
 

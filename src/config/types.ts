@@ -70,6 +70,30 @@ export interface ProxyConfig {
   balance: 'round-robin' | 'kernel';
   /** Tunnel byte relay: auto (native when built), native (required), js (Node streams). */
   relay: 'auto' | 'native' | 'js';
+  /** Proxy Basic authentication; absent = none. */
+  auth?: ProxyAuthConfig;
+  /** A TLS proxy listener (clients use https://gateway:9443 as their proxy); absent = none. */
+  tls?: ProxyTlsConfig;
+}
+
+export interface ProxyAuthConfig {
+  /** user:hash lines (bcrypt, $apr1$, {SHA}), as Squid's basic_ncsa_auth reads them. */
+  htpasswdFile: string;
+  realm: string;
+  /** Failed attempts per client address per minute (per process) before 429; 0 = no limit. */
+  maxFailuresPerMinute: number;
+  /** How long a successful verification is remembered; 0 = not at all. */
+  cacheTtlMs: number;
+}
+
+export interface ProxyTlsConfig {
+  listen: string[];
+  certFile: string;
+  keyFile: string;
+  /** Ask for client certificates chaining to this CA. */
+  clientCaFile?: string;
+  /** Refuse connections without one (needs clientCaFile). */
+  requireClientCert: boolean;
 }
 
 export interface AllowConfig {
@@ -86,6 +110,17 @@ export interface ClientsConfig {
   deny: string[];
   /** Allowed client certificates (TLS proxy listener, and agent certificates seen in TLS 1.2 tunnels); both empty = no check. */
   certificates: { subjects: string[]; thumbprintsSha256: string[] };
+  /** Per-identity destination allowlists; an identity in no group may reach every rule. */
+  groups: ClientGroupConfig[];
+}
+
+export interface ClientGroupConfig {
+  name: string;
+  users: string[];
+  subjects: string[];
+  cidrs: string[];
+  /** allow.rules names, or preset names from allow.presets. */
+  rules: string[];
 }
 
 export interface UpstreamProxyEntry {

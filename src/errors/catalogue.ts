@@ -77,6 +77,38 @@ export const Errors = {
   PORT_FORBIDDEN: rejection('PCL_ERR_PORT_FORBIDDEN', 403, 'port_not_allowed', E.TARGET_FORBIDDEN, 'destination port not allowed'),
   IP_LITERAL_FORBIDDEN: rejection('PCL_ERR_IP_LITERAL_FORBIDDEN', 403, 'ip_literal', E.TARGET_FORBIDDEN, 'IP-literal destinations are not allowed'),
   PRIVATE_ADDRESS: rejection('PCL_ERR_PRIVATE_ADDRESS', 403, 'private_address', E.TARGET_FORBIDDEN, 'destination resolves to a non-public address'),
+  // Client identity (docs/client-identity.md): proxy Basic authentication and client certificates.
+  PROXY_AUTH_REQUIRED: rejection('PCL_ERR_PROXY_AUTH_REQUIRED', 407, 'proxy_auth_required', E.PROXY_AUTH_FAILED, 'proxy authentication required (Basic)'),
+  PROXY_AUTH_FAILED: rejection('PCL_ERR_PROXY_AUTH_FAILED', 407, 'proxy_auth_failed', E.PROXY_AUTH_FAILED, 'wrong proxy user name or password'),
+  PROXY_AUTH_RATE_LIMITED: rejection(
+    'PCL_ERR_PROXY_AUTH_RATE_LIMITED',
+    429,
+    'proxy_auth_rate_limited',
+    E.PROXY_AUTH_RATE_LIMITED,
+    'too many failed proxy authentications from this address (proxy.auth.maxFailuresPerMinute)',
+    60,
+  ),
+  CLIENT_CERT_REQUIRED: rejection(
+    'PCL_ERR_CLIENT_CERT_REQUIRED',
+    403,
+    'client_cert_required',
+    E.TARGET_FORBIDDEN,
+    'this listener requires a client certificate (proxy.tls.requireClientCert)',
+  ),
+  CLIENT_CERT_UNTRUSTED: rejection(
+    'PCL_ERR_CLIENT_CERT_UNTRUSTED',
+    403,
+    'client_cert_untrusted',
+    E.TARGET_FORBIDDEN,
+    'the client certificate does not chain to proxy.tls.clientCaFile',
+  ),
+  CLIENT_CERT_NOT_ALLOWED: rejection(
+    'PCL_ERR_CLIENT_CERT_NOT_ALLOWED',
+    403,
+    'client_cert_not_allowed',
+    E.TARGET_FORBIDDEN,
+    'the client certificate is not in clients.certificates (subjects or SHA-256 thumbprints)',
+  ),
   // Capacity and lifecycle: try again later.
   LIMIT_TOTAL: rejection('PCL_ERR_LIMIT_TOTAL', 503, 'limit_total', E.LIMIT_REACHED, 'too many connections', 1),
   LIMIT_CLIENT: rejection('PCL_ERR_LIMIT_CLIENT', 429, 'limit_client', E.LIMIT_REACHED, 'too many connections from this client', 1),

@@ -6,7 +6,9 @@ import { ProxyServer, type BoundAddress, type ProxyObserver } from '../proxy/ind
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import { relayInUse } from '../relay/index.js';
-import { listenStartError } from './errors.js';
+import { ServiceStartError, listenStartError } from './errors.js';
+import { errorCode, errorMessage } from '../util/errors.js';
+import type { ProxyConfig } from '../config/types.js';
 import type { Readiness, Service } from './service.js';
 
 /**
@@ -63,9 +65,17 @@ export class ProxyService implements Service {
 
   async start(): Promise<void> {
     try {
+      this.server.loadIdentity(this.config.proxy);
+    } catch (err) {
+      throw new ServiceStartError(errorCode(err) === 'PCL_ERR_PROXY_AUTH_FILE' ? 'proxy.auth.htpasswdFile' : 'proxy.tls', errorMessage(err), err);
+    }
+    try {
       this.addresses = await this.server.listen();
     } catch (err) {
       // The error names the address Node tried; the first configured one stands in otherwise.
+      const port = typeof err === 'object' && err !== null && 'port' in err ? err.port : undefined;
+      const tlsSpec = (this.config.proxy.tls?.listen ?? []).find((s) => parseListenAddress(s).port === port);
+      if (tlsSpec !== undefined) throw listenStartError('proxy.tls.listen', parseListenAddress(tlsSpec), err);
       throw listenStartError('proxy.listen', parseListenAddress(this.config.proxy.listen[0] ?? ''), err);
     }
     this.state = 'listening';
@@ -82,7 +92,7 @@ export class ProxyService implements Service {
     this.server.reload({
       policy,
       resolver: this.server.ctx.resolver.reconfigure(resolverOptions(next)),
-      config: { ...next.proxy, listen: this.config.proxy.listen },
+      config: keptListeners(this.config.proxy, next.proxy),
       accessLog: next.log.access,
       upstreamProxy: next.upstreamProxy,
     });
@@ -98,4 +108,15 @@ export class ProxyService implements Service {
     if (this.state === 'listening') return { ready: true, reasons: [] };
     return { ready: false, reasons: [this.state === 'draining' ? 'draining' : 'proxy listener not bound'] };
   }
+}
+
+/**
+ * `next` with the running listeners: addresses are bound once. The TLS listener's certificate,
+ * key and CA are read again on reload; adding or removing it takes a restart.
+ */
+function keptListeners(running: ProxyConfig, next: ProxyConfig): ProxyConfig {
+  const proxy: ProxyConfig = { ...next, listen: running.listen };
+  if (running.tls === undefined) delete proxy.tls;
+  else proxy.tls = { ...(next.tls ?? running.tls), listen: running.tls.listen };
+  return proxy;
 }

@@ -36,6 +36,15 @@ export const Events = {
   RELAY_AUTH_FAILED: 115,
   /** No relay proxy could carry the connection (every one down or failing): answered 502. */
   RELAY_UNAVAILABLE: 116,
+  // Client identity (proxy Basic authentication, TLS proxy listener): 117-121.
+  /** Proxy Basic authentication missing or wrong: answered 407 with Proxy-Authenticate (never the password in the log). */
+  PROXY_AUTH_FAILED: 117,
+  /** Too many failed proxy authentications from one address: answered 429 without verifying. */
+  PROXY_AUTH_RATE_LIMITED: 118,
+  /** A TLS handshake on the TLS proxy listener failed (protocol, certificate), before any request. */
+  CLIENT_TLS_FAILED: 119,
+  /** The htpasswd file was (re)loaded, or lines of it were skipped (unsupported scheme, duplicate user). */
+  PROXY_AUTH_FILE: 120,
   /** Listener bound / process lifecycle. */
   LIFECYCLE: 200,
   /** Configuration reloaded. */

@@ -163,7 +163,7 @@ export class ProxyMetrics implements ProxyObserver {
     );
     this.relayFallbacks = new HotValues(
       'portcullis_relay_fallbacks_total',
-      'Tunnels relayed in JavaScript although the native relay was asked for, by reason (unavailable|buffered|slots_full|no_memory).',
+      'Tunnels relayed in JavaScript although the native relay was asked for, by reason (unavailable|buffered|slots_full|no_memory|tls_client: a client on the TLS proxy listener).',
       'counter',
       registry,
     );

@@ -10,6 +10,7 @@ export {
   type AllowedDestinations,
   CLIENT_ACL_RULE_NAME,
   ANONYMOUS,
+  identityLabel,
   type ClientIdentity,
   type DecideArgs,
   type CompiledRule,
@@ -18,3 +19,4 @@ export {
   type Policy,
 } from './policy.js';
 export { PRESET_NAMES, presetProbes } from './presets.js';
+export { compileCertificateAllowlist, displaySubject, normaliseThumbprint, subjectKey, type CertificateAllowlist } from './certificates.js';

@@ -13,6 +13,7 @@ import { ipv4ToInt, type Target } from '../address/host.js';
 import { cidrMatchesV4, cidrMatchesV6, parseAddress, parseCidr, type Cidr } from '../address/cidr.js';
 import { expandPattern, isSharedSuffix, normaliseRegion, normaliseWorkspaceId, parsePattern, type ExpandedPattern } from '../address/patterns.js';
 import { presetRules } from './presets.js';
+import { compileCertificateAllowlist, subjectKey, type CertificateAllowlist } from './certificates.js';
 import ipaddr from 'ipaddr.js';
 
 export interface CompiledRule {
@@ -26,14 +27,29 @@ export type DenyReason = 'client_denied' | 'host_not_allowed' | 'port_not_allowe
 
 export type Decision =
   | { readonly verdict: 'allow'; readonly rule: CompiledRule }
-  | { readonly verdict: 'deny' | 'report'; readonly rule: CompiledRule | null; readonly reason: DenyReason };
+  | {
+      readonly verdict: 'deny' | 'report';
+      readonly rule: CompiledRule | null;
+      readonly reason: DenyReason;
+      /** Why, beyond the reason (a group allowlist that left the destination out). */
+      readonly detail?: string;
+    };
 
 /**
- * Who is asking, beyond the source address. Only anonymous today; the client-identity work adds
- * kinds (proxy Basic user, mTLS certificate subject) without changing decide's signature.
+ * Who is asking, beyond the source address: nobody in particular, a proxy Basic user, or the
+ * subject of a verified client certificate (TLS proxy listener).
  */
-export interface ClientIdentity {
-  readonly kind: 'anonymous';
+export type ClientIdentity =
+  | { readonly kind: 'anonymous' }
+  | { readonly kind: 'user'; readonly user: string }
+  | { readonly kind: 'certificate'; readonly subject: string; readonly thumbprintSha256: string };
+
+/** What the access log records of an identity: the user name or the certificate subject. */
+export function identityLabel(identity: ClientIdentity | null | undefined): string | undefined {
+  if (identity === null || identity === undefined) return undefined;
+  if (identity.kind === 'user') return identity.user;
+  if (identity.kind === 'certificate') return identity.subject;
+  return undefined;
 }
 
 export const ANONYMOUS: ClientIdentity = Object.freeze({ kind: 'anonymous' });
@@ -59,6 +75,8 @@ export interface Policy {
   decide(args: DecideArgs): Decision;
   /** After DNS (or for an IP literal): a non-public address needs rule.allowPrivate. */
   decideAddress(rule: CompiledRule, addressIsPublic: boolean): Decision;
+  /** clients.certificates: may a client certificate with this subject and SHA-256 thumbprint be used? */
+  readonly certificates: CertificateAllowlist;
 }
 
 /** The rule reported in the allow decision of checkClient (it is not a destination rule). */
@@ -274,6 +292,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
 
   const policy: Policy = {
     mode: globalMode,
+    certificates: compileCertificateAllowlist(config.clients.certificates),
     rules: Object.freeze(infos.map((i) => i.rule)),
     checkClient(ip: string): Decision {
       const a = parseAddress(ip);
@@ -316,13 +335,84 @@ export function compilePolicy(config: PortcullisConfig): Policy {
     },
   };
 
-  descriptions.set(policy, {
+  const grouped = config.clients.groups.length > 0 ? withGroups(policy, config) : policy;
+  descriptions.set(grouped, {
     mode: globalMode,
     infos,
     clientsAllow: clientAllow?.map((c) => c.text),
     clientsDeny: clientDeny.map((c) => c.text),
   });
-  return policy;
+  return grouped;
+}
+
+interface CompiledGroup {
+  readonly name: string;
+  readonly users: ReadonlySet<string>;
+  readonly subjects: ReadonlySet<string>;
+  readonly cidrs: readonly Cidr[];
+  readonly rules: ReadonlySet<string>;
+}
+
+/** Sub-policies for combinations of groups past this many are compiled per decision, not kept. */
+const MAX_GROUP_POLICIES = 256;
+
+/**
+ * clients.groups (Smokescreen's roles): an identity that matches groups may reach only their
+ * rules (the union when it matches several); one that matches none keeps every rule. Each
+ * combination of groups is its own policy compiled from the config with only those rules, so the
+ * lookup tables stay the same O(labels) walk.
+ */
+function withGroups(full: Policy, config: PortcullisConfig): Policy {
+  const groups: CompiledGroup[] = config.clients.groups.map((g) => ({
+    name: g.name,
+    users: new Set(g.users),
+    subjects: new Set(g.subjects.map(subjectKey).filter((k): k is string => k !== null)),
+    cidrs: g.cidrs.map((c) => checked(parseCidr(c), c)),
+    rules: new Set(g.rules),
+  }));
+  const compiled = new Map<string, Policy>();
+  const policyFor = (matched: readonly CompiledGroup[]): Policy => {
+    const key = matched.map((g) => g.name).join('\u0000');
+    const known = compiled.get(key);
+    if (known !== undefined) return known;
+    const names = new Set(matched.flatMap((g) => [...g.rules]));
+    const sub = compilePolicy({
+      ...config,
+      allow: { ...config.allow, rules: config.allow.rules.filter((r) => names.has(r.name)), presets: config.allow.presets.filter((p) => names.has(p)) },
+      clients: { ...config.clients, groups: [] },
+    });
+    if (compiled.size < MAX_GROUP_POLICIES) compiled.set(key, sub);
+    return sub;
+  };
+  const matches = (g: CompiledGroup, args: DecideArgs): boolean => {
+    const id = args.identity;
+    if (id?.kind === 'user' && g.users.has(id.user)) return true;
+    if (id?.kind === 'certificate') {
+      const k = subjectKey(id.subject);
+      if (k !== null && g.subjects.has(k)) return true;
+    }
+    if (g.cidrs.length > 0) {
+      const a = parseAddress(args.client);
+      if (a !== null && g.cidrs.some((c) => (a.family === 4 ? cidrMatchesV4(c, a.n) : cidrMatchesV6(c, a.addr)))) return true;
+    }
+    return false;
+  };
+  return {
+    mode: full.mode,
+    rules: full.rules,
+    certificates: full.certificates,
+    checkClient: (ip) => full.checkClient(ip),
+    decideAddress: (rule, addressIsPublic) => full.decideAddress(rule, addressIsPublic),
+    decide(args: DecideArgs): Decision {
+      const matched = groups.filter((g) => matches(g, args));
+      if (matched.length === 0) return full.decide(args);
+      const d = policyFor(matched).decide(args);
+      if (d.verdict === 'allow') return d;
+      const who = identityLabel(args.identity) ?? args.client;
+      const names = matched.map((g) => g.name).join(', ');
+      return { ...d, detail: `${who} is in group${matched.length > 1 ? 's' : ''} ${names}, whose rules do not allow this destination` };
+    },
+  };
 }
 
 function dedupePresets(presets: readonly PresetName[]): PresetName[] {

@@ -36,6 +36,12 @@ export interface AccessRecord {
   relay?: 'native' | 'js';
   /** Tunnels relayed in JavaScript although the native relay was asked for (relay: auto|native): why. */
   relayFallback?: RelayFallback;
+  /** Who asked: the proxy user or the client certificate's subject (absent: anonymous). */
+  identity?: string;
+  /** A failed proxy authentication: the user name tried, when the htpasswd file knows it (never a password). */
+  authUser?: string;
+  /** A refusal's why beyond its reason (e.g. the client's groups whose rules leave the destination out). */
+  detail?: string;
   /** Stable error code (PCL_ERR_*) where one applies. */
   code?: string;
   /** Tunnels: the relay (upstream) proxy it went through, host:port. */

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyConfig } from '../config/types.js';
-import type { Policy, Target } from '../policy/index.js';
+import type { ClientIdentity, Policy, Target } from '../policy/index.js';
+import type { Authenticator } from '../auth/index.js';
 import type { Dialer, Resolver } from '../dial/index.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
@@ -33,6 +34,8 @@ export interface ConnState {
    * serves (its response closes the connection; see docs/design-notes.md).
    */
   exchange: { readonly req: IncomingMessage; readonly res: ServerResponse } | null;
+  /** A verified, allowed client certificate (TLS proxy listener): the connection's identity, no password asked. */
+  identity: ClientIdentity | null;
 }
 
 export const CONN_STATE = Symbol('portcullis.conn');
@@ -54,6 +57,8 @@ export interface ProxyContext {
   readonly tunnels: Set<LiveTunnel>;
   /** Reports a file-descriptor shortage once per interval (refusals of that kind are not logged one by one). */
   readonly shortage: ShortageLog;
+  /** Proxy Basic authentication (proxy.auth); null = none asked. */
+  auth: Authenticator | null;
 }
 
 export function connState(socket: Socket): ConnState {
@@ -61,7 +66,7 @@ export function connState(socket: Socket): ConnState {
   const s = tracked[CONN_STATE];
   if (s) return s;
   // A socket the tracker did not see (should not happen): treat it as a fresh, unrefused client.
-  const fresh: ConnState = { ip: normaliseClientIp(socket.remoteAddress ?? ''), refusal: null, aclReport: false, exchange: null };
+  const fresh: ConnState = { ip: normaliseClientIp(socket.remoteAddress ?? ''), refusal: null, aclReport: false, exchange: null, identity: null };
   tracked[CONN_STATE] = fresh;
   return fresh;
 }

@@ -6,6 +6,8 @@ import { Errors, withDetail } from '../errors/catalogue.js';
 import { connState, newAccessRecord, recordAccess, recordOutcome, recordRefusal, type ProxyContext } from './context.js';
 import { sendRefusal, upstreamRefusal, type Refusal } from './refusal.js';
 import { routeRequest } from './route.js';
+import { identify, isRefusal, realmOf } from './identify.js';
+import { identityLabel } from '../policy/index.js';
 
 /** Methods forwarded as plain HTTP. TRACE (reflects credentials) and anything exotic get 405. */
 const FORWARDED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
@@ -167,11 +169,14 @@ export class HttpForwarder {
     const rec = newAccessRecord('http', Events.HTTP_FORWARD, state.ip, req.method ?? '', req.url ?? '');
     const refuse = (r: Refusal): void => {
       // Every plain-HTTP response closes its connection (src/proxy/server.ts); the header says so.
-      sendRefusal(res, r, true);
+      sendRefusal(res, r, true, realmOf(ctx));
       recordRefusal(ctx, rec, r, started);
     };
 
-    if (state.refusal) return refuse(state.refusal);
+    if (state.refusal) {
+      if (state.identity) rec.identity = identityLabel(state.identity) ?? '';
+      return refuse(state.refusal);
+    }
     // The request line was checked by the front door (src/proxy/front-door.ts): a connection carries one request.
     const url = req.url ?? '';
     if (hasDuplicateHost(req.rawHeaders)) return refuse(Errors.DUPLICATE_HOST);
@@ -187,7 +192,11 @@ export class HttpForwarder {
       // We would have to decode or re-frame codings we do not understand (RFC 9112 §6.1).
       return refuse(Errors.TRANSFER_ENCODING);
     }
-    const r = await routeRequest(ctx, rec, state, () => targetFromAbsoluteUrl(url), Errors.BAD_URL, refuse);
+    let identity = identify(ctx, state, rec, req.headers['proxy-authorization']);
+    if (identity instanceof Promise) identity = await identity;
+    if (isRefusal(identity)) return refuse(identity);
+    if (res.destroyed) return recordOutcome(ctx, rec, Errors.CLIENT_CLOSED, started);
+    const r = await routeRequest(ctx, rec, state, () => targetFromAbsoluteUrl(url), Errors.BAD_URL, refuse, identity);
     if (r === null) return;
     const { routed, target } = r;
     if (res.destroyed) return;

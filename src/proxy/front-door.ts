@@ -5,7 +5,7 @@ import { headRefusal, isHeadFault, readFieldSection, readRequestLine, type Reque
 /** Where the first request of a connection goes once its head is read. */
 export interface FrontDoorSink {
   /** A complete, valid head that the proxy answers itself (CONNECT, or any request on a refused connection). */
-  head(socket: Socket, method: string, target: string, rest: Buffer): void;
+  head(socket: Socket, method: string, target: string, rest: Buffer, head: Buffer): void;
   /** A valid request line of a plain-HTTP request: its bytes are back on the socket for Node's HTTP server. */
   http(socket: Socket): void;
   /** A head that was refused (syntax, version, size, timeout) before anything else happened. */
@@ -72,7 +72,7 @@ export function readFirstHead(socket: Socket, opts: FrontDoorOptions, sink: Fron
     detach();
     // Bytes after the head stay unread until the tunnel (or the refusal) takes the socket.
     socket.pause();
-    sink.head(socket, line.method, line.target, data.subarray(scan.end));
+    sink.head(socket, line.method, line.target, data.subarray(scan.end), data.subarray(0, scan.end));
   };
   const append = (chunk: Buffer): Buffer => {
     if (buf === null) return chunk;

@@ -60,7 +60,12 @@ function body(r: Refusal): string {
  * The socket is destroyed soon after even if the client never reads, so a refusal never holds a
  * file descriptor for long.
  */
-export function writeRefusal(socket: Socket, r: Refusal): void {
+/** The Proxy-Authenticate value of a 407 (the realm is checked by the schema: no quote, backslash or line break). */
+function authenticate(realm: string): string {
+  return `Basic realm="${realm}", charset="UTF-8"`;
+}
+
+export function writeRefusal(socket: Socket, r: Refusal, realm = 'portcullis'): void {
   if (socket.destroyed) return;
   const text = body(r);
   const head =
@@ -68,14 +73,14 @@ export function writeRefusal(socket: Socket, r: Refusal): void {
     'Content-Type: application/json\r\n' +
     `Content-Length: ${Buffer.byteLength(text)}\r\n` +
     (r.retryAfterS !== undefined ? `Retry-After: ${r.retryAfterS}\r\n` : '') +
-    (r.status === 407 ? 'Proxy-Authenticate: Basic realm="portcullis"\r\n' : '') +
+    (r.status === 407 ? `Proxy-Authenticate: ${authenticate(realm)}\r\n` : '') +
     'Connection: close\r\n\r\n';
   socket.end(head + text);
   socket.setTimeout(2000, () => socket.destroy());
 }
 
 /** Answer through the HTTP server's response object (plain-HTTP path). */
-export function sendRefusal(res: ServerResponse, r: Refusal, close = false): void {
+export function sendRefusal(res: ServerResponse, r: Refusal, close = false, realm = 'portcullis'): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -86,6 +91,7 @@ export function sendRefusal(res: ServerResponse, r: Refusal, close = false): voi
     'content-length': Buffer.byteLength(text),
   };
   if (r.retryAfterS !== undefined) headers['retry-after'] = r.retryAfterS;
+  if (r.status === 407) headers['proxy-authenticate'] = authenticate(realm);
   if (close) headers['connection'] = 'close';
   res.writeHead(r.status, headers);
   res.end(text);

@@ -1,6 +1,6 @@
 import { isPortcullisError } from '../util/errors.js';
-import { Errors, entryForCode, type Refusal } from '../errors/catalogue.js';
-import { ANONYMOUS, type Policy, type Target, type CompiledRule } from '../policy/index.js';
+import { Errors, entryForCode, withDetail, type Refusal } from '../errors/catalogue.js';
+import { ANONYMOUS, type ClientIdentity, type Policy, type Target, type CompiledRule } from '../policy/index.js';
 import { toResolved, type Dialer, type DialTarget, type ResolvedAddress } from '../dial/index.js';
 import type { AccessRecord, Reason } from './access.js';
 import { admitRoute, targetLabel, type ConnState, type ProxyContext } from './context.js';
@@ -29,6 +29,8 @@ export interface RelayChoice {
 export interface RouteRefused {
   refused: Refusal;
   rule: CompiledRule | null;
+  /** Why, beyond the reason (a group allowlist that left the destination out): for the access record. */
+  detail?: string;
 }
 
 /** What routing needs from the proxy context (policy and resolver are swapped on reload). */
@@ -40,10 +42,14 @@ export type RouteContext = Pick<ProxyContext, 'policy' | 'resolver' | 'dialer'> 
  * only ones that may be dialled: the name is never resolved again, so DNS rebinding cannot slip
  * past the guard.
  */
-export async function route(ctx: RouteContext, target: Target, client: string): Promise<Route | RouteRefused> {
+export async function route(ctx: RouteContext, target: Target, client: string, identity: ClientIdentity = ANONYMOUS): Promise<Route | RouteRefused> {
   const { policy } = ctx;
-  const decision = policy.decide({ target, client, identity: ANONYMOUS });
-  if (decision.verdict === 'deny') return { refused: policyRefusal(decision.reason), rule: decision.rule };
+  const decision = policy.decide({ target, client, identity });
+  if (decision.verdict === 'deny') {
+    const refused = policyRefusal(decision.reason);
+    if (decision.detail === undefined) return { refused, rule: decision.rule };
+    return { refused: withDetail(refused, decision.detail), rule: decision.rule, detail: decision.detail };
+  }
   const rule = decision.rule;
   let reportReason: Reason | null = decision.verdict === 'report' ? decision.reason : null;
   const relay = ctx.relay;
@@ -153,6 +159,7 @@ export async function routeRequest(
   parse: () => Target,
   badTarget: Refusal,
   refuse: (r: Refusal) => void,
+  identity: ClientIdentity = ANONYMOUS,
 ): Promise<{ target: Target; routed: Route } | null> {
   let target: Target;
   try {
@@ -162,9 +169,10 @@ export async function routeRequest(
     return null;
   }
   rec.target = targetLabel(target);
-  const routed = await route(ctx, target, state.ip);
+  const routed = await route(ctx, target, state.ip, identity);
   if (isRefused(routed)) {
     rec.rule = routed.rule?.name ?? null;
+    if (routed.detail !== undefined) rec.detail = routed.detail;
     refuse(routed.refused);
     return null;
   }

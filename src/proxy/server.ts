@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
+import tls, { TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import type { ProxyConfig, UpstreamProxyConfig } from '../config/types.js';
 import { parseListenAddress } from '../config/index.js';
@@ -17,6 +18,10 @@ import { HttpForwarder } from './forward.js';
 import { currentDescriptorBudget, ShortageLog, type DescriptorBudget } from './descriptors.js';
 import { readFirstHead, type FrontDoorSink } from './front-door.js';
 import { buildRelays, logRelayEvent, type RelaySetup } from './relays.js';
+import { Authenticator } from '../auth/index.js';
+import { displaySubject, identityLabel, normaliseThumbprint } from '../policy/index.js';
+import { headField } from './identify.js';
+import { loadTlsOptions, type TlsListenerOptions } from './tls-listener.js';
 
 export interface ProxyServerOptions {
   config: ProxyConfig;
@@ -40,6 +45,8 @@ export function directDialer(config: ProxyConfig): Dialer {
 export interface BoundAddress {
   host: string;
   port: number;
+  /** The TLS proxy listener (proxy.tls.listen). */
+  tls?: true;
 }
 
 /** This process's part of the gateway-wide connection limits (cluster workers each enforce a share). */
@@ -133,7 +140,12 @@ function parserRefusal(err: NodeJS.ErrnoException): Refusal {
  */
 export class ProxyServer {
   readonly ctx: ProxyContext;
+  /** The HTTP layer of every listener (connection tracking, timeouts); on the TLS listeners it is fed decrypted sockets. */
   private readonly servers: http.Server[] = [];
+  /** What is bound: the plain HTTP servers themselves, and the TLS servers in front of theirs. */
+  private readonly bound: NetServer[] = [];
+  private readonly tlsServers: tls.Server[] = [];
+  private tlsOptions: TlsListenerOptions | null = null;
   private readonly forwarder: HttpForwarder;
   private readonly createDialer: (config: ProxyConfig) => Dialer;
   private readonly perClient = new Map<string, number>();
@@ -171,6 +183,7 @@ export class ProxyServer {
       observer,
       accessLog: opts.accessLog,
       tunnels: new Set(),
+      auth: null,
       shortage: new ShortageLog(
         () => this.ctx.logger,
         () => ({ nofile: this.budget?.nofile, connections: this.active, limit: this.effective.maxConnections }),
@@ -229,6 +242,29 @@ export class ProxyServer {
     return nativeRelayStats();
   }
 
+  /**
+   * Read what identifies clients (the htpasswd file, the TLS listener's certificate, key and CA)
+   * for this config, before anything else changes: throws PCL_ERR_PROXY_AUTH_FILE or
+   * PCL_ERR_PROXY_TLS_FILE when a file cannot be read or parsed. Called at start and on reload.
+   */
+  loadIdentity(config: ProxyConfig): void {
+    const tlsOptions = config.tls ? loadTlsOptions(config.tls) : null;
+    let auth: Authenticator | null = null;
+    if (config.auth) {
+      const onLoaded = (info: { file: string; users: number; skipped: ReadonlyArray<{ line: number; why: string }> }): void => {
+        this.ctx.logger.info({ event: Events.PROXY_AUTH_FILE, file: info.file, users: info.users }, 'proxy users loaded');
+        for (const s of info.skipped) this.ctx.logger.warn({ event: Events.PROXY_AUTH_FILE, file: info.file, line: s.line }, `htpasswd line skipped: ${s.why}`);
+      };
+      if (this.ctx.auth) {
+        this.ctx.auth.reconfigure(config.auth);
+        auth = this.ctx.auth;
+      } else auth = new Authenticator(config.auth, onLoaded);
+    }
+    this.ctx.auth = auth;
+    this.tlsOptions = tlsOptions;
+    if (tlsOptions) for (const s of this.tlsServers) s.setSecureContext(tlsOptions.contextOptions);
+  }
+
   /** Bind every configured listen address; rejects (and closes what was bound) if any fails. */
   async listen(): Promise<BoundAddress[]> {
     const bound: BoundAddress[] = [];
@@ -237,17 +273,30 @@ export class ProxyServer {
         const { host, port } = parseListenAddress(spec);
         const server = this.createServer();
         this.servers.push(server);
+        this.bound.push(server);
         server.listen({ host, port, backlog: 4096 });
         await once(server, 'listening');
         const addr = server.address();
         if (addr && typeof addr === 'object') bound.push({ host: addr.address, port: addr.port });
       }
+      const tlsOptions = this.tlsOptions;
+      for (const spec of this.ctx.config.tls?.listen ?? []) {
+        if (tlsOptions === null) throw new Error('proxy.tls is configured but loadIdentity() was not called');
+        const { host, port } = parseListenAddress(spec);
+        const server = this.createTlsServer(tlsOptions);
+        server.listen({ host, port, backlog: 4096 });
+        await once(server, 'listening');
+        const addr = server.address();
+        if (addr && typeof addr === 'object') bound.push({ host: addr.address, port: addr.port, tls: true });
+      }
       // What the process holds once bound is the baseline the budget leaves alone.
       this.budget = currentDescriptorBudget();
       this.applyLimits();
     } catch (err) {
-      for (const s of this.servers) s.close();
+      for (const s of this.bound) s.close();
       this.servers.length = 0;
+      this.bound.length = 0;
+      this.tlsServers.length = 0;
       throw err;
     }
     return bound;
@@ -255,6 +304,8 @@ export class ProxyServer {
 
   /** Hot reload: new policy/resolver/limits apply to new requests; live tunnels are untouched. */
   reload(update: { policy: Policy; resolver: Resolver; config: ProxyConfig; accessLog: boolean; upstreamProxy?: UpstreamProxyConfig | undefined }): void {
+    // First: a file that cannot be read refuses the reload before anything has changed.
+    this.loadIdentity(update.config);
     this.ctx.policy = update.policy;
     this.ctx.resolver = update.resolver;
     this.ctx.config = update.config;
@@ -278,7 +329,7 @@ export class ProxyServer {
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
     this.ctx.shortage.stop();
-    const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    const closed = this.bound.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of this.servers) {
       // A keep-alive connection whose request is still in flight goes idle when its response
       // ends: the server then gives it this (plus Node's own margin) before closing it.
@@ -335,6 +386,7 @@ export class ProxyServer {
   private applyLimits(): void {
     this.effective = this.computeLimits();
     for (const s of this.servers) this.applyServerLimits(s);
+    for (const s of this.tlsServers) s.maxConnections = this.effective.hardCap;
   }
 
   private applyServerLimits(server: http.Server): void {
@@ -363,10 +415,11 @@ export class ProxyServer {
     // CONNECT never reaches the HTTP parser); plain HTTP then goes on to Node's parser.
     const httpConnection = takeHttpConnectionListener(server);
     const sink: FrontDoorSink = {
-      head: (socket, method, target, rest) => {
+      head: (socket, method, target, rest, head) => {
         const { refusal } = connState(socket);
         if (refusal) return this.refuseRaw(socket, method, target, refusal);
-        handleConnect(this.ctx, target, socket, rest).catch((err: unknown) => this.internalError(err, socket));
+        const authorization = this.ctx.auth !== null ? headField(head, 'proxy-authorization') : undefined;
+        handleConnect(this.ctx, target, socket, rest, authorization).catch((err: unknown) => this.internalError(err, socket));
       },
       http: (socket) => {
         httpConnection.call(server, socket);
@@ -439,6 +492,61 @@ export class ProxyServer {
     return server;
   }
 
+  /**
+   * A TLS proxy listener: TLS is terminated here and each decrypted socket goes into an HTTP
+   * server of its own (never bound) through the same front door, limits, ACL and handlers as the
+   * plain listeners. Client certificates are asked for but not enforced by the handshake, so a
+   * missing, untrusted or unlisted one is answered with a 403 and a code, not a bare TLS alert.
+   */
+  private createTlsServer(options: TlsListenerOptions): tls.Server {
+    const inner = this.createServer();
+    this.servers.push(inner);
+    const server = tls.createServer({
+      ...options.contextOptions,
+      requestCert: options.requestCert,
+      rejectUnauthorized: false,
+      // Tunnels pass half-closes on, as on the plain listeners (Node's HTTP server sets this for its own).
+      allowHalfOpen: true,
+      handshakeTimeout: this.ctx.config.timeouts.headersMs,
+    });
+    this.tlsServers.push(server);
+    this.bound.push(server);
+    server.maxConnections = this.effective.hardCap;
+    server.on('secureConnection', (socket: TLSSocket) => inner.emit('connection', socket));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      this.ctx.logger.info(
+        { event: Events.CLIENT_TLS_FAILED, client: normaliseClientIp(socket.remoteAddress ?? ''), code: err.code, err: err.message },
+        'TLS handshake with a proxy client failed',
+      );
+      socket.destroy();
+    });
+    server.on('drop', () => this.ctx.observer.access(this.dropRecord()));
+    server.on('error', (err) => {
+      if (server.listening) this.ctx.logger.error({ event: Events.NETWORK_ERROR, err }, 'TLS proxy listener error');
+    });
+    return server;
+  }
+
+  /** A TLS client's certificate: the refusal when it is missing (and required), untrusted or unlisted; else its identity. */
+  private certificateCheck(socket: TLSSocket): { refusal: Refusal | null; identity: ConnState['identity'] } {
+    const options = this.tlsOptions;
+    if (options === null || !options.requestCert) return { refusal: null, identity: null };
+    const cert = socket.getPeerX509Certificate();
+    if (cert === undefined) return { refusal: options.requireClientCert ? Errors.CLIENT_CERT_REQUIRED : null, identity: null };
+    if (!socket.authorized) {
+      const why = socket.authorizationError;
+      return { refusal: withDetail(Errors.CLIENT_CERT_UNTRUSTED, why instanceof Error ? why.message : String(why)), identity: null };
+    }
+    const subject = displaySubject(cert.subject);
+    const thumbprintSha256 = normaliseThumbprint(cert.fingerprint256) ?? '';
+    const identity = { kind: 'certificate', subject, thumbprintSha256 } as const;
+    if (!this.ctx.policy.certificates.allows(subject, thumbprintSha256)) {
+      // The identity stays on the connection so the refusal's record names the certificate to add.
+      return { refusal: withDetail(Errors.CLIENT_CERT_NOT_ALLOWED, `${subject} (SHA-256 ${thumbprintSha256})`), identity };
+    }
+    return { refusal: null, identity };
+  }
+
   private onConnection(socket: Socket): ConnState {
     const ip = normaliseClientIp(socket.remoteAddress ?? '');
     const n = (this.perClient.get(ip) ?? 0) + 1;
@@ -456,8 +564,14 @@ export class ProxyServer {
       if (acl.verdict === 'deny') refused = Errors.CLIENT_FORBIDDEN;
       else if (acl.verdict === 'report') aclReport = true;
     }
+    let identity: ConnState['identity'] = null;
+    if (!refused && socket instanceof TLSSocket) {
+      const c = this.certificateCheck(socket);
+      refused = c.refusal;
+      identity = c.identity;
+    }
     if (!refused) this.admitted++;
-    const state: ConnState = { ip, refusal: refused, aclReport, exchange: null };
+    const state: ConnState = { ip, refusal: refused, aclReport, exchange: null, identity };
     const tracked: TrackedSocket = socket;
     tracked[CONN_STATE] = state;
     socket.once('close', () => {
@@ -493,7 +607,10 @@ export class ProxyServer {
 
   private refuseRaw(socket: Socket, method: string, target: string, r: Refusal): void {
     const rec = refusalRecord(method === 'CONNECT' ? 'tunnel' : 'http', normaliseClientIp(socket.remoteAddress ?? ''), method, target, r);
-    writeRefusal(socket, r);
+    const tracked: TrackedSocket = socket;
+    const who = identityLabel(tracked[CONN_STATE]?.identity);
+    if (who !== undefined) rec.identity = who;
+    writeRefusal(socket, r, this.ctx.auth?.realm);
     // Through recordRefusal: a descriptor shortage is counted, and logged once per interval, not per connection.
     recordRefusal(this.ctx, rec, r, performance.now());
   }

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { parseConnectAuthority } from '../policy/index.js';
 import { Events } from '../log/events.js';
 import type { AccessRecord, CloseCause } from './access.js';
@@ -6,6 +7,8 @@ import { Errors } from '../errors/catalogue.js';
 import { connState, newAccessRecord, recordAccess, recordOutcome, recordRefusal, type LiveTunnel, type ProxyContext } from './context.js';
 import { networkRefusal, writeRefusal, type Refusal } from './refusal.js';
 import { routeRequest } from './route.js';
+import { identify, isRefusal, realmOf } from './identify.js';
+import { identityLabel } from '../policy/index.js';
 import { relayJs, relayTunnel, type RelayEnd, type RelayedTunnel } from '../relay/index.js';
 
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
@@ -19,20 +22,27 @@ function swallow(): void {
  * Handle a CONNECT whose head was read and checked (`target` is its request-target, `head` the
  * bytes after it): decide, resolve, dial through the route's dialer, answer 200, splice.
  */
-export async function handleConnect(ctx: ProxyContext, target: string, client: Socket, head: Buffer): Promise<void> {
+export async function handleConnect(ctx: ProxyContext, target: string, client: Socket, head: Buffer, proxyAuthorization?: string): Promise<void> {
   // The HTTP server removes its own error listener from an upgraded socket: add ours first.
   client.on('error', swallow);
   const started = performance.now();
   const state = connState(client);
   const rec = newAccessRecord('tunnel', Events.TUNNEL, state.ip, 'CONNECT', target);
   const refuse = (r: Refusal): void => {
-    writeRefusal(client, r);
+    writeRefusal(client, r, realmOf(ctx));
     recordRefusal(ctx, rec, r, started);
   };
 
-  if (state.refusal) return refuse(state.refusal);
+  if (state.refusal) {
+    if (state.identity) rec.identity = identityLabel(state.identity) ?? '';
+    return refuse(state.refusal);
+  }
+  let identity = identify(ctx, state, rec, proxyAuthorization);
+  if (identity instanceof Promise) identity = await identity;
+  if (isRefusal(identity)) return refuse(identity);
+  if (client.destroyed) return recordOutcome(ctx, rec, Errors.CLIENT_CLOSED, started);
 
-  const r = await routeRequest(ctx, rec, state, () => parseConnectAuthority(target), Errors.BAD_AUTHORITY, refuse);
+  const r = await routeRequest(ctx, rec, state, () => parseConnectAuthority(target), Errors.BAD_AUTHORITY, refuse, identity);
   if (r === null) return;
   const { routed } = r;
 
@@ -108,7 +118,10 @@ class Tunnel implements LiveTunnel {
     }
     client.setNoDelay(true);
     const idle = ctx.config.timeouts.idleMs;
-    if (ctx.config.relay !== 'js') {
+    // Bytes on a TLS client connection are only plain inside Node's TLS layer: the JavaScript relay moves them.
+    const tlsClient = client instanceof TLSSocket;
+    if (tlsClient && ctx.config.relay !== 'js') this.rec.relayFallback = 'tls_client';
+    if (ctx.config.relay !== 'js' && !tlsClient) {
       const r = relayTunnel(client, upstream, { idleMs: idle, toClient: ESTABLISHED, toUpstream: head.length > 0 ? head : EMPTY }, this.onRelayEnd);
       if (typeof r !== 'string') {
         this.relayed = r;

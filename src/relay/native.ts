@@ -29,9 +29,11 @@ export interface RelayedTunnel {
 /**
  * Why a tunnel is relayed in JavaScript although the native relay was asked for: it is not
  * available here, Node already held bytes of the tunnel, every slot under the limit was taken
- * (PORTCULLIS_RELAY_SLOTS), or the relay could not allocate what a hand-over needs.
+ * (PORTCULLIS_RELAY_SLOTS), or the relay could not allocate what a hand-over needs; tls_client:
+ * the client came in on the TLS proxy listener, whose bytes only Node's TLS layer can decrypt (the
+ * native relay moves bytes between plain descriptors), decided by the proxy, never by the relay.
  */
-export type RelayFallback = 'unavailable' | 'buffered' | 'slots_full' | 'no_memory';
+export type RelayFallback = 'unavailable' | 'buffered' | 'slots_full' | 'no_memory' | 'tls_client';
 
 /** What /metrics shows of the relay thread (the addon's stats(), read at scrape time). */
 export interface RelayStats {

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Service } from '../gateway/service.js';
-import { resolveConfig, ConfigError, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
+import { resolveConfig, ConfigError, identityFilesCheck, type PortcullisConfig, type ConfigIssue } from '../config/index.js';
 import { relayConfigCheck } from '../relay/index.js';
 import { forwarderConfigCheck } from '../forwarder/routes.js';
 import type { Logger } from '../log/logger.js';
@@ -17,7 +17,7 @@ export interface LoadedConfig {
  * (a fact about this host), and the forwarder's routes (its compiler is the one place that knows
  * them; check-config runs the same function).
  */
-export const configChecks = [relayConfigCheck, (c: PortcullisConfig) => forwarderConfigCheck(c)];
+export const configChecks = [relayConfigCheck, identityFilesCheck, (c: PortcullisConfig) => forwarderConfigCheck(c)];
 
 export function loadConfig(cliPath: string | undefined): LoadedConfig {
   return resolveConfig(cliPath, { checks: configChecks, env: process.env });
@@ -48,6 +48,9 @@ export function restartOnlyChanges(a: PortcullisConfig, b: PortcullisConfig): st
   if (JSON.stringify(a.proxy.listen) !== JSON.stringify(b.proxy.listen)) out.push('proxy.listen');
   if (a.proxy.workers !== b.proxy.workers) out.push('proxy.workers');
   if (a.proxy.balance !== b.proxy.balance) out.push('proxy.balance');
+  // The TLS listener is bound (or not) at start; its certificate, key and CA are read again on reload.
+  if (JSON.stringify(a.proxy.tls?.listen) !== JSON.stringify(b.proxy.tls?.listen)) out.push('proxy.tls.listen');
+  if ((a.proxy.tls?.clientCaFile === undefined) !== (b.proxy.tls?.clientCaFile === undefined)) out.push('proxy.tls.clientCaFile');
   if (JSON.stringify(a.admin) !== JSON.stringify(b.admin)) out.push('admin');
   // The forwarder service exists or not from the start: adding or removing the section needs a restart.
   if ((a.forwarder === undefined) !== (b.forwarder === undefined)) out.push('forwarder');

@@ -20,7 +20,7 @@ describe('parseConfig: defaults', () => {
     expect(c.proxy.listen).toEqual(['0.0.0.0:8080']);
     expect(c.allow.presets).toEqual(['azure-public']);
     expect(c.allow.rules).toEqual([{ name: 'crl', hosts: ['crl.microsoft.com'], ports: [443], allowPrivate: false, mode: 'enforce' }]);
-    expect(c.clients).toEqual({ deny: [], certificates: { subjects: [], thumbprintsSha256: [] } });
+    expect(c.clients).toEqual({ deny: [], certificates: { subjects: [], thumbprintsSha256: [] }, groups: [] });
     expect('allow' in c.clients).toBe(false); // absent = any source; must not become []
     expect(c.admin).toEqual({ listen: '127.0.0.1:9464', metrics: true });
   });

@@ -29,7 +29,7 @@ const EXPECTED_DEFAULTS: PortcullisConfig = {
     relay: 'auto',
   },
   allow: { presets: ['azure-public'], workspaces: [], regions: [], rules: [] },
-  clients: { deny: [], certificates: { subjects: [], thumbprintsSha256: [] } },
+  clients: { deny: [], certificates: { subjects: [], thumbprintsSha256: [] }, groups: [] },
   dns: { overrides: {}, cacheTtlMs: 30000 },
   admin: { listen: '127.0.0.1:9464', metrics: true },
   log: { level: 'info', access: true },

@@ -19,14 +19,16 @@ const ALLOWED: Record<string, readonly string[]> = {
   dial: ['address', 'util'],
   policy: ['address', 'config', 'util'],
   relay: ['config', 'util'],
-  proxy: ['config', 'dial', 'errors', 'log', 'policy', 'relay', 'util'],
+  auth: ['util'],
+  certs: ['util'],
+  proxy: ['auth', 'config', 'dial', 'errors', 'log', 'policy', 'relay', 'util'],
   metrics: ['errors', 'proxy'],
   gateway: ['config', 'dial', 'errors', 'log', 'policy', 'proxy', 'relay', 'util'],
   admin: ['config', 'gateway', 'log', 'util'],
   forwarder: ['address', 'config', 'dial', 'errors', 'gateway', 'log', 'policy', 'proxy', 'util'],
   doctor: ['config', 'dial', 'policy', 'proxy', 'util'],
   runtime: ['admin', 'config', 'errors', 'forwarder', 'gateway', 'log', 'metrics', 'policy', 'proxy', 'relay', 'util'],
-  cli: ['config', 'doctor', 'forwarder', 'log', 'relay', 'runtime', 'util'],
+  cli: ['certs', 'config', 'doctor', 'forwarder', 'log', 'relay', 'runtime', 'util'],
 };
 
 function* sourceFiles(dir: string): Generator<string> {

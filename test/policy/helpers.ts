@@ -14,6 +14,7 @@ export function makeConfig(opts: {
   rules?: RuleInput[];
   clientsAllow?: string[];
   clientsDeny?: string[];
+  groups?: PortcullisConfig['clients']['groups'];
 }): PortcullisConfig {
   return {
     proxy: {
@@ -43,6 +44,7 @@ export function makeConfig(opts: {
       ...(opts.clientsAllow ? { allow: opts.clientsAllow } : {}),
       deny: opts.clientsDeny ?? [],
       certificates: { subjects: [], thumbprintsSha256: [] },
+      groups: opts.groups ?? [],
     },
     dns: { overrides: {}, cacheTtlMs: 0 },
     admin: { listen: '127.0.0.1:0', metrics: false },
