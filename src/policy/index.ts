@@ -13,6 +13,7 @@ export {
   type ClientIdentity,
   type DecideArgs,
   type CompiledRule,
+  type TlsChecks,
   type Decision,
   type DenyReason,
   type Policy,

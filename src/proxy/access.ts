@@ -1,5 +1,6 @@
 import type { EventCode } from '../log/events.js';
 import type { RelayEndCause, RelayFallback } from '../relay/index.js';
+import type { TlsSeen } from './tls-peek.js';
 
 /** Why a request was refused or a tunnel ended badly: the catalogue's closed set (a metrics label). */
 export type { Reason } from '../errors/catalogue.js';
@@ -33,8 +34,12 @@ export interface AccessRecord {
   relay?: 'native' | 'js';
   /** Tunnels relayed in JavaScript although the native relay was asked for (relay: auto|native): why. */
   relayFallback?: RelayFallback;
+  /** Tunnels under TLS inspection: what the handshake showed (docs/tls-inspection.md). */
+  tls?: TlsSeen;
   /** Stable error code (PCL_ERR_*) where one applies. */
   code?: string;
+  /** What a refusal inside an established tunnel found (TLS inspection): the catalogue message with its detail. */
+  detail?: string;
 }
 
 /**
