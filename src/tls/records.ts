@@ -55,12 +55,15 @@ export class HandshakeStream {
     for (;;) {
       const msg = this.message();
       if (msg) return msg;
+      const first = this.raw[0];
+      // The first byte alone tells a stream that is not TLS: decide on it, without waiting for a header.
+      if (this.recordEnd === 0 && first !== undefined && first !== CONTENT_HANDSHAKE) {
+        return this.fail('not_tls', `first byte 0x${first.toString(16).padStart(2, '0')} is not a TLS handshake record`);
+      }
       if (this.raw.length < HEADER) return this.moreOrTooLarge();
       const type = this.raw[0] ?? 0;
       const major = this.raw[1] ?? 0;
       const length = ((this.raw[3] ?? 0) << 8) | (this.raw[4] ?? 0);
-      if (this.recordEnd === 0 && type !== CONTENT_HANDSHAKE)
-        return this.fail('not_tls', `first byte 0x${type.toString(16).padStart(2, '0')} is not a TLS handshake record`);
       if (type < CONTENT_CHANGE_CIPHER_SPEC || type > CONTENT_APPLICATION_DATA) return this.fail('malformed', `record type ${type}`);
       if (major !== 3) return this.fail(this.recordEnd === 0 ? 'not_tls' : 'malformed', `record version ${major}.${this.raw[2] ?? 0}`);
       if (length === 0 || length > MAX_RECORD) return this.fail('malformed', `record length ${length}`);
