@@ -97,7 +97,8 @@ describe('HandshakeStream + parseClientHello', () => {
         const damaged = truncate ? body.subarray(0, i) : Buffer.from(body).fill(value, i, i + 1);
         let out: ReturnType<typeof parseClientHello> = null;
         expect(() => (out = parseClientHello(damaged))).not.toThrow();
-        if (truncate) expect(out).toBeNull();
+        // Cut short, it parses only when cut exactly where the (optional) extensions begin: then nothing of them is left.
+        if (truncate && out !== null) expect(out).toMatchObject({ sni: null, versions: [0x0303, 0x0302, 0x0301, 0x0300] });
         const ev = readAll(records(22, handshake(1, damaged)), []);
         expect(['message', 'error', 'more']).toContain(ev.kind);
       }),
