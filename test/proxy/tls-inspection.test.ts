@@ -11,7 +11,8 @@ import { testCA, type IssuedCert } from '../helpers/tls.js';
 import { requireBinary, run } from '../helpers/system.js';
 import { metric } from '../helpers/metrics.js';
 import { openTunnel } from '../helpers/raw.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -33,6 +34,7 @@ let echo: TestServer;
 let gw: GatewayProcess;
 let good: { cert: string; key: string };
 let bad: { cert: string; key: string };
+let config: Record<string, unknown>;
 
 function writeCert(dir: string, name: string, c: IssuedCert): { cert: string; key: string } {
   const cert = join(dir, `${name}.crt`);
@@ -93,7 +95,7 @@ beforeAll(async () => {
     ca.issueClient({ commonNames: [WS, guid], organizationalUnit: 'Microsoft Monitoring Agent', organization: 'Microsoft' });
   good = writeCert(dir, 'good', await agent(GOOD_AGENT));
   bad = writeCert(dir, 'bad', await agent(BAD_AGENT));
-  gw = await startGateway({
+  config = {
     allow: {
       presets: [],
       workspaces: [{ id: WS, region: 'westeurope' }],
@@ -109,7 +111,8 @@ beforeAll(async () => {
       certificates: { subjects: [`cn=${WS.toUpperCase()}, CN=${GOOD_AGENT}, OU=Microsoft Monitoring Agent, O=Microsoft`] },
     },
     dns: { overrides: { [ODS]: '127.0.0.1', [MTLS]: '127.0.0.1', [PLAIN]: '127.0.0.1', [REPORTED]: '127.0.0.1' } },
-  });
+  };
+  gw = await startGateway(config);
 });
 
 afterAll(async () => {
@@ -211,6 +214,31 @@ describe('TLS 1.2 client certificates (clients.certificates)', () => {
     const r = await run(curl!, ['-sS', '-x', `http://127.0.0.1:${gw.port}`, '--cacert', ca.caFile, url()]);
     expect(r.code).not.toBe(0);
     await refusalLog('PCL_ERR_TLS_CLIENT_CERT', since);
+  });
+
+  it.skipIf(!curl)('a reload that lists the other agent by thumbprint lets it through at once', async () => {
+    const ca = await testCA();
+    const thumbprint = new X509Certificate(readFileSync(bad.cert)).fingerprint256; // AB:CD:... as Node prints it
+    const clients = config.clients as { certificates: { subjects: string[] } };
+    await gw.reload({ ...config, clients: { certificates: { ...clients.certificates, thumbprintsSha256: [thumbprint] } } });
+    const r = await run(curl!, ['-sS', '-x', `http://127.0.0.1:${gw.port}`, '--cacert', ca.caFile, '--cert', bad.cert, '--key', bad.key, url()]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
+    await gw.reload(config);
+  });
+
+  it.skipIf(!curl)('with relay: js the checked handshake goes on in the JavaScript relay', async () => {
+    const jsGw = await startGateway({ ...config, proxy: { relay: 'js' } });
+    try {
+      const ca = await testCA();
+      const r = await run(curl!, ['-sS', '-x', `http://127.0.0.1:${jsGw.port}`, '--cacert', ca.caFile, '--cert', good.cert, '--key', good.key, url()]);
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, url: '/agent' });
+      const rec = await jsGw.waitForLog((l) => l.msg === 'access' && l.rule === 'mtls');
+      expect(rec).toMatchObject({ relay: 'js', tls: { result: 'passed', chosen: '1.2' } });
+    } finally {
+      await jsGw.stop();
+    }
   });
 
   it.skipIf(!curl)('the metrics count inspections by result and client versions', async () => {
