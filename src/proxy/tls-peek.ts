@@ -96,8 +96,9 @@ export function peekTls(input: PeekInput): Promise<PeekOutcome> {
 
 class Peek {
   private phase: Phase = 'hello';
-  private readonly fromClient: HandshakeStream;
-  private readonly fromServer = new HandshakeStream(MAX_FLIGHT_BYTES);
+  private readonly fromClient = new HandshakeStream(MAX_FLIGHT_BYTES);
+  /** Made only when step 2 runs (most tunnels never need it). */
+  private fromServer: HandshakeStream | null = null;
   /** Client bytes read and not yet written upstream. */
   private clientHeld: Buffer[] = [];
   /** Server bytes read and not yet written to the client (before step 2 they are held, after it forwarded). */
@@ -111,9 +112,7 @@ class Peek {
   constructor(
     private readonly input: PeekInput,
     private readonly resolve: (o: PeekOutcome) => void,
-  ) {
-    this.fromClient = new HandshakeStream(MAX_FLIGHT_BYTES);
-  }
+  ) {}
 
   begin(): void {
     const { head, client, upstream } = this.input;
@@ -155,8 +154,9 @@ class Peek {
       return this.notTls(false);
     }
     this.input.client.write(chunk);
+    this.fromServer ??= new HandshakeStream(MAX_FLIGHT_BYTES);
     this.fromServer.push(chunk);
-    this.onServerBytes();
+    this.onServerBytes(this.fromServer);
   };
 
   private readonly onAbort = (): void => {
@@ -204,9 +204,9 @@ class Peek {
     this.forwardClientHeld();
   }
 
-  private onServerBytes(): void {
+  private onServerBytes(fromServer: HandshakeStream): void {
     for (;;) {
-      const ev = this.fromServer.next();
+      const ev = fromServer.next();
       if (ev.kind === 'more') return;
       if (ev.kind === 'error') return this.refuse(withDetail(ev.error === 'too_large' ? Errors.TLS_TOO_LARGE : Errors.TLS_MALFORMED, `server: ${ev.detail}`));
       if (ev.kind === 'record') {
