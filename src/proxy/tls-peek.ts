@@ -280,7 +280,7 @@ class Peek {
     for (let b: unknown = client.read(); b instanceof Buffer; b = client.read()) this.clientHeld.push(b);
     for (let b: unknown = upstream.read(); b instanceof Buffer; b = upstream.read()) this.serverHeld.push(b);
     const toClient = this.sent200 ? this.serverHeld : [this.input.established, ...this.serverHeld];
-    this.resolve({ kind: 'decided', refusal, seen: this.seen, toClient: Buffer.concat(toClient), toUpstream: Buffer.concat(this.clientHeld) });
+    this.resolve({ kind: 'decided', refusal, seen: this.seen, toClient: joined(toClient), toUpstream: joined(this.clientHeld) });
   }
 
   private finish(): void {
@@ -297,4 +297,9 @@ class Peek {
       s.removeListener('error', this.onAbort);
     }
   }
+}
+
+/** One buffer of `parts`, without a copy when there is only one (the usual case: one read). */
+function joined(parts: Buffer[]): Buffer {
+  return parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts);
 }
