@@ -141,7 +141,11 @@ class Peek {
     if (this.done) return;
     this.clientHeld.push(chunk);
     this.fromClient.push(chunk);
-    if (this.phase === 'server') return; // held until the server's flight is read (TLS 1.2 clients send nothing then)
+    if (this.phase === 'server') {
+      // Held until the server's flight is read (TLS 1.2 clients send nothing then); bounded all the same.
+      if (this.fromClient.pushed > MAX_FLIGHT_BYTES) this.refuse(withDetail(Errors.TLS_TOO_LARGE, 'client: too much before the server answered'));
+      return;
+    }
     this.onClientBytes();
   };
 
