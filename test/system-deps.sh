@@ -6,7 +6,7 @@
 # Debian's packages when it can (root or passwordless sudo); otherwise says what is missing.
 # Tests that need a missing binary fail under CI=true and are skipped (loudly) otherwise.
 set -u
-declare -A pkg_of=( [curl]=curl [squid]=squid [prometheus]=prometheus [promtool]=prometheus [haproxy]=haproxy [tinyproxy]=tinyproxy [g++]=g++ [make]=make [python3]=python3 [systemd-analyze]=systemd [cppcheck]=cppcheck )
+declare -A pkg_of=( [curl]=curl [squid]=squid [prometheus]=prometheus [promtool]=prometheus [haproxy]=haproxy [tinyproxy]=tinyproxy [g++]=g++ [make]=make [python3]=python3 [systemd-analyze]=systemd [cppcheck]=cppcheck [openssl]=openssl )
 missing_pkgs=()
 for bin in "${!pkg_of[@]}"; do
   if ! command -v "$bin" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$bin" ]; then
