@@ -5,7 +5,7 @@
 //                      [--quick] [--reps N] [--no-warmup] [--gens N] [--gen native|node] [--upstream native|node]
 //                      [--squid-access-log]
 //                      [--portcullis-args "..."] [--external name=host:port[:pid]]
-//                      [--variant name:workers=2,balance=kernel,relay=js,metrics=false] (adds target portcullis-name)
+//                      [--variant name:workers=2,balance=kernel,relay=js,tls=false,metrics=false] (adds target portcullis-name)
 //                      [--fleet-steps 1000,3000,6000,9500] [--fleet-step-sec S] [--fleet-all-steps]
 //                      [--idle-tunnels N]
 //

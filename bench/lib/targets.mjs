@@ -185,7 +185,7 @@ function tinyproxyTarget(opts) {
 
 // ------------------------------------------------------------------ portcullis
 /**
- * settings: workers, balance (round-robin|kernel), relay (auto|native|js), metrics (true|false),
+ * settings: workers, balance (round-robin|kernel), relay (auto|native|js), tls (true|false: proxy.tlsInspection.enabled), metrics (true|false),
  * accessLog (true|false; true also sets log.level info, the level access records are written at).
  * Every load generator connects from 127.0.0.1, so the per-client limit is raised to the total.
  */
@@ -194,6 +194,8 @@ function portcullisTarget(opts, name = 'portcullis', settings = {}) {
   if (settings.workers !== undefined) proxyExtra.push(`  workers: ${Number(settings.workers)}`);
   if (settings.balance !== undefined) proxyExtra.push(`  balance: ${settings.balance}`);
   if (settings.relay !== undefined) proxyExtra.push(`  relay: ${settings.relay}`);
+  // tls=false: no TLS inspection (the tunnel goes to the relay with the 200, as before the peek existed).
+  if (settings.tls !== undefined) proxyExtra.push(`  tlsInspection: { enabled: ${settings.tls === 'true' || settings.tls === true} }`);
   return {
     name,
     skipReason() {

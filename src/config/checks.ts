@@ -73,6 +73,20 @@ export function builtinChecks(data: unknown): RawIssue[] {
     issues.push({ path: ['proxy', 'tls'], message: 'clients.certificates lists certificates: the TLS listener needs clientCaFile to ask clients for theirs' });
   }
 
+  // clients.certificates.subjects: attribute=value pairs (src/tls/subject.ts compares them); a bare
+  // name would never match any certificate, which is a mistake worth saying at load.
+  const subjects = asRecord(clients?.certificates)?.subjects;
+  if (Array.isArray(subjects)) {
+    subjects.forEach((s: unknown, i) => {
+      if (typeof s === 'string' && !/^\s*\/?\s*[A-Za-z][A-Za-z0-9.]*\s*=/.test(s)) {
+        issues.push({
+          path: ['clients', 'certificates', 'subjects', i],
+          message: 'must be attribute=value pairs, like "CN=<workspaceId>, CN=<agentGuid>, OU=..., O=..."',
+        });
+      }
+    });
+  }
+
   const overrides = asRecord(asRecord(root?.dns)?.overrides);
   if (overrides) {
     const seen = new Map<string, string>();

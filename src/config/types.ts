@@ -23,6 +23,32 @@ export interface DestinationRuleConfig {
   allowPrivate: boolean;
   /** `report`: port / private-address refusals for this rule are logged but let through. */
   mode: EnforcementMode;
+  /** This rule's TLS inspection settings; absent keys take proxy.tlsInspection's. */
+  tls?: RuleTlsConfig;
+}
+
+/** TLS protocol versions as the config names them. */
+export type TlsVersionSetting = '1.0' | '1.1' | '1.2' | '1.3';
+
+export interface RuleTlsConfig {
+  /** Refuse tunnels whose first bytes are not a TLS handshake. */
+  require?: boolean;
+  /** Refuse a ClientHello whose SNI is not the CONNECT host. */
+  sniMustMatch?: boolean;
+  /** Refuse a ClientHello offering only versions below this. */
+  minVersion?: TlsVersionSetting;
+  /** Refuse a handshake in which the server chooses a version above this (ServerHello). */
+  maxVersion?: TlsVersionSetting;
+}
+
+/** proxy.tlsInspection: look at each tunnel's TLS handshake without decrypting it (docs/tls-inspection.md). */
+export interface TlsInspectionConfig {
+  enabled: boolean;
+  requireTls: boolean;
+  sniMustMatch: boolean;
+  minVersion: TlsVersionSetting;
+  /** Wait for the client's first bytes (and a TLS 1.2 handshake up to the client certificate) this long. */
+  peekTimeoutMs: number;
 }
 
 export interface WorkspaceConfig {
@@ -74,6 +100,8 @@ export interface ProxyConfig {
   auth?: ProxyAuthConfig;
   /** A TLS proxy listener (clients use https://gateway:9443 as their proxy); absent = none. */
   tls?: ProxyTlsConfig;
+  /** Look at the TLS handshake inside each tunnel (SNI, versions, TLS 1.2 client certificate). */
+  tlsInspection: TlsInspectionConfig;
 }
 
 export interface ProxyAuthConfig {

@@ -163,6 +163,22 @@ export const Errors = {
   TRANSFER_ENCODING: rejection('PCL_ERR_TRANSFER_ENCODING', 501, 'unsupported_transfer_encoding', E.BAD_REQUEST, 'only chunked transfer-encoding is supported'),
   HEADER_TOO_LARGE: rejection('PCL_ERR_HEADER_TOO_LARGE', 431, 'header_too_large', E.BAD_REQUEST, 'request headers too large'),
   HEADER_TIMEOUT: rejection('PCL_ERR_HEADER_TIMEOUT', 408, 'header_timeout', E.TIMEOUT, 'request headers not received in time'),
+  // TLS inspection (src/proxy/tls-peek.ts): the handshake inside an established tunnel. The client
+  // has its 200 already, so a refusal closes both sides (status 0).
+  TLS_REQUIRED: rejection('PCL_ERR_TLS_REQUIRED', 0, 'tls_required', E.TLS_PARSE, "the tunnel's first bytes are not a TLS handshake and its rule requires TLS"),
+  TLS_MALFORMED: rejection('PCL_ERR_TLS_MALFORMED', 0, 'tls_malformed', E.TLS_PARSE, 'the TLS handshake in the tunnel does not parse'),
+  TLS_TOO_LARGE: rejection('PCL_ERR_TLS_TOO_LARGE', 0, 'tls_malformed', E.TLS_PARSE, 'the TLS handshake is larger than the gateway reads before deciding'),
+  TLS_TIMEOUT: rejection('PCL_ERR_TLS_TIMEOUT', 0, 'tls_timeout', E.TLS_PEEK_TIMEOUT, 'no TLS handshake decided within proxy.tlsInspection.peekTimeoutMs'),
+  TLS_SNI_MISMATCH: rejection('PCL_ERR_TLS_SNI_MISMATCH', 0, 'tls_sni_mismatch', E.TLS_SNI_MISMATCH, 'the TLS server name (SNI) is not the CONNECT host'),
+  TLS_VERSION: rejection('PCL_ERR_TLS_VERSION', 0, 'tls_version', E.TLS_VERSION, "the client offers only TLS versions below the rule's minVersion"),
+  TLS_VERSION_MAX: rejection('PCL_ERR_TLS_VERSION_MAX', 0, 'tls_version', E.TLS_VERSION, "the server chose a TLS version above the rule's maxVersion"),
+  TLS_CLIENT_CERT: rejection(
+    'PCL_ERR_TLS_CLIENT_CERT',
+    0,
+    'tls_client_cert',
+    E.TARGET_FORBIDDEN,
+    'the client certificate in the TLS 1.2 handshake is not in clients.certificates',
+  ),
   // Network: the destination could not be reached (codes thrown by src/dial keep their name here).
   DNS_NOTFOUND: failure('PCL_ERR_DNS_NOTFOUND', 502, 'dns_not_found', E.NETWORK_ERROR, 'destination host name not found'),
   DNS_TIMEOUT: failure('PCL_ERR_DNS_TIMEOUT', 504, 'dns_timeout', E.NETWORK_ERROR, 'DNS lookup timed out'),

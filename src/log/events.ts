@@ -9,6 +9,11 @@ export const Events = {
   NOT_PROXY_REQUEST: 104,
   /** Target refused: host, port, IP literal, private address. LA gateway: 105. */
   TARGET_FORBIDDEN: 105,
+  /**
+   * Inside a tunnel (TLS inspection): the ClientHello offers only TLS versions below the rule's
+   * minimum, or the server chose one above its maximum. LA gateway: 106 (unsupported TLS version).
+   */
+  TLS_VERSION: 106,
   /** Source address refused by the client ACL. */
   CLIENT_FORBIDDEN: 107,
   /**
@@ -45,6 +50,10 @@ export const Events = {
   CLIENT_TLS_FAILED: 119,
   /** The htpasswd file was (re)loaded, or lines of it were skipped (unsupported scheme, duplicate user). */
   PROXY_AUTH_FILE: 120,
+  /** Inside a tunnel (TLS inspection): the ClientHello's server name (SNI) is not the CONNECT host. */
+  TLS_SNI_MISMATCH: 122,
+  /** Inside a tunnel (TLS inspection): no decision within proxy.tlsInspection.peekTimeoutMs on a rule that requires TLS. */
+  TLS_PEEK_TIMEOUT: 123,
   /** Listener bound / process lifecycle. */
   LIFECYCLE: 200,
   /** Configuration reloaded. */
@@ -61,6 +70,11 @@ export const Events = {
   BAD_REQUEST: 400,
   /** Bad configuration. LA gateway: 401. */
   BAD_CONFIG: 401,
+  /**
+   * Inside a tunnel (TLS inspection): not TLS on a rule that requires it, or a handshake that does
+   * not parse or is larger than the gateway reads. LA gateway: 402 (TLS parse error).
+   */
+  TLS_PARSE: 402,
   /** Network error towards the destination (DNS, connect, reset). LA gateway: 403. */
   NETWORK_ERROR: 403,
   /** A timeout closed a connection (connect, idle, header, lifetime). */

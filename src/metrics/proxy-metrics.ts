@@ -83,6 +83,9 @@ export class ProxyMetrics implements ProxyObserver {
   private readonly relayFallbacks: HotValues;
   private readonly upstreamProxyFailures: HotValues;
   private readonly upstreamProxyConnections: HotValues;
+  private readonly tlsInspections: HotValues;
+  private readonly tlsVersions: HotValues;
+  private readonly tlsClientCerts: HotValues;
   private readonly tunnelDuration: HotHistogram;
   private readonly connectLatency: HotHistogram;
   private readonly dns: HistogramSeries;
@@ -164,6 +167,24 @@ export class ProxyMetrics implements ProxyObserver {
     this.relayFallbacks = new HotValues(
       'portcullis_relay_fallbacks_total',
       'Tunnels relayed in JavaScript although the native relay was asked for, by reason (unavailable|buffered|slots_full|no_memory|tls_client: a client on the TLS proxy listener).',
+      'counter',
+      registry,
+    );
+    this.tlsInspections = new HotValues(
+      'portcullis_tls_inspections_total',
+      'Tunnels whose TLS handshake was inspected, by result: passed, not_tls (allowed: the rule does not require TLS), silent (no client bytes in time, or the server spoke first), refused, reported (report mode let a refusal through).',
+      'counter',
+      registry,
+    );
+    this.tlsVersions = new HotValues(
+      'portcullis_tls_client_versions_total',
+      'Inspected ClientHellos by the highest TLS version offered (ssl3|1.0|1.1|1.2|1.3|other).',
+      'counter',
+      registry,
+    );
+    this.tlsClientCerts = new HotValues(
+      'portcullis_tls_client_certificates_total',
+      'Client certificates read from TLS 1.2 handshakes inside tunnels and checked against clients.certificates, by result (allowed|refused).',
       'counter',
       registry,
     );
@@ -338,6 +359,17 @@ export class ProxyMetrics implements ProxyObserver {
       if (relay) this.relayed.series(relay, () => ({ relay })).value++;
       const why = rec.relayFallback;
       if (why) this.relayFallbacks.series(why, () => ({ reason: why })).value++;
+    }
+    const tls = rec.tls;
+    if (tls) {
+      const result = tls.result;
+      this.tlsInspections.series(result, () => ({ result })).value++;
+      const offered = tls.offered;
+      if (offered) this.tlsVersions.series(offered, () => ({ version: offered })).value++;
+      if (tls.clientCert) {
+        const certResult = rec.reason === 'tls_client_cert' ? 'refused' : 'allowed';
+        this.tlsClientCerts.series(certResult, () => ({ result: certResult })).value++;
+      }
     }
     if (rec.bytesUp > 0 || rec.bytesDown > 0) {
       const r = this.rule(rule);

@@ -14,6 +14,7 @@ export {
   type ClientIdentity,
   type DecideArgs,
   type CompiledRule,
+  type TlsChecks,
   type Decision,
   type DenyReason,
   type Policy,

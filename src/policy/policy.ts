@@ -6,7 +6,7 @@
  * IPs: short lists of CIDRs (IPv4 as integers), most specific first.
  * Decision objects are built once per rule at compile time and shared (they are read-only).
  */
-import type { PortcullisConfig, PresetName } from '../config/types.js';
+import type { PortcullisConfig, PresetName, RuleTlsConfig } from '../config/types.js';
 import { builtinChecks } from '../config/checks.js';
 import { PortcullisError } from '../util/errors.js';
 import { ipv4ToInt, type Target } from '../address/host.js';
@@ -14,6 +14,11 @@ import { cidrMatchesV4, cidrMatchesV6, parseAddress, parseCidr, type Cidr } from
 import { expandPattern, isSharedSuffix, normaliseRegion, normaliseWorkspaceId, parsePattern, type ExpandedPattern } from '../address/patterns.js';
 import { presetRules } from './presets.js';
 import { compileCertificateAllowlist, subjectKey, type CertificateAllowlist } from './certificates.js';
+import {
+  compileCertificateAllowlist as compileTunnelCertificates,
+  versionNumber,
+  type CertificateAllowlist as TunnelCertificateAllowlist,
+} from '../tls/index.js';
 import ipaddr from 'ipaddr.js';
 
 export interface CompiledRule {
@@ -21,6 +26,18 @@ export interface CompiledRule {
   readonly ports: ReadonlySet<number>;
   readonly allowPrivate: boolean;
   readonly mode: 'enforce' | 'report';
+  /** What to check in this rule's tunnels' TLS handshakes; null = not inspected (proxy.tlsInspection.enabled: false). */
+  readonly tls: TlsChecks | null;
+}
+
+/** A rule's TLS inspection settings, with proxy.tlsInspection's defaults filled in (versions as wire numbers). */
+export interface TlsChecks {
+  readonly require: boolean;
+  readonly sniMustMatch: boolean;
+  readonly minVersion: number;
+  /** The highest version the server may choose; null = no limit (the ServerHello is not read for it). */
+  readonly maxVersion: number | null;
+  readonly peekTimeoutMs: number;
 }
 
 export type DenyReason = 'client_denied' | 'host_not_allowed' | 'port_not_allowed' | 'ip_literal' | 'private_address';
@@ -77,6 +94,8 @@ export interface Policy {
   decideAddress(rule: CompiledRule, addressIsPublic: boolean): Decision;
   /** clients.certificates: may a client certificate with this subject and SHA-256 thumbprint be used? */
   readonly certificates: CertificateAllowlist;
+  /** clients.certificates: the agent certificates allowed in TLS 1.2 tunnels (empty: no check). */
+  readonly clientCertificates: TunnelCertificateAllowlist;
 }
 
 /** The rule reported in the allow decision of checkClient (it is not a destination rule). */
@@ -161,10 +180,18 @@ export function compilePolicy(config: PortcullisConfig): Policy {
 
   // User rules first: where several rules match equally well, the operator's own rule (e.g. one
   // with allowPrivate for Private Link) is the one that decides.
-  const specs: Array<{ name: string; hosts: readonly string[]; ports: readonly number[]; allowPrivate: boolean; mode: 'enforce' | 'report' }> = [
-    ...config.allow.rules.map((r) => ({ name: r.name, hosts: r.hosts, ports: r.ports, allowPrivate: r.allowPrivate, mode: r.mode })),
+  const specs: Array<{
+    name: string;
+    hosts: readonly string[];
+    ports: readonly number[];
+    allowPrivate: boolean;
+    mode: 'enforce' | 'report';
+    tls: RuleTlsConfig | undefined;
+  }> = [
+    ...config.allow.rules.map((r) => ({ name: r.name, hosts: r.hosts, ports: r.ports, allowPrivate: r.allowPrivate, mode: r.mode, tls: r.tls })),
+    // Every preset endpoint is TLS on 443: a tunnel to one that does not start with a ClientHello is not an agent.
     ...dedupePresets(config.allow.presets).flatMap((p) =>
-      presetRules(p).map((r) => ({ name: r.name, hosts: r.hosts, ports: r.ports, allowPrivate: false, mode: 'enforce' as const })),
+      presetRules(p).map((r) => ({ ...r, allowPrivate: false, mode: 'enforce' as const, tls: PRESET_TLS })),
     ),
   ];
 
@@ -179,6 +206,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
       ports: new Set(spec.ports),
       allowPrivate: spec.allowPrivate,
       mode: spec.mode,
+      tls: tlsChecks(config, spec.tls),
     });
     const verdictFor = (ruleReport: boolean): 'deny' | 'report' => (report || ruleReport ? 'report' : 'deny');
     const info: RuleInfo = {
@@ -229,6 +257,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
     ports: new Set<number>(),
     allowPrivate: false,
     mode: globalMode,
+    tls: null,
   });
   const clientAllowed = freezeDecision({ verdict: 'allow', rule: clientRule });
 
@@ -293,6 +322,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
   const policy: Policy = {
     mode: globalMode,
     certificates: compileCertificateAllowlist(config.clients.certificates),
+    clientCertificates: compileTunnelCertificates(config.clients.certificates),
     rules: Object.freeze(infos.map((i) => i.rule)),
     checkClient(ip: string): Decision {
       const a = parseAddress(ip);
@@ -401,6 +431,7 @@ function withGroups(full: Policy, config: PortcullisConfig): Policy {
     mode: full.mode,
     rules: full.rules,
     certificates: full.certificates,
+    clientCertificates: full.clientCertificates,
     checkClient: (ip) => full.checkClient(ip),
     decideAddress: (rule, addressIsPublic) => full.decideAddress(rule, addressIsPublic),
     decide(args: DecideArgs): Decision {
@@ -413,6 +444,21 @@ function withGroups(full: Policy, config: PortcullisConfig): Policy {
       return { ...d, detail: `${who} is in group${matched.length > 1 ? 's' : ''} ${names}, whose rules do not allow this destination` };
     },
   };
+}
+
+const PRESET_TLS: RuleTlsConfig = Object.freeze({ require: true });
+
+/** The rule's TLS settings over proxy.tlsInspection's; null when inspection is off. */
+function tlsChecks(config: PortcullisConfig, rule: RuleTlsConfig | undefined): TlsChecks | null {
+  const g = config.proxy.tlsInspection;
+  if (!g.enabled) return null;
+  return Object.freeze({
+    require: rule?.require ?? g.requireTls,
+    sniMustMatch: rule?.sniMustMatch ?? g.sniMustMatch,
+    minVersion: versionNumber(rule?.minVersion ?? g.minVersion),
+    maxVersion: rule?.maxVersion === undefined ? null : versionNumber(rule.maxVersion),
+    peekTimeoutMs: g.peekTimeoutMs,
+  });
 }
 
 function dedupePresets(presets: readonly PresetName[]): PresetName[] {

@@ -3,6 +3,7 @@ import type { RelayEndCause, RelayFallback } from '../relay/index.js';
 import type { RelayEvent } from '../dial/index.js';
 
 export type { RelayEvent } from '../dial/index.js';
+import type { TlsSeen } from './tls-peek.js';
 
 /** Why a request was refused or a tunnel ended badly: the catalogue's closed set (a metrics label). */
 export type { Reason } from '../errors/catalogue.js';
@@ -46,6 +47,8 @@ export interface AccessRecord {
   code?: string;
   /** Tunnels: the relay (upstream) proxy it went through, host:port. */
   upstreamProxy?: string;
+  /** Tunnels under TLS inspection: what the handshake showed (docs/tls-inspection.md). */
+  tls?: TlsSeen;
 }
 
 /**

@@ -10,6 +10,8 @@ import { routeRequest } from './route.js';
 import { identify, isRefusal, realmOf } from './identify.js';
 import { identityLabel } from '../policy/index.js';
 import { relayJs, relayTunnel, type RelayEnd, type RelayedTunnel } from '../relay/index.js';
+import type { Target, TlsChecks } from '../policy/index.js';
+import { peekTls } from './tls-peek.js';
 
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 
@@ -44,7 +46,7 @@ export async function handleConnect(ctx: ProxyContext, target: string, client: S
 
   const r = await routeRequest(ctx, rec, state, () => parseConnectAuthority(target), Errors.BAD_AUTHORITY, refuse, identity);
   if (r === null) return;
-  const { routed } = r;
+  const { routed, target: t } = r;
 
   const t1 = performance.now();
   let upstream: Socket;
@@ -64,7 +66,11 @@ export async function handleConnect(ctx: ProxyContext, target: string, client: S
   rec.status = 200;
   const ruleLabel = rec.rule ?? 'none';
   ctx.observer.upstreamConnected(ruleLabel, routed.dnsMs, rec.connectMs);
-  new Tunnel(ctx, client, upstream, rec, started, ruleLabel).start(head);
+  const tunnel = new Tunnel(ctx, client, upstream, rec, started, ruleLabel);
+  const checks = routed.rule?.tls ?? null;
+  if (checks === null) return tunnel.start(head);
+  const report = ctx.policy.mode === 'report' || routed.rule?.mode === 'report';
+  tunnel.startInspected(head, t, checks, report);
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -79,6 +85,9 @@ const EMPTY = Buffer.alloc(0);
  */
 class Tunnel implements LiveTunnel {
   private closedSockets = 0;
+  /** Bytes written by JavaScript before the hand-over to the native relay (the TLS peek's). */
+  private jsUp = 0;
+  private jsDown = 0;
   private cause: CloseCause = 'done';
   private lifetimeTimer: NodeJS.Timeout | null = null;
   private relayed: RelayedTunnel | null = null;
@@ -96,14 +105,71 @@ class Tunnel implements LiveTunnel {
   ) {}
 
   get bytesUp(): number {
-    return this.relayed ? this.relayed.bytesUp : this.upstream.bytesWritten;
+    return this.relayed ? this.jsUp + this.relayed.bytesUp : this.upstream.bytesWritten;
   }
 
   get bytesDown(): number {
-    return this.relayed ? this.relayed.bytesDown : this.upstream.bytesRead;
+    return this.relayed ? this.jsDown + this.relayed.bytesDown : this.upstream.bytesRead;
   }
 
+  /** Relay at once: the 200 and the bytes that came with the CONNECT are written first. */
   start(head: Buffer): void {
+    this.open();
+    this.relay(ESTABLISHED, head);
+  }
+
+  /**
+   * Look at the tunnel's TLS handshake first (src/proxy/tls-peek.ts), then relay, or close both
+   * sides when a check refuses it (in report mode: log and relay).
+   */
+  startInspected(head: Buffer, target: Target, checks: TlsChecks, report: boolean): void {
+    this.open();
+    const { client, upstream, ctx, rec } = this;
+    void peekTls({ client, upstream, host: target.host, checks, certificates: ctx.policy.clientCertificates, established: ESTABLISHED, head }).then(
+      (outcome) => {
+        if (outcome.kind === 'aborted' || client.destroyed || upstream.destroyed) {
+          // A socket ended or failed during the peek, or the tunnel was closed (drain, lifetime): its cause stands.
+          this.close(this.cause);
+          return;
+        }
+        const { refusal, seen } = outcome;
+        rec.tls = seen;
+        if (refusal !== null && report) {
+          seen.result = 'reported';
+          rec.verdict = 'report';
+          rec.reason ??= refusal.reason;
+          ctx.logger.warn(
+            {
+              event: Events.REPORT_ONLY,
+              client: rec.client,
+              target: rec.target,
+              rule: rec.rule,
+              reason: refusal.reason,
+              code: refusal.code,
+              detail: refusal.message,
+            },
+            'report mode: would refuse, letting through',
+          );
+        } else if (refusal !== null) {
+          rec.verdict = 'deny';
+          rec.reason = refusal.reason;
+          rec.status = refusal.status;
+          rec.event = refusal.event;
+          rec.code = refusal.code;
+          rec.detail = refusal.message;
+          this.close('done');
+          return;
+        }
+        this.jsUp = upstream.bytesWritten;
+        this.jsDown = upstream.bytesRead;
+        this.relay(outcome.toClient, outcome.toUpstream);
+      },
+      () => this.close('client_error'),
+    );
+  }
+
+  /** Track the tunnel and own its sockets' errors, closes and lifetime. */
+  private open(): void {
     const { client, upstream, ctx } = this;
     ctx.tunnels.add(this);
     ctx.observer.tunnelOpened(this.ruleLabel);
@@ -117,12 +183,17 @@ class Tunnel implements LiveTunnel {
       this.lifetimeTimer.unref();
     }
     client.setNoDelay(true);
+  }
+
+  /** Hand the sockets to a relay; `toClient` and `toUpstream` are written first. */
+  private relay(toClient: Buffer, toUpstream: Buffer): void {
+    const { client, upstream, ctx } = this;
     const idle = ctx.config.timeouts.idleMs;
     // Bytes on a TLS client connection are only plain inside Node's TLS layer: the JavaScript relay moves them.
     const tlsClient = client instanceof TLSSocket;
     if (tlsClient && ctx.config.relay !== 'js') this.rec.relayFallback = 'tls_client';
     if (ctx.config.relay !== 'js' && !tlsClient) {
-      const r = relayTunnel(client, upstream, { idleMs: idle, toClient: ESTABLISHED, toUpstream: head.length > 0 ? head : EMPTY }, this.onRelayEnd);
+      const r = relayTunnel(client, upstream, { idleMs: idle, toClient, toUpstream: toUpstream.length > 0 ? toUpstream : EMPTY }, this.onRelayEnd);
       if (typeof r !== 'string') {
         this.relayed = r;
         // The relay keeps the idle time; a socket timer left by the HTTP server would only fire into the void.
@@ -136,9 +207,9 @@ class Tunnel implements LiveTunnel {
     // one way, writes the other), so a second timer on the upstream socket would only double
     // the timer refresh done for every chunk.
     if (idle > 0) client.setTimeout(idle, this.onIdle);
-    client.write(ESTABLISHED);
+    if (toClient.length > 0) client.write(toClient);
     // A client may send its TLS ClientHello in the same packet as the CONNECT.
-    if (head.length > 0) upstream.write(head);
+    if (toUpstream.length > 0) upstream.write(toUpstream);
     relayJs(client, upstream);
   }
 

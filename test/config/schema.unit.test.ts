@@ -27,6 +27,7 @@ const EXPECTED_DEFAULTS: PortcullisConfig = {
     workers: 0,
     balance: 'kernel',
     relay: 'auto',
+    tlsInspection: { enabled: true, requireTls: false, sniMustMatch: true, minVersion: '1.2', peekTimeoutMs: 10000 },
   },
   allow: { presets: ['azure-public'], workspaces: [], regions: [], rules: [] },
   clients: { deny: [], certificates: { subjects: [], thumbprintsSha256: [] }, groups: [] },

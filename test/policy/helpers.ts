@@ -27,6 +27,7 @@ export function makeConfig(opts: {
       workers: 1,
       balance: 'kernel',
       relay: 'auto',
+      tlsInspection: { enabled: true, requireTls: false, sniMustMatch: true, minVersion: '1.2', peekTimeoutMs: 10000 },
     },
     allow: {
       presets: opts.presets ?? [],

@@ -10,6 +10,7 @@ import { openTunnel, readBytes, rawExchange, statusOf } from '../helpers/raw.js'
 import { requireBinary, run } from '../helpers/system.js';
 import { metric } from '../helpers/metrics.js';
 import { requireNativeRelay } from '../helpers/relay.js';
+import { clientHello, TLS12, TLS13 } from '../helpers/client-hello.js';
 
 const WS = '4f0c7d1e-8a3b-4c5d-9e6f-0a1b2c3d4e5f';
 const ODS = `${WS}.ods.opinsights.azure.com`;
@@ -145,7 +146,8 @@ describe.each([
   });
 
   it('forwards bytes sent in the same packet as the CONNECT (non-empty head)', async () => {
-    const hello = Buffer.from('\x16\x03\x01\x00\x05hello', 'latin1');
+    // A real ClientHello (TLS inspection reads it before the relay takes the tunnel).
+    const hello = clientHello({ sni: 'echo.example.com', versions: [TLS13, TLS12] });
     const t = await openTunnel(gateway().port, `echo.example.com:${echo.port}`, hello);
     expect(t.status).toBe(200);
     expect(t.head).toBe('HTTP/1.1 200 Connection Established');
