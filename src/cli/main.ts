@@ -8,6 +8,7 @@ import { nativeRelayCheck, resolveConfig } from '../config/index.js';
 import { nativeRelayBuilt } from '../relay/probe.js';
 import { forwarderConfigCheck } from '../forwarder/routes.js';
 import { errorMessage } from '../util/errors.js';
+import { registerManageCommands } from './manage.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -88,6 +89,8 @@ program
     process.stdout.write(text);
     process.exitCode = exitCode;
   });
+
+registerManageCommands(program);
 
 try {
   await program.parseAsync(process.argv);
