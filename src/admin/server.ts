@@ -2,24 +2,30 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
 import type { AdminConfig } from '../config/types.js';
-import { parseListenAddress, type ConfigIssue } from '../config/index.js';
+import { parseListenAddress } from '../config/index.js';
+import { ApiErrors } from '../errors/catalogue.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import type { PortcullisConfig } from '../config/types.js';
 import type { Readiness, Service } from '../gateway/service.js';
 import { listenStartError, ServiceStartError } from '../gateway/errors.js';
 import { errorCode, errorMessage } from '../util/errors.js';
+import { registerResources } from './api.js';
+import { ApiFailure, ConfigChanges, type ChangeHooks } from './changes.js';
 
 export type { Readiness };
 
 /** What the admin listener serves; supplied by the single-process or the cluster runtime. */
-export interface AdminHooks {
+export interface AdminHooks extends ChangeHooks {
   metrics(): Promise<{ contentType: string; body: string }>;
   readiness(): Readiness;
   status(): Record<string, unknown>;
-  reload(): Promise<{ ok: boolean; source?: string; issues?: ConfigIssue[]; message?: string }>;
 }
+
+/** Where the generated OpenAPI document is served (without a token: it holds no configuration). */
+export const OPENAPI_PATH = '/api/v1/openapi.json';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -29,6 +35,11 @@ function digest(s: string): Buffer {
 function httpStatus(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null || !('statusCode' in err)) return undefined;
   return typeof err.statusCode === 'number' ? err.statusCode : undefined;
+}
+
+/** A request fastify refused against a route schema (body, params, query). */
+function isValidationError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && 'validation' in err && Array.isArray(err.validation);
 }
 
 function readPem(configKey: string, what: string, file: string): Buffer {
@@ -72,23 +83,45 @@ export async function startAdminServer(config: AdminConfig, hooks: AdminHooks, l
     requestTimeout: 30_000,
     bodyLimit: 64 * 1024,
     return503OnClosing: false,
+    // Refuse what the schemas do not describe instead of silently dropping or converting it.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   });
   const tokenDigest = config.token ? digest(config.token) : null;
+  const changes = new ConfigChanges(hooks, logger);
+  // Before any route: the plugin collects the route schemas as they are added.
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Portcullis admin API',
+        version: 'v1',
+        description: 'Manage a running Portcullis gateway: every change is validated, written to the config file (comments and order kept) and applied live.',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'admin.token (or tokenFile / tokenEnv)' } } },
+    },
+  });
 
   const authorise = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const path = req.url.split('?')[0];
     if (!tokenDigest) {
-      await reply.code(404).send({ error: { code: 'PCL_ERR_API_DISABLED', message: 'management API is off: set admin.token' } });
+      const e = ApiErrors.API_DISABLED;
+      logger.warn({ event: e.event, code: e.code, client: req.ip, method: req.method, path }, 'admin API: request while the API is off');
+      await reply.code(e.status).send({ error: { code: e.code, message: e.message } });
       return;
     }
-    const header = req.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+    const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
+    const given = match?.[1] ?? '';
     // Compare digests so the comparison takes the same time whatever the token length.
     if (!given || !timingSafeEqual(digest(given), tokenDigest)) {
-      logger.warn({ event: Events.CLIENT_FORBIDDEN, code: 'PCL_ERR_API_AUTH', client: req.ip, url: req.url }, 'admin API: bad or missing token');
+      const e = ApiErrors.API_AUTH;
+      logger.warn(
+        { event: e.event, code: e.code, client: req.ip, method: req.method, path, why: given ? 'wrong token' : 'no bearer token' },
+        'admin API: bad or missing token',
+      );
       await reply
-        .code(401)
+        .code(e.status)
         .header('www-authenticate', 'Bearer')
-        .send({ error: { code: 'PCL_ERR_API_AUTH', message: 'bearer token required' } });
+        .send({ error: { code: e.code, message: e.message } });
     }
   };
 
@@ -105,17 +138,45 @@ export async function startAdminServer(config: AdminConfig, hooks: AdminHooks, l
   app.register(
     async (api) => {
       api.addHook('onRequest', authorise);
-      api.get('/status', async () => hooks.status());
-      api.post('/reload', async (_req, reply) => {
-        const r = await hooks.reload();
-        return reply.code(r.ok ? 200 : 422).send(r);
-      });
+      api.get('/status', { schema: { tags: ['status'], summary: 'Processes, listeners, connections, readiness', security: [{ bearerAuth: [] }] } }, async () =>
+        hooks.status(),
+      );
+      api.post(
+        '/reload',
+        {
+          schema: {
+            tags: ['status'],
+            summary: 'Re-read the config file and apply it (as SIGHUP): 422 with the issues when it is invalid, the running configuration kept',
+            security: [{ bearerAuth: [] }],
+          },
+        },
+        async (_req, reply) => {
+          const r = await hooks.reload();
+          return reply.code(r.ok ? 200 : 422).send(r);
+        },
+      );
+      registerResources(api, hooks, changes);
     },
     { prefix: '/api/v1' },
   );
+  app.get(OPENAPI_PATH, { schema: { hide: true } }, async () => app.swagger());
   app.setErrorHandler(async (err, req, reply) => {
+    const path = req.url.split('?')[0];
+    if (err instanceof ApiFailure) {
+      const { entry } = err;
+      const fields = { event: entry.event, code: entry.code, client: req.ip, method: req.method, path, issues: err.issues };
+      if (entry.status >= 500) logger.error(fields, `admin API: ${err.message}`);
+      else logger.warn(fields, `admin API: ${err.message}`);
+      return reply.code(entry.status).send({ error: { code: entry.code, message: err.message }, ...(err.issues ? { issues: err.issues } : {}) });
+    }
+    if (isValidationError(err)) {
+      const e = ApiErrors.API_BAD_REQUEST;
+      const message = `${e.message}: ${errorMessage(err)}`;
+      logger.warn({ event: e.event, code: e.code, client: req.ip, method: req.method, path }, `admin API: ${message}`);
+      return reply.code(e.status).send({ error: { code: e.code, message } });
+    }
     const status = httpStatus(err) ?? 500;
-    if (status >= 500) logger.error({ event: Events.INTERNAL_ERROR, err, url: req.url }, 'admin request failed');
+    if (status >= 500) logger.error({ event: Events.INTERNAL_ERROR, err, method: req.method, path }, 'admin request failed');
     return reply.code(status).send({ error: { code: errorCode(err) ?? 'PCL_ERR_ADMIN', message: errorMessage(err) } });
   });
 

@@ -9,6 +9,7 @@ import { identityFilesCheck, nativeRelayCheck, resolveConfig } from '../config/i
 import { nativeRelayBuilt } from '../relay/probe.js';
 import { forwarderConfigCheck } from '../forwarder/routes.js';
 import { errorMessage } from '../util/errors.js';
+import { registerManageCommands } from './manage.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -100,6 +101,7 @@ program
   });
 
 registerCertCommands(program);
+registerManageCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { isNode, isSeq, parseDocument, type Document } from 'yaml';
+import { isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
 import { mergeLines, yamlLineKey } from './text-merge.js';
 import { parseConfig, readConfigText, type SemanticCheck } from './load.js';
@@ -77,6 +77,13 @@ export class ConfigStore {
   /** Sets `path` (missing parents are created as mappings). Validation happens on save/validate. */
   set(path: ConfigPath, value: unknown): void {
     if (path.length === 0) throw new TypeError('set: path must not be empty');
+    const existing: unknown = this.#doc.getIn(path, true);
+    if (isScalar(existing) && (value === null || typeof value !== 'object')) {
+      // Change the value in place: a new node would drop the comment on its line (`idleMs: 5  # why`).
+      if (typeof existing.value !== typeof value) delete existing.type;
+      existing.value = value;
+      return;
+    }
     this.#doc.setIn(path, this.#doc.createNode(value));
   }
 

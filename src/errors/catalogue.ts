@@ -270,6 +270,55 @@ export const ForwarderErrors = {
   ),
 } as const;
 
+/**
+ * The admin API (src/admin, /api/v1): answered as `{"error":{"code","message"}}`, with the config
+ * issues for an invalid change. Nothing is counted on the proxy's metrics; each is logged with its event.
+ */
+export const ApiErrors = {
+  API_DISABLED: rejection('PCL_ERR_API_DISABLED', 404, 'api_disabled', E.API_AUTH_FAILED, 'management API is off: set admin.token (or tokenFile / tokenEnv)'),
+  API_AUTH: rejection('PCL_ERR_API_AUTH', 401, 'unauthorized', E.API_AUTH_FAILED, 'bearer token required'),
+  API_BAD_REQUEST: rejection(
+    'PCL_ERR_API_BAD_REQUEST',
+    400,
+    'bad_request',
+    E.API_CHANGE_REFUSED,
+    'the request does not match the API (see /api/v1/openapi.json)',
+  ),
+  API_INVALID: rejection(
+    'PCL_ERR_API_INVALID',
+    400,
+    'invalid_config',
+    E.API_CHANGE_REFUSED,
+    'the change is refused: the resulting configuration would not load; nothing was written',
+  ),
+  API_NOT_FOUND: rejection('PCL_ERR_API_NOT_FOUND', 404, 'not_found', E.API_CHANGE_REFUSED, 'no such item in the configuration'),
+  API_CONFLICT: rejection(
+    'PCL_ERR_API_CONFLICT',
+    409,
+    'conflict',
+    E.API_CHANGE_REFUSED,
+    'the config file changed on disk during the change; nothing was written, try again',
+  ),
+  API_NO_FILE: rejection(
+    'PCL_ERR_API_NO_FILE',
+    409,
+    'no_config_file',
+    E.API_CHANGE_REFUSED,
+    'the gateway runs on the built-in default: there is no config file to change (start it with --config)',
+  ),
+  API_RELOAD: failure(
+    'PCL_ERR_API_RELOAD',
+    500,
+    'reload_failed',
+    E.BAD_CONFIG,
+    'the change was written but the reload refused it; the running configuration is unchanged',
+  ),
+} as const;
+
+export type ApiErrorEntry = (typeof ApiErrors)[keyof typeof ApiErrors];
+/** Every entry of the admin API, in declaration order. */
+export const apiCatalogue: readonly AnsweredEntry[] = Object.freeze(Object.values(ApiErrors));
+
 /** Why the forwarder refused an upload: the forwarder's metrics label (a closed set). */
 export type ForwarderReason = (typeof ForwarderErrors)[keyof typeof ForwarderErrors]['reason'];
 export type ForwarderEntry = AnsweredEntry<ForwarderReason>;

@@ -1,6 +1,6 @@
 /** Renders docs/errors.md from the catalogue (scripts/docs-errors.mjs writes it; a test compares). */
 import { Events } from '../log/events.js';
-import { catalogue, forwarderCatalogue, type CatalogueEntry } from './catalogue.js';
+import { apiCatalogue, catalogue, forwarderCatalogue, type CatalogueEntry } from './catalogue.js';
 
 const eventNames = new Map<number, string>(Object.entries(Events).map(([name, n]) => [n, name]));
 
@@ -55,5 +55,17 @@ export function renderErrorsDoc(): string {
     '|---|---|---|---|---|---|',
   );
   for (const e of forwarderCatalogue) lines.push(row(e));
+  lines.push(
+    '',
+    '## Admin API',
+    '',
+    'Answers of the management API under `/api/v1` (see [admin-api.md](admin-api.md)): the body is',
+    '`{"error":{"code","message"}}`, plus `issues` (each with `path`, `line`, `message`) when a change',
+    "would make the configuration invalid. Not counted on the proxy's metrics.",
+    '',
+    '| code | status | reason | event | kind | message |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const e of apiCatalogue) lines.push(row(e));
   return lines.join('\n') + '\n';
 }

@@ -66,6 +66,14 @@ export const Events = {
    * that program exists, else without telling systemd (a Type=notify unit then times out its start).
    */
   SYSTEMD_NOTIFY: 210,
+
+  // Management API and CLI (issue 11): 203-209.
+  /** A change made through the admin API was written to the config file and applied: who (client, actor), what (action, changed keys). */
+  API_CONFIG_CHANGED: 203,
+  /** An admin API request without a valid bearer token (401), or to the API while it is off (no admin.token). Never logs the token. */
+  API_AUTH_FAILED: 204,
+  /** A change through the admin API was refused and nothing was written (invalid result, conflict, unknown item, no config file). */
+  API_CHANGE_REFUSED: 205,
   /** Malformed request or client protocol error. LA gateway: 400 (generic error). */
   BAD_REQUEST: 400,
   /** Bad configuration. LA gateway: 401. */

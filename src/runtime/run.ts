@@ -4,9 +4,10 @@ import { Gateway } from '../gateway/gateway.js';
 import type { Readiness, Service } from '../gateway/service.js';
 import { asServiceStartError, type ServiceStartError } from '../gateway/errors.js';
 import { AdminListener } from '../admin/server.js';
+import { BUILT_IN_SOURCE, ConfigStore } from '../config/index.js';
 import type { RuntimeMetrics } from '../metrics/runtime-metrics.js';
 import { SystemdNotifier } from './sd-notify.js';
-import { installCrashGuards, installSignalHandlers, keepRestartOnly, restartOnlyChanges, tryReload, type LoadedConfig } from './shared.js';
+import { configChecks, installCrashGuards, installSignalHandlers, keepRestartOnly, restartOnlyChanges, tryReload, type LoadedConfig } from './shared.js';
 
 /** Exit status when a service cannot start (78 stays "invalid configuration"). */
 export const START_FAILED_EXIT = 1;
@@ -51,10 +52,12 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
     systemd?.stopping(status);
   };
 
-  const reload = async (): ReturnType<typeof tryReload> => {
+  const reload = async (): Promise<Awaited<ReturnType<typeof tryReload>> & { restartRequired?: string[] }> => {
     if (phase === 'ready') systemd?.reloading();
+    let restartRequired: string[] = [];
     const r = await tryReload(cliPath, logger, async (next) => {
       const restart = restartOnlyChanges(running.config, next.config);
+      restartRequired = restart;
       if (restart.length) logger.warn({ event: Events.CONFIG_RELOADED, keys: restart }, 'these settings take effect on restart');
       const config = keepRestartOnly(running.config, next.config);
       await gateway.reload(config);
@@ -65,7 +68,7 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
     runtime.configReloads.inc({ result: r.ok ? 'ok' : 'refused' });
     // A refused reload keeps the running configuration: ready either way.
     if (phase === 'ready') systemd?.ready(r.ok ? 'ready: configuration reloaded' : 'ready: reload refused, running configuration kept');
-    return r;
+    return r.ok ? { ...r, restartRequired } : r;
   };
 
   const admin: AdminListener = new AdminListener(
@@ -78,6 +81,11 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
       readiness: (): Readiness => gateway.readiness(),
       status: () => ({ ...opts.status(), ready: gateway.readiness() }),
       reload,
+      // The admin API's changes: the file this gateway was loaded from, edited with the loader's
+      // checks and environment, then applied by the same reload as SIGHUP.
+      config: () => running.config,
+      configFile: () => (running.source === BUILT_IN_SOURCE ? null : running.source),
+      openStore: (file) => ConfigStore.open(file, { checks: configChecks, env: process.env }),
     },
     logger,
   );

@@ -64,6 +64,17 @@ describe('ConfigStore: edits keep the operator’s file', () => {
     expect(loaded.allow.rules[0]!.hosts).toContain('crl.example.org');
   });
 
+  it('set() on a scalar keeps the comment on its line, and a value of another type drops the old quoting', async () => {
+    const file = writeTemp('portcullis.yaml', 'proxy:\n  timeouts:\n    idleMs: 300000   # five minutes\n  mode: "enforce"  # quoted\n');
+    const store = await ConfigStore.open(file);
+    store.set(['proxy', 'timeouts', 'idleMs'], 60000);
+    store.set(['proxy', 'mode'], 'report');
+    expect(await store.save()).toMatchObject({ ok: true });
+    const after = readFileSync(file, 'utf8');
+    expect(after).toMatch(/idleMs: 60000 +# five minutes/);
+    expect(after).toMatch(/mode: "report" +# quoted/);
+  });
+
   it('get/set/delete and the list helpers work on paths, keeping a flow list flow and a block list block', async () => {
     const file = writeTemp('c.yaml', COMMENTED);
     const store = await ConfigStore.open(file);

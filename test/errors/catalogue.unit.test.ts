@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { catalogue, entryForCode, Errors, forwarderCatalogue, ForwarderErrors } from '../../src/errors/catalogue.js';
+import { apiCatalogue, catalogue, entryForCode, Errors, forwarderCatalogue, ForwarderErrors } from '../../src/errors/catalogue.js';
 import { DC, LI } from '../../src/forwarder/ingest/answers.js';
 import { renderErrorsDoc } from '../../src/errors/docs.js';
 import { Events } from '../../src/log/events.js';
@@ -15,7 +15,7 @@ describe('error catalogue', () => {
   });
 
   it('declares each code once, with a PCL_ERR_ code, a snake_case reason, an event that exists and a status a client can see', () => {
-    const all = [...catalogue, ...forwarderCatalogue];
+    const all = [...catalogue, ...forwarderCatalogue, ...apiCatalogue];
     const codes = all.map((e) => e.code);
     expect(new Set(codes).size).toBe(codes.length);
     const events = new Set<number>(Object.values(Events));

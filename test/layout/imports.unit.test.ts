@@ -25,7 +25,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   proxy: ['auth', 'config', 'dial', 'errors', 'log', 'policy', 'relay', 'tls', 'util'],
   metrics: ['errors', 'proxy'],
   gateway: ['config', 'dial', 'errors', 'log', 'policy', 'proxy', 'relay', 'util'],
-  admin: ['config', 'gateway', 'log', 'util'],
+  admin: ['config', 'errors', 'gateway', 'log', 'util'],
   forwarder: ['address', 'config', 'dial', 'errors', 'gateway', 'log', 'policy', 'proxy', 'util'],
   doctor: ['config', 'dial', 'policy', 'proxy', 'util'],
   runtime: ['admin', 'config', 'errors', 'forwarder', 'gateway', 'log', 'metrics', 'policy', 'proxy', 'relay', 'util'],
