@@ -24,8 +24,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   gateway: ['config', 'dial', 'errors', 'log', 'policy', 'proxy', 'relay', 'util'],
   admin: ['config', 'gateway', 'log', 'util'],
   forwarder: ['address', 'config', 'dial', 'errors', 'gateway', 'log', 'policy', 'proxy', 'util'],
+  syslog: ['address', 'config', 'forwarder', 'gateway', 'log'],
   doctor: ['config', 'dial', 'policy', 'proxy', 'util'],
-  runtime: ['admin', 'config', 'errors', 'forwarder', 'gateway', 'log', 'metrics', 'policy', 'proxy', 'relay', 'util'],
+  runtime: ['admin', 'config', 'errors', 'forwarder', 'gateway', 'log', 'metrics', 'policy', 'proxy', 'relay', 'syslog', 'util'],
   cli: ['config', 'doctor', 'forwarder', 'log', 'relay', 'runtime', 'util'],
 };
 
