@@ -31,8 +31,8 @@ export interface SyslogFixture {
   caFile: string;
   logger: Logger;
   port(listener: string): number;
-  /** Waits (woken by the emulator) for `count` records of a stream. */
-  records(stream: string, count: number, timeoutMs?: number): Promise<Array<Record<string, unknown>>>;
+  /** Waits (woken by the emulator) for `count` records of a stream (that `where` accepts), and returns those. */
+  records(stream: string, count: number, where?: (r: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Array<Record<string, unknown>>>;
   close(): Promise<void>;
 }
 
@@ -40,6 +40,8 @@ export interface SyslogFixtureOptions {
   syslog?: Record<string, unknown>;
   forwarder?: Record<string, unknown>;
   emulator?: AzureMonitorEmulator;
+  /** The tls listener asks for client certificates of this CA (and refuses senders without one when required). */
+  tlsClientCa?: { caFile: string; required: boolean };
 }
 
 export async function startSyslogFixture(opts: SyslogFixtureOptions = {}): Promise<SyslogFixture> {
@@ -67,7 +69,16 @@ export async function startSyslogFixture(opts: SyslogFixtureOptions = {}): Promi
     listeners: [
       { name: 'tcp', protocol: 'tcp', listen: '127.0.0.1:0' },
       { name: 'udp', protocol: 'udp', listen: '127.0.0.1:0' },
-      { name: 'tls', protocol: 'tls', listen: '127.0.0.1:0', tls: { certFile: join(setup.dir, 'syslog.crt'), keyFile: join(setup.dir, 'syslog.key') } },
+      {
+        name: 'tls',
+        protocol: 'tls',
+        listen: '127.0.0.1:0',
+        tls: {
+          certFile: join(setup.dir, 'syslog.crt'),
+          keyFile: join(setup.dir, 'syslog.key'),
+          ...(opts.tlsClientCa ? { clientCaFile: opts.tlsClientCa.caFile, requireClientCert: opts.tlsClientCa.required } : {}),
+        },
+      },
     ],
     routes: [
       { name: 'cef', match: {}, to: 'sentinel', stream: CSL_STREAM },
@@ -101,9 +112,14 @@ export async function startSyslogFixture(opts: SyslogFixtureOptions = {}): Promi
       if (!a) throw new Error(`no listener ${listener}`);
       return a.port;
     },
-    async records(stream, count, timeoutMs = 20_000) {
-      const got = await emu.waitForRecords({ target: DCR_SENTINEL, stream }, count, timeoutMs);
-      return got.map((r: AcceptedRecord) => r.record as Record<string, unknown>);
+    async records(stream, count, where = () => true, timeoutMs = 20_000) {
+      const matching = (): Array<Record<string, unknown>> =>
+        emu
+          .records({ target: DCR_SENTINEL, stream })
+          .map((r: AcceptedRecord) => r.record as Record<string, unknown>)
+          .filter(where);
+      await emu.store.waitFor(() => matching().length >= count, timeoutMs, `${count} ${stream} records`);
+      return matching();
     },
     async close() {
       await forwarder.drain(2_000).catch(() => undefined);

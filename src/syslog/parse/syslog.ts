@@ -113,6 +113,8 @@ function parse5424(text: string, body: string, facility: number, severity: numbe
     if (body.charCodeAt(p) !== 0x20) return raw(text, facility, severity, 'RFC 5424: no space after structured data');
     message = body.slice(p + 1);
     if (message.charCodeAt(0) === 0xfeff) message = message.slice(1); // the BOM that marks UTF-8
+    // Relays (rsyslog's %msg% after a 3164 tag) keep the space that followed the tag: not message text.
+    message = trimLeadingSpaces(message);
   }
   return {
     format: 'rfc5424',
@@ -214,5 +216,13 @@ function parse3164(body: string, facility: number, severity: number, now: Date):
     procId = t[2] ?? null;
     rest = rest.slice(t[0].length);
   }
+  rest = trimLeadingSpaces(rest);
+  if (rest.startsWith('CEF:')) return { ...raw(rest, facility, severity, null), format: 'rfc3164', time, hostname, appName, procId };
   return { format: 'rfc3164', facility, severity, time, hostname, appName, procId, msgId: null, sdText: '', sd: [], message: rest, failure: null };
+}
+
+function trimLeadingSpaces(s: string): string {
+  let i = 0;
+  while (s.charCodeAt(i) === 0x20) i++;
+  return i === 0 ? s : s.slice(i);
 }
