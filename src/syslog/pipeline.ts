@@ -126,9 +126,11 @@ export class Pipeline {
     }
   }
 
-  /** Resolves once the spool is below its limit (checked every ROOM_POLL_MS while anyone waits). */
+  /**
+   * Resolves at the next check (every ROOM_POLL_MS while anyone waits) that finds the spool below
+   * its limit; never at once: the spool refused an entry that did not fit, though below the limit.
+   */
   waitForRoom(): Promise<void> {
-    if (this.deps.intake.hasRoom()) return Promise.resolve();
     return new Promise((resolve) => {
       this.#waiters.push(resolve);
       this.#roomTimer ??= setInterval(() => {
