@@ -5,6 +5,7 @@ import { parsePattern } from '../address/patterns.js';
 import { parseListenAddress, type ListenAddress } from './listen.js';
 import type { RawIssue } from './schema.js';
 import { errorMessage } from '../util/errors.js';
+import { syslogChecks } from './syslog-checks.js';
 
 /**
  * Checks the schema cannot express; the only place they are written (the policy compiler relies on
@@ -137,6 +138,7 @@ export function builtinChecks(data: unknown): RawIssue[] {
     });
   }
   issues.push(...groupChecks(clients?.groups, allow));
+  issues.push(...syslogChecks(root));
   return issues;
 }
 

@@ -208,6 +208,40 @@ export interface PortcullisConfig {
   log: LogConfig;
   /** The telemetry forwarder; absent = disabled. Shapes in src/forwarder/config.ts. */
   forwarder?: ForwarderConfig;
+  /** The syslog and CEF collector; absent = disabled. Needs a forwarder section (its spool and destinations). */
+  syslog?: SyslogConfig;
+}
+
+// ---- syslog (issue 10) ----
+
+export type SyslogProtocol = 'udp' | 'tcp' | 'tls';
+export type SyslogSeverityName = 'emerg' | 'alert' | 'crit' | 'err' | 'warning' | 'notice' | 'info' | 'debug';
+
+export interface SyslogListenerConfig {
+  name: string;
+  protocol: SyslogProtocol;
+  listen: string;
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string; requireClientCert: boolean };
+}
+
+export interface SyslogRouteConfig {
+  name: string;
+  match: { listener?: string[]; cidrs?: string[]; facility?: string[]; cefVendor?: string; cefProduct?: string };
+  /** A logsIngestion destination of the forwarder. */
+  to: string;
+  stream: string;
+  table?: 'Syslog' | 'CommonSecurityLog';
+  filter: { dropFacilities: string[]; minSeverity: SyslogSeverityName };
+}
+
+export interface SyslogConfig {
+  listeners: SyslogListenerConfig[];
+  maxMessageBytes: number;
+  /** SO_RCVBUF of UDP listeners; 0 = the OS default. */
+  udpReceiveBufferBytes: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  routes: SyslogRouteConfig[];
 }
 
 // ---- forwarder (issue 9) ----

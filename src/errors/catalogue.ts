@@ -319,8 +319,59 @@ export type ApiErrorEntry = (typeof ApiErrors)[keyof typeof ApiErrors];
 /** Every entry of the admin API, in declaration order. */
 export const apiCatalogue: readonly AnsweredEntry[] = Object.freeze(Object.values(ApiErrors));
 
+/**
+ * The syslog collector (src/syslog): what it refuses or cuts. There is no HTTP answer (status 0):
+ * TCP senders see their connection closed, UDP senders nothing; each is counted on
+ * portcullis_syslog_* and logged with its event.
+ */
+export const SyslogErrors = {
+  SYSLOG_FRAMING: failure(
+    'PCL_ERR_SYSLOG_FRAMING',
+    0,
+    'framing',
+    E.SYSLOG_FRAMING,
+    'an octet-counted stream has no valid length where a frame starts: the connection is closed',
+  ),
+  SYSLOG_TOO_LONG: failure(
+    'PCL_ERR_SYSLOG_TOO_LONG',
+    0,
+    'too_long',
+    E.SYSLOG_TOO_LONG,
+    'a message is longer than syslog.maxMessageBytes: it is kept cut to that length',
+  ),
+  SYSLOG_CONN_LIMIT: failure(
+    'PCL_ERR_SYSLOG_CONN_LIMIT',
+    0,
+    'connection_limit',
+    E.SYSLOG_CONN_LIMIT,
+    'syslog.maxConnections TCP/TLS connections are open: a new one is closed at accept',
+  ),
+  SYSLOG_TLS: failure(
+    'PCL_ERR_SYSLOG_TLS',
+    0,
+    'tls_handshake',
+    E.SYSLOG_TLS,
+    'the TLS handshake failed (no or untrusted client certificate when one is required, protocol error)',
+  ),
+  SYSLOG_IDLE: failure('PCL_ERR_SYSLOG_IDLE', 0, 'idle_timeout', E.SYSLOG_IDLE, 'a connection sent nothing for syslog.idleTimeoutMs: it is closed'),
+  SYSLOG_UDP_DROP: failure(
+    'PCL_ERR_SYSLOG_UDP_DROP',
+    0,
+    'udp_drop',
+    E.SYSLOG_UDP_DROPS,
+    'UDP datagrams were dropped (spool full, too many in the pipeline, or the kernel receive buffer overflowed)',
+  ),
+  SYSLOG_SPOOL: failure(
+    'PCL_ERR_SYSLOG_SPOOL',
+    0,
+    'spool_error',
+    E.SYSLOG_SPOOL_ERROR,
+    'parsed messages could not be spooled (disk error or pool failure): they are lost, counted',
+  ),
+} as const;
+
 /** Why the forwarder refused an upload: the forwarder's metrics label (a closed set). */
-export type ForwarderReason = (typeof ForwarderErrors)[keyof typeof ForwarderErrors]['reason'];
+export type ForwarderReason = (typeof ForwarderErrors)[keyof typeof ForwarderErrors]['reason'] | (typeof SyslogErrors)[keyof typeof SyslogErrors]['reason'];
 export type ForwarderEntry = AnsweredEntry<ForwarderReason>;
 
 export type ErrorName = keyof typeof Errors;
@@ -334,7 +385,7 @@ export type Refusal = AnsweredEntry<Reason>;
 /** Every entry of the proxy, in declaration order. */
 export const catalogue: readonly CatalogueEntry<Reason>[] = Object.freeze(Object.values(Errors));
 /** Every entry of the forwarder, in declaration order. */
-export const forwarderCatalogue: readonly ForwarderEntry[] = Object.freeze(Object.values(ForwarderErrors));
+export const forwarderCatalogue: readonly ForwarderEntry[] = Object.freeze([...Object.values(ForwarderErrors), ...Object.values(SyslogErrors)]);
 
 const byCode = new Map<string, CatalogueEntry<Reason>>(catalogue.map((e) => [e.code, e]));
 

@@ -12,10 +12,12 @@ import type { SharedKeyVerifier } from './ingest/auth.js';
 import { ForwarderService, type ForwarderServiceOptions } from './service.js';
 import type { DataCollectorSigner } from './upstream/sender.js';
 
-export { ForwarderService, type ForwarderServiceOptions, type SpoolOpenOptions } from './service.js';
+export { ForwarderService, type ForwarderServiceOptions, type SpoolOpenOptions, type RecordIntake } from './service.js';
 export { forwarderConfigCheck, compileForwarder, streamKey, parseStreamKey, sha256 } from './routes.js';
 export type { TokenSource, DataCollectorSigner } from './upstream/sender.js';
 export type { SharedKeyVerifier } from './ingest/auth.js';
+export { ForwarderErrors } from '../errors/catalogue.js';
+export { isPortcullisError } from '../util/errors.js';
 export { ServiceStartError } from '../gateway/errors.js';
 export type { Service, Readiness } from '../gateway/service.js';
 

@@ -19,7 +19,7 @@ import { buildRelays, logRelayEvent, type RelaySetup } from '../proxy/relays.js'
 import { Batcher } from './batcher.js';
 import { ForwarderMetrics } from './metrics.js';
 import { ForwarderPool } from './pool/index.js';
-import { compileForwarder, type CompiledForwarder, type Env, type LogsIngestionDestination } from './routes.js';
+import { compileForwarder, streamKey, type CompiledForwarder, type Env, type LogsIngestionDestination } from './routes.js';
 import type { SpoolPort } from './spool-port.js';
 import { ServiceStartError } from '../gateway/errors.js';
 import type { Readiness, Service } from '../gateway/service.js';
@@ -36,6 +36,36 @@ export interface SpoolOpenOptions {
   fsync: ForwarderConfig['spool']['fsync'];
   fsyncIntervalMs: number;
   logger: Logger;
+}
+
+/**
+ * The seam other parts of the gateway feed the forwarder's pipeline through (the syslog
+ * collector): records for a destination stream go into the same spool, batcher, gzip, sender,
+ * retries and dead letters as uploads do.
+ */
+export interface RecordIntake {
+  /** True when `name` is a logsIngestion destination of the running configuration. */
+  isLogsIngestionDestination(name: string): boolean;
+  /**
+   * Entries (JSON records joined by ',', each at most entryMaxBytes()) for `stream` of
+   * `destination`; resolves once durable per spool.fsync. Rejects with PCL_ERR_SPOOL_FULL when the
+   * spool has no room (try again later: nothing was kept), PCL_ERR_SPOOL_CLOSED when stopping,
+   * PCL_ERR_SPOOL_IO on a disk error.
+   */
+  append(destination: string, stream: string, entries: ReadonlyArray<{ records: number; payload: Uint8Array }>): Promise<void>;
+  /** The spool is below its maxBytes. */
+  hasRoom(): boolean;
+  /** Largest entry payload: one entry must fit one upstream batch with its brackets. */
+  entryMaxBytes(): number;
+  /** Runs the default export of a compiled worker module in the forwarder's pool threads. */
+  runInPool<T, R>(filename: string, task: T, transferList?: ArrayBuffer[]): Promise<R>;
+  /** Pool threads. */
+  readonly threads: number;
+  /**
+   * `hook` runs at the start of the forwarder's drain, before the spool closes (a collector
+   * stops its listeners and spools what it already read).
+   */
+  beforeDrain(hook: (deadlineMs: number) => Promise<void>): void;
 }
 
 export interface ForwarderServiceOptions {
@@ -83,6 +113,29 @@ export class ForwarderService implements Service {
     this.#resolver = resolverFor(opts.config);
     this.#relayHealth.listener = (e) => logRelayEvent(opts.logger, e);
     this.#relays = buildRelays(opts.config.upstreamProxy, opts.config.proxy, this.#relayHealth);
+  }
+
+  #beforeDrain: Array<(deadlineMs: number) => Promise<void>> = [];
+
+  /** The pipeline's intake for other record sources (after start; null before). */
+  intake(): RecordIntake | null {
+    const spool = this.#spool;
+    const pool = this.#pool;
+    if (!spool || !pool || !this.#started) return null;
+    return {
+      isLogsIngestionDestination: (name) => this.#compiled?.destinations.get(name)?.type === 'logsIngestion',
+      append: async (destination, stream, entries) => {
+        await spool.append(entries.map((e) => ({ stream: streamKey(destination, stream), records: e.records, payload: e.payload })));
+      },
+      hasRoom: () => {
+        const s = spool.stats();
+        return s.bytes < s.maxBytes;
+      },
+      entryMaxBytes: () => this.#fwd.batch.maxBytes - 2,
+      runInPool: (filename, task, transferList) => pool.runFile(filename, task, transferList ?? []),
+      threads: pool.threads,
+      beforeDrain: (hook) => void this.#beforeDrain.push(hook),
+    };
   }
 
   /** The ingest listener's bound address (after start). */
@@ -244,6 +297,8 @@ export class ForwarderService implements Service {
   async drain(deadlineMs: number): Promise<void> {
     const end = Date.now() + deadlineMs;
     this.#draining = true;
+    const hooks = this.#beforeDrain.splice(0);
+    await Promise.all(hooks.map((h) => h(deadlineMs).catch(() => undefined)));
     await this.#closeAll(deadlineMs, end);
     this.opts.logger.info({ event: Events.FWD_LIFECYCLE, pending: this.#lastPending }, 'forwarder stopped; unsent records stay in the spool');
   }

@@ -131,6 +131,31 @@ export const Events = {
   FWD_UPLOAD: 613,
   /** One batch delivered upstream (debug level). */
   FWD_BATCH_SENT: 614,
+  // ---- syslog collector (700-749) ----
+  /** The syslog collector started, stopped, or a listener was bound. */
+  SYSLOG_LIFECYCLE: 700,
+  /** A listener or connection socket error (the connection is closed; the process goes on). */
+  SYSLOG_SOCKET_ERROR: 701,
+  /** An octet-counted TCP stream lost its framing (not a number where a length belongs): the connection is closed. */
+  SYSLOG_FRAMING: 702,
+  /** A message over syslog.maxMessageBytes was truncated (counted; logged at most once a minute). */
+  SYSLOG_TOO_LONG: 703,
+  /** A TCP/TLS connection was closed at accept: syslog.maxConnections reached. */
+  SYSLOG_CONN_LIMIT: 704,
+  /** A TLS handshake failed (no or bad client certificate, protocol error). */
+  SYSLOG_TLS: 705,
+  /** The spool is full: TCP/TLS reading is paused until there is room (UDP datagrams are dropped and counted). */
+  SYSLOG_BACKPRESSURE: 706,
+  /** UDP datagrams were dropped (by us, or by the kernel's receive buffer). */
+  SYSLOG_UDP_DROPS: 707,
+  /** Messages that did not parse were kept as raw Syslog records (counted; logged at most once a minute). */
+  SYSLOG_PARSE_FAILURE: 708,
+  /** Parsed records could not be spooled (disk error, pool error): that block is lost, logged with counts. */
+  SYSLOG_SPOOL_ERROR: 709,
+  /** Messages that no route takes were not kept (counted; logged at most once a minute). */
+  SYSLOG_UNROUTED: 710,
+  /** A TCP/TLS connection idle for syslog.idleTimeoutMs was closed. */
+  SYSLOG_IDLE: 711,
 } as const;
 
 export type EventCode = (typeof Events)[keyof typeof Events];

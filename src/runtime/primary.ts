@@ -2,7 +2,7 @@ import client from 'prom-client';
 import type { Logger } from '../log/logger.js';
 import { RuntimeMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
 import { runGateway, type RunningGateway } from './run.js';
-import { forwarderService, type LoadedConfig } from './shared.js';
+import { forwarderServices, type LoadedConfig } from './shared.js';
 import { WorkerPool } from './worker-pool.js';
 
 /**
@@ -30,7 +30,7 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
     logger,
     flush,
     // The forwarder has per-node state (its spool): it runs in the supervisor, never in a worker.
-    services: config.forwarder ? [pool, await forwarderService(config, logger, config.admin.metrics ? own : null)] : [pool],
+    services: [pool, ...(await forwarderServices(config, logger, config.admin.metrics ? own : null))],
     runtime,
     async metrics() {
       const { total, listening } = pool.counts;

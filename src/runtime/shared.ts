@@ -104,10 +104,16 @@ export function installSignalHandlers(opts: {
 }
 
 /**
- * The forwarder service, loaded only when the config has a forwarder section: its modules
- * (@azure/identity, piscina, the spool) would otherwise add most of a second to every start.
+ * The forwarder and, when the config has a syslog section, the syslog collector that feeds it
+ * (listed after it: it starts once the forwarder's spool is open). Loaded only when configured:
+ * their modules (@azure/identity, piscina, the spool) would otherwise add most of a second to
+ * every start.
  */
-export async function forwarderService(config: PortcullisConfig, logger: Logger, registry: Registry | null): Promise<Service> {
+export async function forwarderServices(config: PortcullisConfig, logger: Logger, registry: Registry | null): Promise<Service[]> {
+  if (!config.forwarder) return [];
   const { createForwarderService } = await import('../forwarder/index.js');
-  return createForwarderService(config, logger, registry);
+  const forwarder = createForwarderService(config, logger, registry);
+  if (!config.syslog) return [forwarder];
+  const { createSyslogService } = await import('../syslog/index.js');
+  return [forwarder, createSyslogService(config, logger, registry, () => forwarder.intake())];
 }

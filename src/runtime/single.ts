@@ -5,7 +5,7 @@ import { describePolicy } from '../policy/index.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { RuntimeMetrics, collectProcessMetrics, CONNECTED_CLIENTS_WINDOW_MS } from '../metrics/runtime-metrics.js';
 import { runGateway } from './run.js';
-import { forwarderService, type LoadedConfig } from './shared.js';
+import { forwarderServices, type LoadedConfig } from './shared.js';
 
 /** workers: 1 — the proxy and the admin listener in one process. */
 export async function runSingle(cliPath: string | undefined, loaded: LoadedConfig, logger: Logger, flush: () => void): Promise<void> {
@@ -23,7 +23,7 @@ export async function runSingle(cliPath: string | undefined, loaded: LoadedConfi
     logger,
     flush,
     // The forwarder has per-node state (its spool): it runs here, beside the proxy.
-    services: config.forwarder ? [proxy, await forwarderService(config, logger, config.admin.metrics ? registry : null)] : [proxy],
+    services: [proxy, ...(await forwarderServices(config, logger, config.admin.metrics ? registry : null))],
     runtime,
     async metrics() {
       runtime.workers.reset();

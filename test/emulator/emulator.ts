@@ -23,6 +23,7 @@ import { gunzipSync } from 'node:zlib';
 import { testCA, type TestCA } from '../helpers/tls.js';
 import { EntraEmulator, MONITOR_AUDIENCE, type AppRegistration, type ManagedIdentityRegistration, type TokenResult } from './entra.js';
 import { FaultPlan, type EmulatedApi, type FaultAction } from './faults.js';
+import { columnProblem, type ColumnType } from './tables.js';
 import { EmulatorStore, type AcceptedRecord, type RecordQuery, type RequestLogEntry } from './store.js';
 
 export type { AcceptedRecord, RecordQuery, RequestLogEntry } from './store.js';
@@ -66,6 +67,20 @@ export interface DcrRegistration {
   allowedClientIds?: string[];
   /** Overrides the emulator's per-DCR request limit. */
   requestsPerMinute?: number;
+  /**
+   * Column declarations per stream (a DCR's streamDeclarations; test/emulator/tables.ts has the
+   * Syslog and CommonSecurityLog ones). Records of a declared stream are checked: a column that is
+   * not declared (the real service drops it silently) or a value of the wrong type is recorded in
+   * emu.schemaViolations, and the record is kept as sent.
+   */
+  columns?: Record<string, Readonly<Record<string, ColumnType>>>;
+}
+
+export interface SchemaViolation {
+  target: string;
+  stream: string;
+  column: string;
+  problem: string;
 }
 
 export interface WorkspaceRegistration {
@@ -141,6 +156,8 @@ function truncateFields(record: Record<string, unknown>): number {
 export class AzureMonitorEmulator {
   readonly store = new EmulatorStore();
   readonly faults = new FaultPlan();
+  /** Records of column-declared streams that did not fit their declaration (DcrRegistration.columns). */
+  readonly schemaViolations: SchemaViolation[] = [];
   readonly entra: EntraEmulator;
   private readonly dcrs = new Map<string, Dcr>();
   private readonly workspaces = new Map<string, string[]>();
@@ -602,6 +619,16 @@ export class AzureMonitorEmulator {
       return liError(400, 'InvalidRequestBody', 'Every element of the array must be a JSON object.');
     }
     ctx.log.records = parsed.length;
+    const declared = dcr.reg.columns?.[stream];
+    if (declared) {
+      for (const record of parsed as Array<Record<string, unknown>>) {
+        for (const [column, value] of Object.entries(record)) {
+          const type = declared[column];
+          const problem = type === undefined ? 'not a declared column (the service drops it)' : columnProblem(type, value);
+          if (problem !== null) this.schemaViolations.push({ target: dcrId, stream, column, problem });
+        }
+      }
+    }
     this.store.accept(
       parsed.map((record): AcceptedRecord => ({
         api: 'logsIngestion',

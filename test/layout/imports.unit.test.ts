@@ -27,8 +27,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   gateway: ['config', 'dial', 'errors', 'log', 'policy', 'proxy', 'relay', 'util'],
   admin: ['config', 'errors', 'gateway', 'log', 'util'],
   forwarder: ['address', 'config', 'dial', 'errors', 'gateway', 'log', 'policy', 'proxy', 'util'],
+  syslog: ['address', 'config', 'forwarder', 'gateway', 'log'],
   doctor: ['config', 'dial', 'policy', 'proxy', 'util'],
-  runtime: ['admin', 'config', 'errors', 'forwarder', 'gateway', 'log', 'metrics', 'policy', 'proxy', 'relay', 'util'],
+  runtime: ['admin', 'config', 'errors', 'forwarder', 'gateway', 'log', 'metrics', 'policy', 'proxy', 'relay', 'syslog', 'util'],
   cli: ['certs', 'config', 'doctor', 'forwarder', 'log', 'relay', 'runtime', 'util'],
 };
 

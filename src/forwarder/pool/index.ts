@@ -58,6 +58,16 @@ export class ForwarderPool {
     return this.#pool.run(task, { transferList: transferable(task.body) });
   }
 
+  /**
+   * Runs the default export of another compiled worker module (an absolute .js path) in the same
+   * threads: other parts of the gateway (syslog parsing) share the pool instead of adding threads.
+   */
+  runFile<T, R>(filename: string, task: T, transferList: ArrayBuffer[] = []): Promise<R> {
+    // The pool is typed for its default module's tasks; this one names its own module.
+    const pool = this.#pool as unknown as Piscina<T, R>;
+    return pool.run(task, { filename, transferList });
+  }
+
   /** Share of the worker threads' capacity (build pool and decode lane) in use since they started (0..1). */
   get utilization(): number {
     const lane = this.#lane.size;

@@ -1,0 +1,133 @@
+/**
+ * The collector's Prometheus metrics (portcullis_syslog_*). Labels: listener and route names from
+ * the config, format and reason from closed sets. Never the sender's address.
+ */
+import client, { type Registry } from 'prom-client';
+
+export interface SyslogState {
+  connections(): Array<{ listener: string; open: number }>;
+  /** Kernel drops of each UDP listener's socket (/proc/net/udp{,6}), null where unreadable. */
+  kernelDrops(): Array<{ listener: string; drops: number }>;
+  pausedConnections(): number;
+}
+
+export class SyslogMetrics {
+  readonly messages: client.Counter<'listener' | 'format'>;
+  readonly bytes: client.Counter<'listener'>;
+  readonly parseFailures: client.Counter<'listener'>;
+  readonly invalidUtf8: client.Counter<'listener'>;
+  readonly dropped: client.Counter<'listener' | 'reason'>;
+  readonly truncated: client.Counter<'listener'>;
+  readonly emptyFrames: client.Counter<'listener'>;
+  readonly connectionsTotal: client.Counter<'listener'>;
+  readonly refused: client.Counter<'listener' | 'reason'>;
+  readonly records: client.Counter<'route' | 'destination' | 'stream'>;
+  readonly filtered: client.Counter<'listener'>;
+  readonly unrouted: client.Counter<'listener'>;
+  readonly backpressure: client.Counter<'listener'>;
+
+  constructor(registry: Registry, state: SyslogState) {
+    const registers = [registry];
+    this.messages = new client.Counter({
+      name: 'portcullis_syslog_messages_total',
+      help: 'Messages received, by listener and format (rfc5424, rfc3164, cef, raw).',
+      labelNames: ['listener', 'format'],
+      registers,
+    });
+    this.bytes = new client.Counter({ name: 'portcullis_syslog_bytes_total', help: 'Bytes received (framing included).', labelNames: ['listener'], registers });
+    this.parseFailures = new client.Counter({
+      name: 'portcullis_syslog_parse_failures_total',
+      help: 'Messages that looked like a format but did not parse; kept as raw Syslog records.',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.invalidUtf8 = new client.Counter({
+      name: 'portcullis_syslog_invalid_utf8_total',
+      help: 'Messages with bytes that are not UTF-8 (kept, with U+FFFD in their place).',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.dropped = new client.Counter({
+      name: 'portcullis_syslog_dropped_total',
+      help: 'Messages not kept: reason udp_kernel (receive buffer overflow), udp_full (spool full or pipeline full), spool_error, framing (rest of a corrupt stream), incomplete (a frame cut by the sender closing).',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.truncated = new client.Counter({
+      name: 'portcullis_syslog_truncated_total',
+      help: 'Messages cut to syslog.maxMessageBytes.',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.emptyFrames = new client.Counter({
+      name: 'portcullis_syslog_empty_frames_total',
+      help: 'Zero-length frames and empty lines, skipped.',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.connectionsTotal = new client.Counter({
+      name: 'portcullis_syslog_connections_total',
+      help: 'TCP/TLS connections accepted.',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.refused = new client.Counter({
+      name: 'portcullis_syslog_connections_closed_total',
+      help: 'Connections closed by the gateway: connection_limit, tls_handshake, idle_timeout, framing.',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.records = new client.Counter({
+      name: 'portcullis_syslog_records_total',
+      help: 'Records spooled, by route, destination and DCR stream.',
+      labelNames: ['route', 'destination', 'stream'],
+      registers,
+    });
+    this.filtered = new client.Counter({
+      name: 'portcullis_syslog_filtered_total',
+      help: 'Messages dropped by a route filter (facility, severity).',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.unrouted = new client.Counter({
+      name: 'portcullis_syslog_unrouted_total',
+      help: 'Messages that no route takes (not kept).',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.backpressure = new client.Counter({
+      name: 'portcullis_syslog_backpressure_total',
+      help: 'Times a connection stopped reading because the spool was full.',
+      labelNames: ['listener'],
+      registers,
+    });
+    new client.Gauge({
+      name: 'portcullis_syslog_connections',
+      help: 'Open TCP/TLS connections.',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of state.connections()) this.set({ listener: c.listener }, c.open);
+      },
+    });
+    new client.Gauge({
+      name: 'portcullis_syslog_udp_kernel_drops',
+      help: "Datagrams the kernel dropped on a UDP listener's socket (receive buffer full), from /proc/net/udp.",
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const d of state.kernelDrops()) this.set({ listener: d.listener }, d.drops);
+      },
+    });
+    new client.Gauge({
+      name: 'portcullis_syslog_paused_connections',
+      help: 'Connections not being read because the spool is full or the pipeline is busy.',
+      registers,
+      collect() {
+        this.set(state.pausedConnections());
+      },
+    });
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * The pool side of the collector: blocks of framed messages -> parsed, filtered, routed, mapped
+ * to Syslog / CommonSecurityLog records -> spool entries (JSON records joined by ',', each entry
+ * at most entryMaxBytes) per route, plus counts. Pure and synchronous: it runs in a pool thread
+ * (parse-worker.ts), and unit tests call it directly.
+ */
+import { splitBlock, type FramingMode } from '../framing.js';
+import { parseSyslog, type ParsedSyslog } from './syslog.js';
+import { parseCef, type CefEvent } from './cef.js';
+import { CEF_COLUMNS, typed } from './columns.js';
+import { SYSLOG_FACILITIES, SYSLOG_SEVERITIES } from '../../config/syslog-checks.js';
+
+export type Table = 'Syslog' | 'CommonSecurityLog';
+
+/** A route as the pool thread needs it (listener and CIDR are decided before, on the main thread). */
+export interface RouteSpec {
+  table: Table;
+  /** Facility codes the route takes (null = any). */
+  facilities: number[] | null;
+  /** Lower case; null = any. */
+  cefVendor: string | null;
+  cefProduct: string | null;
+  dropFacilities: number[];
+  /** Messages with a severity number above this are dropped (7 = keep all). */
+  maxSeverity: number;
+}
+
+export interface ParseBlock {
+  mode: FramingMode;
+  bytes: Uint8Array;
+  /** The sender's address (HostIP; Computer when the message names no host). */
+  sourceIp: string;
+  /** Indices into ParseTask.routes that this block's listener and source may use, in order. */
+  candidates: number[];
+}
+
+export interface ParseTask {
+  kind: 'syslog-parse';
+  blocks: ParseBlock[];
+  routes: RouteSpec[];
+  /** ISO receive time: TimeGenerated. */
+  receivedAt: string;
+  /** This gateway's host name: CollectorHostName. */
+  collector: string;
+  entryMaxBytes: number;
+}
+
+export interface ParseCounts {
+  messages: number;
+  rfc5424: number;
+  rfc3164: number;
+  cef: number;
+  raw: number;
+  /** Messages that looked like a format but failed it (kept as raw Syslog records). */
+  parseFailures: number;
+  invalidUtf8: number;
+  filtered: number;
+  unrouted: number;
+  /** Records longer than an entry may be (cut to fit; counted). */
+  oversized: number;
+}
+
+export interface ParseOutput {
+  route: number;
+  records: number;
+  entries: Array<{ records: number; payload: Uint8Array }>;
+}
+
+export interface ParseResult {
+  outputs: ParseOutput[];
+  counts: ParseCounts;
+}
+
+const encoder = new TextEncoder();
+
+export function emptyCounts(): ParseCounts {
+  return { messages: 0, rfc5424: 0, rfc3164: 0, cef: 0, raw: 0, parseFailures: 0, invalidUtf8: 0, filtered: 0, unrouted: 0, oversized: 0 };
+}
+
+class EntryBuilder {
+  entries: Array<{ records: number; payload: Uint8Array }> = [];
+  records = 0;
+  #parts: string[] = [];
+  #bytes = 0;
+  constructor(private readonly max: number) {}
+  add(json: string): void {
+    // JSON is ASCII-heavy: length is a lower bound of the UTF-8 size; measure exactly only near the edge.
+    let bytes = json.length;
+    if (this.#bytes + bytes * 3 + 1 > this.max) bytes = Buffer.byteLength(json);
+    if (this.#parts.length > 0 && this.#bytes + 1 + bytes > this.max) this.flush();
+    this.#bytes += this.#parts.length > 0 ? 1 + bytes : bytes;
+    this.#parts.push(json);
+    this.records++;
+  }
+  flush(): void {
+    if (this.#parts.length === 0) return;
+    this.entries.push({ records: this.#parts.length, payload: encoder.encode(this.#parts.join(',')) });
+    this.#parts = [];
+    this.#bytes = 0;
+  }
+}
+
+export function runParse(task: ParseTask): ParseResult {
+  const counts = emptyCounts();
+  const builders = new Map<number, EntryBuilder>();
+  const now = new Date(task.receivedAt);
+  for (const block of task.blocks) {
+    const buf = Buffer.from(block.bytes.buffer, block.bytes.byteOffset, block.bytes.byteLength);
+    splitBlock(block.mode, buf, (start, end) => {
+      // Trailing CR (CRLF senders) and NUL (some appliances terminate with it) are not message text.
+      while (end > start && (buf[end - 1] === 0x0d || buf[end - 1] === 0x00)) end--;
+      if (end === start) return;
+      counts.messages++;
+      let text = buf.toString('utf8', start, end);
+      if (text.includes('\uFFFD') && Buffer.byteLength(text) !== end - start) counts.invalidUtf8++;
+      if (text.length > 0 && text.charCodeAt(text.length - 1) === 0x0a) text = text.slice(0, -1);
+      const parsed = parseSyslog(text, now);
+      const cef = parsed.message.startsWith('CEF:') ? parseCef(parsed.message) : null;
+      if (parsed.failure || (parsed.message.startsWith('CEF:') && !cef)) counts.parseFailures++;
+      if (cef) counts.cef++;
+      else counts[parsed.format]++;
+      const route = pickRoute(task.routes, block.candidates, parsed, cef);
+      if (route < 0) {
+        counts.unrouted++;
+        return;
+      }
+      const spec = task.routes[route] as RouteSpec;
+      if ((parsed.facility >= 0 && spec.dropFacilities.includes(parsed.facility)) || parsed.severity > spec.maxSeverity) {
+        counts.filtered++;
+        return;
+      }
+      const record = spec.table === 'CommonSecurityLog' && cef ? cslRecord(parsed, cef, block.sourceIp, task) : syslogRecord(parsed, block.sourceIp, task);
+      let json = JSON.stringify(record);
+      if (Buffer.byteLength(json) > task.entryMaxBytes) {
+        counts.oversized++;
+        json = JSON.stringify(shrink(record, task.entryMaxBytes));
+      }
+      let b = builders.get(route);
+      if (!b) builders.set(route, (b = new EntryBuilder(task.entryMaxBytes)));
+      b.add(json);
+    });
+  }
+  const outputs: ParseOutput[] = [];
+  for (const [route, b] of builders) {
+    b.flush();
+    outputs.push({ route, records: b.records, entries: b.entries });
+  }
+  return { outputs, counts };
+}
+
+function pickRoute(routes: RouteSpec[], candidates: number[], p: ParsedSyslog, cef: CefEvent | null): number {
+  for (const i of candidates) {
+    const r = routes[i];
+    if (!r) continue;
+    if (r.table === 'CommonSecurityLog' && !cef) continue;
+    if (r.facilities && !r.facilities.includes(p.facility)) continue;
+    if (r.cefVendor !== null && cef?.vendor.toLowerCase() !== r.cefVendor) continue;
+    if (r.cefProduct !== null && cef?.product.toLowerCase() !== r.cefProduct) continue;
+    return i;
+  }
+  return -1;
+}
+
+function facilityName(n: number): string | undefined {
+  return n >= 0 ? SYSLOG_FACILITIES[n] : undefined;
+}
+
+function severityName(n: number): string | undefined {
+  return n >= 0 ? SYSLOG_SEVERITIES[n] : undefined;
+}
+
+/** The Syslog table's columns. */
+export function syslogRecord(p: ParsedSyslog, sourceIp: string, task: Pick<ParseTask, 'receivedAt' | 'collector'>): Record<string, unknown> {
+  const pid = p.procId !== null && /^[0-9]{1,10}$/.test(p.procId) ? Number(p.procId) : undefined;
+  const rec: Record<string, unknown> = {
+    TimeGenerated: task.receivedAt,
+    EventTime: p.time ?? task.receivedAt,
+    Computer: p.hostname ?? sourceIp,
+    HostName: p.hostname ?? sourceIp,
+    HostIP: sourceIp,
+    Facility: facilityName(p.facility),
+    SeverityLevel: severityName(p.severity),
+    ProcessName: p.appName ?? undefined,
+    ProcessID: pid,
+    // Structured data has no column of its own: it leads the message, as sent.
+    SyslogMessage: p.sdText ? (p.message ? `${p.sdText} ${p.message}` : p.sdText) : p.message,
+    CollectorHostName: task.collector,
+  };
+  return rec;
+}
+
+/** The CommonSecurityLog table's columns: the CEF header, mapped extension keys, the rest in AdditionalExtensions. */
+export function cslRecord(p: ParsedSyslog, cef: CefEvent, sourceIp: string, task: Pick<ParseTask, 'receivedAt' | 'collector'>): Record<string, unknown> {
+  const rec: Record<string, unknown> = {
+    TimeGenerated: task.receivedAt,
+    Computer: p.hostname ?? sourceIp,
+    CollectorHostName: task.collector,
+    DeviceVendor: cef.vendor,
+    DeviceProduct: cef.product,
+    DeviceVersion: cef.deviceVersion,
+    DeviceEventClassID: cef.signatureId,
+    Activity: cef.name,
+    LogSeverity: cef.severity,
+  };
+  const extra: string[] = [];
+  for (const [key, value] of cef.extensions) {
+    const col = CEF_COLUMNS.get(key);
+    const v = col ? typed(col[1], value) : undefined;
+    if (col && v !== undefined) rec[col[0]] = v;
+    else extra.push(`${key}=${value}`);
+  }
+  if (extra.length) rec.AdditionalExtensions = extra.join(';');
+  return rec;
+}
+
+/** A record too large for one upstream batch: its longest string values are cut until it fits. */
+function shrink(rec: Record<string, unknown>, max: number): Record<string, unknown> {
+  const out = { ...rec };
+  for (;;) {
+    const size = Buffer.byteLength(JSON.stringify(out));
+    if (size <= max) return out;
+    let longest: string | null = null;
+    for (const [k, v] of Object.entries(out)) if (typeof v === 'string' && (longest === null || v.length > (out[longest] as string).length)) longest = k;
+    if (longest === null) return out;
+    const v = out[longest] as string;
+    out[longest] = v.slice(0, Math.max(0, v.length - (size - max) - 16));
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * From framed blocks to the spool, per source (a TCP/TLS connection, or a UDP listener): blocks
+ * are parsed in the forwarder's pool threads (several at once), and spooled in the order they
+ * were read. A source holds at most MAX_INFLIGHT blocks; past that it is told to stop reading
+ * (TCP flow control pushes back on the sender). A full spool is waited out, never dropped: the
+ * block is kept and appended again once the spool has room.
+ */
+import { hostname } from 'node:os';
+import type { Logger } from '../log/logger.js';
+import { Events } from '../log/events.js';
+import { ForwarderErrors, isPortcullisError, type RecordIntake } from '../forwarder/index.js';
+import type { ParseBlock, ParseResult, ParseTask } from './parse/task.js';
+import type { SyslogRoutes } from './routes.js';
+import type { SyslogMetrics } from './metrics.js';
+
+/** Blocks of one source in the pool or waiting for the spool before the source stops reading. */
+export const MAX_INFLIGHT = 4;
+/** How often a source held back by a full spool looks again. */
+const ROOM_POLL_MS = 200;
+const LOG_EVERY_MS = 60_000;
+
+export interface PipelineDeps {
+  intake: RecordIntake;
+  routes: () => SyslogRoutes;
+  workerFile: string;
+  metrics: SyslogMetrics | null;
+  logger: Logger;
+}
+
+/** Logs a recurring condition at most once a minute, with the count since the last line. */
+export class RateLimitedLog {
+  #last = 0;
+  #count = 0;
+  constructor(
+    private readonly logger: Logger,
+    private readonly event: number,
+    private readonly msg: string,
+    private readonly level: 'warn' | 'error' | 'info' = 'warn',
+  ) {}
+  hit(n: number, fields: Record<string, unknown>): void {
+    this.#count += n;
+    const now = Date.now();
+    if (now - this.#last < LOG_EVERY_MS) return;
+    this.#last = now;
+    this.logger[this.level]({ event: this.event, count: this.#count, ...fields }, this.msg);
+    this.#count = 0;
+  }
+}
+
+export class Pipeline {
+  readonly collector = hostname();
+  #waiters: Array<() => void> = [];
+  #roomTimer: NodeJS.Timeout | null = null;
+  readonly #parseFailures: RateLimitedLog;
+  readonly #unrouted: RateLimitedLog;
+  readonly #backpressure: RateLimitedLog;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.#parseFailures = new RateLimitedLog(deps.logger, Events.SYSLOG_PARSE_FAILURE, 'syslog messages did not parse: kept as raw Syslog records', 'info');
+    this.#unrouted = new RateLimitedLog(deps.logger, Events.SYSLOG_UNROUTED, 'syslog messages matched no route: not kept');
+    this.#backpressure = new RateLimitedLog(deps.logger, Events.SYSLOG_BACKPRESSURE, 'spool full: syslog connections stop reading until there is room');
+  }
+
+  get intake(): RecordIntake {
+    return this.deps.intake;
+  }
+
+  /** Parses blocks (one listener) in a pool thread. */
+  parse(listener: string, blocks: ParseBlock[]): Promise<ParseResult> {
+    const transfer: ArrayBuffer[] = [];
+    for (const b of blocks) {
+      const buf = b.bytes.buffer;
+      if (buf instanceof ArrayBuffer && b.bytes.byteOffset === 0 && b.bytes.byteLength === buf.byteLength) transfer.push(buf);
+    }
+    const task: ParseTask = {
+      kind: 'syslog-parse',
+      blocks,
+      routes: this.deps.routes().specs,
+      receivedAt: new Date().toISOString(),
+      collector: this.collector,
+      entryMaxBytes: this.deps.intake.entryMaxBytes(),
+    };
+    void listener;
+    return this.deps.intake.runInPool<ParseTask, ParseResult>(this.deps.workerFile, task, transfer);
+  }
+
+  /** Counts a parse result and spools it; waits (paused) while the spool is full. Never throws. */
+  async spool(listener: string, result: ParseResult, onFull: () => void, isClosed: () => boolean): Promise<void> {
+    const { metrics } = this.deps;
+    const c = result.counts;
+    if (metrics) {
+      for (const format of ['rfc5424', 'rfc3164', 'cef', 'raw'] as const) if (c[format] > 0) metrics.messages.inc({ listener, format }, c[format]);
+      if (c.parseFailures) metrics.parseFailures.inc({ listener }, c.parseFailures);
+      if (c.invalidUtf8) metrics.invalidUtf8.inc({ listener }, c.invalidUtf8);
+      if (c.filtered) metrics.filtered.inc({ listener }, c.filtered);
+      if (c.unrouted) metrics.unrouted.inc({ listener }, c.unrouted);
+    }
+    if (c.parseFailures) this.#parseFailures.hit(c.parseFailures, { listener });
+    if (c.unrouted) this.#unrouted.hit(c.unrouted, { listener });
+    const routes = this.deps.routes().routes;
+    for (const out of result.outputs) {
+      const route = routes[out.route];
+      if (!route || out.entries.length === 0) continue;
+      for (;;) {
+        try {
+          await this.deps.intake.append(route.destination, route.stream, out.entries);
+          metrics?.records.inc({ route: route.name, destination: route.destination, stream: route.stream }, out.records);
+          break;
+        } catch (err) {
+          const code = isPortcullisError(err) ? err.code : '';
+          if (code === ForwarderErrors.SPOOL_FULL.code && !isClosed()) {
+            metrics?.backpressure.inc({ listener });
+            this.#backpressure.hit(1, { listener });
+            onFull();
+            await this.waitForRoom();
+            continue;
+          }
+          metrics?.dropped.inc({ listener, reason: 'spool_error' }, out.records);
+          this.deps.logger.error(
+            { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route: route.name, records: out.records, err },
+            'syslog records could not be spooled: lost',
+          );
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * Resolves at the next check (every ROOM_POLL_MS while anyone waits) that finds the spool below
+   * its limit; never at once: the spool refused an entry that did not fit, though below the limit.
+   */
+  waitForRoom(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiters.push(resolve);
+      this.#roomTimer ??= setInterval(() => {
+        if (!this.deps.intake.hasRoom()) return;
+        const w = this.#waiters.splice(0);
+        if (this.#roomTimer) clearInterval(this.#roomTimer);
+        this.#roomTimer = null;
+        for (const r of w) r();
+      }, ROOM_POLL_MS);
+    });
+  }
+
+  /** Wakes every waiter (stopping: the sources end). */
+  close(): void {
+    if (this.#roomTimer) clearInterval(this.#roomTimer);
+    this.#roomTimer = null;
+    for (const r of this.#waiters.splice(0)) r();
+  }
+
+  reportPoolError(listener: string, records: string, err: unknown): void {
+    this.deps.metrics?.dropped.inc({ listener, reason: 'spool_error' });
+    this.deps.logger.error(
+      { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, what: records, err },
+      'syslog block could not be parsed: lost',
+    );
+  }
+}
+
+/**
+ * One source's ordered lane: parse() starts at once (blocks parse in parallel), spool() runs in
+ * read order. pause/resume are the source's flow control.
+ */
+export class SourceLane {
+  #tail: Promise<void> = Promise.resolve();
+  #inflight = 0;
+  #heldByRoom = false;
+  closed = false;
+
+  constructor(
+    private readonly pipeline: Pipeline,
+    private readonly listener: string,
+    private readonly flow: { pause(): void; resume(): void },
+  ) {}
+
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  get paused(): boolean {
+    return this.#heldByRoom || this.#inflight >= MAX_INFLIGHT;
+  }
+
+  push(blocks: ParseBlock[]): void {
+    this.#inflight++;
+    if (this.#inflight >= MAX_INFLIGHT) this.flow.pause();
+    const parsed = this.pipeline.parse(this.listener, blocks);
+    // A rejected parse is handled in the chain; this only keeps it from being "unhandled" meanwhile.
+    parsed.catch(() => undefined);
+    this.#tail = this.#tail.then(async () => {
+      try {
+        const result = await parsed;
+        await this.pipeline.spool(
+          this.listener,
+          result,
+          () => {
+            this.#heldByRoom = true;
+            this.flow.pause();
+          },
+          () => this.closed,
+        );
+      } catch (err) {
+        this.pipeline.reportPoolError(this.listener, `${blocks.length} block(s)`, err);
+      } finally {
+        this.#inflight--;
+        this.#heldByRoom = false;
+        if (!this.closed && this.#inflight < MAX_INFLIGHT) this.flow.resume();
+      }
+    });
+  }
+
+  /** Settles when everything pushed so far is spooled (or given up). */
+  idle(): Promise<void> {
+    return this.#tail;
+  }
+}
