@@ -56,11 +56,15 @@ export function topLevelKeys(text: string): string[] {
  */
 export async function startWithCommentedFile(echoPort: number, opts: { token?: string | null } = {}): Promise<GatewayProcess> {
   const token = opts.token === undefined ? TOKEN : opts.token;
-  const gw = await startGateway({
-    allow: { presets: ['azure-public'], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [echoPort], allowPrivate: true }] },
-    dns: { overrides: { 'echo.example.com': '127.0.0.1', 'new.example.com': '127.0.0.1' } },
-    ...(token !== null ? { admin: { token } } : {}),
-  });
+  const gw = await startGateway(
+    {
+      allow: { presets: ['azure-public'], rules: [{ name: 'echo', hosts: ['echo.example.com'], ports: [echoPort], allowPrivate: true }] },
+      dns: { overrides: { 'echo.example.com': '127.0.0.1', 'new.example.com': '127.0.0.1' } },
+      ...(token !== null ? { admin: { token } } : {}),
+    },
+    // The relay test switches the password to passwordEnv: the gateway resolves it at reload.
+    { env: { RELAY_PASSWORD: 'relay-secret-from-env' } },
+  );
   writeFileSync(gw.configFile, commentedConfig(echoPort, { token }));
   const before = gw.logs.length;
   gw.proc.kill('SIGHUP');
