@@ -115,4 +115,3 @@ it(`keeps ${TUNNELS} established tunnels alive through allowlist changes by API 
 // The relay half of issue 11's live test: change upstreamProxy through PUT /api/v1/relay while these
 // tunnels run, and show new tunnels going through the new relay. It needs the relay dialer (branch
 // s5-relay); the lead adds it when merging.
-it.todo('keeps established tunnels alive through a relay change by API and SIGHUP; new tunnels use the new relay (needs the s5-relay dialer)');
