@@ -610,6 +610,11 @@ export class ProxyServer {
     const tracked: TrackedSocket = socket;
     const who = identityLabel(tracked[CONN_STATE]?.identity);
     if (who !== undefined) rec.identity = who;
+    // The front door let go of the socket (its listeners too): a client that resets while the
+    // answer is written ends only this connection, and what it still sends is read and dropped so
+    // the close is not turned into a reset on our side.
+    if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
+    socket.resume();
     writeRefusal(socket, r, this.ctx.auth?.realm);
     // Through recordRefusal: a descriptor shortage is counted, and logged once per interval, not per connection.
     recordRefusal(this.ctx, rec, r, performance.now());

@@ -62,6 +62,26 @@ describe('limits', () => {
     await gw.waitForLog((l) => l.event === 107 && l.reason === 'client_denied');
   });
 
+  it('a refused client that resets its connection costs nothing but that connection (no uncaught error)', async () => {
+    const { gw, echo } = await echoGateway({ clients: { allow: ['10.0.0.0/8'] } });
+    const before = gw.logs.length;
+    // A whole CONNECT head, bytes after it, then a reset: the refusal is written to a socket the client already dropped.
+    for (let i = 0; i < 20; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: gw.port });
+      s.on('error', () => undefined);
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+      s.write(`CONNECT echo.example.com:${echo.port} HTTP/1.1\r\nHost: echo.example.com\r\n\r\n${'x'.repeat(4096)}`);
+      await new Promise((r) => setImmediate(r));
+      s.resetAndDestroy();
+    }
+    // Still answering, and every reset was only that connection's end.
+    const t = await openTunnel(gw.port, `echo.example.com:${echo.port}`);
+    expect(t.status).toBe(403);
+    t.socket.destroy();
+    await expect.poll(() => gw.logs.slice(before).filter((l) => l.event === 107).length).toBeGreaterThanOrEqual(21);
+    expect(gw.logs.slice(before).filter((l) => l.event === 500)).toEqual([]);
+  });
+
   it('closes a client that does not finish its headers in time with 408', async () => {
     const { gw } = await echoGateway({ proxy: { timeouts: { headersMs: 400 } } });
     const r = await rawExchange(gw.port, 'CONNECT echo.example.com:1 HTTP/1.1\r\nX-Slow: ', 8_000);
