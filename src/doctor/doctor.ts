@@ -144,26 +144,30 @@ async function checkOne(
   }
   const tcpMs = Math.round(performance.now() - t0);
   const address = socket.remoteAddress ?? '';
-  const t1 = performance.now();
+  const tls = await tlsStep(socket, c.target.host, ca, timeoutMs);
+  if (!tls.ok) return row({ verdict: 'fail', failedAt: 'tls', detail: tls.detail, dnsMs, tcpMs, address });
+  return row({ verdict: 'ok', failedAt: null, detail: tls.detail, dnsMs, tcpMs, tlsMs: tls.tlsMs, address });
+}
+
+/** The TLS handshake with SNI on a connected socket (direct or a relay's tunnel), closed after; what a row says of it. */
+async function tlsStep(
+  socket: Socket,
+  host: string,
+  ca: string[],
+  timeoutMs: number,
+): Promise<{ ok: true; tlsMs: number; detail: string } | { ok: false; detail: string }> {
+  const t0 = performance.now();
   try {
-    const tls = await handshake(socket, c.target.host, ca, timeoutMs);
-    const tlsMs = Math.round(performance.now() - t1);
+    const tls = await handshake(socket, host, ca, timeoutMs);
+    const tlsMs = Math.round(performance.now() - t0);
     const cert = tls.getPeerCertificate();
     const protocol = tls.getProtocol() ?? 'TLS';
     tls.destroy();
     const subject = typeof cert.subject?.CN === 'string' ? cert.subject.CN : '';
-    return row({
-      verdict: 'ok',
-      failedAt: null,
-      detail: `${protocol}${subject ? `, certificate ${subject}` : ''}`,
-      dnsMs,
-      tcpMs,
-      tlsMs,
-      address,
-    });
+    return { ok: true, tlsMs, detail: `${protocol}${subject ? `, certificate ${subject}` : ''}` };
   } catch (err) {
     socket.destroy();
-    return row({ verdict: 'fail', failedAt: 'tls', detail: `${errorCode(err) ?? 'tls'}: ${errorMessage(err)}`, dnsMs, tcpMs, address });
+    return { ok: false, detail: `${errorCode(err) ?? 'tls'}: ${errorMessage(err)}` };
   }
 }
 
@@ -206,38 +210,11 @@ async function checkThroughRelays(c: Candidate, relays: readonly RelayEndpoint[]
       continue;
     }
     const connectStepMs = Math.round(performance.now() - t2);
-    const t3 = performance.now();
     const before = skipped.length > 0 ? ` (after: ${skipped.join('; ')})` : '';
-    try {
-      const tls = await handshake(socket, c.target.host, ca, timeoutMs);
-      const tlsMs = Math.round(performance.now() - t3);
-      const cert = tls.getPeerCertificate();
-      const protocol = tls.getProtocol() ?? 'TLS';
-      tls.destroy();
-      const subject = typeof cert.subject?.CN === 'string' ? cert.subject.CN : '';
-      return row({
-        verdict: 'ok',
-        failedAt: null,
-        detail: `${protocol}${subject ? `, certificate ${subject}` : ''}${before}`,
-        dnsMs,
-        tcpMs,
-        connectMs: connectStepMs,
-        tlsMs,
-        address,
-      });
-    } catch (err) {
-      socket.destroy();
-      // The relay gave a tunnel: a TLS failure is the destination's, not a reason to try another relay.
-      return row({
-        verdict: 'fail',
-        failedAt: 'tls',
-        detail: `${errorCode(err) ?? 'tls'}: ${errorMessage(err)}${before}`,
-        dnsMs,
-        tcpMs,
-        connectMs: connectStepMs,
-        address,
-      });
-    }
+    const tls = await tlsStep(socket, c.target.host, ca, timeoutMs);
+    // The relay gave a tunnel: a TLS failure is the destination's, not a reason to try another relay.
+    if (!tls.ok) return row({ verdict: 'fail', failedAt: 'tls', detail: `${tls.detail}${before}`, dnsMs, tcpMs, connectMs: connectStepMs, address });
+    return row({ verdict: 'ok', failedAt: null, detail: `${tls.detail}${before}`, dnsMs, tcpMs, connectMs: connectStepMs, tlsMs: tls.tlsMs, address });
   }
   if (skipped.length > 1) last = { ...last, detail: skipped.join('; ') };
   return last;
