@@ -3,58 +3,21 @@
  * clients.groups[].subjects) compare them. Shared by the TLS proxy listener and anything else that
  * sees a client certificate.
  */
-
-/** One `TYPE=value` attribute of a distinguished name. */
-interface Attribute {
-  readonly type: string;
-  readonly value: string;
-}
+import { normaliseSubject, normaliseThumbprint as normaliseHex } from '../tls/index.js';
 
 /**
- * Split an RFC 4514-style subject (`CN=a, OU=b, O=c`; `\,` escapes a comma) or the one-per-line
- * form node:crypto's X509Certificate.subject gives into attributes; null when it is not one.
- */
-export function parseSubject(text: string): Attribute[] | null {
-  const parts: string[] = [];
-  let cur = '';
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i] ?? '';
-    if (c === '\\' && i + 1 < text.length) {
-      cur += text[++i] ?? '';
-    } else if (c === ',' || c === '\n' || c === '+') {
-      parts.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  parts.push(cur);
-  const out: Attribute[] = [];
-  for (const raw of parts) {
-    const part = raw.trim();
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    if (eq <= 0) return null;
-    out.push({ type: part.slice(0, eq).trim().toUpperCase(), value: part.slice(eq + 1).trim() });
-  }
-  return out.length === 0 ? null : out;
-}
-
-/**
- * The key two subjects are compared by: attributes lower-cased and sorted, so the order a tool
- * prints them in (certificate order, or most specific first as Windows shows them) does not matter.
- * Null for text that is not a subject (it then matches nothing).
+ * The key two subjects are compared by: the one canonical form of src/tls/subject.ts (attribute
+ * order, spacing and case do not matter), so the TLS proxy listener, the groups and the tunnel
+ * peek all compare a subject the same way. Null for text that is not a subject (it matches nothing).
  */
 export function subjectKey(text: string): string | null {
-  const attrs = parseSubject(text);
-  if (attrs === null) return null;
-  return attrs
-    .map((a) => `${a.type}=${a.value.toLowerCase()}`)
-    .sort()
-    .join('\u0000');
+  const key = normaliseSubject(text);
+  return key === '' ? null : key;
 }
 
 /** 64 lower-case hex digits, from either `AB:CD:...` or plain hex; null otherwise. */
 export function normaliseThumbprint(text: string): string | null {
-  const hex = text.replace(/:/g, '').toLowerCase();
+  const hex = normaliseHex(text);
   return /^[0-9a-f]{64}$/.test(hex) ? hex : null;
 }
 
