@@ -8,6 +8,7 @@
 import net, { type Socket } from 'node:net';
 import { errorCode } from '../util/errors.js';
 import { hostPort } from '../util/host-port.js';
+import { stopReading } from '../util/socket.js';
 
 /** One configured relay, ready to use: never logged whole (`auth` holds the credentials). */
 export interface RelayEndpoint {
@@ -71,20 +72,6 @@ export function parseRelayStatus(head: string): number | null {
   const eol = head.indexOf('\r\n');
   const m = STATUS_LINE.exec(eol < 0 ? head : head.slice(0, eol));
   return m ? Number(m[1]) : null;
-}
-
-/** The parts of libuv's stream handle behind net.Socket that stopping a read needs (as src/relay/js.ts). */
-type WithHandle = Socket & { _handle?: { reading?: boolean; readStop?: () => number } | null };
-
-/** Stop reading now: a tunnel that the native relay takes must not have bytes waiting in Node. */
-function stopReading(s: Socket): void {
-  s.pause();
-  const withHandle: WithHandle = s; // _handle is optional: every Socket is one
-  const h = withHandle._handle;
-  if (h && h.reading === true && typeof h.readStop === 'function') {
-    h.reading = false;
-    h.readStop();
-  }
 }
 
 function connectFailure(relay: RelayEndpoint, err: NodeJS.ErrnoException): RelayFailure {
