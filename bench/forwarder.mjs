@@ -3,13 +3,18 @@
 //
 //   npm run build && npm run build:emulator && node bench/forwarder.mjs [--seconds 15] [--connections 64]
 //        [--records 20] [--fsync always] [--threads 0] [--bodies 256] [--workers 1] [--cost-rate N]
+//        [--gen native|autocannon] [--gzip] [--sdk]
 //
 // - `portcullis start` (single process: proxy idle, forwarder on a plaintext listener, default
 //   fsync 'always', pool one thread per core) forwarding to the Azure Monitor emulator (its own
 //   process: HTTPS, Entra tokens, gzip, 1 MiB limits) through the allowlist and dns.overrides.
-// - autocannon in this process posts Logs Ingestion uploads of `--records` realistic ~460-byte
-//   records (bench/lib/records.mjs), cycling through `--bodies` distinct bodies so gzip sees real
-//   data, not one repeated upload.
+// - The load generator posts Logs Ingestion uploads of `--records` realistic ~460-byte records
+//   (bench/lib/records.mjs), cycling through `--bodies` distinct bodies so gzip sees real data,
+//   not one repeated upload. `--gen native` (default): the compiled bench/native/httpload.c, which
+//   leaves the 2 cores to what is measured; `--gen autocannon`: autocannon in this process, as
+//   before (it costs about a third of a core at these rates). `--gzip`: bodies gzip-compressed by
+//   the client (level 6, as the SDK does). `--sdk`: the official client's shape, uploads just under
+//   1,000,000 bytes of records (its splitDataToChunks), gzip level 6 (its gZippingPolicy).
 // - Phases: warm-up; max rate (`--connections`, `--seconds`); half of that rate (autocannon
 //   overallRate) for the latency target; then drain until the emulator has every record.
 // - The machine's ceiling is measured first, alone: one core doing JSON.parse + gzip level 1 on
@@ -28,6 +33,8 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { stringify } from 'yaml';
 import { makeRecords } from './lib/records.mjs';
 import { measureCpuLimit } from './lib/cpu-limit.mjs';
+import { buildHttpLoad, runHttpLoad, writeBodies } from './lib/httpload.mjs';
+import { gzipSync } from 'node:zlib';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const { values: o } = parseArgs({
@@ -40,8 +47,17 @@ const { values: o } = parseArgs({
     bodies: { type: 'string', default: '256' },
     workers: { type: 'string', default: '1' },
     'cost-rate': { type: 'string', default: '0' },
+    gen: { type: 'string', default: 'native' },
+    gzip: { type: 'boolean', default: false },
+    sdk: { type: 'boolean', default: false },
   },
 });
+if (o.sdk) {
+  // @azure/monitor-ingestion's splitDataToChunks: a chunk stays under 1,000,000 bytes of records.
+  o.records = String(Math.floor(999_000 / 465));
+  o.gzip = true;
+  if (o.bodies === '256') o.bodies = '16';
+}
 const seconds = Number(o.seconds);
 const perUpload = Number(o.records);
 const log = (...a) => console.error('[bench:forwarder]', ...a);
@@ -119,7 +135,7 @@ function readUntil(child, what, pick) {
 async function startEmulator() {
   const child = spawn(process.execPath, [join(REPO, 'dist-emulator/test/emulator/main.js')], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, EMU_STREAMS: 'Custom-Bench_CL' },
+    env: { ...process.env, EMU_STREAMS: 'Custom-Bench_CL', EMU_KEEP_RECORDS: '0' },
   });
   children.push(child);
   const info = await readUntil(child, 'emulator', (text) => {
@@ -188,9 +204,53 @@ const gw = await startGateway({
 });
 log(`gateway pid ${gw.child.pid} forwarder :${gw.port}, emulator pid ${emu.child.pid} :${info.port}`);
 
-const bodies = Array.from({ length: Number(o.bodies) }, (_, i) => JSON.stringify(makeRecords(perUpload, i * perUpload, 'bench')));
-const bodyBytes = bodies.reduce((s, b) => s + Buffer.byteLength(b), 0) / bodies.length;
+const jsonBodies = Array.from({ length: Number(o.bodies) }, (_, i) => JSON.stringify(makeRecords(perUpload, i * perUpload, 'bench')));
+// MB/s counts the records' JSON bytes (what the ceiling parses and compresses), also with --gzip.
+const bodyBytes = jsonBodies.reduce((s, b) => s + Buffer.byteLength(b), 0) / jsonBodies.length;
+const bodies = o.gzip ? jsonBodies.map((b) => gzipSync(b)) : jsonBodies;
+const wireBytes = bodies.reduce((s, b) => s + Buffer.byteLength(b), 0) / bodies.length;
 let next = 0;
+let httpload = null;
+const bodiesFile = join(work, 'bodies');
+if (o.gen === 'native') {
+  const built = buildHttpLoad();
+  if (built.error) log(`native load generator not built (${built.error}): autocannon instead`);
+  else {
+    httpload = built.bin;
+    writeBodies(bodiesFile, bodies);
+  }
+}
+const uploadPath = '/dataCollectionRules/dcr-in/streams/Custom-Bench_CL?api-version=2023-01-01';
+const uploadHeaders = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', ...(o.gzip ? { 'content-encoding': 'gzip' } : {}) };
+
+/** One load phase with the chosen generator: { ok, non2xx, errors, p50ms, p99ms, genCpuSec }. */
+async function load(opts) {
+  if (httpload) {
+    const r = await runHttpLoad(httpload, {
+      port: gw.port,
+      path: uploadPath,
+      headers: Object.entries(uploadHeaders).map(([k, v]) => `${k}: ${v}`),
+      bodiesFile,
+      connections: Number(o.connections),
+      seconds: opts.seconds,
+      ...(opts.rate ? { rate: opts.rate } : {}),
+    });
+    if (r.errors > 0) log(`load generator: ${r.errors} errors, first: ${r.firstError}`);
+    return { ok: r.ok, non2xx: r.non2xx, errors: r.errors, p50ms: r.latencyUs.p50 / 1000, p99ms: r.latencyUs.p99 / 1000, genCpuSec: r.cpuSec };
+  }
+  const self0 = process.cpuUsage();
+  const r = await autocannon({
+    url: `http://127.0.0.1:${gw.port}${uploadPath}`,
+    method: 'POST',
+    headers: uploadHeaders,
+    requests: [{ setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }],
+    connections: Number(o.connections),
+    duration: opts.seconds,
+    ...(opts.rate ? { overallRate: opts.rate } : {}),
+  });
+  const self = process.cpuUsage(self0);
+  return { ok: r['2xx'], non2xx: r.non2xx, errors: r.errors, p50ms: r.latency.p50, p99ms: r.latency.p99, genCpuSec: (self.user + self.system) / 1e6 };
+}
 
 /** Every series of `name` in one /metrics text, summed (labels ignored). */
 function metricIn(text, name) {
@@ -238,7 +298,6 @@ const LAG_MAX = 'portcullis_nodejs_eventloop_lag_max_seconds';
 async function phase(name, opts) {
   const gwPids = treePids(gw.child.pid);
   const cpu0 = { gateway: gwPids.map(cpuSeconds), threads: gwPids.map(threadCpuSeconds), emulator: cpuSeconds(emu.child.pid) };
-  const self0 = process.cpuUsage();
   let peakRss = 0;
   const sampler = setInterval(
     () =>
@@ -250,24 +309,15 @@ async function phase(name, opts) {
   );
   const stopLag = sampleLag();
   const t0 = performance.now();
-  const r = await autocannon({
-    url: `http://127.0.0.1:${gw.port}/dataCollectionRules/dcr-in/streams/Custom-Bench_CL?api-version=2023-01-01`,
-    method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    requests: [{ setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }],
-    connections: Number(o.connections),
-    duration: opts.seconds,
-    ...(opts.rate ? { overallRate: opts.rate } : {}),
-  });
+  const r = await load(opts);
   const wall = (performance.now() - t0) / 1000;
   clearInterval(sampler);
   const lag = await stopLag();
-  const self = process.cpuUsage(self0);
   const pct = (s) => Math.round((s / wall) * 100);
   const gwCpu = gwPids.reduce((s, p, i) => s + cpuSeconds(p) - (cpu0.gateway[i] ?? 0), 0);
   // The busiest main thread among the gateway's processes: the one that would limit it.
   const mainThreads = gwPids.map((p, i) => pct(threadCpuSeconds(p).main - (cpu0.threads[i]?.main ?? 0)));
-  const ok = r['2xx'];
+  const { ok } = r;
   const out = {
     phase: name,
     uploadsPerSec: Math.round(ok / wall),
@@ -275,8 +325,8 @@ async function phase(name, opts) {
     mbPerSec: +((ok * bodyBytes) / 1e6 / wall).toFixed(1),
     non2xx: r.non2xx,
     errors: r.errors,
-    ackP50ms: r.latency.p50,
-    ackP99ms: r.latency.p99,
+    ackP50ms: +r.p50ms.toFixed(1),
+    ackP99ms: +r.p99ms.toFixed(1),
     gatewayCpuPct: pct(gwCpu),
     gatewayMainThreadsCpuPct: mainThreads,
     // Main-thread CPU per accepted upload, all processes' main threads together (µs).
@@ -285,7 +335,7 @@ async function phase(name, opts) {
     // CPU paid per MB accepted: steadier than the rate when other work shares the machine.
     gatewayCpuMsPerMB: ok > 0 ? Math.round((gwCpu * 1000) / ((ok * bodyBytes) / 1e6)) : null,
     emulatorCpuPct: pct(cpuSeconds(emu.child.pid) - cpu0.emulator),
-    loadgenCpuPct: Math.round(((self.user + self.system) / 1e6 / wall) * 100),
+    loadgenCpuPct: Math.round((r.genCpuSec / wall) * 100),
     gatewayPeakRssMB: Math.round(peakRss),
     ...lag,
   };
@@ -325,6 +375,9 @@ const result = {
     connections: Number(o.connections),
     recordsPerUpload: perUpload,
     bytesPerRecord: Math.round(bodyBytes / perUpload),
+    clientGzip: o.gzip,
+    wireBytesPerUpload: Math.round(wireBytes),
+    generator: httpload ? 'native (bench/native/httpload.c)' : 'autocannon',
     seconds,
     tls: false,
   },

@@ -58,6 +58,12 @@ export interface EmulatorOptions {
   arcKeyDir?: string;
   /** Port for the HTTPS listener (default: ephemeral). */
   port?: number;
+  /**
+   * Keep every accepted record (default true). A benchmark turns it off: its millions of records
+   * would cost the emulator memory and GC, CPU the gateway under test then lacks. Every check
+   * still runs, and the request log still counts each request's records (/_emulator/stats).
+   */
+  keepRecords?: boolean;
 }
 
 export interface DcrRegistration {
@@ -629,18 +635,19 @@ export class AzureMonitorEmulator {
         }
       }
     }
-    this.store.accept(
-      parsed.map((record): AcceptedRecord => ({
-        api: 'logsIngestion',
-        target: dcrId,
-        stream,
-        record,
-        requestId: ctx.requestId,
-        requestSeq: ctx.seq,
-        arrivedAt: now,
-        gzip: encoding === 'gzip',
-      })),
-    );
+    if (this.opts.keepRecords !== false)
+      this.store.accept(
+        parsed.map((record): AcceptedRecord => ({
+          api: 'logsIngestion',
+          target: dcrId,
+          stream,
+          record,
+          requestId: ctx.requestId,
+          requestSeq: ctx.seq,
+          arrivedAt: now,
+          gzip: encoding === 'gzip',
+        })),
+      );
     return { status: 204 };
   }
 
@@ -707,19 +714,20 @@ export class AzureMonitorEmulator {
     const now = Date.now();
     for (const r of list as Array<Record<string, unknown>>) truncateFields(r);
     ctx.log.records = list.length;
-    this.store.accept(
-      (list as Array<Record<string, unknown>>).map((record): AcceptedRecord => ({
-        api: 'dataCollector',
-        target: workspaceId,
-        stream: logType,
-        record,
-        requestId: ctx.requestId,
-        requestSeq: ctx.seq,
-        arrivedAt: now,
-        gzip: false,
-        ...(timeGeneratedField !== undefined ? { timeGeneratedField } : {}),
-      })),
-    );
+    if (this.opts.keepRecords !== false)
+      this.store.accept(
+        (list as Array<Record<string, unknown>>).map((record): AcceptedRecord => ({
+          api: 'dataCollector',
+          target: workspaceId,
+          stream: logType,
+          record,
+          requestId: ctx.requestId,
+          requestSeq: ctx.seq,
+          arrivedAt: now,
+          gzip: false,
+          ...(timeGeneratedField !== undefined ? { timeGeneratedField } : {}),
+        })),
+      );
     return { status: 200 };
   }
 

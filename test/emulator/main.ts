@@ -16,7 +16,8 @@ const streams = (env['EMU_STREAMS'] ?? 'Custom-App_CL').split(',');
 const workspaceId = env['EMU_WORKSPACE_ID'] ?? '00000000-0000-4000-8000-0000000000a1';
 const port = env['EMU_PORT'] !== undefined ? Number(env['EMU_PORT']) : 0;
 
-const emu = await AzureMonitorEmulator.start({ port });
+// EMU_KEEP_RECORDS=0: count records without keeping them (benchmarks).
+const emu = await AzureMonitorEmulator.start({ port, keepRecords: env['EMU_KEEP_RECORDS'] !== '0' });
 emu.addApp({ tenantId, clientId, secrets: [clientSecret] });
 emu.addDcr({ immutableId: dcrId, streams });
 const ws = emu.addWorkspace({ workspaceId, ...(env['EMU_SHARED_KEY'] !== undefined ? { sharedKeys: [env['EMU_SHARED_KEY']] } : {}) });
