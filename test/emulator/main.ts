@@ -16,8 +16,10 @@ const streams = (env['EMU_STREAMS'] ?? 'Custom-App_CL').split(',');
 const workspaceId = env['EMU_WORKSPACE_ID'] ?? '00000000-0000-4000-8000-0000000000a1';
 const port = env['EMU_PORT'] !== undefined ? Number(env['EMU_PORT']) : 0;
 
-// EMU_KEEP_RECORDS=0: count records without keeping them (benchmarks).
-const emu = await AzureMonitorEmulator.start({ port, keepRecords: env['EMU_KEEP_RECORDS'] !== '0' });
+// Benchmarks: EMU_KEEP_RECORDS=0 counts records without keeping them; EMU_COUNT_ONLY=1 also
+// skips parsing Logs Ingestion bodies (a structural count instead).
+const countOnly = env['EMU_COUNT_ONLY'] === '1';
+const emu = await AzureMonitorEmulator.start({ port, keepRecords: !countOnly && env['EMU_KEEP_RECORDS'] !== '0', countOnly });
 emu.addApp({ tenantId, clientId, secrets: [clientSecret] });
 emu.addDcr({ immutableId: dcrId, streams });
 const ws = emu.addWorkspace({ workspaceId, ...(env['EMU_SHARED_KEY'] !== undefined ? { sharedKeys: [env['EMU_SHARED_KEY']] } : {}) });

@@ -7,7 +7,7 @@ import { compiledWorkerFile } from './worker-file.js';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { decode, type DecodeTask, type DecodeResult } from './decode.js';
-import { DecodeLane } from './lane.js';
+import { DecodeLane, WORKER_HEAP_LIMITS } from './lane.js';
 import type { BuildTask, BuildResult } from './build.js';
 
 export type { DecodeTask, DecodeResult, DecodeError, DecodeMode, DecodedEntry } from './decode.js';
@@ -38,10 +38,12 @@ export class ForwarderPool {
       maxThreads: this.threads,
       // The threads stay: a cold thread costs a module load on the next upload.
       idleTimeout: Number.POSITIVE_INFINITY,
+      resourceLimits: WORKER_HEAP_LIMITS,
     });
-    // One lane thread parses ~150 MB/s of uploads, more than one ingest main thread can feed: one
-    // per two pool threads is plenty, and each thread costs memory.
-    this.#lane = new DecodeLane(Math.max(1, Math.floor(this.threads / 2)));
+    // As many lane threads as pool threads. Small uploads fill the first one only (lane.ts); the
+    // official SDK's 1 MB gzip chunks take 10-15 ms each to inflate and parse, and on 2 cores one
+    // lane thread was the limit (a 150 ms queue, the other core half idle).
+    this.#lane = new DecodeLane(this.threads);
   }
 
   /**
