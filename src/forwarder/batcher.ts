@@ -4,10 +4,13 @@
  * pool, hands it to the sender, and acks the entries once delivered (or dead-lettered). Woken by
  * spool.onAppend; never polls.
  *
- * batch.ordered (default): one batch of a stream in flight at a time, so records keep their order
- * per sender and destination. Otherwise, while a batch of a stream is in flight, only full batches
- * are started for that stream: during an outage or a retry, new records gather into full batches
- * instead of a stream of tiny ones.
+ * batch.ordered (default): one batch of a stream is sent at a time, so records keep their order
+ * per sender and destination; the next full batch is taken and compressed meanwhile, and waits for
+ * its turn (the send chain). If a batch goes back to the spool unsent (compression failed, or the
+ * gateway stops), the one waiting behind it goes back too, so neither overtakes the other.
+ * Otherwise, while a batch of a stream is in flight, only full batches are started for that
+ * stream: during an outage or a retry, new records gather into full batches instead of a stream of
+ * tiny ones.
  */
 import type { ForwarderConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
@@ -43,7 +46,15 @@ interface StreamState {
   taking: boolean;
   /** Not before this time (after a pool or spool read failure). */
   pausedUntil: number;
+  /**
+   * Ordered streams: settles when the batch taken last has been sent (true) or went back to the
+   * spool unsent (false); the next batch sends only after it, and only if it was sent.
+   */
+  sendChain: Promise<boolean>;
 }
+
+/** Batches of an ordered stream at once: one being sent, one taken and compressed behind it. */
+const ORDERED_WINDOW = 2;
 
 export class Batcher {
   readonly #streams = new Map<string, StreamState>();
@@ -86,7 +97,7 @@ export class Batcher {
   #state(stream: string): StreamState {
     let s = this.#streams.get(stream);
     if (!s) {
-      s = { inFlight: 0, takenEntries: 0, takenBytes: 0, timer: null, taking: false, pausedUntil: 0 };
+      s = { inFlight: 0, takenEntries: 0, takenBytes: 0, timer: null, taking: false, pausedUntil: 0, sendChain: Promise.resolve(true) };
       this.#streams.set(stream, s);
     }
     return s;
@@ -97,9 +108,9 @@ export class Batcher {
     const s = this.#state(stream);
     const cfg = this.opts.config();
     // One take at a time per stream: the counts below are only right once it has returned. In
-    // order (the default), one batch in flight per stream: the next waits until this one is
-    // delivered (its retries included) or dead-lettered.
-    if (s.taking || s.inFlight >= (cfg.batch.ordered ? 1 : cfg.upstream.maxConcurrency)) return;
+    // order (the default), one batch is sent at a time per stream and one more may be prepared
+    // behind it; it is sent once the first is delivered (its retries included) or dead-lettered.
+    if (s.taking || s.inFlight >= (cfg.batch.ordered ? ORDERED_WINDOW : cfg.upstream.maxConcurrency)) return;
     const pending = this.opts.spool.pending(stream);
     const entries = pending.entries - s.takenEntries;
     const bytes = pending.bytes - s.takenBytes;
@@ -144,7 +155,6 @@ export class Batcher {
   }
 
   async #runBatch(stream: string, s: StreamState): Promise<void> {
-    const { spool, pool, sender, logger, metrics } = this.opts;
     const cfg = this.opts.config();
     let picked: Picked | null;
     try {
@@ -154,6 +164,21 @@ export class Batcher {
       s.taking = false;
     }
     if (picked === null) return;
+    // Its place in the stream's send chain, taken before the next batch can be picked.
+    const before = s.sendChain;
+    let settle: (sent: boolean) => void = () => undefined;
+    s.sendChain = new Promise<boolean>((resolve) => (settle = resolve));
+    let sent = false;
+    try {
+      await this.#prepareAndSend(stream, s, picked, cfg, before, () => (sent = true));
+    } finally {
+      settle(sent);
+    }
+  }
+
+  /** Builds the batch, waits for its turn (ordered streams), sends it and acks its entries. */
+  async #prepareAndSend(stream: string, s: StreamState, picked: Picked, cfg: ForwarderConfig, before: Promise<boolean>, onSent: () => void): Promise<void> {
+    const { spool, pool, sender, logger, metrics } = this.opts;
     const { key, destination, entries } = picked;
     const ids = entries.map((e) => e.id);
     const bytes = entries.reduce((n, e) => n + e.payload.byteLength, 0);
@@ -197,6 +222,13 @@ export class Batcher {
       entryIds: ids,
       oldestAppendedAt: oldest,
     };
+    // The batch ahead of this one went back to the spool unsent: this one goes back too, or it
+    // would overtake it.
+    if (cfg.batch.ordered && !(await before)) {
+      spool.release(ids);
+      untake();
+      return;
+    }
     let outcome;
     try {
       outcome = await sender.send(batch, this.#abort.signal);
@@ -210,6 +242,8 @@ export class Batcher {
       if (!this.#stopped) s.pausedUntil = Date.now() + 1_000;
       return;
     }
+    // Delivered or dead-lettered: the next batch of the stream may go.
+    onSent();
     try {
       await spool.ack(ids);
     } catch (err) {
