@@ -158,7 +158,11 @@ async function startGateway(config) {
   writeFileSync(file, stringify(config));
   // PCL_BENCH_NODE_ARGS: extra node flags for the gateway (e.g. --cpu-prof --cpu-prof-dir=DIR).
   const nodeArgs = (process.env.PCL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(REPO, 'dist/cli/main.js'), 'start', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // MALLOC_ARENA_MAX=2: as the systemd unit and the container image run it.
+  const child = spawn(process.execPath, [...nodeArgs, join(REPO, 'dist/cli/main.js'), 'start', '--config', file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { MALLOC_ARENA_MAX: '2', ...process.env },
+  });
   children.push(child);
   const port = await readUntil(child, 'gateway', (text) => {
     for (const line of text.split('\n')) {
