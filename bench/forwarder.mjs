@@ -21,7 +21,7 @@
 //   the same bodies, times the cores (bench/lib/cpu-limit.mjs).
 // Everything shares 2 cores: the report gives each process's CPU so the reader can see who paid.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -164,6 +164,8 @@ async function startGateway(config) {
     env: { MALLOC_ARENA_MAX: '2', ...process.env },
   });
   children.push(child);
+  // PCL_BENCH_GATEWAY_OUT=FILE: the gateway's stdout (its log, --trace-gc lines) copied there.
+  if (process.env.PCL_BENCH_GATEWAY_OUT) child.stdout.pipe(createWriteStream(process.env.PCL_BENCH_GATEWAY_OUT));
   const port = await readUntil(child, 'gateway', (text) => {
     for (const line of text.split('\n')) {
       if (!line.startsWith('{')) continue;
