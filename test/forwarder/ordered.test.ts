@@ -1,0 +1,78 @@
+/**
+ * batch.ordered (the default) with the pipelined sender: the next batch of a stream is taken and
+ * compressed while one is being sent, and sent only after it (without the send chain the first
+ * case fails: the second batch overtakes the held first). A stop while the upstream holds an
+ * answer sends both batches back to the spool; after a restart they are sent again, in order.
+ * (The other way a batch goes back unsent, a failed compression, is not provoked here.)
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { send } from '../emulator/clients.js';
+import { API_KEY, DCR_UP, STREAM, ingestUrl, realisticRecords, startFixture, waitForIds, type Fixture } from './fixture.js';
+
+let fx: Fixture;
+const headers = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' };
+
+beforeAll(async () => {
+  // Small batches so a few dozen uploads make many of them; one upstream stream.
+  fx = await startFixture({ forwarder: { batch: { maxBytes: 32_768, maxAgeMs: 50 } } });
+}, 60_000);
+afterAll(async () => {
+  await fx?.close();
+});
+
+/** Record numbers in the order the emulator accepted them, first arrival of each only. */
+function arrivalOrder(runId: string): number[] {
+  const seen = new Set<number>();
+  const out: number[] = [];
+  for (const r of fx.emu.records({ target: DCR_UP, stream: STREAM })) {
+    const id = (r.record as { RecordId?: string }).RecordId ?? '';
+    if (!id.startsWith(`${runId}-`)) continue;
+    const n = Number(id.slice(runId.length + 1));
+    if (!seen.has(n)) out.push(n);
+    seen.add(n);
+  }
+  return out;
+}
+
+async function upload(runId: string, from: number, count: number): Promise<void> {
+  const status = (await send(ingestUrl(fx), { agent: fx.agent, headers, body: JSON.stringify(realisticRecords(count, from, runId)) })).status;
+  expect(status).toBe(204);
+}
+
+it('delivers a stream in accepted order while batches are prepared ahead of the send', async () => {
+  const run = 'ordered-a';
+  // The first request is held for a second: meanwhile later batches are taken and compressed.
+  const held = fx.emu.faults.add({ api: 'logsIngestion', action: { kind: 'delay', ms: 1_000 }, times: 1 });
+  for (let i = 0; i < 40; i++) await upload(run, i * 20, 20);
+  const ids = new Set(Array.from({ length: 800 }, (_, n) => `${run}-${n}`));
+  await waitForIds(fx.emu, { target: DCR_UP }, ids, 30_000);
+  expect(held.hits()).toBe(1);
+  const order = arrivalOrder(run);
+  expect(order).toHaveLength(800);
+  expect(order).toEqual([...order].sort((a, b) => a - b));
+  // Many requests, not one: the order above spans batches.
+  const requests = new Set(
+    fx.emu
+      .records({ target: DCR_UP })
+      .filter((r) => String((r.record as { RecordId?: string }).RecordId).startsWith(run))
+      .map((r) => r.requestSeq),
+  );
+  expect(requests.size).toBeGreaterThan(5);
+}, 60_000);
+
+it('a stop while one batch is being sent and the next waits behind it: after a restart every record arrives, in order', async () => {
+  const run = 'ordered-b';
+  // Every request is held 3 s: the gateway stops while the first is in flight and the next waits.
+  const held = fx.emu.faults.add({ api: 'logsIngestion', action: { kind: 'delay', ms: 3_000 }, times: Number.POSITIVE_INFINITY });
+  for (let i = 0; i < 20; i++) await upload(run, i * 20, 20);
+  await expect.poll(() => held.hits(), { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+  // Stop at once: the send in flight is aborted, its batch and the one behind it stay in the spool.
+  await fx.stop(0);
+  held.cancel();
+  await fx.restart();
+  const ids = new Set(Array.from({ length: 400 }, (_, n) => `${run}-${n}`));
+  await waitForIds(fx.emu, { target: DCR_UP }, ids, 30_000);
+  const order = arrivalOrder(run);
+  expect(order).toHaveLength(400);
+  expect(order).toEqual([...order].sort((a, b) => a - b));
+}, 60_000);
