@@ -49,6 +49,7 @@ const { values: o } = parseArgs({
     'cost-rate': { type: 'string', default: '0' },
     emulator: { type: 'string', default: 'count' },
     'no-sustained': { type: 'boolean', default: false },
+    streams: { type: 'string', default: '1' },
     gen: { type: 'string', default: 'native' },
     gzip: { type: 'boolean', default: false },
     sdk: { type: 'boolean', default: false },
@@ -61,6 +62,9 @@ if (o.sdk) {
   if (o.bodies === '256') o.bodies = '16';
 }
 const seconds = Number(o.seconds);
+// --streams N: uploads spread over N destination streams (one DCR), as a gateway serving several
+// tables does; each stream is batched and (ordered) sent on its own.
+const streamNames = Array.from({ length: Math.max(1, Number(o.streams)) }, (_, i) => (i === 0 ? 'Custom-Bench_CL' : `Custom-Bench${i}_CL`));
 const perUpload = Number(o.records);
 const log = (...a) => console.error('[bench:forwarder]', ...a);
 
@@ -139,7 +143,7 @@ async function startEmulator() {
     stdio: ['ignore', 'pipe', 'inherit'],
     // --emulator count (default): the emulator counts each body's records without parsing them
     // (it stands in for Azure, whose CPU is not the gateway's); full: it parses every body.
-    env: { ...process.env, EMU_STREAMS: 'Custom-Bench_CL', EMU_KEEP_RECORDS: '0', EMU_COUNT_ONLY: o.emulator === 'count' ? '1' : '0' },
+    env: { ...process.env, EMU_STREAMS: streamNames.join(','), EMU_KEEP_RECORDS: '0', EMU_COUNT_ONLY: o.emulator === 'count' ? '1' : '0' },
   });
   children.push(child);
   const info = await readUntil(child, 'emulator', (text) => {
@@ -208,8 +212,8 @@ const gw = await startGateway({
     upstream: { caFile: info.caFile, authorityHost: info.authorityHost },
     credentials: [{ name: 'main', type: 'clientSecret', tenantId: info.tenantId, clientId: info.clientId, secretFile: join(work, 'secret') }],
     destinations: [{ name: 'dcr', type: 'logsIngestion', endpoint: dce.origin, dcrId: info.dcrId, credential: 'main' }],
-    routes: [{ name: 'bench', from: { dcrId: 'dcr-in', stream: 'Custom-Bench_CL' }, to: 'dcr' }],
-    identities: [{ name: 'bench', apiKeySha256: createHash('sha256').update(apiKey).digest('hex'), routes: ['bench'] }],
+    routes: streamNames.map((stream, i) => ({ name: `bench${i}`, from: { dcrId: 'dcr-in', stream }, to: 'dcr' })),
+    identities: [{ name: 'bench', apiKeySha256: createHash('sha256').update(apiKey).digest('hex'), routes: streamNames.map((_, i) => `bench${i}`) }],
   },
 });
 log(`gateway pid ${gw.child.pid} forwarder :${gw.port}, emulator pid ${emu.child.pid} :${info.port}`);
@@ -224,16 +228,19 @@ const bodies = o.gzip ? jsonBodies.map((b) => gzipSync(b)) : jsonBodies;
 const wireBytes = bodies.reduce((s, b) => s + Buffer.byteLength(b), 0) / bodies.length;
 let next = 0;
 let httpload = null;
+const pathOf = (stream) => `/dataCollectionRules/dcr-in/streams/${stream}?api-version=2023-01-01`;
+const uploadPath = pathOf(streamNames[0]);
+// Body i goes to stream i mod N (httpload takes a path per body; autocannon uses the first stream).
+const bodyPaths = bodies.map((_, i) => pathOf(streamNames[i % streamNames.length]));
 const bodiesFile = join(work, 'bodies');
 if (o.gen === 'native') {
   const built = buildHttpLoad();
   if (built.error) log(`native load generator not built (${built.error}): autocannon instead`);
   else {
     httpload = built.bin;
-    writeBodies(bodiesFile, bodies);
+    writeBodies(bodiesFile, bodies, bodyPaths);
   }
 }
-const uploadPath = '/dataCollectionRules/dcr-in/streams/Custom-Bench_CL?api-version=2023-01-01';
 const uploadHeaders = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', ...(o.gzip ? { 'content-encoding': 'gzip' } : {}) };
 
 /** One load phase with the chosen generator: { ok, non2xx, errors, p50ms, p99ms, genCpuSec }. */
@@ -428,6 +435,7 @@ const result = {
     workers: Number(o.workers),
     connections: Number(o.connections),
     recordsPerUpload: perUpload,
+    streams: streamNames.length,
     bytesPerRecord: Math.round(bodyBytes / perUpload),
     clientGzip: o.gzip,
     wireBytesPerUpload: Math.round(wireBytes),

@@ -27,13 +27,13 @@ export function buildHttpLoad() {
   }
 }
 
-/** Writes the bodies (Buffers or strings) in httpload's "<length>\n<bytes>" format. */
-export function writeBodies(file, bodies) {
+/** Writes the bodies (Buffers or strings) in httpload's "<length>[ <path>]\n<bytes>" format. */
+export function writeBodies(file, bodies, paths = []) {
   const parts = [];
-  for (const b of bodies) {
+  bodies.forEach((b, i) => {
     const buf = Buffer.isBuffer(b) ? b : Buffer.from(b);
-    parts.push(Buffer.from(`${buf.length}\n`), buf);
-  }
+    parts.push(Buffer.from(`${buf.length}${paths[i] ? ` ${paths[i]}` : ''}\n`), buf);
+  });
   writeFileSync(file, Buffer.concat(parts));
 }
 

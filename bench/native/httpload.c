@@ -16,7 +16,8 @@
  * - --rate R: R requests per second over all connections (0 = as fast as answers come); a
  *   connection sends only when the schedule allows. Latency is measured from the moment the
  *   request is written (as autocannon does), in microseconds, kept per request for percentiles.
- * - FILE: the bodies, each as "<length>\n<bytes>" one after the other.
+ * - FILE: the bodies, each as "<length>[ <path>]\n<bytes>" one after the other; a body with a
+ *   path of its own is posted there instead of --path.
  * - After T ms no new request starts; answers in flight are awaited up to --timeout-ms.
  * Output: one JSON line on stdout:
  *   {"sent","ok","non2xx","errors","firstError","bytesSent","wallSec","cpuSec","cpuUserSec",
@@ -45,7 +46,7 @@
 
 enum state { S_CONNECTING, S_WRITING, S_READING, S_WAITING };
 
-struct body { const char *data; size_t len; char *head; size_t head_len; };
+struct body { const char *data; size_t len; const char *path; char *head; size_t head_len; };
 
 struct conn {
     int fd;
@@ -246,18 +247,25 @@ static void load_bodies(const char *file) {
     for (char *p = all; p < all + size;) {
         char *nl = memchr(p, '\n', (size_t)(all + size - p));
         if (!nl) break;
-        size_t len = (size_t)strtoull(p, NULL, 10);
+        char *after = NULL;
+        size_t len = (size_t)strtoull(p, &after, 10);
+        const char *own_path = NULL;
+        if (after && after < nl && *after == ' ') {
+            *nl = '\0';
+            own_path = after + 1;
+        }
         if (nl + 1 + len > all + size) { fprintf(stderr, "bodies file truncated\n"); exit(2); }
         if (n_bodies == cap) bodies = realloc(bodies, (cap *= 2) * sizeof *bodies);
         bodies[n_bodies].data = nl + 1;
         bodies[n_bodies].len = len;
+        bodies[n_bodies].path = own_path;
         n_bodies++;
         p = nl + 1 + len;
     }
     if (n_bodies == 0) { fprintf(stderr, "no bodies in %s\n", file); exit(2); }
     for (size_t i = 0; i < n_bodies; i++) {
         char head[4096];
-        int n = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %zu\r\n", path, host, port, bodies[i].len);
+        int n = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %zu\r\n", bodies[i].path ? bodies[i].path : path, host, port, bodies[i].len);
         for (int h = 0; h < n_headers; h++) n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", headers[h]);
         n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
         bodies[i].head = strdup(head);
