@@ -66,6 +66,11 @@ export const Events = {
    * that program exists, else without telling systemd (a Type=notify unit then times out its start).
    */
   SYSTEMD_NOTIFY: 210,
+  /**
+   * Cluster (debug level): every worker sent a rebalance's new connection-limit share has applied
+   * it (round, the shares now enforced). Until then a worker may still enforce its older share.
+   */
+  LIMIT_SHARES_APPLIED: 211,
 
   // Management API and CLI (issue 11): 203-209.
   /** A change made through the admin API was written to the config file and applied: who (client, actor), what (action, changed keys). */

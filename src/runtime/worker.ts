@@ -89,6 +89,8 @@ export async function runWorker(): Promise<void> {
         .catch((err: unknown) => logger.error({ event: Events.BAD_CONFIG, err }, 'worker could not apply the reloaded configuration'));
     } else if (isMessage<Msg<'portcullis:share'>>(msg, 'portcullis:share')) {
       proxy.server.setLimitShare(msg.share);
+      // The supervisor says when every worker of a rebalance enforces its new share (event 211).
+      send({ type: 'portcullis:share-applied', round: msg.round, enforced: msg.share.maxConnections });
     } else if (isMessage<Msg<'portcullis:load?'>>(msg, 'portcullis:load?')) {
       const enforced = proxy.server.limitShare?.maxConnections ?? config.proxy.limits.maxConnections;
       send({ type: 'portcullis:load', id: msg.id, admitted: proxy.server.admittedConnections, enforced });
