@@ -71,6 +71,8 @@ export const Events = {
    * it (round, the shares now enforced). Until then a worker may still enforce its older share.
    */
   LIMIT_SHARES_APPLIED: 211,
+  /** Cluster (debug level): a message to or from a worker could not be sent (it is exiting, or the IPC channel broke); the process goes on. */
+  WORKER_IPC_SEND: 212,
 
   // Management API and CLI (issue 11): 203-209.
   /** A change made through the admin API was written to the config file and applied: who (client, actor), what (action, changed keys). */

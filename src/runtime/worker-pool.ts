@@ -121,6 +121,15 @@ export class WorkerPool implements Service {
     clearTimeout(hardStop);
   }
 
+  /**
+   * A SIGTERM before every worker listens: the pool is not a started service yet, so the gateway's
+   * drain skips it; without this the supervisor exited under its starting workers, whose first
+   * IPC send then failed with an unhandled EPIPE. Its start() stays pending: the process exits.
+   */
+  async drainIfStarting(deadlineMs: number): Promise<void> {
+    if (this.starting && !this.draining) await this.drain(deadlineMs);
+  }
+
   readiness(): Readiness {
     if (this.draining) return { ready: false, reasons: ['draining'] };
     if (this.listening.size === 0) return { ready: false, reasons: ['no data-plane worker is listening'] };
@@ -244,8 +253,16 @@ export class WorkerPool implements Service {
     return moved === undefined ? even : { ...even, maxConnections: moved };
   }
 
+  /**
+   * A worker that is exiting (or whose channel broke) cannot be told anything: the send fails
+   * with EPIPE or ERR_IPC_CHANNEL_CLOSED, said here (event 212) rather than as an 'error' event;
+   * its exit is handled by onExit.
+   */
   private send(w: Worker, msg: ToWorker): void {
-    if (w.isConnected()) w.send(msg);
+    if (!w.isConnected()) return;
+    w.send(msg, undefined, {}, (err: Error | null) => {
+      if (err) this.opts.logger.debug({ event: Events.WORKER_IPC_SEND, worker: w.id, type: msg.type, err }, 'message to a worker not sent');
+    });
   }
 
   private broadcast(msg: ToWorker, only?: ReadonlySet<number>): void {
@@ -254,6 +271,9 @@ export class WorkerPool implements Service {
 
   private readonly onMessage = (worker: Worker, msg: unknown): void => {
     if (isMessage<Msg<'portcullis:config?'>>(msg, 'portcullis:config?')) {
+      // Stopping (a SIGTERM during the start): a worker that asks now, and may have missed the
+      // drain broadcast, stops instead of starting.
+      if (this.draining) return this.send(worker, { type: 'portcullis:drain' });
       // Always the running configuration, so a worker replacing a dead one after a reload matches its siblings.
       this.configured.add(worker.id);
       this.send(worker, { type: 'portcullis:config', config: this.config, share: this.shareOf(worker) });
