@@ -66,6 +66,13 @@ export const Events = {
    * that program exists, else without telling systemd (a Type=notify unit then times out its start).
    */
   SYSTEMD_NOTIFY: 210,
+  /**
+   * Cluster (debug level): every worker sent a rebalance's new connection-limit share has applied
+   * it (round, the shares now enforced). Until then a worker may still enforce its older share.
+   */
+  LIMIT_SHARES_APPLIED: 211,
+  /** Cluster (debug level): a message to or from a worker could not be sent (it is exiting, or the IPC channel broke); the process goes on. */
+  WORKER_IPC_SEND: 212,
 
   // Management API and CLI (issue 11): 203-209.
   /** A change made through the admin API was written to the config file and applied: who (client, actor), what (action, changed keys). */

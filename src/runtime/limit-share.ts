@@ -30,12 +30,21 @@ function shareOf(limit: number, index: number, count: number): number {
  * Shares that follow the load: every worker keeps what it holds now (`admitted`) plus an even part
  * of what is left of `total`, so a worker the kernel hands more connections gets the room an idle
  * one does not use. The targets add up to `total` whenever the workers hold no more than it.
+ *
+ * The odd units left by the even split go first to the workers that enforce more than their even
+ * target now (`enforced`), then in worker order: which worker gets them is arbitrary, and giving
+ * them where they already are keeps a momentary odd count (3 and 2 of 10 while connections arrive
+ * in turn) from lowering a share (5 to 4) that would refuse the next connection that worker gets.
  */
-export function rebalancedShares(total: number, admitted: readonly number[]): number[] {
+export function rebalancedShares(total: number, admitted: readonly number[], enforced: readonly number[] = []): number[] {
   const n = admitted.length;
   const held = admitted.reduce((a, b) => a + b, 0);
   const spare = Math.max(0, total - held);
-  return admitted.map((a, i) => Math.max(1, a + Math.floor(spare / n) + (i < spare % n ? 1 : 0)));
+  const even = admitted.map((a) => a + Math.floor(spare / n));
+  const above = (i: number): number => Math.max(0, (enforced[i] ?? 0) - (even[i] ?? 0));
+  const order = even.map((_, i) => i).sort((a, b) => above(b) - above(a) || a - b);
+  const odd = new Set(order.slice(0, spare % n));
+  return even.map((t, i) => Math.max(1, t + (odd.has(i) ? 1 : 0)));
 }
 
 /**

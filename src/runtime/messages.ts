@@ -11,8 +11,11 @@ export type ToWorker =
   | { type: 'portcullis:config'; config: PortcullisConfig; share: LimitShare }
   | { type: 'portcullis:reload'; config: PortcullisConfig; share: LimitShare }
   | { type: 'portcullis:drain' }
-  /** A new share of the connection limits (the supervisor rebalances them by load). */
-  | { type: 'portcullis:share'; share: LimitShare }
+  /**
+   * A new share of the connection limits (the supervisor rebalances them by load); `round`
+   * numbers the rebalance, echoed in the worker's portcullis:share-applied.
+   */
+  | { type: 'portcullis:share'; share: LimitShare; round: number }
   | { type: 'portcullis:load?'; id: number }
   | { type: 'portcullis:clients?'; id: number; windowMs: number };
 
@@ -25,7 +28,9 @@ export type ToPrimary =
   | { type: 'portcullis:start-failed'; configKey: string; cause: string }
   | { type: 'portcullis:clients'; id: number; ips: string[] }
   /** Connections admitted now, and the total share this worker enforces. */
-  | { type: 'portcullis:load'; id: number; admitted: number; enforced: number };
+  | { type: 'portcullis:load'; id: number; admitted: number; enforced: number }
+  /** The share of rebalance `round` is in force here (sent after setLimitShare): `enforced` is its maxConnections. */
+  | { type: 'portcullis:share-applied'; round: number; enforced: number };
 
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {
   return typeof m === 'object' && m !== null && 'type' in m && m.type === type;

@@ -45,5 +45,6 @@ export async function runPrimary(cliPath: string | undefined, loaded: LoadedConf
     reloaded: () => ({ workers: pool.counts.total, allow: pool.allowlist() }),
     status: () => ({ mode: 'cluster', pid: process.pid, balance: config.proxy.balance, workers: pool.workers() }),
     onSecondSignal: () => pool.killAll(),
+    drainStarting: (deadlineMs) => pool.drainIfStarting(deadlineMs),
   });
 }

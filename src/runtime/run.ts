@@ -28,6 +28,11 @@ export interface RunOptions {
   reloaded?(): Record<string, unknown>;
   /** A second SIGTERM/SIGINT: make sure nothing outlives the process. */
   onSecondSignal?: () => void;
+  /**
+   * A SIGTERM/SIGINT drain also stops what is still starting (the drain covers only started
+   * services): the worker pool, whose workers would otherwise outlive the supervisor mid-start.
+   */
+  drainStarting?: (deadlineMs: number) => Promise<void>;
 }
 
 export interface RunningGateway {
@@ -109,9 +114,10 @@ export async function runGateway(opts: RunOptions): Promise<RunningGateway> {
     logger,
     flush,
     reload: () => void reload(),
-    drain: (signal) => {
+    drain: async (signal) => {
       stopping(`draining (${signal})`);
-      return gateway.drain(running.config.proxy.drainMs, { signal }, running.config.proxy.drainDelayMs);
+      const { drainMs, drainDelayMs } = running.config.proxy;
+      await Promise.all([gateway.drain(drainMs, { signal }, drainDelayMs), opts.drainStarting?.(drainMs)]);
     },
     ...(opts.onSecondSignal ? { onSecondSignal: opts.onSecondSignal } : {}),
   });

@@ -19,6 +19,17 @@ const CRASH_PAUSE_MS = 5_000;
 const DRAIN_GRACE_MS = 5_000;
 /** How often the supervisor moves connection-limit shares towards the workers' load. */
 const REBALANCE_MS = 1_000;
+/** Rebalance rounds remembered while their workers have not all acknowledged (a stuck worker must not grow the map). */
+const MAX_UNAPPLIED_ROUNDS = 16;
+
+/** A rebalance sent, waiting for the acknowledgement of every worker whose share it changed. */
+interface UnappliedRound {
+  /** Worker ids that have not said portcullis:share-applied yet. */
+  waiting: Set<number>;
+  /** maxConnections each worker enforces once the round is applied (the rebalance's worker order). */
+  shares: number[];
+  sentAt: number;
+}
 
 export interface WorkerPoolOptions {
   config: PortcullisConfig;
@@ -63,6 +74,9 @@ export class WorkerPool implements Service {
   private rebalancing = false;
   /** Bumped on every reload: a rebalance computed before it must not undo the fresh shares. */
   private configEpoch = 0;
+  /** Numbers the rebalances that change something; the workers echo it when they apply their share. */
+  private shareRound = 0;
+  private readonly unapplied = new Map<number, UnappliedRound>();
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.config = opts.config;
@@ -105,6 +119,15 @@ export class WorkerPool implements Service {
     const hardStop = setTimeout(() => this.killAll(), deadlineMs + DRAIN_GRACE_MS);
     await exited;
     clearTimeout(hardStop);
+  }
+
+  /**
+   * A SIGTERM before every worker listens: the pool is not a started service yet, so the gateway's
+   * drain skips it; without this the supervisor exited under its starting workers, whose first
+   * IPC send then failed with an unhandled EPIPE. Its start() stays pending: the process exits.
+   */
+  async drainIfStarting(deadlineMs: number): Promise<void> {
+    if (this.starting && !this.draining) await this.drain(deadlineMs);
   }
 
   readiness(): Readiness {
@@ -197,17 +220,26 @@ export class WorkerPool implements Service {
         admitted.push(l.admitted);
         enforced.push(l.enforced);
       }
-      const changes = shareChanges(total, enforced, rebalancedShares(total, admitted));
+      const changes = shareChanges(total, enforced, rebalancedShares(total, admitted, enforced));
+      if (changes.length === 0) return;
+      const round = ++this.shareRound;
+      const pending: UnappliedRound = { waiting: new Set(), shares: [...enforced], sentAt: Date.now() };
       for (const c of changes) {
         const w = workers[c.index];
         const slot = w ? this.slots.get(w.id) : undefined;
         if (!w || slot === undefined) continue;
         this.rebalanced.set(slot, c.maxConnections);
-        this.send(w, { type: 'portcullis:share', share: this.shareOf(w) });
+        pending.shares[c.index] = c.maxConnections;
+        pending.waiting.add(w.id);
+        this.send(w, { type: 'portcullis:share', share: this.shareOf(w), round });
       }
-      if (changes.length > 0) {
-        this.opts.logger.debug({ event: Events.LIFECYCLE, admitted, enforced, changes }, 'connection limit shares rebalanced');
+      this.opts.logger.debug({ event: Events.LIFECYCLE, round, admitted, enforced, changes }, 'connection limit shares rebalanced');
+      this.unapplied.set(round, pending);
+      for (const old of this.unapplied.keys()) {
+        if (this.unapplied.size <= MAX_UNAPPLIED_ROUNDS) break;
+        this.unapplied.delete(old);
       }
+      if (pending.waiting.size === 0) this.shareApplied(round, null);
     } finally {
       this.rebalancing = false;
     }
@@ -221,8 +253,16 @@ export class WorkerPool implements Service {
     return moved === undefined ? even : { ...even, maxConnections: moved };
   }
 
+  /**
+   * A worker that is exiting (or whose channel broke) cannot be told anything: the send fails
+   * with EPIPE or ERR_IPC_CHANNEL_CLOSED, said here (event 212) rather than as an 'error' event;
+   * its exit is handled by onExit.
+   */
   private send(w: Worker, msg: ToWorker): void {
-    if (w.isConnected()) w.send(msg);
+    if (!w.isConnected()) return;
+    w.send(msg, undefined, {}, (err: Error | null) => {
+      if (err) this.opts.logger.debug({ event: Events.WORKER_IPC_SEND, worker: w.id, type: msg.type, err }, 'message to a worker not sent');
+    });
   }
 
   private broadcast(msg: ToWorker, only?: ReadonlySet<number>): void {
@@ -231,6 +271,9 @@ export class WorkerPool implements Service {
 
   private readonly onMessage = (worker: Worker, msg: unknown): void => {
     if (isMessage<Msg<'portcullis:config?'>>(msg, 'portcullis:config?')) {
+      // Stopping (a SIGTERM during the start): a worker that asks now, and may have missed the
+      // drain broadcast, stops instead of starting.
+      if (this.draining) return this.send(worker, { type: 'portcullis:drain' });
       // Always the running configuration, so a worker replacing a dead one after a reload matches its siblings.
       this.configured.add(worker.id);
       this.send(worker, { type: 'portcullis:config', config: this.config, share: this.shareOf(worker) });
@@ -242,8 +285,26 @@ export class WorkerPool implements Service {
       this.pendingClientQueries.get(msg.id)?.(msg.ips);
     } else if (isMessage<Msg<'portcullis:load'>>(msg, 'portcullis:load')) {
       this.pendingLoadQueries.get(msg.id)?.({ admitted: msg.admitted, enforced: msg.enforced });
+    } else if (isMessage<Msg<'portcullis:share-applied'>>(msg, 'portcullis:share-applied')) {
+      this.shareApplied(msg.round, worker.id);
     }
   };
+
+  /**
+   * A worker enforces the share of rebalance `round` (null: none left to hear from). When the
+   * last one has, event 211 says so: from then on the gateway enforces exactly those shares.
+   */
+  private shareApplied(round: number, workerId: number | null): void {
+    const pending = this.unapplied.get(round);
+    if (!pending) return;
+    if (workerId !== null) pending.waiting.delete(workerId);
+    if (pending.waiting.size > 0) return;
+    this.unapplied.delete(round);
+    this.opts.logger.debug(
+      { event: Events.LIMIT_SHARES_APPLIED, round, shares: pending.shares, ms: Date.now() - pending.sentAt },
+      'connection limit shares applied by every worker',
+    );
+  }
 
   private onListening(worker: Worker, addresses: BoundAddress[]): void {
     this.listening.set(worker.id, addresses);
@@ -290,6 +351,8 @@ export class WorkerPool implements Service {
     this.listening.delete(worker.id);
     this.configured.delete(worker.id);
     this.slots.delete(worker.id);
+    // A worker that exits will not answer; its replacement starts with its place's share.
+    for (const [round, pending] of [...this.unapplied]) if (pending.waiting.delete(worker.id)) this.shareApplied(round, null);
     if (this.alive.size === 0) for (const done of this.exitWaiters.splice(0)) done();
     if (this.draining || this.failure) return;
     this.opts.restarts.inc();

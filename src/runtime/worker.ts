@@ -11,8 +11,19 @@ import { isMessage, type ToPrimary, type ToWorker } from './messages.js';
 
 type Msg<T extends ToWorker['type']> = Extract<ToWorker, { type: T }>;
 
+/** Logs a failed send once the worker has a logger. */
+let sendFailed = (_type: ToPrimary['type'], _err: Error): void => {};
+
+/**
+ * The supervisor may be gone (killed, or exited): a send would fail with EPIPE or
+ * ERR_IPC_CHANNEL_CLOSED, an 'error' event nothing handles, which crashed the worker. 'disconnect'
+ * drains this worker anyway.
+ */
 function send(msg: ToPrimary): void {
-  process.send?.(msg);
+  if (!process.connected) return;
+  process.send?.(msg, undefined, {}, (err: Error | null) => {
+    if (err) sendFailed(msg.type, err);
+  });
 }
 
 /**
@@ -61,6 +72,7 @@ export async function runWorker(): Promise<void> {
   const { logger, flush } = createLogger(config.log, { sharedStdout: true });
   flushLogs = flush;
   installCrashGuards(logger);
+  sendFailed = (type, err) => logger.debug({ event: Events.WORKER_IPC_SEND, type, err }, 'message to the supervisor not sent');
   const metrics = config.admin.metrics ? new ProxyMetrics(client.register) : null;
   if (config.admin.metrics) {
     collectProcessMetrics(client.register);
@@ -89,6 +101,8 @@ export async function runWorker(): Promise<void> {
         .catch((err: unknown) => logger.error({ event: Events.BAD_CONFIG, err }, 'worker could not apply the reloaded configuration'));
     } else if (isMessage<Msg<'portcullis:share'>>(msg, 'portcullis:share')) {
       proxy.server.setLimitShare(msg.share);
+      // The supervisor says when every worker of a rebalance enforces its new share (event 211).
+      send({ type: 'portcullis:share-applied', round: msg.round, enforced: msg.share.maxConnections });
     } else if (isMessage<Msg<'portcullis:load?'>>(msg, 'portcullis:load?')) {
       const enforced = proxy.server.limitShare?.maxConnections ?? config.proxy.limits.maxConnections;
       send({ type: 'portcullis:load', id: msg.id, admitted: proxy.server.admittedConnections, enforced });

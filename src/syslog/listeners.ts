@@ -138,12 +138,20 @@ async function startStream(cfg: SyslogListenerConfig, index: number, deps: Liste
       logger.debug({ event: Events.SYSLOG_SOCKET_ERROR, listener: name, source: sourceIp, err }, 'syslog connection error');
     });
     socket.on('close', () => {
-      conn.lane.closed = true;
       if (conn.flushing) {
         clearImmediate(conn.flushing);
         flush();
       }
-      void conn.lane.idle().then(() => conns.delete(conn));
+      // A sender closing is not the gateway stopping: what was read (TCP acknowledged it) is still
+      // spooled, waiting for room as long as it takes. Meanwhile the closed connection keeps its
+      // slot under syslog.maxConnections, so connect-send-close senders cannot pile up read data
+      // in memory while the spool is full.
+      const held = conn.lane.busy;
+      if (held) deps.connections.open++;
+      void conn.lane.idle().then(() => {
+        if (held) deps.connections.open--;
+        conns.delete(conn);
+      });
     });
   };
 
@@ -237,7 +245,7 @@ async function startStream(cfg: SyslogListenerConfig, index: number, deps: Liste
       await Promise.race([Promise.all([...conns].map((c) => c.lane.idle())), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
       clearTimeout(timer);
       for (const c of conns) {
-        c.lane.closed = true;
+        c.lane.stopping = true;
         c.socket.destroy();
       }
       await closed;

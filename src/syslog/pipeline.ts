@@ -3,7 +3,8 @@
  * are parsed in the forwarder's pool threads (several at once), and spooled in the order they
  * were read. A source holds at most MAX_INFLIGHT blocks; past that it is told to stop reading
  * (TCP flow control pushes back on the sender). A full spool is waited out, never dropped: the
- * block is kept and appended again once the spool has room.
+ * block is kept and appended again once the spool has room, also after the sender has closed its
+ * connection (what was read was acknowledged to it by TCP); only the gateway stopping ends the wait.
  */
 import { hostname } from 'node:os';
 import type { Logger } from '../log/logger.js';
@@ -84,8 +85,11 @@ export class Pipeline {
     return this.deps.intake.runInPool<ParseTask, ParseResult>(this.deps.workerFile, task, transfer);
   }
 
-  /** Counts a parse result and spools it; waits (paused) while the spool is full. Never throws. */
-  async spool(listener: string, result: ParseResult, onFull: () => void, isClosed: () => boolean): Promise<void> {
+  /**
+   * Counts a parse result and spools it; waits (paused) while the spool is full, until
+   * `isStopping()` (the gateway's drain deadline passed). Never throws.
+   */
+  async spool(listener: string, result: ParseResult, onFull: () => void, isStopping: () => boolean): Promise<void> {
     const { metrics } = this.deps;
     const c = result.counts;
     if (metrics) {
@@ -108,7 +112,7 @@ export class Pipeline {
           break;
         } catch (err) {
           const code = isPortcullisError(err) ? err.code : '';
-          if (code === ForwarderErrors.SPOOL_FULL.code && !isClosed()) {
+          if (code === ForwarderErrors.SPOOL_FULL.code && !isStopping()) {
             metrics?.backpressure.inc({ listener });
             this.#backpressure.hit(1, { listener });
             onFull();
@@ -167,7 +171,11 @@ export class SourceLane {
   #tail: Promise<void> = Promise.resolve();
   #inflight = 0;
   #heldByRoom = false;
-  closed = false;
+  /**
+   * The gateway is stopping and its drain deadline passed: blocks still waiting for the spool are
+   * given up (counted, logged). Not set when the sender closes: what it sent is still spooled.
+   */
+  stopping = false;
 
   constructor(
     private readonly pipeline: Pipeline,
@@ -199,16 +207,21 @@ export class SourceLane {
             this.#heldByRoom = true;
             this.flow.pause();
           },
-          () => this.closed,
+          () => this.stopping,
         );
       } catch (err) {
         this.pipeline.reportPoolError(this.listener, `${blocks.length} block(s)`, err);
       } finally {
         this.#inflight--;
         this.#heldByRoom = false;
-        if (!this.closed && this.#inflight < MAX_INFLIGHT) this.flow.resume();
+        if (!this.stopping && this.#inflight < MAX_INFLIGHT) this.flow.resume();
       }
     });
+  }
+
+  /** Blocks read and not yet spooled (parsing, or waiting for room). */
+  get busy(): boolean {
+    return this.#inflight > 0;
   }
 
   /** Settles when everything pushed so far is spooled (or given up). */

@@ -78,16 +78,13 @@ describe('connection limits with workers: 2', () => {
     expect(await metric(gw.adminPort, 'portcullis_limit_hits_total', { limit: 'total' })).toBe(1);
   });
 
-  // Skipped until a worker acknowledges the share it applies: the supervisor logs a rebalance as it
-  // sends it, so the tunnels below can reach a worker still enforcing the older share (a 503 in
-  // CI on Node 20 and 22 this session, also with a 1.5 s wait). The gateway-wide caps themselves
-  // are asserted by the cases above.
-  it.skip('moves the room a worker does not use to the one that is busy (the shares follow the load)', async () => {
+  it('moves the room a worker does not use to the one that is busy (the shares follow the load)', async () => {
     for (const s of open.splice(0)) s.destroy();
     await expect.poll(() => metric(gw.adminPort, 'portcullis_client_connections')).toBe(0);
     // The earlier tests left uneven shares; with nothing open the supervisor evens them out again
-    // (a decrease first, the increase a round later): wait for 5 and 5.
-    await expect.poll(() => sharesAfterLastRebalance().every((n) => n === 5), { timeout: 10_000 }).toBe(true);
+    // (a decrease first, the increase a round later): wait until both workers enforce 5 and 5
+    // (event 211: every worker has acknowledged the last rebalance).
+    await expect.poll(() => sharesInForce()?.every((n) => n === 5), { timeout: 10_000 }).toBe(true);
     // 10 tunnels, 5 on each worker (round-robin); then the ones on one worker close.
     const ten: net.Socket[] = [];
     for (let i = 0; i < 10; i++) expect(await tunnelFrom(`127.0.1.${i}`, ten)).toBe(200);
@@ -100,12 +97,9 @@ describe('connection limits with workers: 2', () => {
     const [busy, idle] = [...byWorker.values()];
     for (const s of idle!) s.destroy();
     open.push(...busy!);
-    // The supervisor moves the idle worker's room to the busy one: 8 and 2, or 7 and 3, of the 10
-    // (the odd unit goes to the lower place, whichever worker that is).
-    const grown = (l: Record<string, unknown>): boolean =>
-      Array.isArray(l.changes) &&
-      l.changes.some((c: unknown) => typeof c === 'object' && c !== null && ((c as { maxConnections?: number }).maxConnections ?? 0) >= 7);
-    await gw.waitForLog((l) => l.msg === 'connection limit shares rebalanced' && grown(l));
+    // The supervisor moves the idle worker's room to the busy one: 7 and 3 of the 10 (the odd unit
+    // stays where it is), and both workers have applied it (event 211) before the next tunnels.
+    await expect.poll(() => sharesInForce()?.some((n) => n >= 7), { timeout: 10_000 }).toBe(true);
     // 5 more fit, wherever the supervisor hands them; the 6th is over the 10.
     const more: number[] = [];
     for (let i = 0; i < 6; i++) more.push(await tunnelFrom(`127.0.2.${i}`));
@@ -114,13 +108,16 @@ describe('connection limits with workers: 2', () => {
   });
 });
 
-/** The workers' shares of maxConnections as the supervisor's last rebalance left them (even, 5 and 5, before any). */
-function sharesAfterLastRebalance(): number[] {
+/**
+ * The workers' shares of maxConnections in force: those of the supervisor's last rebalance once
+ * every worker has acknowledged it (event 211), the even 5 and 5 before any rebalance, and null
+ * while the last one is still on its way to the workers.
+ */
+function sharesInForce(): number[] | null {
   const last = [...gw.logs].reverse().find((l) => l.msg === 'connection limit shares rebalanced');
   if (!last) return [5, 5];
-  const shares = Array.isArray(last.enforced) ? last.enforced.map(Number) : [];
-  for (const c of Array.isArray(last.changes) ? (last.changes as Array<{ index: number; maxConnections: number }>) : []) shares[c.index] = c.maxConnections;
-  return shares;
+  const applied = gw.logs.find((l) => l.event === 211 && l.round === last.round);
+  return applied && Array.isArray(applied.shares) ? applied.shares.map(Number) : null;
 }
 
 /** Which gateway worker holds the server side of a client socket (Linux: /proc/net/tcp inodes and /proc/<pid>/fd). */

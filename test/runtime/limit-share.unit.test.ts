@@ -42,6 +42,15 @@ describe('rebalancing the shares by load', () => {
     expect(rebalancedShares(10, [0, 0])).toEqual([5, 5]);
   });
 
+  it('gives the odd unit to a worker that already enforces it, so an odd count in passing lowers no share', () => {
+    // 3 and 2 of 10 held while connections arrive in turn, both enforcing 5: 5 and 5 stay (not 6 and 4).
+    expect(rebalancedShares(10, [3, 2], [5, 5])).toEqual([5, 5]);
+    expect(shareChanges(10, [5, 5], rebalancedShares(10, [3, 2], [5, 5]))).toEqual([]);
+    // A busy worker still gets the idle one's room: 7 and 3 (the odd unit stays with the idle one).
+    expect(rebalancedShares(10, [5, 0], [5, 5])).toEqual([7, 3]);
+    expect(rebalancedShares(10, [0, 5], [5, 5])).toEqual([3, 7]);
+  });
+
   it('applies decreases at once and increases only from room nobody enforces, so the sum never passes the limit', () => {
     // Round 1: both enforce 5; worker 1 must go down to 2 first, worker 0 waits.
     expect(shareChanges(10, [5, 5], [8, 2])).toEqual([{ index: 1, maxConnections: 2 }]);
@@ -70,7 +79,7 @@ describe('rebalancing the shares by load', () => {
             return v;
           });
           const next = [...enforced];
-          for (const c of shareChanges(total, enforced, rebalancedShares(total, held))) next[c.index] = c.maxConnections;
+          for (const c of shareChanges(total, enforced, rebalancedShares(total, held, enforced))) next[c.index] = c.maxConnections;
           // A decrease not yet read still counts: the worst moment is the larger of old and new for each.
           const worst = next.reduce((sum, v, i) => sum + Math.max(v, enforced[i] ?? 0), 0);
           expect(worst).toBeLessThanOrEqual(total);

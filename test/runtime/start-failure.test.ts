@@ -62,3 +62,20 @@ describe('a service that cannot start stops the gateway with one sentence', () =
     expect(g.logs.some((l) => l.msg === 'worker listening')).toBe(false);
   }, 90_000);
 });
+
+describe('a SIGTERM during the start', () => {
+  it('cluster: before the workers listen, stops them too: exit 0, nothing on stderr, no process left', async () => {
+    const g = spawnGateway({ proxy: { workers: 2 } });
+    // The admin listener is up before the workers are forked, and a worker takes a while to boot:
+    // the signal lands while the pool starts (the supervisor used to exit under its workers, whose
+    // first IPC send then crashed them with an unhandled EPIPE on stderr).
+    await g.waitForLog((l) => l.msg === 'admin listening', 30_000);
+    g.proc.kill('SIGTERM');
+    // Closes only once every process sharing its stdout and stderr (the workers too) has gone.
+    const { code, stderr, fatal } = await runToExit(g);
+    expect(code).toBe(0);
+    expect(stderr).toBe('');
+    expect(fatal).toEqual([]);
+    expect(g.logs.some((l) => l.msg === 'stopped')).toBe(true);
+  }, 90_000);
+});

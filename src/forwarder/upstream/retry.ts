@@ -1,7 +1,7 @@
 /**
  * What is retried, and when. Only network errors, 408, 429, 500, 502, 503, 504 are retried;
  * Retry-After (seconds or an HTTP date) and retry-after-ms / x-ms-retry-after-ms are honoured
- * exactly; otherwise exponential backoff with full jitter.
+ * exactly; otherwise exponential backoff with jitter (base doubling per attempt, capped at retry.maxMs).
  */
 export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
@@ -25,7 +25,10 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | null 
   return Math.max(0, when - now);
 }
 
-/** Full jitter: uniform in [0, min(max, base * 2^attempt)] — spreads a fleet's retries out. */
+/**
+ * Equal jitter: uniform in [cap/2, cap] with cap = min(max, base * 2^attempt); spreads a fleet's
+ * retries out, and never retries at once (a full-jitter 0 would hammer a struggling upstream).
+ */
 export function backoffMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
   const cap = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
   return Math.round(cap / 2 + (random() * cap) / 2);
