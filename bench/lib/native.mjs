@@ -1,6 +1,6 @@
 // Native (C) load generator and upstream servers: build + parent-side runners.
 //
-// bench/native/loadgen.c and bench/native/upstream.c are compiled on demand
+// bench/native/loadgen.c, upstream.c and sysload.c (the syslog bench's sender) are compiled on demand
 // with `cc -O2` into .bench-out/native/ (git-ignored; rebuilt when the source
 // is newer than the binary). If no compiler is available or the build fails,
 // buildNative() returns the reason and the harness falls back to the Node
@@ -20,7 +20,7 @@ const REPO = resolve(new URL('../..', import.meta.url).pathname);
 const SRC_DIR = join(REPO, 'bench/native');
 const OUT_DIR = join(REPO, '.bench-out/native');
 
-/** Compile both programs if needed. Returns { loadgen, upstream } paths, or { error }. */
+/** Compile the programs if needed. Returns { loadgen, upstream, sysload } paths, or { error }. */
 export function buildNative() {
   const cc = process.env.CC || 'cc';
   try {
@@ -30,7 +30,7 @@ export function buildNative() {
   }
   mkdirSync(OUT_DIR, { recursive: true });
   const out = {};
-  for (const name of ['loadgen', 'upstream']) {
+  for (const name of ['loadgen', 'upstream', 'sysload']) {
     const src = join(SRC_DIR, `${name}.c`);
     const bin = join(OUT_DIR, name);
     if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {

@@ -145,6 +145,11 @@ describe('Grafana dashboard', () => {
       'Forwarder dead-lettered records',
       'Forwarder spool bytes vs limit',
       'Forwarder oldest unsent record age',
+      'Syslog messages/s by listener and format',
+      'Syslog parse failures/s',
+      'Syslog messages lost/s by reason (UDP drops)',
+      'Syslog TCP/TLS connections',
+      'Syslog records/s by stream',
     ]) {
       expect(titles).toContain(t);
     }

@@ -95,10 +95,10 @@ describe.each(MODES)('/metrics of a running gateway, $name', ({ workers }) => {
     expect(v('portcullis_connected_clients')).toBe(1);
   });
 
-  it('has every metric and label the dashboard and the alert rules use (forwarder ones: forwarder-scrape.test.ts)', () => {
+  it('has every metric and label the dashboard and the alert rules use (forwarder ones: forwarder-scrape.test.ts; syslog ones: syslog-metrics.unit.test.ts)', () => {
     const families = parseExposition(scrapes.get(workers)!);
-    // This gateway has no forwarder section, so it exports no portcullis_forwarder_* series.
-    const uses = usedMetrics().filter((u) => !u.metric.startsWith('portcullis_forwarder_'));
+    // This gateway has no forwarder or syslog section, so it exports no portcullis_forwarder_* or portcullis_syslog_* series.
+    const uses = usedMetrics().filter((u) => !u.metric.startsWith('portcullis_forwarder_') && !u.metric.startsWith('portcullis_syslog_'));
     const distinct = new Set(uses.map((u) => u.metric));
     expect(distinct.size).toBeGreaterThan(20); // the extractor found the expressions
     expect(missingFromScrape(uses, families)).toEqual([]);

@@ -4,7 +4,7 @@
  * to AdditionalExtensions as `key=value` pairs joined by `;`, as the Azure Monitor Agent writes them.
  */
 
-type ColumnType = 'string' | 'int' | 'long' | 'real' | 'datetime';
+export type ColumnType = 'string' | 'int' | 'long' | 'real' | 'datetime';
 
 const S = 'string';
 const I = 'int';

@@ -176,11 +176,18 @@ const TS_3164 = /^([A-Z][a-z]{2}) {1,2}(\d{1,2}) (?:(\d{4}) )?(\d\d):(\d\d):(\d\
 const TS_ISO = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)?):? /;
 const TAG = /^([^\s:[\]]{1,128})(?:\[([^\]\s]{1,32})\])?: ?/;
 
+/** The last 3164 timestamp read, with the `now` it was read against, and its ISO form. */
+let lastTime: { text: string; now: number; iso: string | null } = { text: '', now: 0, iso: null };
+
 function parse3164(body: string, facility: number, severity: number, now: Date): ParsedSyslog {
   let p = 0;
   let time: string | null = null;
   let m = TS_3164.exec(body);
-  if (m) {
+  if (m && lastTime.text === m[0] && lastTime.now === now.getTime()) {
+    // Messages of one second share their timestamp: the local-time arithmetic is done once.
+    time = lastTime.iso;
+    p = m[0].length;
+  } else if (m) {
     const [, mon = '', day = '1', year, hh = '0', mi = '0', ss = '0', frac] = m;
     const month = MONTHS[mon];
     if (month !== undefined) {
@@ -191,6 +198,7 @@ function parse3164(body: string, facility: number, severity: number, now: Date):
       if (!year && d.getTime() > now.getTime() + 86_400_000) d = new Date(--y, month, Number(day), Number(hh), Number(mi), Number(ss), ms);
       if (!Number.isNaN(d.getTime())) time = d.toISOString();
       p = m[0].length;
+      lastTime = { text: m[0], now: now.getTime(), iso: time };
     }
   } else if ((m = TS_ISO.exec(body))) {
     const t = Date.parse(m[1] ?? '');

@@ -6,8 +6,8 @@
  */
 import { splitBlock, type FramingMode } from '../framing.js';
 import { parseSyslog, type ParsedSyslog } from './syslog.js';
-import { parseCef, type CefEvent } from './cef.js';
-import { CEF_COLUMNS, typed } from './columns.js';
+import { cefEvent, parseCefPairs, type CefEvent, type CefHeader, type CefPairs } from './cef.js';
+import { CEF_COLUMNS, typed, type ColumnType } from './columns.js';
 import { SYSLOG_FACILITIES, SYSLOG_SEVERITIES } from '../../config/syslog-checks.js';
 
 export type Table = 'Syslog' | 'CommonSecurityLog';
@@ -115,7 +115,7 @@ export function runParse(task: ParseTask): ParseResult {
       if (text.includes('\uFFFD') && Buffer.byteLength(text) !== end - start) counts.invalidUtf8++;
       if (text.length > 0 && text.charCodeAt(text.length - 1) === 0x0a) text = text.slice(0, -1);
       const parsed = parseSyslog(text, now);
-      const cef = parsed.message.startsWith('CEF:') ? parseCef(parsed.message) : null;
+      const cef = parsed.message.startsWith('CEF:') ? parseCefPairs(parsed.message) : null;
       if (parsed.failure || (parsed.message.startsWith('CEF:') && !cef)) counts.parseFailures++;
       if (cef) counts.cef++;
       else counts[parsed.format]++;
@@ -129,10 +129,14 @@ export function runParse(task: ParseTask): ParseResult {
         counts.filtered++;
         return;
       }
-      const record = spec.table === 'CommonSecurityLog' && cef ? cslRecord(parsed, cef, block.sourceIp, task) : syslogRecord(parsed, block.sourceIp, task);
-      let json = JSON.stringify(record);
-      if (Buffer.byteLength(json) > task.entryMaxBytes) {
+      const csl = spec.table === 'CommonSecurityLog' ? cef : null;
+      let json = csl
+        ? (cslJson(parsed, csl, block.sourceIp, task) ?? JSON.stringify(cslRecord(parsed, cefEvent(csl), block.sourceIp, task)))
+        : JSON.stringify(syslogRecord(parsed, block.sourceIp, task));
+      // A UTF-16 unit is at most 3 UTF-8 bytes: only a long record is measured.
+      if (json.length * 3 > task.entryMaxBytes && Buffer.byteLength(json) > task.entryMaxBytes) {
         counts.oversized++;
+        const record = csl ? cslRecord(parsed, cefEvent(csl), block.sourceIp, task) : syslogRecord(parsed, block.sourceIp, task);
         json = JSON.stringify(shrink(record, task.entryMaxBytes));
       }
       let b = builders.get(route);
@@ -148,7 +152,7 @@ export function runParse(task: ParseTask): ParseResult {
   return { outputs, counts };
 }
 
-function pickRoute(routes: RouteSpec[], candidates: number[], p: ParsedSyslog, cef: CefEvent | null): number {
+function pickRoute(routes: RouteSpec[], candidates: number[], p: ParsedSyslog, cef: CefHeader | null): number {
   for (const i of candidates) {
     const r = routes[i];
     if (!r) continue;
@@ -211,6 +215,62 @@ export function cslRecord(p: ParsedSyslog, cef: CefEvent, sourceIp: string, task
   }
   if (extra.length) rec.AdditionalExtensions = extra.join(';');
   return rec;
+}
+
+/** Each mapped extension key -> the JSON of its column's name with the separator before it, its type, and a number for the column. */
+const CEF_JSON_KEYS: ReadonlyMap<string, readonly [string, ColumnType, number]> = new Map(
+  [...CEF_COLUMNS].map(([key, [col, type]], i) => [key, [`,${JSON.stringify(col)}:`, type, i]] as const),
+);
+/** Characters JSON must escape (controls, quote, backslash) and surrogates (escaped when lone). */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON escapes
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/** JSON.stringify(s) for a string, without the call when there is nothing to escape (most values). */
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/** Per mapped column, the number of the record that last wrote it (a repeated key is seen without a Set). */
+const columnWrittenBy = new Float64Array(CEF_COLUMNS.size);
+let recordNumber = 0;
+
+/**
+ * JSON.stringify(cslRecord(p, cefEvent(cef), ...)), written directly: the same text, without a
+ * Map of the extension and an object whose shape differs per vendor (most of the pool's time went
+ * into making and stringifying those). Each column once, in the same order: CEF_COLUMNS maps no
+ * two keys to one column and no key to a header column (a unit test holds it to that). null when a
+ * key repeats (rare): the caller takes the Map's first-place-last-value way then.
+ */
+export function cslJson(p: ParsedSyslog, cef: CefPairs, sourceIp: string, task: Pick<ParseTask, 'receivedAt' | 'collector'>): string | null {
+  const me = ++recordNumber;
+  let out =
+    `{"TimeGenerated":${quote(task.receivedAt)},"Computer":${quote(p.hostname ?? sourceIp)},` +
+    `"CollectorHostName":${quote(task.collector)},"DeviceVendor":${quote(cef.vendor)},"DeviceProduct":${quote(cef.product)},` +
+    `"DeviceVersion":${quote(cef.deviceVersion)},"DeviceEventClassID":${quote(cef.signatureId)},"Activity":${quote(cef.name)},` +
+    `"LogSeverity":${quote(cef.severity)}`;
+  let extra = '';
+  let unmapped: string[] | null = null;
+  const pairs = cef.pairs;
+  for (let k = 0; k + 1 < pairs.length; k += 2) {
+    const key = pairs[k] as string;
+    const value = pairs[k + 1] as string;
+    const col = CEF_JSON_KEYS.get(key);
+    if (col) {
+      if (columnWrittenBy[col[2]] === me) return null;
+      columnWrittenBy[col[2]] = me;
+      const v = typed(col[1], value);
+      if (v !== undefined) {
+        out += col[0] + (typeof v === 'number' ? String(v) : quote(v));
+        continue;
+      }
+    } else {
+      if (unmapped?.includes(key)) return null;
+      (unmapped ??= []).push(key);
+    }
+    extra += extra === '' ? `${key}=${value}` : `;${key}=${value}`;
+  }
+  if (extra !== '') out += `,"AdditionalExtensions":${quote(extra)}`;
+  return out + '}';
 }
 
 /** A record too large for one upstream batch: its longest string values are cut until it fits. */

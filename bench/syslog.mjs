@@ -1,0 +1,478 @@
+#!/usr/bin/env node
+// Syslog benchmark: CEF over TCP into Portcullis and into rsyslog, the same stream, in the same run.
+//
+//   npm run build && npm run build:emulator && node bench/syslog.mjs [--seconds 15] [--connections 8]
+//        [--messages 0] [--lines 8192] [--targets portcullis,rsyslog] [--fsync always] [--threads 0]
+//
+// The sender is bench/native/sysload.c (compiled on demand, like loadgen.c): N TCP connections,
+// newline framing, ~400-byte CEF lines of several vendors' shapes (bench/lib/cef-lines.mjs, `--lines`
+// distinct lines so gzip sees real data), written as fast as the receiver reads, for `--seconds` or
+// `--messages` (whichever comes first). It reports what it sent; each target is then measured on
+// what it has done with it:
+//
+// - portcullis: `portcullis start` (single process) with a syslog TCP listener routed to the Azure
+//   Monitor emulator's Custom-CommonSecurityLog stream (its own process: HTTPS, Entra tokens, gzip,
+//   1 MiB limits), default fsync 'always'. Received = what the sender wrote (TCP flow control: the
+//   gateway reads no faster than it parses and spools); spooled = portcullis_syslog_records_total;
+//   forwarded = records at the emulator, waited for after the send (the drain). The rates are over
+//   the send, and end to end (first byte sent to last record at the emulator).
+// - rsyslog: Debian's rsyslogd in the foreground, its own conf and work dir in a temp dir, imtcp ->
+//   omfile (default template); its rate is lines in the file over the time until the last line.
+//
+// CPU in % of one core over the measured window, per process (the gateway split into its main
+// thread and its other threads by name: pool threads, libuv's fsync/file threads, V8's GC), and
+// peak RSS. Everything shares the machine's cores: read the ratio more than the absolute numbers.
+// PCL_BENCH_NODE_ARGS: extra node flags for the gateway (e.g. --cpu-prof --cpu-prof-dir=DIR).
+import { execFileSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { stringify } from 'yaml';
+import { cefLines } from './lib/cef-lines.mjs';
+import { buildNative, runNativeGens } from './lib/native.mjs';
+import { installCleanupHandlers, spawnTracked, stopChild } from './lib/procs.mjs';
+
+const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
+const { values: o } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '15' },
+    connections: { type: 'string', default: '8' },
+    messages: { type: 'string', default: '0' },
+    lines: { type: 'string', default: '8192' },
+    targets: { type: 'string', default: 'portcullis,rsyslog' },
+    fsync: { type: 'string', default: 'always' },
+    threads: { type: 'string', default: '0' },
+    'warmup-seconds': { type: 'string', default: '3' },
+  },
+});
+const seconds = Number(o.seconds);
+const connections = Number(o.connections);
+const targets = o.targets.split(',').filter(Boolean);
+const TARGET_MSGS = 150_000;
+const log = (...a) => console.error('[bench:syslog]', ...a);
+installCleanupHandlers();
+
+const native = buildNative();
+if (native.error) {
+  log(`cannot build the native sender: ${native.error}`);
+  process.exit(1);
+}
+const work = mkdtempSync(join(tmpdir(), 'pcl-bench-syslog-'));
+const linesFile = join(work, 'cef.lines');
+const linesText = cefLines(Number(o.lines));
+writeFileSync(linesFile, linesText);
+const bytesPerLine = Buffer.byteLength(linesText) / Number(o.lines);
+log(`${o.lines} distinct CEF lines, ${bytesPerLine.toFixed(0)} bytes each on average (LF included)`);
+
+// ---- /proc readings --------------------------------------------------------------------------------
+function statFields(path) {
+  return readFileSync(path, 'utf8').split(') ')[1].split(' ');
+}
+function cpuSeconds(pid) {
+  try {
+    const f = statFields(`/proc/${pid}/stat`);
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+/** CPU seconds of each thread of a process, grouped: 'main' (tid = pid) and the others by name. */
+function threadCpu(pid) {
+  const out = {};
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const f = statFields(`/proc/${pid}/task/${tid}/stat`);
+      const name = Number(tid) === pid ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+function rssMB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Samples CPU (per process, per thread group) and peak RSS of `pids` between start and stop(). */
+function meter(pids) {
+  const t0 = performance.now();
+  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+  const threads0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, threadCpu(p)]));
+  const peak = Object.fromEntries(Object.keys(pids).map((k) => [k, 0]));
+  const sample = () => {
+    for (const [k, p] of Object.entries(pids)) peak[k] = Math.max(peak[k], rssMB(p));
+  };
+  sample();
+  const timer = setInterval(sample, 250);
+  return () => {
+    clearInterval(timer);
+    sample();
+    const wall = (performance.now() - t0) / 1000;
+    const pct = (s) => Math.round((s / wall) * 100);
+    const cpuPct = {};
+    const threadsPct = {};
+    for (const [k, p] of Object.entries(pids)) {
+      cpuPct[k] = pct(cpuSeconds(p) - cpu0[k]);
+      const now = threadCpu(p);
+      const by = {};
+      for (const [name, s] of Object.entries(now)) {
+        const v = pct(s - (threads0[k][name] ?? 0));
+        if (v > 0) by[name] = v;
+      }
+      threadsPct[k] = by;
+    }
+    return { wallSec: +wall.toFixed(2), cpuPct, threadsPct, peakRssMB: Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, Math.round(v)])) };
+  };
+}
+
+/** Runs the native sender once against 127.0.0.1:port; resolves with its result. */
+async function send(port, { secs, messages = 0, onReady }) {
+  const args = ['--port', port, '--conns', connections, '--seconds', secs, '--lines', linesFile];
+  if (messages > 0) args.push('--messages', messages);
+  const r = await runNativeGens(native.sysload, [args], { onReady, timeoutMs: (secs + 120) * 1000 });
+  const res = r.results[0];
+  if (res.errors > 0) log(`sender: ${res.errors} connection error(s): ${res.firstError}`);
+  return { messages: res.messages, bytes: res.bytes, wallSec: r.wallSec, cpuPct: Math.round(r.genCpuPct), userCpuPct: Math.round(r.genUserCpuPct) };
+}
+
+async function waitUntil(what, check, timeoutMs) {
+  const start = performance.now();
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return { value: v, sec: (performance.now() - start) / 1000 };
+    if (performance.now() - start > timeoutMs) {
+      log(`gave up waiting for ${what} after ${timeoutMs / 1000} s`);
+      return { value: undefined, sec: (performance.now() - start) / 1000 };
+    }
+    await sleep(100);
+  }
+}
+
+/** Reads a child's stdout until `pick` returns a value for the text so far, then keeps draining it. */
+function readUntil(child, what, pick) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (chunk) => {
+      text += chunk;
+      const v = pick(text);
+      if (v !== undefined) {
+        child.stdout.off('data', onData);
+        child.stdout.resume();
+        resolve(v);
+      }
+    };
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
+  });
+}
+
+// ---- Portcullis ------------------------------------------------------------------------------------
+async function runPortcullis() {
+  const emuChild = spawnTracked(process.execPath, [join(REPO, 'dist-emulator/test/emulator/main.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, EMU_STREAMS: 'Custom-CommonSecurityLog,Custom-Bench_CL' },
+  });
+  const info = await readUntil(emuChild, 'emulator', (text) => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined; // not whole yet
+    }
+  });
+  const dce = new URL(info.logsIngestionEndpoint);
+  const login = new URL(info.authorityHost);
+  const dir = join(work, 'gateway');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'secret'), 'emulator-secret');
+  const adminPort = 19000 + Math.floor(Math.random() * 1000);
+  const config = {
+    proxy: { listen: ['127.0.0.1:0'], workers: 1 }, // one process: the syslog collector runs in it
+    admin: { listen: `127.0.0.1:${adminPort}` },
+    log: { level: 'info', access: false },
+    allow: { presets: [], rules: [{ name: 'emulator', hosts: [dce.hostname, login.hostname], ports: [info.port], allowPrivate: true }] },
+    dns: { overrides: { [dce.hostname]: '127.0.0.1', [login.hostname]: '127.0.0.1' } },
+    forwarder: {
+      listen: '127.0.0.1:0',
+      plaintext: true,
+      spool: { dir: join(dir, 'spool'), fsync: o.fsync, maxBytes: 8 * 1024 ** 3 },
+      pool: { threads: Number(o.threads) },
+      upstream: { caFile: info.caFile, authorityHost: info.authorityHost },
+      credentials: [{ name: 'main', type: 'clientSecret', tenantId: info.tenantId, clientId: info.clientId, secretFile: join(dir, 'secret') }],
+      destinations: [{ name: 'sentinel', type: 'logsIngestion', endpoint: dce.origin, dcrId: info.dcrId, credential: 'main' }],
+      routes: [{ name: 'bench', from: { dcrId: 'dcr-in', stream: 'Custom-Bench_CL' }, to: 'sentinel' }],
+      identities: [{ name: 'bench', apiKeySha256: createHash('sha256').update('bench-api-key').digest('hex'), routes: ['bench'] }],
+    },
+    syslog: {
+      listeners: [{ name: 'tcp', protocol: 'tcp', listen: '127.0.0.1:0' }],
+      routes: [{ name: 'cef', match: {}, to: 'sentinel', stream: 'Custom-CommonSecurityLog' }],
+    },
+  };
+  const file = join(dir, 'portcullis.yaml');
+  writeFileSync(file, stringify(config));
+  const nodeArgs = (process.env.PCL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const gw = spawnTracked(process.execPath, [...nodeArgs, join(REPO, 'dist/cli/main.js'), 'start', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await readUntil(gw, 'gateway', (text) => {
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const rec = JSON.parse(line);
+        if (rec.msg === 'syslog collector listening') return rec.listeners[0].port;
+      } catch {
+        // a partial last line
+      }
+    }
+    return undefined;
+  });
+  log(`gateway pid ${gw.pid} syslog tcp :${port}, emulator pid ${emuChild.pid} :${info.port}`);
+
+  const emuAgent = new Agent({ connect: { ca: readFileSync(info.caFile, 'utf8') } });
+  const emuRecords = async () =>
+    (
+      await undiciFetch(`https://127.0.0.1:${info.port}/_emulator/stats`, { dispatcher: emuAgent })
+        .then((r) => r.json())
+        .catch(() => null)
+    )?.records ?? null;
+  const metrics = async () => {
+    const text = await fetch(`http://127.0.0.1:${adminPort}/metrics`)
+      .then((r) => r.text())
+      .catch(() => '');
+    const sum = (name) => {
+      let s = 0;
+      for (const line of text.split('\n')) if (line.startsWith(name + '{') || line.startsWith(name + ' ')) s += Number(line.slice(line.lastIndexOf(' ') + 1));
+      return s;
+    };
+    return {
+      messages: sum('portcullis_syslog_messages_total'),
+      records: sum('portcullis_syslog_records_total'),
+      parseFailures: sum('portcullis_syslog_parse_failures_total'),
+      bytesUncompressed: sum('portcullis_forwarder_bytes_uncompressed_total'),
+      bytesSent: sum('portcullis_forwarder_bytes_sent_total'),
+    };
+  };
+
+  const warm = Number(o['warmup-seconds']);
+  if (warm > 0) {
+    const w = await send(port, { secs: warm });
+    await waitUntil('the warm-up at the emulator', async () => ((await emuRecords()) >= w.messages ? true : undefined), 120_000);
+    log(`warm-up: ${w.messages} messages sent and forwarded`);
+  }
+  const base = { emu: await emuRecords(), m: await metrics() };
+  const pids = { gateway: gw.pid, emulator: emuChild.pid };
+  let stopSend;
+  let stopAll;
+  let tGo = 0;
+  const sent = await send(port, {
+    secs: seconds,
+    messages: Number(o.messages),
+    onReady: () => {
+      stopSend = meter(pids);
+      stopAll = meter(pids);
+      tGo = performance.now();
+    },
+  });
+  const during = stopSend();
+  const atSendEnd = { m: await metrics(), emu: await emuRecords() };
+  const target = base.emu + sent.messages;
+  const drained = await waitUntil('every record at the emulator', async () => ((await emuRecords()) >= target ? true : undefined), 180_000);
+  const all = stopAll();
+  const endToEndSec = (performance.now() - tGo) / 1000;
+  const end = { m: await metrics(), emu: await emuRecords() };
+  const forwarded = end.emu - base.emu;
+  const out = {
+    target: 'portcullis',
+    sent,
+    received: { messagesPerSec: Math.round(sent.messages / sent.wallSec), mbPerSec: +(sent.bytes / 1e6 / sent.wallSec).toFixed(1) },
+    spooledAtSendEnd: atSendEnd.m.records - base.m.records,
+    forwardedAtSendEnd: atSendEnd.emu - base.emu,
+    forwarded,
+    parseFailures: end.m.parseFailures - base.m.parseFailures,
+    drainSec: +drained.sec.toFixed(1),
+    endToEnd: { sec: +endToEndSec.toFixed(1), messagesPerSec: Math.round(forwarded / endToEndSec), mbPerSec: +(sent.bytes / 1e6 / endToEndSec).toFixed(1) },
+    compressionRatio:
+      end.m.bytesSent > base.m.bytesSent ? +((end.m.bytesUncompressed - base.m.bytesUncompressed) / (end.m.bytesSent - base.m.bytesSent)).toFixed(1) : null,
+    duringSend: { ...during, cpuPct: { ...during.cpuPct, sender: sent.cpuPct } },
+    untilDrained: all,
+    // CPU paid per message, from the first byte to the last record at the emulator: steadier than
+    // the rates when other work shares the machine.
+    gatewayCpuUsPerMessage: Math.round(((all.cpuPct.gateway / 100) * all.wallSec * 1e6) / sent.messages),
+  };
+  log(JSON.stringify(out));
+  await stopChild(gw, 15_000);
+  await stopChild(emuChild, 3000);
+  return out;
+}
+
+// ---- rsyslog ---------------------------------------------------------------------------------------
+async function runRsyslog() {
+  const bin = ['/usr/sbin/rsyslogd', '/sbin/rsyslogd'].find((p) => existsSync(p));
+  if (!bin) {
+    log('rsyslogd not found (apt-get install rsyslog): skipped');
+    return { target: 'rsyslog', skipped: 'rsyslogd not installed' };
+  }
+  const dir = join(work, 'rsyslog');
+  mkdirSync(dir);
+  const portFile = join(dir, 'imtcp.port');
+  const outFile = join(dir, 'out.log');
+  const conf = join(dir, 'rsyslog.conf');
+  // Debian's defaults otherwise (main queue, imtcp workers, omfile buffering): rsyslog as shipped.
+  writeFileSync(
+    conf,
+    [
+      `global(workDirectory="${dir}")`,
+      'module(load="imtcp" MaxSessions="1000")',
+      `input(type="imtcp" address="127.0.0.1" port="0" listenPortFileName="${portFile}")`,
+      `action(type="omfile" file="${outFile}")`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawnTracked(bin, ['-n', '-f', conf, '-i', join(dir, 'rsyslogd.pid')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, LD_PRELOAD: '' },
+  });
+  const ready = await waitUntil('rsyslog port file', () => (existsSync(portFile) && readFileSync(portFile, 'utf8').trim() !== '' ? true : undefined), 15_000);
+  if (!ready.value) throw new Error('rsyslogd did not start');
+  const port = Number(readFileSync(portFile, 'utf8').trim());
+  // imtcp writes the port file once bound, a moment before it listens.
+  await sleep(300);
+  log(`rsyslogd pid ${child.pid} imtcp :${port} (${bin}, ${rsyslogVersion(bin)})`);
+  const pids = { rsyslog: child.pid };
+  let stopSend;
+  let stopAll;
+  let tGo = 0;
+  const sent = await send(port, {
+    secs: seconds,
+    messages: Number(o.messages),
+    onReady: () => {
+      stopSend = meter(pids);
+      stopAll = meter(pids);
+      tGo = performance.now();
+    },
+  });
+  const during = stopSend();
+  // The file has every line once its size stops growing and the count matches.
+  let lastSize = -1;
+  let tGrew = performance.now();
+  await waitUntil(
+    'every line in the file',
+    async () => {
+      const size = existsSync(outFile) ? statSync(outFile).size : 0;
+      if (size !== lastSize) {
+        lastSize = size;
+        tGrew = performance.now();
+        return undefined;
+      }
+      const n = await countLines(outFile);
+      return n >= sent.messages ? n : undefined;
+    },
+    120_000,
+  );
+  const all = stopAll();
+  const lines = await countLines(outFile);
+  // Until the poll that saw the file reach its last size (polls are 100 ms apart).
+  const endToEndSec = (tGrew - tGo) / 1000;
+  const out = {
+    target: 'rsyslog',
+    version: rsyslogVersion(bin),
+    sent,
+    received: { messagesPerSec: Math.round(sent.messages / sent.wallSec), mbPerSec: +(sent.bytes / 1e6 / sent.wallSec).toFixed(1) },
+    linesInFile: lines,
+    endToEnd: { sec: +endToEndSec.toFixed(1), messagesPerSec: Math.round(lines / endToEndSec), mbPerSec: +(sent.bytes / 1e6 / endToEndSec).toFixed(1) },
+    duringSend: { ...during, cpuPct: { ...during.cpuPct, sender: sent.cpuPct } },
+    untilWritten: all,
+    rsyslogCpuUsPerMessage: Math.round(((all.cpuPct.rsyslog / 100) * all.wallSec * 1e6) / sent.messages),
+  };
+  log(JSON.stringify(out));
+  await stopChild(child, 5000);
+  return out;
+}
+
+function rsyslogVersion(bin) {
+  try {
+    const text = execFileSync(bin, ['-v'], { encoding: 'utf8', env: { ...process.env, LD_PRELOAD: '' } });
+    return /rsyslogd\s+([\d.]+)/.exec(text)?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function countLines(file) {
+  return new Promise((resolve, reject) => {
+    let n = 0;
+    if (!existsSync(file)) return resolve(0);
+    createReadStream(file, { highWaterMark: 1 << 20 })
+      .on('data', (b) => {
+        for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) n++;
+      })
+      .on('end', () => resolve(n))
+      .on('error', reject);
+  });
+}
+
+// ---- the run ---------------------------------------------------------------------------------------
+const load0 = loadavg();
+const results = {};
+for (const t of targets) {
+  if (t === 'portcullis') results.portcullis = await runPortcullis();
+  else if (t === 'rsyslog') results.rsyslog = await runRsyslog();
+  else log(`unknown target ${t}: skipped`);
+}
+const p = results.portcullis;
+const r = results.rsyslog;
+const summary = {
+  date: new Date().toISOString(),
+  machine: {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model,
+    node: process.version,
+    loadAverageAtStart: load0.map((x) => +x.toFixed(2)),
+    loadAverageAtEnd: loadavg().map((x) => +x.toFixed(2)),
+  },
+  settings: {
+    seconds,
+    connections,
+    messages: Number(o.messages),
+    distinctLines: Number(o.lines),
+    bytesPerLine: Math.round(bytesPerLine),
+    fsync: o.fsync,
+    threads: o.threads,
+  },
+  ...results,
+};
+if (p && !p.skipped) {
+  summary.target = {
+    messagesPerSec: TARGET_MSGS,
+    portcullisEndToEndMessagesPerSec: p.endToEnd.messagesPerSec,
+    shareOfTarget: +(p.endToEnd.messagesPerSec / TARGET_MSGS).toFixed(2),
+  };
+}
+if (p && r && !p.skipped && !r.skipped) {
+  // Both end to end: Portcullis received, parsed, spooled and forwarded; rsyslog received and wrote.
+  summary.ratio = {
+    portcullisOverRsyslog: +(p.endToEnd.messagesPerSec / r.endToEnd.messagesPerSec).toFixed(2),
+    target: 0.5,
+    cpuPerMessagePortcullisOverRsyslog: +(p.gatewayCpuUsPerMessage / r.rsyslogCpuUsPerMessage).toFixed(1),
+  };
+}
+console.log(JSON.stringify(summary, null, 2));
+mkdirSync(join(REPO, '.bench-out'), { recursive: true });
+writeFileSync(join(REPO, '.bench-out', `syslog-${Date.now()}.json`), JSON.stringify(summary, null, 2));
+rmSync(work, { recursive: true, force: true });
+process.exit(0);
