@@ -84,8 +84,11 @@ export class Pipeline {
     return this.deps.intake.runInPool<ParseTask, ParseResult>(this.deps.workerFile, task, transfer);
   }
 
-  /** Counts a parse result and spools it; waits (paused) while the spool is full. Never throws. */
-  async spool(listener: string, result: ParseResult, onFull: () => void, isClosed: () => boolean): Promise<void> {
+  /**
+   * Counts a parse result and spools it; waits (paused) while the spool is full. Never throws.
+   * True when every record meant to be kept is durable (filtered and unrouted ones are not meant to be).
+   */
+  async spool(listener: string, result: ParseResult, onFull: () => void, isClosed: () => boolean): Promise<boolean> {
     const { metrics } = this.deps;
     const c = result.counts;
     if (metrics) {
@@ -98,6 +101,7 @@ export class Pipeline {
     if (c.parseFailures) this.#parseFailures.hit(c.parseFailures, { listener });
     if (c.unrouted) this.#unrouted.hit(c.unrouted, { listener });
     const routes = this.deps.routes().routes;
+    let kept = true;
     for (const out of result.outputs) {
       const route = routes[out.route];
       if (!route || out.entries.length === 0) continue;
@@ -120,10 +124,12 @@ export class Pipeline {
             { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route: route.name, records: out.records, err },
             'syslog records could not be spooled: lost',
           );
+          kept = false;
           break;
         }
       }
     }
+    return kept;
   }
 
   /**
@@ -183,16 +189,18 @@ export class SourceLane {
     return this.#heldByRoom || this.#inflight >= MAX_INFLIGHT;
   }
 
-  push(blocks: ParseBlock[]): void {
+  /** `onSpooled` runs in push order, with whether every record of `blocks` meant to be kept is durable. */
+  push(blocks: ParseBlock[], onSpooled?: (kept: boolean) => void): void {
     this.#inflight++;
     if (this.#inflight >= MAX_INFLIGHT) this.flow.pause();
     const parsed = this.pipeline.parse(this.listener, blocks);
     // A rejected parse is handled in the chain; this only keeps it from being "unhandled" meanwhile.
     parsed.catch(() => undefined);
     this.#tail = this.#tail.then(async () => {
+      let kept = false;
       try {
         const result = await parsed;
-        await this.pipeline.spool(
+        kept = await this.pipeline.spool(
           this.listener,
           result,
           () => {
@@ -206,6 +214,7 @@ export class SourceLane {
       } finally {
         this.#inflight--;
         this.#heldByRoom = false;
+        onSpooled?.(kept);
         if (!this.closed && this.#inflight < MAX_INFLIGHT) this.flow.resume();
       }
     });

@@ -49,7 +49,7 @@ describe('syslog config', () => {
       expect.arrayContaining([
         'syslog.listeners[0].tls: required for a tls listener (certFile, keyFile)',
         'syslog.listeners[1].name: duplicate listener name "a" (also syslog.listeners[0])',
-        'syslog.listeners[1].tls: only for a tls listener',
+        'syslog.listeners[1].tls: only for a tls or relp listener',
         'syslog.routes[0].to: "legacy" is a dataCollector destination; syslog records go to a logsIngestion destination',
         'syslog.routes[0].match.listener[0]: no syslog listener named "nope"',
         expect.stringMatching(/^syslog\.routes\[0\]\.match\.cidrs\[0\]: .*prefix length/) as unknown as string,

@@ -1,6 +1,6 @@
 /**
  * A ForwarderService and a SyslogService in this process, as the gateway runs them: syslog
- * listeners on 127.0.0.1 (tcp, udp, tls) feeding the forwarder's real spool, pool and sender, which
+ * listeners on 127.0.0.1 (tcp, udp, relp, tls) feeding the forwarder's real spool, pool and sender, which
  * deliver to the Azure Monitor emulator's DCR whose Custom-Syslog and Custom-CommonSecurityLog
  * streams are declared with the tables' columns (the emulator checks every record against them).
  */
@@ -69,6 +69,7 @@ export async function startSyslogFixture(opts: SyslogFixtureOptions = {}): Promi
     listeners: [
       { name: 'tcp', protocol: 'tcp', listen: '127.0.0.1:0' },
       { name: 'udp', protocol: 'udp', listen: '127.0.0.1:0' },
+      { name: 'relp', protocol: 'relp', listen: '127.0.0.1:0' },
       {
         name: 'tls',
         protocol: 'tls',
