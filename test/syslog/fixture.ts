@@ -77,6 +77,7 @@ export async function prepareSyslog(
       { name: 'tcp', protocol: 'tcp', listen: '127.0.0.1:0' },
       { name: 'udp', protocol: 'udp', listen: '127.0.0.1:0' },
       { name: 'relp', protocol: 'relp', listen: '127.0.0.1:0' },
+      { name: 'relp-tls', protocol: 'relp', listen: '127.0.0.1:0', tls: { certFile: join(setup.dir, 'syslog.crt'), keyFile: join(setup.dir, 'syslog.key') } },
       {
         name: 'tls',
         protocol: 'tls',

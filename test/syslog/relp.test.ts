@@ -4,10 +4,13 @@
  * (malformed frames, commands before open) and for the promise itself: no ack while the spool is
  * full, the acks once the messages are in it.
  */
+import { writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleSum } from '../helpers/metrics.js';
 import { requireBinary } from '../helpers/system.js';
+import { testCA } from '../helpers/tls.js';
 import { startSyslogFixture, SYSLOG_STREAM, DCR_SENTINEL, type SyslogFixture } from './fixture.js';
 import { startRsyslog, type Rsyslog } from './rsyslog.js';
 
@@ -63,6 +66,30 @@ describe('RELP listener', () => {
     for (const rec of recs)
       expect(rec).toMatchObject({ Computer: 'fw-02', HostIP: '127.0.0.1', Facility: 'local0', SeverityLevel: 'info', ProcessName: 'relpd' });
     await expect.poll(() => metric('portcullis_syslog_relp_acks_total', { listener: 'relp' }), { timeout: 20_000 }).toBeGreaterThanOrEqual(50);
+  });
+
+  it.skipIf(!RSYSLOGD)('rsyslog omrelp over TLS (tls="on", the gateway certificate checked against the CA)', async () => {
+    // librelp's GnuTLS client offers only anonymous ciphers unless it has a certificate of its own.
+    const client = await (await testCA()).issueClient({ commonNames: ['rsyslog-relp-1'], organization: 'Contoso' });
+    writeFileSync(join(fx.dir, 'relp-client.crt'), client.certPem);
+    writeFileSync(join(fx.dir, 'relp-client.key'), client.keyPem);
+    const r = await startRsyslog(RSYSLOGD ?? '', {
+      modules: 'module(load="omrelp")',
+      action:
+        `action(type="omrelp" target="127.0.0.1" port="${fx.port('relp-tls')}" tls="on" tls.caCert="${fx.caFile}" tls.authMode="name"` +
+        ` tls.permittedPeer="localhost" tls.myCert="${join(fx.dir, 'relp-client.crt')}" tls.myPrivKey="${join(fx.dir, 'relp-client.key')}")`,
+    });
+    senders.push(r);
+    const lines = Array.from({ length: 20 }, (_, i) => `<${4 * 8 + 3}>Mar  2 11:00:00 bastion sshd[9${i}]: relp tls ${i}`);
+    await r.send(lines);
+    const recs = await fx
+      .records(SYSLOG_STREAM, 20, (x) => String(x.SyslogMessage).startsWith('relp tls '))
+      .catch((err: unknown) => {
+        console.log('rsyslogd stderr:', r.stderr());
+        throw err;
+      });
+    expect(recs.map((x) => x.SyslogMessage).sort()).toEqual(lines.map((_, i) => `relp tls ${i}`).sort());
+    await expect.poll(() => metric('portcullis_syslog_relp_acks_total', { listener: 'relp-tls' }), { timeout: 20_000 }).toBeGreaterThanOrEqual(20);
   });
 
   it('answers open with its offers, acks each syslog frame in txnr order, answers close and ends', async () => {
@@ -129,4 +156,18 @@ describe('RELP listener', () => {
     expect(new Set(got.map((r) => String(r.SyslogMessage).split(' ')[1])).size).toBe(N);
     c.socket.destroy();
   }, 120_000);
+
+  // Last: it drains the collector.
+  it('at drain, acks what it read, then sends the serverclose hint and ends the connection', async () => {
+    const c = await RawClient.open(fx.port('relp'));
+    c.frame(1, 'open', OFFERS);
+    for (let i = 0; i < 20; i++) c.frame(2 + i, 'syslog', `<13>Mar  2 11:00:00 h app: drain ${i}`);
+    await expect.poll(() => c.received).toMatch(/^1 rsp /);
+    await fx.syslog.drain(10_000);
+    await c.closed;
+    const acks = c.received.match(/^\d+ rsp 6 200 OK$/gm) ?? [];
+    expect(acks).toEqual(Array.from({ length: 20 }, (_, i) => `${i + 2} rsp 6 200 OK`));
+    expect(c.received.endsWith('0 serverclose 0\n')).toBe(true);
+    await fx.records(SYSLOG_STREAM, 20, (x) => String(x.SyslogMessage).startsWith('drain '));
+  });
 });
