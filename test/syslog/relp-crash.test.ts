@@ -82,6 +82,18 @@ function tally(): { relp: Map<number, number>; tcp: Map<number, number>; tcpEnd:
   return { relp, tcp, tcpEnd };
 }
 
+/** [1,2,3,7] -> "1-3 7". */
+function ranges(ns: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < ns.length;) {
+    let j = i;
+    while (j + 1 < ns.length && ns[j + 1] === (ns[j] ?? 0) + 1) j++;
+    out.push(i === j ? `${ns[i]}` : `${ns[i]}-${ns[j]}`);
+    i = j + 1;
+  }
+  return out.join(' ');
+}
+
 const lines = (kind: string, from: number, to: number): string[] =>
   Array.from({ length: to - from }, (_, i) => `<134>Mar  2 11:00:00 relay-01 app[42]: ${kind} ${from + i}`);
 
@@ -147,6 +159,7 @@ it.skipIf(!RSYSLOGD)(
       `relp crash test (${KILLS} SIGKILLs, one 503 outage): RELP ${N} sent, ${t.relp.size} arrived, ${missing.length} missing, ${dup(t.relp)} duplicates` +
         ` (last life acked ${relpAcks}); plain TCP ${N} sent, ${t.tcp.size} arrived, ${N - t.tcp.size} lost, ${dup(t.tcp)} duplicates`,
     );
+    console.log('plain TCP lost (ranges):', ranges(Array.from({ length: N }, (_, i) => i).filter((i) => !t.tcp.has(i))));
     if (missing.length > 0) console.log('RELP missing:', JSON.stringify(missing.slice(0, 40)), relp.stderr().slice(-2000));
     expect(missing).toEqual([]);
     // The last life carried RELP traffic of its own: acks from the real process.
