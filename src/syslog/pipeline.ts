@@ -87,8 +87,9 @@ export class Pipeline {
   /**
    * Counts a parse result and spools it; waits (paused) while the spool is full. Never throws.
    * True when every record meant to be kept is durable (filtered and unrouted ones are not meant to be).
+   * `senderResends` (RELP): what is not kept is not acknowledged either, so it is not lost: not counted as dropped.
    */
-  async spool(listener: string, result: ParseResult, onFull: () => void, isClosed: () => boolean): Promise<boolean> {
+  async spool(listener: string, result: ParseResult, onFull: () => void, isClosed: () => boolean, senderResends = false): Promise<boolean> {
     const { metrics } = this.deps;
     const c = result.counts;
     if (metrics) {
@@ -119,12 +120,21 @@ export class Pipeline {
             await this.waitForRoom();
             continue;
           }
+          kept = false;
+          if (senderResends) {
+            // The session closes unacknowledged (event 714); a connection already gone while the spool was full is no error.
+            if (code !== ForwarderErrors.SPOOL_FULL.code)
+              this.deps.logger.error(
+                { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route: route.name, records: out.records, err },
+                'syslog records could not be spooled: not acknowledged, the sender sends them again',
+              );
+            break;
+          }
           metrics?.dropped.inc({ listener, reason: 'spool_error' }, out.records);
           this.deps.logger.error(
             { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route: route.name, records: out.records, err },
             'syslog records could not be spooled: lost',
           );
-          kept = false;
           break;
         }
       }
@@ -156,11 +166,11 @@ export class Pipeline {
     for (const r of this.#waiters.splice(0)) r();
   }
 
-  reportPoolError(listener: string, records: string, err: unknown): void {
-    this.deps.metrics?.dropped.inc({ listener, reason: 'spool_error' });
+  reportPoolError(listener: string, records: string, err: unknown, senderResends = false): void {
+    if (!senderResends) this.deps.metrics?.dropped.inc({ listener, reason: 'spool_error' });
     this.deps.logger.error(
       { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, what: records, err },
-      'syslog block could not be parsed: lost',
+      senderResends ? 'syslog block could not be parsed: not acknowledged, the sender sends it again' : 'syslog block could not be parsed: lost',
     );
   }
 }
@@ -179,6 +189,8 @@ export class SourceLane {
     private readonly pipeline: Pipeline,
     private readonly listener: string,
     private readonly flow: { pause(): void; resume(): void },
+    /** RELP: a block not kept is not acknowledged, and the sender sends it again (not counted as dropped). */
+    private readonly senderResends = false,
   ) {}
 
   get inflight(): number {
@@ -208,9 +220,10 @@ export class SourceLane {
             this.flow.pause();
           },
           () => this.closed,
+          this.senderResends,
         );
       } catch (err) {
-        this.pipeline.reportPoolError(this.listener, `${blocks.length} block(s)`, err);
+        this.pipeline.reportPoolError(this.listener, `${blocks.length} block(s)`, err, this.senderResends);
       } finally {
         this.#inflight--;
         this.#heldByRoom = false;

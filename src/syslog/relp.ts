@@ -218,18 +218,23 @@ export class RelpSession {
     private readonly deps: RelpSessionDeps,
   ) {
     this.#reader = new RelpFrameReader(deps.maxMessageBytes);
-    this.lane = new SourceLane(deps.pipeline, deps.listener, {
-      pause: () => {
-        socket.pause();
-        // A paused connection is not idle: the gateway is the one not reading.
-        socket.setTimeout(0);
+    this.lane = new SourceLane(
+      deps.pipeline,
+      deps.listener,
+      {
+        pause: () => {
+          socket.pause();
+          // A paused connection is not idle: the gateway is the one not reading.
+          socket.setTimeout(0);
+        },
+        resume: () => {
+          if (socket.destroyed || this.#ended) return;
+          socket.setTimeout(deps.idleTimeoutMs());
+          socket.resume();
+        },
       },
-      resume: () => {
-        if (socket.destroyed || this.#ended) return;
-        socket.setTimeout(deps.idleTimeoutMs());
-        socket.resume();
-      },
-    });
+      true,
+    );
     socket.setTimeout(deps.idleTimeoutMs());
     socket.on('timeout', () => {
       deps.metrics?.refused.inc({ listener: deps.listener, reason: 'idle_timeout' });
