@@ -77,8 +77,8 @@ export function syslogChecks(root: Record<string, unknown> | undefined): RawIssu
       }
       if (listener.protocol === 'tls' && !rec(listener.tls))
         issues.push({ path: ['syslog', 'listeners', i, 'tls'], message: 'required for a tls listener (certFile, keyFile)' });
-      if (listener.protocol !== 'tls' && listener.tls !== undefined)
-        issues.push({ path: ['syslog', 'listeners', i, 'tls'], message: 'only for a tls listener' });
+      if (listener.protocol !== 'tls' && listener.protocol !== 'relp' && listener.tls !== undefined)
+        issues.push({ path: ['syslog', 'listeners', i, 'tls'], message: 'only for a tls or relp listener' });
       const tls = rec(listener.tls);
       if (tls?.requireClientCert === true && typeof tls.clientCaFile !== 'string')
         issues.push({

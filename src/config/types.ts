@@ -214,13 +214,14 @@ export interface PortcullisConfig {
 
 // ---- syslog (issue 10) ----
 
-export type SyslogProtocol = 'udp' | 'tcp' | 'tls';
+export type SyslogProtocol = 'udp' | 'tcp' | 'tls' | 'relp';
 export type SyslogSeverityName = 'emerg' | 'alert' | 'crit' | 'err' | 'warning' | 'notice' | 'info' | 'debug';
 
 export interface SyslogListenerConfig {
   name: string;
   protocol: SyslogProtocol;
   listen: string;
+  /** Required for tls; optional for relp (RELP over TLS, as omrelp's tls="on"). */
   tls?: { certFile: string; keyFile: string; clientCaFile?: string; requireClientCert: boolean };
 }
 

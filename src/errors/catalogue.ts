@@ -361,6 +361,20 @@ export const SyslogErrors = {
     E.SYSLOG_UDP_DROPS,
     'UDP datagrams were dropped (spool full, too many in the pipeline, or the kernel receive buffer overflowed)',
   ),
+  SYSLOG_RELP_PROTOCOL: failure(
+    'PCL_ERR_SYSLOG_RELP_PROTOCOL',
+    0,
+    'relp_protocol',
+    E.SYSLOG_RELP_PROTOCOL,
+    "a RELP frame is malformed or breaks the protocol (header, trailer, txnr sequence, a command before open): the connection is closed; unacknowledged messages are the sender's to send again",
+  ),
+  SYSLOG_RELP_NOT_ACKED: failure(
+    'PCL_ERR_SYSLOG_RELP_NOT_ACKED',
+    0,
+    'relp_not_acked',
+    E.SYSLOG_RELP_NOT_ACKED,
+    'RELP messages could not be spooled: they are not acknowledged and the connection is closed, so the sender sends them again',
+  ),
   SYSLOG_SPOOL: failure(
     'PCL_ERR_SYSLOG_SPOOL',
     0,

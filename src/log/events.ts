@@ -163,6 +163,12 @@ export const Events = {
   SYSLOG_UNROUTED: 710,
   /** A TCP/TLS connection idle for syslog.idleTimeoutMs was closed. */
   SYSLOG_IDLE: 711,
+  /** A RELP frame was malformed or broke the protocol (bad header, no LF trailer, txnr out of sequence, a command before open): the connection is closed. */
+  SYSLOG_RELP_PROTOCOL: 712,
+  /** A RELP session opened or ended (debug level): the sender's offers, the txnr reached. */
+  SYSLOG_RELP_SESSION: 713,
+  /** A RELP connection was closed with messages not acknowledged because they could not be spooled: the sender sends them again. */
+  SYSLOG_RELP_NOT_ACKED: 714,
 } as const;
 
 export type EventCode = (typeof Events)[keyof typeof Events];

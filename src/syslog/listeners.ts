@@ -1,7 +1,8 @@
 /**
- * The syslog listeners: TCP and TLS (RFC 6587 framing detected per connection, RFC 5425) and UDP
- * (RFC 5426: one message per datagram). Each connection has a Framer and a SourceLane; every
- * socket has an 'error' handler and the idle timeout; the connection cap is counted at accept.
+ * The syslog listeners: TCP and TLS (RFC 6587 framing detected per connection, RFC 5425), RELP
+ * (plain or TLS; the per-connection protocol is relp.ts) and UDP (RFC 5426: one message per
+ * datagram). Each connection has a SourceLane; every socket has an 'error' handler and the idle
+ * timeout; the connection cap is counted at accept.
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
@@ -15,6 +16,7 @@ import { listenStartError } from '../gateway/errors.js';
 import { Framer, FramingError } from './framing.js';
 import { RateLimitedLog, SourceLane, type Pipeline } from './pipeline.js';
 import { plainIp, type SyslogRoutes } from './routes.js';
+import { RelpSession } from './relp.js';
 import type { SyslogMetrics } from './metrics.js';
 import type { ParseBlock } from './parse/task.js';
 
@@ -49,12 +51,14 @@ export async function startListener(cfg: SyslogListenerConfig, index: number, de
   return cfg.protocol === 'udp' ? startUdp(cfg, index, deps) : startStream(cfg, index, deps);
 }
 
+/** A stream connection as the listener drains it. */
 interface Conn {
   socket: Socket;
-  framer: Framer;
   lane: SourceLane;
-  flushing: NodeJS.Immediate | null;
-  sourceIp: string;
+  /** Stop reading; hand what was read to the lane. */
+  stopReading(): void;
+  /** After the lane is idle (or the deadline): end the connection. */
+  finish(): Promise<void>;
 }
 
 async function startStream(cfg: SyslogListenerConfig, index: number, deps: ListenerDeps): Promise<Listener> {
@@ -65,31 +69,60 @@ async function startStream(cfg: SyslogListenerConfig, index: number, deps: Liste
   const tlsFail = new RateLimitedLog(logger, Events.SYSLOG_TLS, 'syslog TLS handshakes failed');
   let accepting = true;
 
+  const onRelp = (socket: Socket): void => {
+    const sourceIp = plainIp(socket.remoteAddress);
+    const session = new RelpSession(socket, {
+      pipeline: deps.pipeline,
+      listener: name,
+      sourceIp,
+      maxMessageBytes: deps.config().maxMessageBytes,
+      idleTimeoutMs: () => deps.config().idleTimeoutMs,
+      candidates: () => deps.routes().candidates(name, sourceIp),
+      metrics,
+      logger,
+      tooLong,
+    });
+    const conn: Conn = { socket, lane: session.lane, stopReading: () => session.stopReading(), finish: () => session.finish() };
+    conns.add(conn);
+    socket.on('close', () => void session.lane.idle().then(() => conns.delete(conn)));
+  };
+
   const onSecure = (socket: Socket): void => {
+    if (cfg.protocol === 'relp') return onRelp(socket);
     const sourceIp = plainIp(socket.remoteAddress);
     const framer = new Framer(deps.config().maxMessageBytes);
     let counted = { truncated: 0, empty: 0 };
+    let flushing: NodeJS.Immediate | null = null;
+    const lane = new SourceLane(deps.pipeline, name, {
+      pause: () => {
+        socket.pause();
+        // A paused connection is not idle: the gateway is the one not reading.
+        socket.setTimeout(0);
+      },
+      resume: () => {
+        if (socket.destroyed) return;
+        socket.setTimeout(deps.config().idleTimeoutMs);
+        socket.resume();
+      },
+    });
     const conn: Conn = {
       socket,
-      framer,
-      sourceIp,
-      flushing: null,
-      lane: new SourceLane(deps.pipeline, name, {
-        pause: () => {
-          socket.pause();
-          // A paused connection is not idle: the gateway is the one not reading.
-          socket.setTimeout(0);
-        },
-        resume: () => {
-          if (socket.destroyed) return;
-          socket.setTimeout(deps.config().idleTimeoutMs);
-          socket.resume();
-        },
-      }),
+      lane,
+      stopReading: () => {
+        socket.pause();
+        if (flushing) clearImmediate(flushing);
+        flush();
+      },
+      finish: () => {
+        // The drain deadline passed: blocks still waiting for room are given up (counted, logged).
+        lane.stopping = true;
+        socket.destroy();
+        return Promise.resolve();
+      },
     };
     conns.add(conn);
     const flush = (): void => {
-      conn.flushing = null;
+      flushing = null;
       const block = framer.take();
       const c = framer.counters;
       if (c.truncated !== counted.truncated) {
@@ -124,13 +157,13 @@ async function startStream(cfg: SyslogListenerConfig, index: number, deps: Liste
         return;
       }
       if (framer.ready >= BLOCK_BYTES) flush();
-      else if (framer.ready > 0) conn.flushing ??= setImmediate(flush);
+      else if (framer.ready > 0) flushing ??= setImmediate(flush);
     });
     socket.on('end', () => {
       // The sender finished: its last line may have no LF.
       const { unterminated } = framer.end();
       if (unterminated > 0) metrics?.dropped.inc({ listener: name, reason: 'incomplete' });
-      if (conn.flushing) clearImmediate(conn.flushing);
+      if (flushing) clearImmediate(flushing);
       flush();
       void conn.lane.idle().then(() => socket.end());
     });
@@ -138,8 +171,8 @@ async function startStream(cfg: SyslogListenerConfig, index: number, deps: Liste
       logger.debug({ event: Events.SYSLOG_SOCKET_ERROR, listener: name, source: sourceIp, err }, 'syslog connection error');
     });
     socket.on('close', () => {
-      if (conn.flushing) {
-        clearImmediate(conn.flushing);
+      if (flushing) {
+        clearImmediate(flushing);
         flush();
       }
       // A sender closing is not the gateway stopping: what was read (TCP acknowledged it) is still
@@ -172,13 +205,15 @@ async function startStream(cfg: SyslogListenerConfig, index: number, deps: Liste
     deps.connections.open++;
     metrics?.connectionsTotal.inc({ listener: name });
     socket.once('close', () => deps.connections.open--);
-    if (cfg.protocol === 'tcp') onSecure(socket);
+    if (!tls) onSecure(socket);
   };
 
+  // A tls listener has TLS settings (the config checks say so); a relp listener may.
+  const tls = cfg.tls;
+  if (cfg.protocol === 'tls' && !tls)
+    throw listenStartError(`syslog.listeners[${index}].tls`, { host: '', port: 0 }, new Error('tls listener without tls settings'));
   let server: Server;
-  if (cfg.protocol === 'tls') {
-    const tls = cfg.tls;
-    if (!tls) throw listenStartError(`syslog.listeners[${index}].tls`, { host: '', port: 0 }, new Error('tls listener without tls settings'));
+  if (tls) {
     let options;
     try {
       options = {
@@ -231,23 +266,12 @@ async function startStream(cfg: SyslogListenerConfig, index: number, deps: Liste
     async close(deadlineMs) {
       accepting = false;
       const closed = new Promise<void>((r) => server.close(() => r()));
-      // Stop reading; what was read is spooled, then the connections close.
-      for (const c of conns) {
-        c.socket.pause();
-        if (c.flushing) {
-          clearImmediate(c.flushing);
-          c.flushing = null;
-        }
-        const block = c.framer.take();
-        if (block) c.lane.push([{ mode: block.mode, bytes: block.bytes, sourceIp: c.sourceIp, candidates: deps.routes().candidates(name, c.sourceIp) }]);
-      }
+      // Stop reading; what was read is spooled (RELP: and acknowledged), then the connections close.
+      for (const c of conns) c.stopReading();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all([...conns].map((c) => c.lane.idle())), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
       clearTimeout(timer);
-      for (const c of conns) {
-        c.lane.stopping = true;
-        c.socket.destroy();
-      }
+      await Promise.all([...conns].map((c) => c.finish()));
       await closed;
     },
   };

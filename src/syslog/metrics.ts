@@ -25,6 +25,7 @@ export class SyslogMetrics {
   readonly filtered: client.Counter<'listener'>;
   readonly unrouted: client.Counter<'listener'>;
   readonly backpressure: client.Counter<'listener'>;
+  readonly relpAcks: client.Counter<'listener'>;
 
   constructor(registry: Registry, state: SyslogState) {
     const registers = [registry];
@@ -73,7 +74,7 @@ export class SyslogMetrics {
     });
     this.refused = new client.Counter({
       name: 'portcullis_syslog_connections_closed_total',
-      help: 'Connections closed by the gateway: connection_limit, tls_handshake, idle_timeout, framing.',
+      help: 'Connections closed by the gateway: connection_limit, tls_handshake, idle_timeout, framing, relp_protocol, relp_not_acked.',
       labelNames: ['listener', 'reason'],
       registers,
     });
@@ -98,6 +99,12 @@ export class SyslogMetrics {
     this.backpressure = new client.Counter({
       name: 'portcullis_syslog_backpressure_total',
       help: 'Times a connection stopped reading because the spool was full.',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.relpAcks = new client.Counter({
+      name: 'portcullis_syslog_relp_acks_total',
+      help: 'RELP syslog frames acknowledged (200 OK), each sent once its message was durable in the spool.',
       labelNames: ['listener'],
       registers,
     });

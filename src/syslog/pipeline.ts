@@ -88,8 +88,10 @@ export class Pipeline {
   /**
    * Counts a parse result and spools it; waits (paused) while the spool is full, until
    * `isStopping()` (the gateway's drain deadline passed). Never throws.
+   * True when every record meant to be kept is durable (filtered and unrouted ones are not meant to be).
+   * `senderResends` (RELP): what is not kept is not acknowledged either, so it is not lost: not counted as dropped.
    */
-  async spool(listener: string, result: ParseResult, onFull: () => void, isStopping: () => boolean): Promise<void> {
+  async spool(listener: string, result: ParseResult, onFull: () => void, isStopping: () => boolean, senderResends = false): Promise<boolean> {
     const { metrics } = this.deps;
     const c = result.counts;
     if (metrics) {
@@ -102,6 +104,7 @@ export class Pipeline {
     if (c.parseFailures) this.#parseFailures.hit(c.parseFailures, { listener });
     if (c.unrouted) this.#unrouted.hit(c.unrouted, { listener });
     const routes = this.deps.routes().routes;
+    let kept = true;
     for (const out of result.outputs) {
       const route = routes[out.route];
       if (!route || out.entries.length === 0) continue;
@@ -119,6 +122,16 @@ export class Pipeline {
             await this.waitForRoom();
             continue;
           }
+          kept = false;
+          if (senderResends) {
+            // The session closes unacknowledged (event 714); a connection already gone while the spool was full is no error.
+            if (code !== ForwarderErrors.SPOOL_FULL.code)
+              this.deps.logger.error(
+                { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route: route.name, records: out.records, err },
+                'syslog records could not be spooled: not acknowledged, the sender sends them again',
+              );
+            break;
+          }
           metrics?.dropped.inc({ listener, reason: 'spool_error' }, out.records);
           this.deps.logger.error(
             { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route: route.name, records: out.records, err },
@@ -128,6 +141,7 @@ export class Pipeline {
         }
       }
     }
+    return kept;
   }
 
   /**
@@ -154,11 +168,11 @@ export class Pipeline {
     for (const r of this.#waiters.splice(0)) r();
   }
 
-  reportPoolError(listener: string, records: string, err: unknown): void {
-    this.deps.metrics?.dropped.inc({ listener, reason: 'spool_error' });
+  reportPoolError(listener: string, records: string, err: unknown, senderResends = false): void {
+    if (!senderResends) this.deps.metrics?.dropped.inc({ listener, reason: 'spool_error' });
     this.deps.logger.error(
       { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, what: records, err },
-      'syslog block could not be parsed: lost',
+      senderResends ? 'syslog block could not be parsed: not acknowledged, the sender sends it again' : 'syslog block could not be parsed: lost',
     );
   }
 }
@@ -181,6 +195,8 @@ export class SourceLane {
     private readonly pipeline: Pipeline,
     private readonly listener: string,
     private readonly flow: { pause(): void; resume(): void },
+    /** RELP: a block not kept is not acknowledged, and the sender sends it again (not counted as dropped). */
+    private readonly senderResends = false,
   ) {}
 
   get inflight(): number {
@@ -191,16 +207,18 @@ export class SourceLane {
     return this.#heldByRoom || this.#inflight >= MAX_INFLIGHT;
   }
 
-  push(blocks: ParseBlock[]): void {
+  /** `onSpooled` runs in push order, with whether every record of `blocks` meant to be kept is durable. */
+  push(blocks: ParseBlock[], onSpooled?: (kept: boolean) => void): void {
     this.#inflight++;
     if (this.#inflight >= MAX_INFLIGHT) this.flow.pause();
     const parsed = this.pipeline.parse(this.listener, blocks);
     // A rejected parse is handled in the chain; this only keeps it from being "unhandled" meanwhile.
     parsed.catch(() => undefined);
     this.#tail = this.#tail.then(async () => {
+      let kept = false;
       try {
         const result = await parsed;
-        await this.pipeline.spool(
+        kept = await this.pipeline.spool(
           this.listener,
           result,
           () => {
@@ -208,12 +226,14 @@ export class SourceLane {
             this.flow.pause();
           },
           () => this.stopping,
+          this.senderResends,
         );
       } catch (err) {
-        this.pipeline.reportPoolError(this.listener, `${blocks.length} block(s)`, err);
+        this.pipeline.reportPoolError(this.listener, `${blocks.length} block(s)`, err, this.senderResends);
       } finally {
         this.#inflight--;
         this.#heldByRoom = false;
+        onSpooled?.(kept);
         if (!this.stopping && this.#inflight < MAX_INFLIGHT) this.flow.resume();
       }
     });

@@ -49,7 +49,7 @@ describe('syslog config', () => {
       expect.arrayContaining([
         'syslog.listeners[0].tls: required for a tls listener (certFile, keyFile)',
         'syslog.listeners[1].name: duplicate listener name "a" (also syslog.listeners[0])',
-        'syslog.listeners[1].tls: only for a tls listener',
+        'syslog.listeners[1].tls: only for a tls or relp listener',
         'syslog.routes[0].to: "legacy" is a dataCollector destination; syslog records go to a logsIngestion destination',
         'syslog.routes[0].match.listener[0]: no syslog listener named "nope"',
         expect.stringMatching(/^syslog\.routes\[0\]\.match\.cidrs\[0\]: .*prefix length/) as unknown as string,
@@ -61,6 +61,31 @@ describe('syslog config', () => {
     );
     // 514/udp and 514/tcp are different sockets.
     expect(found.some((m) => m.startsWith('syslog.listeners[2]'))).toBe(false);
+  });
+
+  it('takes relp listeners, plain or with TLS; a relp listener shares the TCP port space', () => {
+    const c: PortcullisConfig = parseConfig(
+      `${FORWARDER}syslog:
+  listeners:
+    - { name: relp, protocol: relp, listen: "127.0.0.1:2514" }
+    - { name: relp-tls, protocol: relp, listen: "127.0.0.1:2515", tls: { certFile: c, keyFile: k } }
+  routes: [{ name: all, to: sentinel, stream: Custom-Syslog }]
+`,
+      { env: {} },
+    );
+    expect(c.syslog?.listeners.map((l) => [l.name, l.protocol, l.tls?.certFile])).toEqual([
+      ['relp', 'relp', undefined],
+      ['relp-tls', 'relp', 'c'],
+    ]);
+    expect(
+      issues(`${FORWARDER}syslog:
+  listeners:
+    - { name: t, protocol: tcp, listen: "0.0.0.0:2514" }
+    - { name: r, protocol: relp, listen: "0.0.0.0:2514" }
+    - { name: u, protocol: udp, listen: "0.0.0.0:2514", tls: { certFile: c, keyFile: k } }
+  routes: [{ name: all, to: sentinel, stream: Custom-Syslog }]
+`),
+    ).toEqual(['syslog.listeners[1].listen: same address as syslog.listeners[0]', 'syslog.listeners[2].tls: only for a tls or relp listener']);
   });
 
   it('needs a forwarder section', () => {

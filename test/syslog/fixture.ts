@@ -1,6 +1,6 @@
 /**
  * A ForwarderService and a SyslogService in this process, as the gateway runs them: syslog
- * listeners on 127.0.0.1 (tcp, udp, tls) feeding the forwarder's real spool, pool and sender, which
+ * listeners on 127.0.0.1 (tcp, udp, relp, tls) feeding the forwarder's real spool, pool and sender, which
  * deliver to the Azure Monitor emulator's DCR whose Custom-Syslog and Custom-CommonSecurityLog
  * streams are declared with the tables' columns (the emulator checks every record against them).
  */
@@ -44,8 +44,15 @@ export interface SyslogFixtureOptions {
   tlsClientCa?: { caFile: string; required: boolean };
 }
 
-export async function startSyslogFixture(opts: SyslogFixtureOptions = {}): Promise<SyslogFixture> {
-  const emu = opts.emulator ?? (await AzureMonitorEmulator.start());
+/**
+ * The emulator's Sentinel DCR, a syslog certificate, and the whole gateway config (forwarder with
+ * a 'sentinel' destination, syslog listeners and catch-all routes) as a plain object: what
+ * startSyslogFixture runs in this process, and what a test writes for a real `portcullis start`.
+ */
+export async function prepareSyslog(
+  emu: AzureMonitorEmulator,
+  opts: Pick<SyslogFixtureOptions, 'syslog' | 'forwarder' | 'tlsClientCa'> = {},
+): Promise<{ dir: string; caFile: string; config: Record<string, unknown> }> {
   const setup = await prepareForwarder(emu, opts.forwarder ? { forwarder: opts.forwarder } : {});
   emu.addDcr({
     immutableId: DCR_SENTINEL,
@@ -69,6 +76,8 @@ export async function startSyslogFixture(opts: SyslogFixtureOptions = {}): Promi
     listeners: [
       { name: 'tcp', protocol: 'tcp', listen: '127.0.0.1:0' },
       { name: 'udp', protocol: 'udp', listen: '127.0.0.1:0' },
+      { name: 'relp', protocol: 'relp', listen: '127.0.0.1:0' },
+      { name: 'relp-tls', protocol: 'relp', listen: '127.0.0.1:0', tls: { certFile: join(setup.dir, 'syslog.crt'), keyFile: join(setup.dir, 'syslog.key') } },
       {
         name: 'tls',
         protocol: 'tls',
@@ -86,6 +95,12 @@ export async function startSyslogFixture(opts: SyslogFixtureOptions = {}): Promi
     ],
     ...opts.syslog,
   };
+  return { dir: setup.dir, caFile: ca.caFile, config: raw };
+}
+
+export async function startSyslogFixture(opts: SyslogFixtureOptions = {}): Promise<SyslogFixture> {
+  const emu = opts.emulator ?? (await AzureMonitorEmulator.start());
+  const { dir, caFile, config: raw } = await prepareSyslog(emu, opts);
   const config = parseConfig(stringify(raw), { source: 'test', checks: [(c) => forwarderConfigCheck(c, {})], env: {} });
   const { logger } = createLogger({ level: config.log.level }, { dest: 2 });
   const registry = new client.Registry();
@@ -104,8 +119,8 @@ export async function startSyslogFixture(opts: SyslogFixtureOptions = {}): Promi
     syslog,
     config,
     registry,
-    dir: setup.dir,
-    caFile: ca.caFile,
+    dir,
+    caFile,
     logger,
     port(listener) {
       const a = syslog.addresses.get(listener);
