@@ -21,7 +21,7 @@
 //   the same bodies, times the cores (bench/lib/cpu-limit.mjs).
 // Everything shares 2 cores: the report gives each process's CPU so the reader can see who paid.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -34,6 +34,14 @@ import { stringify } from 'yaml';
 import { makeRecords } from './lib/records.mjs';
 import { measureCpuLimit } from './lib/cpu-limit.mjs';
 import { buildHttpLoad, runHttpLoad, writeBodies } from './lib/httpload.mjs';
+import { cpuSeconds, readUntil, rssMB, threadCpu, treePids } from './lib/proc-stat.mjs';
+
+/** CPU seconds of a process's main thread (tid = pid) and of all its other threads. */
+function threadCpuSeconds(pid) {
+  const t = threadCpu(pid);
+  const main = t.main ?? 0;
+  return { main, rest: Object.values(t).reduce((a, b) => a + b, 0) - main };
+}
 import { gzipSync } from 'node:zlib';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
@@ -78,65 +86,6 @@ log(
 const children = [];
 process.on('exit', () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL')));
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-
-function cpuSeconds(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
-}
-/** CPU seconds of each thread of a process: the main thread (tid = pid) apart from the rest. */
-function threadCpuSeconds(pid) {
-  let main = 0;
-  let rest = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let f;
-    try {
-      f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
-    } catch {
-      continue; // the thread ended
-    }
-    const s = (Number(f[11]) + Number(f[12])) / 100;
-    if (Number(tid) === pid) main += s;
-    else rest += s;
-  }
-  return { main, rest };
-}
-/** The sum over a process tree (a cluster supervisor and its workers). */
-function treePids(pid) {
-  const out = [pid];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const ppid = Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
-      if (ppid === pid) out.push(Number(p));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-function rssMB(pid, field = 'VmRSS') {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
-}
-
-/** Reads a child's stdout (and keeps draining it) until `pick` returns a value for the text so far. */
-function readUntil(child, what, pick) {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const onData = (chunk) => {
-      text += chunk;
-      const v = pick(text);
-      if (v !== undefined) {
-        child.stdout.off('data', onData);
-        child.stdout.resume(); // keep draining its output
-        resolve(v);
-      }
-    };
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
-  });
-}
 
 async function startEmulator() {
   const child = spawn(process.execPath, [join(REPO, 'dist-emulator/test/emulator/main.js')], {

@@ -24,7 +24,7 @@
 // peak RSS. Everything shares the machine's cores: read the ratio more than the absolute numbers.
 // PCL_BENCH_NODE_ARGS: extra node flags for the gateway (e.g. --cpu-prof --cpu-prof-dir=DIR).
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -36,6 +36,7 @@ import { stringify } from 'yaml';
 import { cefLines } from './lib/cef-lines.mjs';
 import { buildNative, runNativeGens } from './lib/native.mjs';
 import { installCleanupHandlers, spawnTracked, stopChild } from './lib/procs.mjs';
+import { cpuSeconds, readUntil, rssMB, threadCpu } from './lib/proc-stat.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const { values: o } = parseArgs({
@@ -68,47 +69,6 @@ const linesText = cefLines(Number(o.lines));
 writeFileSync(linesFile, linesText);
 const bytesPerLine = Buffer.byteLength(linesText) / Number(o.lines);
 log(`${o.lines} distinct CEF lines, ${bytesPerLine.toFixed(0)} bytes each on average (LF included)`);
-
-// ---- /proc readings --------------------------------------------------------------------------------
-function statFields(path) {
-  return readFileSync(path, 'utf8').split(') ')[1].split(' ');
-}
-function cpuSeconds(pid) {
-  try {
-    const f = statFields(`/proc/${pid}/stat`);
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-/** CPU seconds of each thread of a process, grouped: 'main' (tid = pid) and the others by name. */
-function threadCpu(pid) {
-  const out = {};
-  let tids = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    try {
-      const f = statFields(`/proc/${pid}/task/${tid}/stat`);
-      const name = Number(tid) === pid ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
-    } catch {
-      // the thread ended
-    }
-  }
-  return out;
-}
-function rssMB(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
 
 /** Samples CPU (per process, per thread group) and peak RSS of `pids` between start and stop(). */
 function meter(pids) {
@@ -163,25 +123,6 @@ async function waitUntil(what, check, timeoutMs) {
     }
     await sleep(100);
   }
-}
-
-/** Reads a child's stdout until `pick` returns a value for the text so far, then keeps draining it. */
-function readUntil(child, what, pick) {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const onData = (chunk) => {
-      text += chunk;
-      const v = pick(text);
-      if (v !== undefined) {
-        child.stdout.off('data', onData);
-        child.stdout.resume();
-        resolve(v);
-      }
-    };
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
-  });
 }
 
 // ---- Portcullis ------------------------------------------------------------------------------------
