@@ -123,12 +123,18 @@ function sharesInForce(): number[] | null {
 /** Which gateway worker holds the server side of a client socket (Linux: /proc/net/tcp inodes and /proc/<pid>/fd). */
 function workerOf(client: net.Socket): number {
   const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
-  // The gateway's side: local port = the proxy port, remote port = this client's port.
+  // The gateway's side: local port = the proxy port, remote = this client's address and port, and
+  // established (a TIME_WAIT entry of an earlier connection from the same port has inode 0).
+  const clientIp = (client.localAddress ?? '')
+    .split('.')
+    .map((b) => Number(b).toString(16).toUpperCase().padStart(2, '0'))
+    .reverse()
+    .join('');
   const line = readFileSync('/proc/net/tcp', 'utf8')
     .split('\n')
     .find((l) => {
       const f = l.trim().split(/\s+/);
-      return f[1]?.endsWith(`:${hex(gw.port)}`) && f[2]?.endsWith(`:${hex(client.localPort!)}`);
+      return f[1]?.endsWith(`:${hex(gw.port)}`) && f[2] === `${clientIp}:${hex(client.localPort!)}` && f[3] === '01';
     });
   const inode = line?.trim().split(/\s+/)[9];
   if (!inode) throw new Error('gateway side of the connection not found');
