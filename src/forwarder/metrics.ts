@@ -3,6 +3,7 @@
  * route and destination names from the config, reasons and status classes from closed sets.
  */
 import client, { type Registry } from 'prom-client';
+import { seriesOn } from '../util/prom.js';
 
 const SIZE_BUCKETS = [1_024, 8_192, 32_768, 131_072, 262_144, 524_288, 786_432, 1_048_576];
 const AGE_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300];
@@ -48,11 +49,7 @@ export class ForwarderMetrics {
 
   constructor(registry: Registry, state: ForwarderState) {
     const registers = [registry];
-    // One line per series: the names, help and labels are what differ.
-    const counter = <L extends string>(name: string, help: string, labelNames: L[]): client.Counter<L> =>
-      new client.Counter({ name, help, labelNames, registers });
-    const histogram = <L extends string>(name: string, help: string, labelNames: L[], buckets: number[]): client.Histogram<L> =>
-      new client.Histogram({ name, help, labelNames, buckets, registers });
+    const { counter, histogram } = seriesOn(registry);
     this.recordsReceived = counter('portcullis_forwarder_records_received_total', 'Records in uploads that reached decoding.', ['api']);
     this.bytesReceived = counter('portcullis_forwarder_bytes_received_total', 'Upload body bytes received (as sent, possibly gzip).', ['api']);
     this.recordsAccepted = counter('portcullis_forwarder_records_accepted_total', 'Records spooled and acknowledged to the client.', ['api', 'route']);

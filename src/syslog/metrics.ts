@@ -3,6 +3,7 @@
  * the config, format and reason from closed sets. Never the sender's address.
  */
 import client, { type Registry } from 'prom-client';
+import { seriesOn } from '../util/prom.js';
 
 export interface SyslogState {
   connections(): Array<{ listener: string; open: number }>;
@@ -29,85 +30,42 @@ export class SyslogMetrics {
 
   constructor(registry: Registry, state: SyslogState) {
     const registers = [registry];
-    this.messages = new client.Counter({
-      name: 'portcullis_syslog_messages_total',
-      help: 'Messages received, by listener and format (rfc5424, rfc3164, cef, raw).',
-      labelNames: ['listener', 'format'],
-      registers,
-    });
-    this.bytes = new client.Counter({ name: 'portcullis_syslog_bytes_total', help: 'Bytes received (framing included).', labelNames: ['listener'], registers });
-    this.parseFailures = new client.Counter({
-      name: 'portcullis_syslog_parse_failures_total',
-      help: 'Messages that looked like a format but did not parse; kept as raw Syslog records.',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.invalidUtf8 = new client.Counter({
-      name: 'portcullis_syslog_invalid_utf8_total',
-      help: 'Messages with bytes that are not UTF-8 (kept, with U+FFFD in their place).',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.dropped = new client.Counter({
-      name: 'portcullis_syslog_dropped_total',
-      help: 'Messages not kept: reason udp_kernel (receive buffer overflow), udp_full (spool full or pipeline full), spool_error, framing (rest of a corrupt stream), incomplete (a frame cut by the sender closing).',
-      labelNames: ['listener', 'reason'],
-      registers,
-    });
-    this.truncated = new client.Counter({
-      name: 'portcullis_syslog_truncated_total',
-      help: 'Messages cut to syslog.maxMessageBytes.',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.emptyFrames = new client.Counter({
-      name: 'portcullis_syslog_empty_frames_total',
-      help: 'Zero-length frames and empty lines, skipped.',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.connectionsTotal = new client.Counter({
-      name: 'portcullis_syslog_connections_total',
-      help: 'TCP/TLS connections accepted.',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.refused = new client.Counter({
-      name: 'portcullis_syslog_connections_closed_total',
-      help: 'Connections closed by the gateway: connection_limit, tls_handshake, idle_timeout, framing, relp_protocol, relp_not_acked.',
-      labelNames: ['listener', 'reason'],
-      registers,
-    });
-    this.records = new client.Counter({
-      name: 'portcullis_syslog_records_total',
-      help: 'Records spooled, by route, destination and DCR stream.',
-      labelNames: ['route', 'destination', 'stream'],
-      registers,
-    });
-    this.filtered = new client.Counter({
-      name: 'portcullis_syslog_filtered_total',
-      help: 'Messages dropped by a route filter (facility, severity).',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.unrouted = new client.Counter({
-      name: 'portcullis_syslog_unrouted_total',
-      help: 'Messages that no route takes (not kept).',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.backpressure = new client.Counter({
-      name: 'portcullis_syslog_backpressure_total',
-      help: 'Times a connection stopped reading because the spool was full.',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.relpAcks = new client.Counter({
-      name: 'portcullis_syslog_relp_acks_total',
-      help: 'RELP syslog frames acknowledged (200 OK), each sent once its message was durable in the spool.',
-      labelNames: ['listener'],
-      registers,
-    });
+    const { counter } = seriesOn(registry);
+    this.messages = counter('portcullis_syslog_messages_total', 'Messages received, by listener and format (rfc5424, rfc3164, cef, raw).', [
+      'listener',
+      'format',
+    ]);
+    this.bytes = counter('portcullis_syslog_bytes_total', 'Bytes received (framing included).', ['listener']);
+    this.parseFailures = counter(
+      'portcullis_syslog_parse_failures_total',
+      'Messages that looked like a format but did not parse; kept as raw Syslog records.',
+      ['listener'],
+    );
+    this.invalidUtf8 = counter('portcullis_syslog_invalid_utf8_total', 'Messages with bytes that are not UTF-8 (kept, with U+FFFD in their place).', [
+      'listener',
+    ]);
+    this.dropped = counter(
+      'portcullis_syslog_dropped_total',
+      'Messages not kept: reason udp_kernel (receive buffer overflow), udp_full (spool full or pipeline full), spool_error, framing (rest of a corrupt stream), incomplete (a frame cut by the sender closing).',
+      ['listener', 'reason'],
+    );
+    this.truncated = counter('portcullis_syslog_truncated_total', 'Messages cut to syslog.maxMessageBytes.', ['listener']);
+    this.emptyFrames = counter('portcullis_syslog_empty_frames_total', 'Zero-length frames and empty lines, skipped.', ['listener']);
+    this.connectionsTotal = counter('portcullis_syslog_connections_total', 'TCP/TLS connections accepted.', ['listener']);
+    this.refused = counter(
+      'portcullis_syslog_connections_closed_total',
+      'Connections closed by the gateway: connection_limit, tls_handshake, idle_timeout, framing, relp_protocol, relp_not_acked.',
+      ['listener', 'reason'],
+    );
+    this.records = counter('portcullis_syslog_records_total', 'Records spooled, by route, destination and DCR stream.', ['route', 'destination', 'stream']);
+    this.filtered = counter('portcullis_syslog_filtered_total', 'Messages dropped by a route filter (facility, severity).', ['listener']);
+    this.unrouted = counter('portcullis_syslog_unrouted_total', 'Messages that no route takes (not kept).', ['listener']);
+    this.backpressure = counter('portcullis_syslog_backpressure_total', 'Times a connection stopped reading because the spool was full.', ['listener']);
+    this.relpAcks = counter(
+      'portcullis_syslog_relp_acks_total',
+      'RELP syslog frames acknowledged (200 OK), each sent once its message was durable in the spool.',
+      ['listener'],
+    );
     new client.Gauge({
       name: 'portcullis_syslog_connections',
       help: 'Open TCP/TLS connections.',

@@ -27,7 +27,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   gateway: ['config', 'dial', 'errors', 'log', 'policy', 'proxy', 'relay', 'util'],
   admin: ['config', 'errors', 'gateway', 'log', 'util'],
   forwarder: ['address', 'config', 'dial', 'errors', 'gateway', 'log', 'policy', 'proxy', 'util'],
-  syslog: ['address', 'config', 'forwarder', 'gateway', 'log'],
+  syslog: ['address', 'config', 'forwarder', 'gateway', 'log', 'util'],
   doctor: ['config', 'dial', 'policy', 'proxy', 'util'],
   runtime: ['admin', 'config', 'errors', 'forwarder', 'gateway', 'log', 'metrics', 'policy', 'proxy', 'relay', 'syslog', 'util'],
   cli: ['certs', 'config', 'doctor', 'forwarder', 'log', 'relay', 'runtime', 'util'],
