@@ -34,6 +34,7 @@ import { stringify } from 'yaml';
 import { makeRecords } from './lib/records.mjs';
 import { measureCpuLimit } from './lib/cpu-limit.mjs';
 import { buildHttpLoad, runHttpLoad, writeBodies } from './lib/httpload.mjs';
+import { emulatorGatewayConfig, gatewayCommand, logLine } from './lib/gateway.mjs';
 import { cpuSeconds, readUntil, rssMB, threadCpu, treePids } from './lib/proc-stat.mjs';
 
 /** CPU seconds of a process's main thread (tid = pid) and of all its other threads. */
@@ -109,28 +110,16 @@ async function startGateway(config) {
   const dir = mkdtempSync(join(tmpdir(), 'pcl-bench-fwd-gw-'));
   const file = join(dir, 'portcullis.yaml');
   writeFileSync(file, stringify(config));
-  // PCL_BENCH_NODE_ARGS: extra node flags for the gateway (e.g. --cpu-prof --cpu-prof-dir=DIR).
-  const nodeArgs = (process.env.PCL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  // MALLOC_ARENA_MAX=2: as the systemd unit and the container image run it.
-  const child = spawn(process.execPath, [...nodeArgs, join(REPO, 'dist/cli/main.js'), 'start', '--config', file], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { MALLOC_ARENA_MAX: '2', ...process.env },
-  });
+  const cmd = gatewayCommand(file);
+  const child = spawn(process.execPath, cmd.args, { stdio: ['ignore', 'pipe', 'inherit'], env: cmd.env });
   children.push(child);
   // PCL_BENCH_GATEWAY_OUT=FILE: the gateway's stdout (its log, --trace-gc lines) copied there.
   if (process.env.PCL_BENCH_GATEWAY_OUT) child.stdout.pipe(createWriteStream(process.env.PCL_BENCH_GATEWAY_OUT));
-  const port = await readUntil(child, 'gateway', (text) => {
-    for (const line of text.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const rec = JSON.parse(line);
-        if (rec.msg === 'forwarder listening') return rec.listen.port;
-      } catch {
-        // a partial last line
-      }
-    }
-    return undefined;
-  });
+  const port = await readUntil(
+    child,
+    'gateway',
+    logLine('forwarder listening', (rec) => rec.listen.port),
+  );
   return { child, port };
 }
 
@@ -142,29 +131,21 @@ const work = mkdtempSync(join(tmpdir(), 'pcl-bench-fwd-'));
 const emu = await startEmulator();
 log('emulator up on', emu.info.port);
 const { info } = emu;
-const dce = new URL(info.logsIngestionEndpoint);
-const login = new URL(info.authorityHost);
-writeFileSync(join(work, 'secret'), 'emulator-secret');
 const apiKey = 'bench-api-key';
 const adminPort = 19000 + Math.floor(Math.random() * 1000);
-const gw = await startGateway({
-  proxy: { listen: ['127.0.0.1:0'], workers: Number(o.workers) },
-  admin: { listen: `127.0.0.1:${adminPort}` },
-  log: { level: 'info', access: false },
-  allow: { presets: [], rules: [{ name: 'emulator', hosts: [dce.hostname, login.hostname], ports: [info.port], allowPrivate: true }] },
-  dns: { overrides: { [dce.hostname]: '127.0.0.1', [login.hostname]: '127.0.0.1' } },
-  forwarder: {
-    listen: '127.0.0.1:0',
-    plaintext: true,
-    spool: { dir: join(work, 'spool'), fsync: o.fsync, maxBytes: 8 * 1024 ** 3 },
-    pool: { threads: Number(o.threads) },
-    upstream: { caFile: info.caFile, authorityHost: info.authorityHost },
-    credentials: [{ name: 'main', type: 'clientSecret', tenantId: info.tenantId, clientId: info.clientId, secretFile: join(work, 'secret') }],
-    destinations: [{ name: 'dcr', type: 'logsIngestion', endpoint: dce.origin, dcrId: info.dcrId, credential: 'main' }],
-    routes: streamNames.map((stream, i) => ({ name: `bench${i}`, from: { dcrId: 'dcr-in', stream }, to: 'dcr' })),
-    identities: [{ name: 'bench', apiKeySha256: createHash('sha256').update(apiKey).digest('hex'), routes: streamNames.map((_, i) => `bench${i}`) }],
-  },
+const gwConfig = emulatorGatewayConfig(info, {
+  dir: work,
+  adminPort,
+  workers: Number(o.workers),
+  fsync: o.fsync,
+  threads: Number(o.threads),
+  destination: 'dcr',
 });
+gwConfig.forwarder.routes = streamNames.map((stream, i) => ({ name: `bench${i}`, from: { dcrId: 'dcr-in', stream }, to: 'dcr' }));
+gwConfig.forwarder.identities = [
+  { name: 'bench', apiKeySha256: createHash('sha256').update(apiKey).digest('hex'), routes: streamNames.map((_, i) => `bench${i}`) },
+];
+const gw = await startGateway(gwConfig);
 log(`gateway pid ${gw.child.pid} forwarder :${gw.port}, emulator pid ${emu.child.pid} :${info.port}`);
 await sleep(2000);
 const idleRssMB = Math.round(treePids(gw.child.pid).reduce((s, p) => s + rssMB(p), 0));

@@ -37,6 +37,7 @@ import { cefLines } from './lib/cef-lines.mjs';
 import { buildNative, runNativeGens } from './lib/native.mjs';
 import { installCleanupHandlers, spawnTracked, stopChild } from './lib/procs.mjs';
 import { cpuSeconds, readUntil, rssMB, threadCpu } from './lib/proc-stat.mjs';
+import { emulatorGatewayConfig, gatewayCommand, logLine } from './lib/gateway.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const { values: o } = parseArgs({
@@ -112,6 +113,27 @@ async function send(port, { secs, messages = 0, onReady }) {
   return { messages: res.messages, bytes: res.bytes, wallSec: r.wallSec, cpuPct: Math.round(r.genCpuPct), userCpuPct: Math.round(r.genUserCpuPct) };
 }
 
+/**
+ * The measured send of a target: `pids` are metered from the moment the sender is ready. Returns
+ * what was sent, the meter over the send (`during`), a second meter still running (`stopAll`, for
+ * the time until the target has everything) and when the send started.
+ */
+async function measuredSend(port, pids) {
+  let stopSend;
+  let stopAll;
+  let tGo = 0;
+  const sent = await send(port, {
+    secs: seconds,
+    messages: Number(o.messages),
+    onReady: () => {
+      stopSend = meter(pids);
+      stopAll = meter(pids);
+      tGo = performance.now();
+    },
+  });
+  return { sent, during: stopSend(), stopAll, tGo };
+}
+
 async function waitUntil(what, check, timeoutMs) {
   const start = performance.now();
   for (;;) {
@@ -138,50 +160,26 @@ async function runPortcullis() {
       return undefined; // not whole yet
     }
   });
-  const dce = new URL(info.logsIngestionEndpoint);
-  const login = new URL(info.authorityHost);
   const dir = join(work, 'gateway');
   mkdirSync(dir);
-  writeFileSync(join(dir, 'secret'), 'emulator-secret');
   const adminPort = 19000 + Math.floor(Math.random() * 1000);
-  const config = {
-    proxy: { listen: ['127.0.0.1:0'], workers: 1 }, // one process: the syslog collector runs in it
-    admin: { listen: `127.0.0.1:${adminPort}` },
-    log: { level: 'info', access: false },
-    allow: { presets: [], rules: [{ name: 'emulator', hosts: [dce.hostname, login.hostname], ports: [info.port], allowPrivate: true }] },
-    dns: { overrides: { [dce.hostname]: '127.0.0.1', [login.hostname]: '127.0.0.1' } },
-    forwarder: {
-      listen: '127.0.0.1:0',
-      plaintext: true,
-      spool: { dir: join(dir, 'spool'), fsync: o.fsync, maxBytes: 8 * 1024 ** 3 },
-      pool: { threads: Number(o.threads) },
-      upstream: { caFile: info.caFile, authorityHost: info.authorityHost },
-      credentials: [{ name: 'main', type: 'clientSecret', tenantId: info.tenantId, clientId: info.clientId, secretFile: join(dir, 'secret') }],
-      destinations: [{ name: 'sentinel', type: 'logsIngestion', endpoint: dce.origin, dcrId: info.dcrId, credential: 'main' }],
-      routes: [{ name: 'bench', from: { dcrId: 'dcr-in', stream: 'Custom-Bench_CL' }, to: 'sentinel' }],
-      identities: [{ name: 'bench', apiKeySha256: createHash('sha256').update('bench-api-key').digest('hex'), routes: ['bench'] }],
-    },
-    syslog: {
-      listeners: [{ name: 'tcp', protocol: 'tcp', listen: '127.0.0.1:0' }],
-      routes: [{ name: 'cef', match: {}, to: 'sentinel', stream: 'Custom-CommonSecurityLog' }],
-    },
+  // One process: the syslog collector runs in it.
+  const config = emulatorGatewayConfig(info, { dir, adminPort, workers: 1, fsync: o.fsync, threads: Number(o.threads), destination: 'sentinel' });
+  config.forwarder.routes = [{ name: 'bench', from: { dcrId: 'dcr-in', stream: 'Custom-Bench_CL' }, to: 'sentinel' }];
+  config.forwarder.identities = [{ name: 'bench', apiKeySha256: createHash('sha256').update('bench-api-key').digest('hex'), routes: ['bench'] }];
+  config.syslog = {
+    listeners: [{ name: 'tcp', protocol: 'tcp', listen: '127.0.0.1:0' }],
+    routes: [{ name: 'cef', match: {}, to: 'sentinel', stream: 'Custom-CommonSecurityLog' }],
   };
   const file = join(dir, 'portcullis.yaml');
   writeFileSync(file, stringify(config));
-  const nodeArgs = (process.env.PCL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const gw = spawnTracked(process.execPath, [...nodeArgs, join(REPO, 'dist/cli/main.js'), 'start', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await readUntil(gw, 'gateway', (text) => {
-    for (const line of text.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const rec = JSON.parse(line);
-        if (rec.msg === 'syslog collector listening') return rec.listeners[0].port;
-      } catch {
-        // a partial last line
-      }
-    }
-    return undefined;
-  });
+  const cmd = gatewayCommand(file);
+  const gw = spawnTracked(process.execPath, cmd.args, { stdio: ['ignore', 'pipe', 'inherit'], env: cmd.env });
+  const port = await readUntil(
+    gw,
+    'gateway',
+    logLine('syslog collector listening', (rec) => rec.listeners[0].port),
+  );
   log(`gateway pid ${gw.pid} syslog tcp :${port}, emulator pid ${emuChild.pid} :${info.port}`);
 
   const emuAgent = new Agent({ connect: { ca: readFileSync(info.caFile, 'utf8') } });
@@ -216,20 +214,7 @@ async function runPortcullis() {
     log(`warm-up: ${w.messages} messages sent and forwarded`);
   }
   const base = { emu: await emuRecords(), m: await metrics() };
-  const pids = { gateway: gw.pid, emulator: emuChild.pid };
-  let stopSend;
-  let stopAll;
-  let tGo = 0;
-  const sent = await send(port, {
-    secs: seconds,
-    messages: Number(o.messages),
-    onReady: () => {
-      stopSend = meter(pids);
-      stopAll = meter(pids);
-      tGo = performance.now();
-    },
-  });
-  const during = stopSend();
+  const { sent, during, stopAll, tGo } = await measuredSend(port, { gateway: gw.pid, emulator: emuChild.pid });
   const atSendEnd = { m: await metrics(), emu: await emuRecords() };
   const target = base.emu + sent.messages;
   const drained = await waitUntil('every record at the emulator', async () => ((await emuRecords()) >= target ? true : undefined), 180_000);
@@ -294,20 +279,7 @@ async function runRsyslog() {
   // imtcp writes the port file once bound, a moment before it listens.
   await sleep(300);
   log(`rsyslogd pid ${child.pid} imtcp :${port} (${bin}, ${rsyslogVersion(bin)})`);
-  const pids = { rsyslog: child.pid };
-  let stopSend;
-  let stopAll;
-  let tGo = 0;
-  const sent = await send(port, {
-    secs: seconds,
-    messages: Number(o.messages),
-    onReady: () => {
-      stopSend = meter(pids);
-      stopAll = meter(pids);
-      tGo = performance.now();
-    },
-  });
-  const during = stopSend();
+  const { sent, during, stopAll, tGo } = await measuredSend(port, { rsyslog: child.pid });
   // The file has every line once its size stops growing and the count matches.
   let lastSize = -1;
   let tGrew = performance.now();
