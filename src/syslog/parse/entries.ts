@@ -1,0 +1,74 @@
+/**
+ * A route's spool entries as a pool thread builds them: records' JSON joined by ',', each entry
+ * at most `max` bytes, written straight into one scratch buffer (no string per entry, no
+ * join-then-encode). The byte fast path (fast.ts) writes a record in place at `recordStart()`
+ * and calls `commit`; the plain path hands a JSON string to `addString`.
+ */
+
+/** Room past `max` for one record the fast path writes before its size is known (fast.ts bounds it). */
+export const RECORD_HEADROOM = 512 * 1024;
+
+const COMMA = 0x2c;
+const spare: Buffer[] = [];
+
+export class EntryBuilder {
+  readonly entries: Array<{ records: number; payload: Uint8Array }> = [];
+  records = 0;
+  /** The scratch buffer; the current entry is buf[0, len). */
+  buf: Buffer;
+  len = 0;
+  #inEntry = 0;
+
+  constructor(readonly max: number) {
+    const want = max + RECORD_HEADROOM;
+    const reused = spare.pop();
+    this.buf = reused && reused.length >= want ? reused : Buffer.allocUnsafeSlow(want);
+  }
+
+  /** Where the next record's first byte goes (after the comma that will separate it). */
+  recordStart(): number {
+    return this.#inEntry > 0 ? this.len + 1 : this.len;
+  }
+
+  /** The record written at [recordStart(), end) joins the entry, or starts the next one when it would overflow it. */
+  commit(end: number): void {
+    const start = this.recordStart();
+    if (this.#inEntry > 0 && end > this.max) {
+      this.#flushEntry();
+      this.buf.copyWithin(0, start, end);
+      this.len = end - start;
+    } else {
+      if (this.#inEntry > 0) this.buf[this.len] = COMMA;
+      this.len = end;
+    }
+    this.#inEntry++;
+    this.records++;
+  }
+
+  addString(json: string): void {
+    const bytes = Buffer.byteLength(json);
+    if (this.#inEntry > 0 && this.len + 1 + bytes > this.max) this.#flushEntry();
+    const start = this.recordStart();
+    if (start + bytes > this.buf.length) {
+      const grown = Buffer.allocUnsafeSlow(start + bytes + RECORD_HEADROOM);
+      this.buf.copy(grown, 0, 0, this.len);
+      this.buf = grown;
+    }
+    this.buf.write(json, start, 'utf8');
+    this.commit(start + bytes);
+  }
+
+  /** Closes the last entry and gives the scratch buffer back for the next builder in this thread. */
+  finish(): void {
+    this.#flushEntry();
+    spare.push(this.buf);
+  }
+
+  #flushEntry(): void {
+    if (this.#inEntry === 0) return;
+    // A copy with an ArrayBuffer of its own: it is moved to the main thread.
+    this.entries.push({ records: this.#inEntry, payload: new Uint8Array(this.buf.subarray(0, this.len)) });
+    this.len = 0;
+    this.#inEntry = 0;
+  }
+}
