@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# CI: the native relay (native/relay.c) under AddressSanitizer and UndefinedBehaviorSanitizer.
-# Builds build/Sanitize/portcullis_relay.node (node native/build.mjs --sanitize; the normal build
-# in build/Release is left as it is), then, with that addon:
+# CI: the native addons (native/relay.c, native/cef.c) under AddressSanitizer and
+# UndefinedBehaviorSanitizer. Builds build/Sanitize/portcullis_relay.node and portcullis_cef.node
+# (node native/build.mjs --sanitize; the normal build in build/Release is left as it is), then,
+# with those addons:
 #  1. the relay and tunnel tests: Node is not built with ASan, so its runtime is preloaded
 #     (LD_PRELOAD) into every Node process of the run (vitest's workers, the gateways the tests
 #     spawn), and PORTCULLIS_RELAY_ADDON points the loader at the sanitized build. System programs
 #     the tests drive (curl) run without the preload (test/helpers/system.ts). Any ASan or UBSan
 #     report aborts the process that made it (a crash the tests see) and fails this script.
-#  2. LeakSanitizer on test/sanitize-leaks.mjs, one small process that ends tunnels every way.
+#  2. the CEF fast path's agreement tests (test/syslog/native-cef.unit.test.ts: corpus, bench
+#     lines and generated messages) with PORTCULLIS_CEF_ADDON pointing at the sanitized build.
+#  3. LeakSanitizer on test/sanitize-leaks.mjs, one small process that ends tunnels every way.
 #     Not on the test run: Node and V8 free little of what they hold at exit, so LeakSanitizer
 #     reports hundreds of allocations per process that are not ours, and scanning a gateway's heap
 #     at exit takes it a minute or more (the tests' gateways would be killed first). Those reports
@@ -59,6 +62,10 @@ echo "=== sanitize: ${tests[*]}"
 PORTCULLIS_TEST_START_WAIT_FACTOR=3 ASAN_OPTIONS="$asan_options:detect_leaks=0" \
   node node_modules/vitest/vitest.mjs run --project integration --testTimeout=90000 --hookTimeout=180000 "${tests[@]}" || status=$?
 
+echo "=== sanitize: the CEF fast path (native/cef.c)"
+PORTCULLIS_CEF_ADDON="$PWD/build/Sanitize/portcullis_cef.node" ASAN_OPTIONS="$asan_options:detect_leaks=0" \
+  node node_modules/vitest/vitest.mjs run --project unit --testTimeout=120000 test/syslog/native-cef.unit.test.ts || status=$?
+
 echo "=== sanitize: LeakSanitizer on test/sanitize-leaks.mjs"
 ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" node test/sanitize-leaks.mjs 2>"$logs/leak-run.stderr" || status=$?
 cat "$logs/leak-run.stderr" >&2
@@ -69,7 +76,7 @@ ours=$(awk '/^(Direct|Indirect) leak of/ { block = $0; mine = 0; next }
   /^$/ { if (mine) print block; block = ""; mine = 0 }' "$logs"/asan.* 2>/dev/null || true)
 if [ -n "$errors" ]; then
   for f in $errors; do echo "=== $f"; cat "$f"; done
-  echo "sanitize: memory errors or undefined behaviour in the relay (above)" >&2
+  echo "sanitize: memory errors or undefined behaviour in the native addons (above)" >&2
   status=1
 fi
 if [ -n "$ours" ]; then

@@ -15,6 +15,7 @@ export { parseSyslog, type ParsedSyslog } from './parse/syslog.js';
 export { parseCef, escapeHeader, escapeValue, type CefEvent } from './parse/cef.js';
 export { runParse, syslogRecord, cslRecord, type ParseTask, type ParseResult, type RouteSpec } from './parse/task.js';
 export { CEF_COLUMNS } from './parse/columns.js';
+export { nativeCefStatus } from './parse/native.js';
 
 export function createSyslogService(config: PortcullisConfig, logger: Logger, registry: Registry | null, intake: () => RecordIntake | null): SyslogService {
   return new SyslogService({ config, logger, registry, intake });

@@ -65,6 +65,7 @@ describe.skipIf(!npm || process.platform !== 'linux' || process.arch !== 'x64')(
         'docs/operator-guide.md',
         'scripts/install.sh',
         'prebuilds/linux-x64/portcullis_relay.napi.node',
+        'prebuilds/linux-x64/portcullis_cef.napi.node',
         'prebuilds/linux-x64/portcullis_notify.napi.node',
       ]) {
         expect(files).toContain(want);
@@ -97,6 +98,7 @@ describe.skipIf(!npm || process.platform !== 'linux' || process.arch !== 'x64')(
       const shown = await exec(join(prefix, 'bin', 'portcullis'), ['info'], { cwd: work, env });
       expect(shown.code, shown.stderr).toBe(0);
       expect(shown.stdout).toContain(`relay      native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_relay.napi.node')})`);
+      expect(shown.stdout).toContain(`cef        native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_cef.napi.node')})`);
       expect(shown.stdout).toContain(`sd_notify  native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_notify.napi.node')})`);
     },
   );

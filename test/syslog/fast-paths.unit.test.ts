@@ -15,6 +15,7 @@ import { CefFastPath, FAST_DECLINED } from '../../src/syslog/parse/fast.js';
 import { EntryBuilder } from '../../src/syslog/parse/entries.js';
 import { CEF_COLUMNS } from '../../src/syslog/parse/columns.js';
 import { cefLines } from '../../bench/lib/cef-lines.mjs';
+import { CSL, cefMessage, routeSets } from './cef-arbitraries.js';
 
 const NOW = new Date('2026-03-02T12:00:00Z');
 const TASK = { receivedAt: '2026-03-02T12:00:00.000Z', collector: 'gw-1' };
@@ -111,7 +112,8 @@ describe('CEF extension scanner', () => {
 });
 
 /** runParse over text (newline framing) with the byte fast path and without it, as comparable values. */
-function parseBoth(text: string, routes: RouteSpec[], entryMaxBytes = 960 * 1024, candidates = routes.map((_, i) => i)) {
+function parseBoth(text: string, routes: RouteSpec[], entryMaxBytes = 960 * 1024, opts: { native?: boolean } = {}) {
+  const candidates = routes.map((_, i) => i);
   const run = (fast: boolean) => {
     const r = runParse(
       {
@@ -122,7 +124,7 @@ function parseBoth(text: string, routes: RouteSpec[], entryMaxBytes = 960 * 1024
         collector: TASK.collector,
         entryMaxBytes,
       },
-      { fast },
+      { fast, ...opts },
     );
     return {
       counts: r.counts,
@@ -132,13 +134,10 @@ function parseBoth(text: string, routes: RouteSpec[], entryMaxBytes = 960 * 1024
   return { fast: run(true), plain: run(false) };
 }
 
-const CSL: RouteSpec = { table: 'CommonSecurityLog', facilities: null, cefVendor: null, cefProduct: null, dropFacilities: [], maxSeverity: 7 };
-const SYSLOG: RouteSpec = { ...CSL, table: 'Syslog' };
-
 describe('the byte fast path (fast.ts)', () => {
   it("writes the plain path's bytes for the corpus and the bench lines, and takes them all", () => {
     const lines = [...corpus.map((c) => c.line), ...cefLines(2000).split('\n').filter(Boolean)];
-    const { fast, plain } = parseBoth(lines.join('\n'), [CSL]);
+    const { fast, plain } = parseBoth(lines.join('\n'), [CSL], 960 * 1024, { native: false });
     expect(fast).toEqual(plain);
     expect(fast.counts.cef).toBe(lines.length);
     // Every bench line goes the byte way (none declined): the bench measures this path.
@@ -155,94 +154,9 @@ describe('the byte fast path (fast.ts)', () => {
   });
 
   it('agrees with the plain path on generated messages, routes, filters and entry sizes', () => {
-    const pri = fc.constantFrom('<14>', '<134>', '<0>', '<191>', '<192>', '<01>', '<1x>', '', '<13>');
-    const header = fc.constantFrom(
-      'Mar  1 10:15:30 fw ',
-      'Mar 01 10:15:30 fw-1.corp ',
-      'Dec 31 2025 23:59:59 host ',
-      'Mar  1 10:15:30.123 UTC: host ',
-      'Mar  1 10:15:30 UTC host ',
-      'Mar  1 10:15:30 ABCDE ',
-      'Mar  1 10:15:30 FGT ',
-      'Foo  1 10:15:30 fw ',
-      'Mar  1 10:15:30 host: ',
-      'Mar  1 10:15:30 sshd[12]: ',
-      'Mar  1 10:15:30 ',
-      '2026-03-02T10:15:30Z fw ',
-      '1 2026-03-02T10:15:30.5Z cp-mgmt CheckPoint 123 - - ',
-      '1 - - - - - - ',
-      '1 2026-02-30T10:15:30Z h a p m - ',
-      '1 2026-03-02T10:15:30Z h "q" p m - ',
-      '1 2026-03-02T10:15:30Z h\\x"y a p m - ',
-      '1 2026-03-02T10:15:30Z h  p m - ',
-      '1 2026-03-02T10:15:30Z h a p m [x a="1"] ',
-      '1 not-a-time h a p m - ',
-      '',
-      'tag: ',
-    );
-    const field = fc.oneof(fc.constantFrom('Palo Alto', 'PAN-OS', '10.1', 'x\\|y', 'a\\\\b', 'q"q', '', ' 1 ', 'é'), fc.string({ maxLength: 6 }));
-    const version = fc.constantFrom('0', '1', '2', ' 0 ', '00', 'x', '');
-    const key = fc.constantFrom(
-      'src',
-      'dst',
-      'spt',
-      'dpt',
-      'in',
-      'out',
-      'cnt',
-      'rt',
-      'act',
-      'cs1',
-      'cs1Label',
-      'cfp1',
-      'start',
-      'suser',
-      'request',
-      'vendorKey',
-      'x_y',
-      'k[0]',
-    );
-    const value = fc.oneof(
-      fc.constantFrom(
-        '10.0.0.1',
-        '443',
-        '-0',
-        '007',
-        '-2147483648',
-        '2147483648',
-        '99999999999',
-        '9007199254740993',
-        'a b',
-        '',
-        'x\\=y',
-        'p\\|q',
-        'c:\\\\dir',
-        'end\\',
-        'l1\\nl2',
-        'tab\\t',
-        '"q"',
-        'ü',
-        '\u0001',
-      ),
-      fc.string({ maxLength: 10 }),
-    );
-    const ext = fc
-      .tuple(fc.array(fc.tuple(key, value), { maxLength: 10 }), fc.constantFrom(' ', '  '))
-      .map(([pairs, sep]) => pairs.map(([k, v]) => `${k}=${v}`).join(sep));
-    const line = fc
-      .tuple(pri, header, version, fc.array(field, { minLength: 6, maxLength: 7 }), ext, fc.constantFrom('', '\r', ' ', '\u0000'))
-      .map(([p, h, v, fields, e, tail]) => `${p}${h}CEF:${v}|${fields.join('|')}|${e}${tail}`);
-    const routes = fc.constantFrom<RouteSpec[]>(
-      [CSL],
-      [{ ...CSL, facilities: [1] }, SYSLOG],
-      [{ ...CSL, dropFacilities: [16], maxSeverity: 5 }],
-      [{ ...CSL, cefVendor: 'palo alto' }, CSL],
-      [SYSLOG, CSL],
-      [{ ...CSL, facilities: [3] }],
-    );
     fc.assert(
-      fc.property(fc.array(line, { minLength: 1, maxLength: 8 }), routes, fc.constantFrom(300, 700, 960 * 1024), (lines, rs, max) => {
-        const { fast, plain } = parseBoth(lines.join('\n'), rs, max);
+      fc.property(fc.array(cefMessage, { minLength: 1, maxLength: 8 }), routeSets, fc.constantFrom(300, 700, 960 * 1024), (lines, rs, max) => {
+        const { fast, plain } = parseBoth(lines.join('\n'), rs, max, { native: false });
         expect(fast).toEqual(plain);
       }),
       { numRuns: 3000, endOnFailure: true },

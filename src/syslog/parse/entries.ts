@@ -58,6 +58,23 @@ export class EntryBuilder {
     this.commit(start + bytes);
   }
 
+  /** Records in the current entry. */
+  get inEntry(): number {
+    return this.#inEntry;
+  }
+
+  /** The native path wrote records into buf itself: the entry is buf[0, len) with inEntry records, `added` of them new. */
+  wrote(len: number, inEntry: number, added: number): void {
+    this.len = len;
+    this.#inEntry = inEntry;
+    this.records += added;
+  }
+
+  /** Closes the current entry (the native path found the next record does not fit it). */
+  closeEntry(): void {
+    this.#flushEntry();
+  }
+
   /** Closes the last entry and gives the scratch buffer back for the next builder in this thread. */
   finish(): void {
     this.#flushEntry();

@@ -112,8 +112,9 @@ function jsonBytes(s: string): Uint8Array {
 
 /** Per task: the record's constant parts, pre-encoded; and where the fast path may write. */
 export class CefFastPath {
-  readonly #timeGenerated: Uint8Array;
-  readonly #collector: Uint8Array;
+  /** `{"TimeGenerated":...,"Computer":` and `,"CollectorHostName":...,"DeviceVendor":` (the native path writes them too). */
+  readonly prefixJson: Uint8Array;
+  readonly collectorJson: Uint8Array;
   /** Per mapped key, the record number that last wrote it (a repeated key declines). */
   readonly #written = new Float64Array(keyBytes.length);
   #record = 0;
@@ -122,8 +123,8 @@ export class CefFastPath {
   #lastTs5424 = '';
 
   constructor(receivedAt: string, collector: string) {
-    this.#timeGenerated = enc.encode(`{"TimeGenerated":${JSON.stringify(receivedAt)},"Computer":`);
-    this.#collector = enc.encode(`,"CollectorHostName":${JSON.stringify(collector)},"DeviceVendor":`);
+    this.prefixJson = enc.encode(`{"TimeGenerated":${JSON.stringify(receivedAt)},"Computer":`);
+    this.collectorJson = enc.encode(`,"CollectorHostName":${JSON.stringify(collector)},"DeviceVendor":`);
   }
 
   /** The JSON of a block's source address (Computer when the message names no host), once per block. */
@@ -257,10 +258,10 @@ export class CefFastPath {
     const out = builder.buf;
     const recStart = builder.recordStart();
     let o = recStart;
-    o = put(out, o, this.#timeGenerated);
+    o = put(out, o, this.prefixJson);
     if (hostStart >= 0) o = quoteRaw(b, hostStart, hostEnd, out, o);
     else o = put(out, o, sourceJson);
-    o = put(out, o, this.#collector);
+    o = put(out, o, this.collectorJson);
     o = quoteRaw(b, f[1] as number, (f[2] as number) - 1, out, o);
     o = put(out, o, DEVICE_PRODUCT);
     o = quoteRaw(b, f[2] as number, (f[3] as number) - 1, out, o);

@@ -11,6 +11,22 @@ import { CEF_COLUMNS, typed, type ColumnType } from './columns.js';
 import { SYSLOG_FACILITIES, SYSLOG_SEVERITIES } from '../../config/syslog-checks.js';
 import { EntryBuilder } from './entries.js';
 import { CefFastPath, FAST_DECLINED, FAST_FILTERED, FAST_UNROUTED } from './fast.js';
+import {
+  nativeCef,
+  R_FILTERED,
+  R_IN_ENTRY,
+  R_MESSAGES,
+  R_MSG_END,
+  R_MSG_START,
+  R_OUT_LEN,
+  R_POS,
+  R_RECORDS,
+  R_STATUS,
+  RESULT_SLOTS,
+  S_DECLINED,
+  S_DONE,
+  S_FULL,
+} from './native.js';
 
 export type Table = 'Syslog' | 'CommonSecurityLog';
 
@@ -77,8 +93,27 @@ export function emptyCounts(): ParseCounts {
   return { messages: 0, rfc5424: 0, rfc3164: 0, cef: 0, raw: 0, parseFailures: 0, invalidUtf8: 0, filtered: 0, unrouted: 0, oversized: 0 };
 }
 
-/** `fast: false` parses every message the plain way (tests compare the two). */
-export function runParse(task: ParseTask, opts: { fast?: boolean } = {}): ParseResult {
+const nativeResult = new Float64Array(RESULT_SLOTS);
+
+/**
+ * The route every CEF message of a block takes when it is the native path's to write: the first
+ * candidate, a CommonSecurityLog route that asks nothing of the message (facility, vendor,
+ * product); else -1 (the block's messages are routed one by one).
+ */
+function nativeRoute(routes: RouteSpec[], candidates: number[]): number {
+  for (const i of candidates) {
+    const r = routes[i];
+    if (!r) continue;
+    return r.table === 'CommonSecurityLog' && r.facilities === null && r.cefVendor === null && r.cefProduct === null ? i : -1;
+  }
+  return -1;
+}
+
+/**
+ * `fast: false` parses every message the plain way; `native: false` leaves out the C path (the
+ * JavaScript fast path and the plain one still run). Tests compare them.
+ */
+export function runParse(task: ParseTask, opts: { fast?: boolean; native?: boolean } = {}): ParseResult {
   const counts = emptyCounts();
   const builders = new Map<number, EntryBuilder>();
   const builderFor = (route: number): EntryBuilder => {
@@ -91,7 +126,7 @@ export function runParse(task: ParseTask, opts: { fast?: boolean } = {}): ParseR
   for (const block of task.blocks) {
     const buf = Buffer.from(block.bytes.buffer, block.bytes.byteOffset, block.bytes.byteLength);
     const sourceJson = CefFastPath.sourceJson(block.sourceIp);
-    splitBlock(block.mode, buf, (start, end) => {
+    const each = (start: number, end: number): void => {
       // Trailing CR (CRLF senders) and NUL (some appliances terminate with it) are not message text.
       while (end > start && (buf[end - 1] === 0x0d || buf[end - 1] === 0x00)) end--;
       if (end === start) return;
@@ -134,12 +169,58 @@ export function runParse(task: ParseTask, opts: { fast?: boolean } = {}): ParseR
         json = JSON.stringify(shrink(record, task.entryMaxBytes));
       }
       builderFor(route).addString(json);
-    });
+    };
+    const route = fast && nativeCef && opts.native !== false ? nativeRoute(task.routes, block.candidates) : -1;
+    if (route < 0 || !fast || !nativeCef) {
+      splitBlock(block.mode, buf, each);
+      continue;
+    }
+    // The C path writes the block's CEF messages into the route's entries; each message it
+    // declines goes through `each` (fast.ts, then the plain way), in order.
+    const spec = task.routes[route] as RouteSpec;
+    let dropMask = 0;
+    for (const f of spec.dropFacilities) if (f >= 0 && f < 32) dropMask |= 1 << f;
+    const b = builderFor(route);
+    const r = nativeResult;
+    let pos = 0;
+    for (;;) {
+      nativeCef.writeBlock(
+        buf,
+        pos,
+        buf.length,
+        block.mode === 'newline',
+        b.buf,
+        b.len,
+        b.inEntry,
+        b.max,
+        fast.prefixJson,
+        fast.collectorJson,
+        sourceJson,
+        dropMask >>> 0,
+        spec.maxSeverity,
+        r,
+      );
+      b.wrote(r[R_OUT_LEN] as number, r[R_IN_ENTRY] as number, r[R_RECORDS] as number);
+      counts.messages += r[R_MESSAGES] as number;
+      counts.cef += r[R_MESSAGES] as number;
+      counts.filtered += r[R_FILTERED] as number;
+      pos = r[R_POS] as number;
+      const status = r[R_STATUS];
+      if (status === S_DONE) break;
+      if (status === S_DECLINED) each(r[R_MSG_START] as number, r[R_MSG_END] as number);
+      else if (status === S_FULL) b.closeEntry();
+      else {
+        const from = pos; // S_REST: frames the C path does not read
+        splitBlock(block.mode, buf.subarray(from), (s, e) => each(from + s, from + e));
+        break;
+      }
+    }
   }
+  // By route: the native path may open a route's builder before a message of another route comes.
   const outputs: ParseOutput[] = [];
-  for (const [route, b] of builders) {
+  for (const [route, b] of [...builders].sort((x, y) => x[0] - y[0])) {
     b.finish();
-    outputs.push({ route, records: b.records, entries: b.entries });
+    if (b.records > 0) outputs.push({ route, records: b.records, entries: b.entries });
   }
   return { outputs, counts };
 }
