@@ -3,7 +3,12 @@
 //
 //   npm run build && npm run build:emulator && node bench/syslog.mjs [--seconds 15] [--connections 8]
 //        [--messages 0] [--lines 8192] [--targets portcullis,rsyslog] [--fsync always] [--threads 0]
-//        [--emulator count|keep]
+//        [--emulator count|keep] [--streams 1]
+//
+// --streams N (N > 1): connection i comes from 127.0.0.(10 + i % N) and the gateway routes each
+// source address to its own stream (one DCR), as a site whose appliances are split over several
+// data collection rules: Azure takes at most 2 GB a minute per rule (~33 MB/s, ~44,000 of these
+// records a second), so a collector at 150,000 CEF messages a second feeds at least four.
 //
 // The sender is bench/native/sysload.c (compiled on demand, like loadgen.c): N TCP connections,
 // newline framing, ~400-byte CEF lines of several vendors' shapes (bench/lib/cef-lines.mjs, `--lines`
@@ -52,11 +57,14 @@ const { values: o } = parseArgs({
     threads: { type: 'string', default: '0' },
     'warmup-seconds': { type: 'string', default: '3' },
     emulator: { type: 'string', default: 'count' },
+    streams: { type: 'string', default: '1' },
   },
 });
 const seconds = Number(o.seconds);
 const connections = Number(o.connections);
 const targets = o.targets.split(',').filter(Boolean);
+const streamCount = Math.max(1, Number(o.streams));
+const cslStreams = Array.from({ length: streamCount }, (_, k) => (k === 0 ? 'Custom-CommonSecurityLog' : `Custom-CommonSecurityLog${k}`));
 const TARGET_MSGS = 150_000;
 const log = (...a) => console.error('[bench:syslog]', ...a);
 installCleanupHandlers();
@@ -107,7 +115,7 @@ function meter(pids) {
 
 /** Runs the native sender once against 127.0.0.1:port; resolves with its result. */
 async function send(port, { secs, messages = 0, onReady }) {
-  const args = ['--port', port, '--conns', connections, '--seconds', secs, '--lines', linesFile];
+  const args = ['--port', port, '--conns', connections, '--seconds', secs, '--lines', linesFile, '--sources', streamCount];
   if (messages > 0) args.push('--messages', messages);
   const r = await runNativeGens(native.sysload, [args], { onReady, timeoutMs: (secs + 120) * 1000 });
   const res = r.results[0];
@@ -159,7 +167,7 @@ async function runPortcullis() {
     // them cost ~12 µs of this machine's CPU per message). --emulator keep: parse and keep them.
     env: {
       ...process.env,
-      EMU_STREAMS: 'Custom-CommonSecurityLog,Custom-Bench_CL',
+      EMU_STREAMS: [...cslStreams, 'Custom-Bench_CL'].join(','),
       EMU_KEEP_RECORDS: o.emulator === 'keep' ? '1' : '0',
       EMU_COUNT_ONLY: o.emulator === 'count' ? '1' : '0',
     },
@@ -180,7 +188,10 @@ async function runPortcullis() {
   config.forwarder.identities = [{ name: 'bench', apiKeySha256: createHash('sha256').update('bench-api-key').digest('hex'), routes: ['bench'] }];
   config.syslog = {
     listeners: [{ name: 'tcp', protocol: 'tcp', listen: '127.0.0.1:0' }],
-    routes: [{ name: 'cef', match: {}, to: 'sentinel', stream: 'Custom-CommonSecurityLog' }],
+    routes:
+      streamCount === 1
+        ? [{ name: 'cef', match: {}, to: 'sentinel', stream: 'Custom-CommonSecurityLog' }]
+        : cslStreams.map((stream, k) => ({ name: `cef${k}`, match: { cidrs: [`127.0.0.${10 + k}/32`] }, to: 'sentinel', stream })),
   };
   const file = join(dir, 'portcullis.yaml');
   writeFileSync(file, stringify(config));
@@ -378,6 +389,7 @@ const summary = {
     fsync: o.fsync,
     threads: o.threads,
     emulator: o.emulator,
+    streams: streamCount,
   },
   ...results,
 };

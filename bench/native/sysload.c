@@ -5,7 +5,7 @@
  *     cc -O2 -o .bench-out/native/sysload bench/native/sysload.c
  * C11 + libc/POSIX/Linux (epoll) only; talks only to 127.0.0.1.
  *
- *   sysload --port P --lines FILE [--conns N] [--seconds T] [--messages M] [--timeout-ms X]
+ *   sysload --port P --lines FILE [--conns N] [--seconds T] [--messages M] [--timeout-ms X] [--sources S]
  *
  * FILE holds the messages, one per line (LF-terminated). Each of the N connections writes them
  * in a loop, starting at a different line so the connections do not send the same bytes at the
@@ -109,7 +109,7 @@ static uint64_t count_lf(size_t from, size_t to) {
 }
 
 int main(int argc, char **argv) {
-    int port = 0, conns = 8, no_wait = 0;
+    int port = 0, conns = 8, no_wait = 0, sources = 0;
     double seconds = 10;
     uint64_t max_messages = 0;
     int64_t timeout_ns = 10000LL * 1000000;
@@ -125,6 +125,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--messages")) max_messages = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--timeout-ms")) timeout_ns = atoll(v) * 1000000LL;
         else if (!strcmp(a, "--lines")) lines = v;
+        else if (!strcmp(a, "--sources")) sources = atoi(v);
         else { errno = EINVAL; fail("unknown option"); }
         i++;
     }
@@ -142,6 +143,13 @@ int main(int argc, char **argv) {
         struct conn *c = &cs[i];
         c->fd = socket(AF_INET, SOCK_STREAM, 0);
         if (c->fd < 0) fail("socket");
+        if (sources > 1) { /* connection i from 127.0.0.(10 + i % sources): appliances the gateway routes apart */
+            struct sockaddr_in from = {.sin_family = AF_INET, .sin_port = 0};
+            char ip[32];
+            snprintf(ip, sizeof ip, "127.0.0.%d", 10 + i % sources);
+            inet_pton(AF_INET, ip, &from.sin_addr);
+            if (bind(c->fd, (struct sockaddr *)&from, sizeof from) != 0) fail("bind");
+        }
         if (connect(c->fd, (struct sockaddr *)&to, sizeof to) != 0) fail("connect");
         fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
         c->off = starts[((size_t)i * n_lines) / (size_t)conns];

@@ -53,6 +53,11 @@ export interface RecordIntake {
    * PCL_ERR_SPOOL_IO on a disk error.
    */
   append(destination: string, stream: string, entries: ReadonlyArray<{ records: number; payload: Uint8Array }>): Promise<void>;
+  /**
+   * Queues entries for the spool, written in call order: null when the spool is full (nothing
+   * queued), else a promise that resolves once they are durable (rejects PCL_ERR_SPOOL_IO).
+   */
+  enqueue(destination: string, stream: string, entries: ReadonlyArray<{ records: number; payload: Uint8Array }>): Promise<void> | null;
   /** The spool is below its maxBytes. */
   hasRoom(): boolean;
   /** Largest entry payload: one entry must fit one upstream batch with its brackets. */
@@ -127,6 +132,9 @@ export class ForwarderService implements Service {
       append: async (destination, stream, entries) => {
         await spool.append(entries.map((e) => ({ stream: streamKey(destination, stream), records: e.records, payload: e.payload })));
       },
+      enqueue: (destination, stream, entries) =>
+        spool.tryAppend(entries.map((e) => ({ stream: streamKey(destination, stream), records: e.records, payload: e.payload })))?.then(() => undefined) ??
+        null,
       hasRoom: () => {
         const s = spool.stats();
         return s.bytes < s.maxBytes;

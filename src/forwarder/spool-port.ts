@@ -9,6 +9,8 @@ export type { AppendItem, SpoolEntry };
 export interface SpoolPort {
   /** Durable per the fsync mode when it resolves; rejects PCL_ERR_SPOOL_FULL / PCL_ERR_SPOOL_IO. */
   append(items: AppendItem[]): Promise<SpoolEntry[]>;
+  /** append(), but a full spool answers null at once (nothing queued). Appends are written in call order. */
+  tryAppend(items: AppendItem[]): Promise<SpoolEntry[]> | null;
   take(stream: string, maxBytes: number, maxEntries?: number): Promise<SpoolEntry[]>;
   release(ids: number[]): void;
   ack(ids: number[]): Promise<void>;

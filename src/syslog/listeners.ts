@@ -310,9 +310,10 @@ async function startUdp(cfg: SyslogListenerConfig, index: number, deps: Listener
     inflightBytes += bytes;
     const parsed = deps.pipeline.parse(name, blocks);
     parsed.catch(() => undefined);
-    const step = tail.then(async () => {
+    // Queued for the spool in arrival order; the next flush's blocks do not wait for this one's fdatasync.
+    const queued = tail.then(async (): Promise<{ durable: Promise<boolean> }> => {
       try {
-        await deps.pipeline.spool(
+        return await deps.pipeline.enqueue(
           name,
           await parsed,
           () => undefined,
@@ -320,11 +321,16 @@ async function startUdp(cfg: SyslogListenerConfig, index: number, deps: Listener
         );
       } catch (err) {
         deps.pipeline.reportPoolError(name, `${blocks.length} UDP block(s)`, err);
-      } finally {
-        inflightBytes -= bytes;
+        return { durable: Promise.resolve(false) };
       }
     });
-    tail = step;
+    tail = queued.then(() => undefined);
+    const step = queued
+      .then((q) => q.durable)
+      .then(() => undefined)
+      .finally(() => {
+        inflightBytes -= bytes;
+      });
     inflight.add(step);
     void step.then(() => inflight.delete(step));
   };

@@ -9,7 +9,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
-import { ForwarderErrors, isPortcullisError, type RecordIntake } from '../forwarder/index.js';
+import { ForwarderErrors, type RecordIntake } from '../forwarder/index.js';
 import type { ParseBlock, ParseResult, ParseTask } from './parse/task.js';
 import type { SyslogRoutes } from './routes.js';
 import type { SyslogMetrics } from './metrics.js';
@@ -86,12 +86,19 @@ export class Pipeline {
   }
 
   /**
-   * Counts a parse result and spools it; waits (paused) while the spool is full, until
-   * `isStopping()` (the gateway's drain deadline passed). Never throws.
-   * True when every record meant to be kept is durable (filtered and unrouted ones are not meant to be).
+   * Counts a parse result and queues its entries for the spool, in order; waits (paused) while the
+   * spool is full, until `isStopping()` (the gateway's drain deadline passed). Resolves once
+   * everything is queued, to `durable`: true when every record meant to be kept is durable
+   * (filtered and unrouted ones are not meant to be). Never rejects.
    * `senderResends` (RELP): what is not kept is not acknowledged either, so it is not lost: not counted as dropped.
    */
-  async spool(listener: string, result: ParseResult, onFull: () => void, isStopping: () => boolean, senderResends = false): Promise<boolean> {
+  async enqueue(
+    listener: string,
+    result: ParseResult,
+    onFull: () => void,
+    isStopping: () => boolean,
+    senderResends = false,
+  ): Promise<{ durable: Promise<boolean> }> {
     const { metrics } = this.deps;
     const c = result.counts;
     if (metrics) {
@@ -104,44 +111,57 @@ export class Pipeline {
     if (c.parseFailures) this.#parseFailures.hit(c.parseFailures, { listener });
     if (c.unrouted) this.#unrouted.hit(c.unrouted, { listener });
     const routes = this.deps.routes().routes;
-    let kept = true;
+    const writes: Array<Promise<boolean>> = [];
     for (const out of result.outputs) {
       const route = routes[out.route];
       if (!route || out.entries.length === 0) continue;
       for (;;) {
-        try {
-          await this.deps.intake.append(route.destination, route.stream, out.entries);
-          metrics?.records.inc({ route: route.name, destination: route.destination, stream: route.stream }, out.records);
-          break;
-        } catch (err) {
-          const code = isPortcullisError(err) ? err.code : '';
-          if (code === ForwarderErrors.SPOOL_FULL.code && !isStopping()) {
-            metrics?.backpressure.inc({ listener });
-            this.#backpressure.hit(1, { listener });
-            onFull();
-            await this.waitForRoom();
-            continue;
-          }
-          kept = false;
-          if (senderResends) {
-            // The session closes unacknowledged (event 714); a connection already gone while the spool was full is no error.
-            if (code !== ForwarderErrors.SPOOL_FULL.code)
-              this.deps.logger.error(
-                { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route: route.name, records: out.records, err },
-                'syslog records could not be spooled: not acknowledged, the sender sends them again',
-              );
-            break;
-          }
-          metrics?.dropped.inc({ listener, reason: 'spool_error' }, out.records);
-          this.deps.logger.error(
-            { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route: route.name, records: out.records, err },
-            'syslog records could not be spooled: lost',
+        const queued = this.deps.intake.enqueue(route.destination, route.stream, out.entries);
+        if (queued) {
+          writes.push(
+            queued.then(
+              () => {
+                metrics?.records.inc({ route: route.name, destination: route.destination, stream: route.stream }, out.records);
+                return true;
+              },
+              (err: unknown) => this.#notKept(listener, route.name, out.records, err, senderResends),
+            ),
           );
           break;
         }
+        if (!isStopping()) {
+          metrics?.backpressure.inc({ listener });
+          this.#backpressure.hit(1, { listener });
+          onFull();
+          await this.waitForRoom();
+          continue;
+        }
+        // The drain deadline passed with the spool still full.
+        writes.push(Promise.resolve(this.#notKept(listener, route.name, out.records, null, senderResends)));
+        break;
       }
     }
-    return kept;
+    return { durable: Promise.all(writes).then((kept) => kept.every(Boolean)) };
+  }
+
+  /** Records that will not be durable: logged and counted (RELP: not acknowledged, so not lost). Returns false. */
+  #notKept(listener: string, route: string, records: number, err: unknown, senderResends: boolean): false {
+    const full = err === null;
+    if (senderResends) {
+      // The session closes unacknowledged (event 714); a connection already gone while the spool was full is no error.
+      if (!full)
+        this.deps.logger.error(
+          { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route, records, err },
+          'syslog records could not be spooled: not acknowledged, the sender sends them again',
+        );
+      return false;
+    }
+    this.deps.metrics?.dropped.inc({ listener, reason: 'spool_error' }, records);
+    this.deps.logger.error(
+      { event: Events.SYSLOG_SPOOL_ERROR, code: 'PCL_ERR_SYSLOG_SPOOL', listener, route, records, err: full ? ForwarderErrors.SPOOL_FULL.message : err },
+      'syslog records could not be spooled: lost',
+    );
+    return false;
   }
 
   /**
@@ -182,7 +202,10 @@ export class Pipeline {
  * read order. pause/resume are the source's flow control.
  */
 export class SourceLane {
+  /** Settles when every block pushed so far is durable (or given up), in push order. */
   #tail: Promise<void> = Promise.resolve();
+  /** Settles when every block pushed so far is queued for the spool, in push order. */
+  #queueTail: Promise<void> = Promise.resolve();
   #inflight = 0;
   #heldByRoom = false;
   /**
@@ -207,18 +230,23 @@ export class SourceLane {
     return this.#heldByRoom || this.#inflight >= MAX_INFLIGHT;
   }
 
-  /** `onSpooled` runs in push order, with whether every record of `blocks` meant to be kept is durable. */
+  /**
+   * `onSpooled` runs in push order, with whether every record of `blocks` meant to be kept is
+   * durable. A block's entries are queued for the spool as soon as it is parsed and the block
+   * before it is queued, not once that one is durable: the spool writes them in that order, and one
+   * group commit (one fdatasync) carries the blocks of every source (waiting for each block's
+   * fdatasync before queueing the next held a connection to one block per fdatasync).
+   */
   push(blocks: ParseBlock[], onSpooled?: (kept: boolean) => void): void {
     this.#inflight++;
     if (this.#inflight >= MAX_INFLIGHT) this.flow.pause();
     const parsed = this.pipeline.parse(this.listener, blocks);
     // A rejected parse is handled in the chain; this only keeps it from being "unhandled" meanwhile.
     parsed.catch(() => undefined);
-    this.#tail = this.#tail.then(async () => {
-      let kept = false;
+    const queued = this.#queueTail.then(async (): Promise<{ durable: Promise<boolean> }> => {
       try {
         const result = await parsed;
-        kept = await this.pipeline.spool(
+        return await this.pipeline.enqueue(
           this.listener,
           result,
           () => {
@@ -230,11 +258,20 @@ export class SourceLane {
         );
       } catch (err) {
         this.pipeline.reportPoolError(this.listener, `${blocks.length} block(s)`, err, this.senderResends);
+        return { durable: Promise.resolve(false) };
+      } finally {
+        this.#heldByRoom = false;
+      }
+    });
+    this.#queueTail = queued.then(() => undefined);
+    this.#tail = this.#tail.then(async () => {
+      let kept = false;
+      try {
+        kept = await (await queued).durable;
       } finally {
         this.#inflight--;
-        this.#heldByRoom = false;
         onSpooled?.(kept);
-        if (!this.stopping && this.#inflight < MAX_INFLIGHT) this.flow.resume();
+        if (!this.stopping && !this.#heldByRoom && this.#inflight < MAX_INFLIGHT) this.flow.resume();
       }
     });
   }

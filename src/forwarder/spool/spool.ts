@@ -113,6 +113,16 @@ export class Spool {
   }
 
   append(items: AppendItem[]): Promise<SpoolEntry[]> {
+    return this.tryAppend(items) ?? Promise.reject(new PortcullisError(ForwarderErrors.SPOOL_FULL.code, ForwarderErrors.SPOOL_FULL.message));
+  }
+
+  /**
+   * append(), except that a full spool answers at once with null (nothing queued) instead of a
+   * rejection: a caller that keeps an order (a syslog connection's blocks) queues its next
+   * append right after this one, without waiting for this one's fdatasync, and waits for room
+   * before it queues anything after a refusal.
+   */
+  tryAppend(items: AppendItem[]): Promise<SpoolEntry[]> | null {
     if (this.closed) return Promise.reject(new PortcullisError(ForwarderErrors.SPOOL_CLOSED.code, ForwarderErrors.SPOOL_CLOSED.message));
     if (items.length === 0) return Promise.resolve([]);
     const heads: Buffer[] = [];
@@ -138,7 +148,7 @@ export class Spool {
           'spool full: refusing new entries until acks free space',
         );
       }
-      return Promise.reject(new PortcullisError(ForwarderErrors.SPOOL_FULL.code, ForwarderErrors.SPOOL_FULL.message));
+      return null;
     }
     for (let i = 0; i < items.length; i++) {
       const it = items[i];
