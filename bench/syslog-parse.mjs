@@ -5,12 +5,18 @@
 // CPU time, best and median of 5 repetitions), which moves much less than a rate when other work
 // shares the machine. No processes, no network.
 //
-//   npm run build && node bench/syslog-parse.mjs [--lines 8192] [--rounds 5]
+//   npm run build && node bench/syslog-parse.mjs [--lines 8192] [--rounds 5] [--path native|js|plain]
+//
+// --path: native (default; the C fast path, native/cef.c, when built), js (the same path in
+// JavaScript, src/syslog/parse/fast.ts), plain (the parser both fall back to).
 import { parseArgs } from 'node:util';
 import { runParse } from '../dist/syslog/parse/task.js';
 import { cefLines } from './lib/cef-lines.mjs';
 
-const { values: o } = parseArgs({ options: { lines: { type: 'string', default: '8192' }, rounds: { type: 'string', default: '5' } } });
+const { values: o } = parseArgs({
+  options: { lines: { type: 'string', default: '8192' }, rounds: { type: 'string', default: '5' }, path: { type: 'string', default: 'native' } },
+});
+const opts = o.path === 'plain' ? { fast: false } : o.path === 'js' ? { native: false } : {};
 const buf = Buffer.from(cefLines(Number(o.lines)));
 const blocks = [];
 for (let pos = 0; pos < buf.length;) {
@@ -31,7 +37,7 @@ const once = () => {
       collector: 'gw',
       entryMaxBytes: 960 * 1024,
     };
-    n += runParse(task).counts.messages;
+    n += runParse(task, opts).counts.messages;
   }
   return n;
 };
@@ -48,6 +54,7 @@ perMessage.sort((a, b) => a - b);
 const result = {
   date: new Date().toISOString(),
   lines: Number(o.lines),
+  path: o.path,
   usPerMessageBest: +perMessage[0].toFixed(2),
   usPerMessageMedian: +perMessage[2].toFixed(2),
 };
