@@ -191,7 +191,7 @@ static inline void put_byte(writer_t *w, uint8_t c) {
 }
 
 static inline void put(writer_t *w, const uint8_t *s, size_t n) {
-  if (n <= w->cap - w->o) {
+  if (w->o <= w->cap && n <= w->cap - w->o) {
     memcpy(w->out + w->o, s, n);
     w->o += n;
   } else {
@@ -616,6 +616,13 @@ static napi_value cef_write_block(napi_env env, napi_callback_info info) {
       continue;
     }
     size_t at = in_entry > 0 ? out_len + 1 : out_len;
+    if (at >= out_cap) { /* no room at all after the entry (the caller keeps headroom past max): close it */
+      status = in_entry > 0 ? S_FULL : S_DECLINED;
+      msg_start = start;
+      msg_end = stop;
+      if (status == S_DECLINED) pos = next;
+      break;
+    }
     writer_t w = { out, at, out_cap, false };
     enum outcome o = write_message(st, in, start, trimmed, &k, &w);
     if (o == O_DECLINED) {

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runParse, type RouteSpec } from '../../src/syslog/parse/task.js';
-import { nativeCef, nativeCefError } from '../../src/syslog/parse/native.js';
+import { nativeCef, nativeCefError, R_OUT_LEN, R_STATUS, RESULT_SLOTS, S_DECLINED, S_DONE, S_FULL } from '../../src/syslog/parse/native.js';
 import { cefLines } from '../../bench/lib/cef-lines.mjs';
 import { CSL, SYSLOG, cefMessage, routeSets } from './cef-arbitraries.js';
 
@@ -78,6 +78,43 @@ describe('the CEF fast path in C', () => {
       ),
       { numRuns: 3000 },
     );
+  });
+
+  maybe('never writes past the output buffer it is given, whatever room is left', () => {
+    const addon = nativeCef;
+    if (!addon) throw new Error('no addon');
+    const input = block(cefLines(20).split('\n').filter(Boolean), 'newline');
+    const enc = (s: string) => Buffer.from(s);
+    const result = new Float64Array(RESULT_SLOTS);
+    for (const room of [0, 1, 50, 300, 700, 2000]) {
+      for (const [outLen, inEntry] of [
+        [0, 0],
+        [room, 1],
+      ] as const) {
+        // The buffer is a view on a larger one: bytes past its end must stay as they were.
+        const backing = Buffer.alloc(room + outLen + 1024, 0xa5);
+        const out = backing.subarray(0, room + outLen);
+        addon.writeBlock(
+          input,
+          0,
+          input.length,
+          true,
+          out,
+          outLen,
+          inEntry,
+          1 << 20,
+          enc('{"T":"x","Computer":'),
+          enc(',"C":"gw","DeviceVendor":'),
+          enc('"1.2.3.4"'),
+          0,
+          7,
+          result,
+        );
+        expect(backing.subarray(room + outLen).every((b) => b === 0xa5)).toBe(true);
+        expect(result[R_OUT_LEN]).toBeLessThanOrEqual(out.length);
+        expect([S_DONE, S_DECLINED, S_FULL]).toContain(result[R_STATUS]);
+      }
+    }
   });
 
   maybe('takes what the plain parser drops or sends elsewhere in the same block, in order (declined, unrouted, filtered, Syslog)', () => {
