@@ -140,8 +140,8 @@ function valueOf(ext: string, start: number, end: number): string {
   return unescapeValue(ext.slice(start, end));
 }
 
-/** [A-Za-z0-9_.\-[\]]: the characters of an extension key. */
-function isKeyChar(c: number): boolean {
+/** [A-Za-z0-9_.\-[\]]: the characters of an extension key (fast.ts reads bytes with it too). */
+export function isKeyChar(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2e || c === 0x2d || c === 0x5b || c === 0x5d;
 }
 

@@ -12,6 +12,8 @@
  * test/syslog/fast-paths.unit.test.ts holds the two to the same output.
  */
 import { CEF_COLUMNS, type ColumnType } from './columns.js';
+import { isKeyChar } from './cef.js';
+import { MONTHS, TS_3164 } from './syslog.js';
 import type { EntryBuilder } from './entries.js';
 import type { RouteSpec } from './task.js';
 
@@ -28,9 +30,6 @@ const QUOTE = 0x22;
 const SP = 0x20;
 const EQ = 0x3d;
 const BAR = 0x7c;
-
-const MONTHS = new Set(['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']);
-const TS_3164 = /^([A-Z][a-z]{2}) {1,2}(\d{1,2}) (?:(\d{4}) )?(\d\d):(\d\d):(\d\d)(\.\d{1,6})?(?: ?[A-Z]{3,4})?:? /;
 
 const TYPE_STRING = 0;
 const TYPE_INT = 1;
@@ -86,11 +85,6 @@ function lookupKey(b: Uint8Array, start: number, end: number): number {
 /** 0x20-0x7e. */
 function isPrintable(c: number): boolean {
   return (c - 0x20) >>> 0 <= 0x5e;
-}
-
-/** [A-Za-z0-9_.\-[\]]: the characters of an extension key (as cef.ts). */
-function isKeyChar(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2e || c === 0x2d || c === 0x5b || c === 0x5d;
 }
 
 /** [A-Za-z0-9._:%-]: the characters of an RFC 3164 hostname (as syslog.ts). */
@@ -198,7 +192,7 @@ export class CefFastPath {
       if (facility < 0) return FAST_DECLINED;
       // RFC 3164: the timestamp (the plain path's expression, on a prefix longer than any match), then a host.
       const m = TS_3164.exec(b.toString('latin1', p, Math.min(end, p + 64)));
-      if (!m || !MONTHS.has(m[1] ?? '')) return FAST_DECLINED;
+      if (!m || MONTHS[m[1] ?? ''] === undefined) return FAST_DECLINED;
       p += m[0].length;
       if (!startsWithCef(b, p, end)) {
         let sp = p;

@@ -34,7 +34,8 @@ export interface ParsedSyslog {
   failure: string | null;
 }
 
-const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
+/** Month names of RFC 3164 timestamps (fast.ts checks its matches against them too). */
+export const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 };
 
 function raw(text: string, facility: number, severity: number, failure: string | null): ParsedSyslog {
   return {
@@ -172,7 +173,8 @@ function parseSd(s: string, p: number, out: SdElement[]): number {
   return p;
 }
 
-const TS_3164 = /^([A-Z][a-z]{2}) {1,2}(\d{1,2}) (?:(\d{4}) )?(\d\d):(\d\d):(\d\d)(\.\d{1,6})?(?: ?[A-Z]{3,4})?:? /;
+/** An RFC 3164 timestamp, with the usual deviations (fast.ts runs the same expression on a line's prefix). */
+export const TS_3164 = /^([A-Z][a-z]{2}) {1,2}(\d{1,2}) (?:(\d{4}) )?(\d\d):(\d\d):(\d\d)(\.\d{1,6})?(?: ?[A-Z]{3,4})?:? /;
 const TS_ISO = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)?):? /;
 const TAG = /^([^\s:[\]]{1,128})(?:\[([^\]\s]{1,32})\])?: ?/;
 
