@@ -47,15 +47,11 @@ export interface RecordIntake {
   /** True when `name` is a logsIngestion destination of the running configuration. */
   isLogsIngestionDestination(name: string): boolean;
   /**
-   * Entries (JSON records joined by ',', each at most entryMaxBytes()) for `stream` of
-   * `destination`; resolves once durable per spool.fsync. Rejects with PCL_ERR_SPOOL_FULL when the
-   * spool has no room (try again later: nothing was kept), PCL_ERR_SPOOL_CLOSED when stopping,
-   * PCL_ERR_SPOOL_IO on a disk error.
-   */
-  append(destination: string, stream: string, entries: ReadonlyArray<{ records: number; payload: Uint8Array }>): Promise<void>;
-  /**
-   * Queues entries for the spool, written in call order: null when the spool is full (nothing
-   * queued), else a promise that resolves once they are durable (rejects PCL_ERR_SPOOL_IO).
+   * Queues entries (JSON records joined by ',', each at most entryMaxBytes()) for `stream` of
+   * `destination`; the spool writes them in call order. null when the spool has no room (nothing
+   * queued: wait for hasRoom() before queueing anything after them, to keep the order); else a
+   * promise that resolves once they are durable per spool.fsync, and rejects with
+   * PCL_ERR_SPOOL_CLOSED when stopping, PCL_ERR_SPOOL_IO on a disk error.
    */
   enqueue(destination: string, stream: string, entries: ReadonlyArray<{ records: number; payload: Uint8Array }>): Promise<void> | null;
   /** The spool is below its maxBytes. */
@@ -129,9 +125,6 @@ export class ForwarderService implements Service {
     if (!spool || !pool || !this.#started) return null;
     return {
       isLogsIngestionDestination: (name) => this.#compiled?.destinations.get(name)?.type === 'logsIngestion',
-      append: async (destination, stream, entries) => {
-        await spool.append(entries.map((e) => ({ stream: streamKey(destination, stream), records: e.records, payload: e.payload })));
-      },
       enqueue: (destination, stream, entries) =>
         spool.tryAppend(entries.map((e) => ({ stream: streamKey(destination, stream), records: e.records, payload: e.payload })))?.then(() => undefined) ??
         null,

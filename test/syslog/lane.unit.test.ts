@@ -31,9 +31,6 @@ async function lane(maxBytes: number) {
   let block = 0;
   const intake: RecordIntake = {
     isLogsIngestionDestination: () => true,
-    append: async (destination, stream, entries) => {
-      await spool.append(entries.map((e) => ({ stream: streamKey(destination, stream), records: e.records, payload: e.payload })));
-    },
     enqueue: (destination, stream, entries) => {
       const n = ++block;
       const queued = spool.tryAppend(entries.map((e) => ({ stream: streamKey(destination, stream), records: e.records, payload: e.payload })));
