@@ -5,7 +5,6 @@
  * full, the acks once the messages are in it.
  */
 import { writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleSum } from '../helpers/metrics.js';
@@ -13,31 +12,9 @@ import { requireBinary } from '../helpers/system.js';
 import { testCA } from '../helpers/tls.js';
 import { startSyslogFixture, SYSLOG_STREAM, DCR_SENTINEL, type SyslogFixture } from './fixture.js';
 import { startRsyslog, type Rsyslog } from './rsyslog.js';
+import { encodeFrame, OFFERS, RawClient } from './relp-client.js';
 
 const RSYSLOGD = requireBinary('rsyslogd');
-const OFFERS = 'relp_version=0\nrelp_software=test\ncommands=syslog';
-
-/** A raw RELP client: collects what the server sends. */
-class RawClient {
-  received = '';
-  closed: Promise<void>;
-  private constructor(readonly socket: Socket) {
-    socket.on('data', (d: Buffer) => (this.received += d.toString('latin1')));
-    socket.on('error', () => undefined);
-    this.closed = new Promise((r) => socket.once('close', () => r()));
-  }
-  static open(port: number): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port }, () => resolve(new RawClient(s)));
-      s.once('error', reject);
-    });
-  }
-  frame(txnr: number, command: string, data = ''): void {
-    const d = Buffer.from(data);
-    this.socket.write(Buffer.concat([Buffer.from(d.length ? `${txnr} ${command} ${d.length} ` : `${txnr} ${command} 0`), d, Buffer.from('\n')]));
-  }
-}
-
 describe('RELP listener', () => {
   let fx: SyslogFixture;
   const senders: Rsyslog[] = [];
@@ -141,8 +118,7 @@ describe('RELP listener', () => {
     for (let start = 0; start < N; start += 500) {
       const parts: Buffer[] = [];
       for (let i = start; i < start + 500; i++) {
-        const d = Buffer.from(`<134>Mar  2 11:00:00 fw-bp app[1]: full ${i} ${'p'.repeat(200)}`);
-        parts.push(Buffer.from(`${i + 2} syslog ${d.length} `), d, Buffer.from('\n'));
+        parts.push(encodeFrame(i + 2, 'syslog', `<134>Mar  2 11:00:00 fw-bp app[1]: full ${i} ${'p'.repeat(200)}`));
       }
       c.socket.write(Buffer.concat(parts));
     }

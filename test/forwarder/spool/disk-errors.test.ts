@@ -2,7 +2,6 @@
  * Real disk errors, not mocks: a 1 MiB tmpfs fills up (ENOSPC; needs root for mount), and a spool
  * directory removed underneath the running spool (ENOENT on the next segment; runs anywhere).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { Spool } from '../../../src/forwarder/spool/index.js';
 import { Events } from '../../../src/log/events.js';
 import { isPortcullisError } from '../../../src/util/errors.js';
 import { codeOf } from '../../helpers/errors.js';
+import { mountTmpfs } from '../../helpers/tmpfs.js';
 import { captureLogger, tempDir } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -17,24 +17,12 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-/** Mounts a tmpfs of `size` at a fresh directory; null when this machine does not let us. */
-async function tinyTmpfs(size: string): Promise<string | null> {
-  const t = await tempDir('tmpfs');
-  cleanups.push(t.cleanup);
-  const mnt = join(t.dir, 'mnt');
-  await mkdir(mnt);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt], { stdio: 'pipe' });
-  } catch (err) {
-    const why = `cannot mount a tmpfs (${(err as Error).message.split('\n')[0]}): needs root`;
-    if (process.env.CI === 'true') throw new Error(`${why}; CI=true requires the real ENOSPC test`);
-    console.warn(`SKIPPING the ENOSPC test: ${why}`);
-    return null;
-  }
-  cleanups.push(async () => {
-    execFileSync('umount', [mnt], { stdio: 'pipe' });
-  });
-  return mnt;
+/** A tmpfs of `size`; null when this machine does not let us (an error under CI). */
+function tinyTmpfs(size: string): string | null {
+  const t = mountTmpfs(size, 'the real ENOSPC test');
+  if (t === null) return null;
+  cleanups.push(() => Promise.resolve(t.cleanup()));
+  return t.mnt;
 }
 
 /** Writes `path` until the file system has no page left; returns the path. */
@@ -53,7 +41,7 @@ async function fillUp(path: string): Promise<string> {
 
 describe('spool disk errors', () => {
   it('ENOSPC on append: PCL_ERR_SPOOL_IO, unhealthy, nothing acknowledged, earlier entries intact; acks free space and it recovers', async () => {
-    const mnt = await tinyTmpfs('1m');
+    const mnt = tinyTmpfs('1m');
     if (mnt === null) return;
     const log = captureLogger();
     const opts = { dir: join(mnt, 'spool'), maxBytes: 64 * 1024 * 1024, segmentBytes: 128 * 1024, fsync: 'always', logger: log.logger } as const;
