@@ -2,10 +2,11 @@
  * fast-check arbitraries for the syslog fast paths' agreement tests (fast-paths.unit.test.ts: the
  * JavaScript byte path; native-cef.unit.test.ts: the C one): CEF messages whose headers, fields,
  * versions, keys and values sit on every rule the paths decide by, and route sets that take and
- * refuse them.
+ * refuse them; and the parse both tests compare.
  */
 import fc from 'fast-check';
-import type { RouteSpec } from '../../src/syslog/parse/task.js';
+import { runParse, type RouteSpec } from '../../src/syslog/parse/task.js';
+import type { FramingMode } from '../../src/syslog/framing.js';
 
 export const CSL: RouteSpec = { table: 'CommonSecurityLog', facilities: null, cefVendor: null, cefProduct: null, dropFacilities: [], maxSeverity: 7 };
 export const SYSLOG: RouteSpec = { ...CSL, table: 'Syslog' };
@@ -115,3 +116,26 @@ export const routeSets = fc.constantFrom<RouteSpec[]>(
   [SYSLOG, CSL],
   [{ ...CSL, facilities: [3] }],
 );
+
+/**
+ * runParse over one block from 192.0.2.7 (every route a candidate), `opts` choosing the paths
+ * (`fast: false` the plain parser only, `native: false` without the C path), as a value to
+ * compare: the counts, and each route's entries as text.
+ */
+export function parsedBlock(bytes: Uint8Array, mode: FramingMode, routes: RouteSpec[], entryMaxBytes: number, opts: { fast?: boolean; native?: boolean }) {
+  const r = runParse(
+    {
+      kind: 'syslog-parse',
+      blocks: [{ mode, bytes: Buffer.from(bytes), sourceIp: '192.0.2.7', candidates: routes.map((_, i) => i) }],
+      routes,
+      receivedAt: '2026-03-02T12:00:00.000Z',
+      collector: 'gw-1',
+      entryMaxBytes,
+    },
+    opts,
+  );
+  return {
+    counts: r.counts,
+    outputs: r.outputs.map((o) => ({ route: o.route, records: o.records, entries: o.entries.map((e) => [e.records, Buffer.from(e.payload).toString()]) })),
+  };
+}

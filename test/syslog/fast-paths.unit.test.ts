@@ -10,12 +10,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseSyslog } from '../../src/syslog/parse/syslog.js';
 import { cefEvent, escapeValue, parseCefPairs, parseExtensions, unescapeValue } from '../../src/syslog/parse/cef.js';
-import { cslJson, cslRecord, runParse, type RouteSpec } from '../../src/syslog/parse/task.js';
+import { cslJson, cslRecord, type RouteSpec } from '../../src/syslog/parse/task.js';
 import { CefFastPath, FAST_DECLINED } from '../../src/syslog/parse/fast.js';
 import { EntryBuilder } from '../../src/syslog/parse/entries.js';
 import { CEF_COLUMNS } from '../../src/syslog/parse/columns.js';
 import { cefLines } from '../../bench/lib/cef-lines.mjs';
-import { CSL, cefMessage, routeSets } from './cef-arbitraries.js';
+import { CSL, cefMessage, parsedBlock, routeSets } from './cef-arbitraries.js';
 
 const NOW = new Date('2026-03-02T12:00:00Z');
 const TASK = { receivedAt: '2026-03-02T12:00:00.000Z', collector: 'gw-1' };
@@ -111,33 +111,19 @@ describe('CEF extension scanner', () => {
   });
 });
 
-/** runParse over text (newline framing) with the byte fast path and without it, as comparable values. */
-function parseBoth(text: string, routes: RouteSpec[], entryMaxBytes = 960 * 1024, opts: { native?: boolean } = {}) {
-  const candidates = routes.map((_, i) => i);
-  const run = (fast: boolean) => {
-    const r = runParse(
-      {
-        kind: 'syslog-parse',
-        blocks: [{ mode: 'newline', bytes: Buffer.from(text), sourceIp: '192.0.2.7', candidates }],
-        routes,
-        receivedAt: TASK.receivedAt,
-        collector: TASK.collector,
-        entryMaxBytes,
-      },
-      { fast, ...opts },
-    );
-    return {
-      counts: r.counts,
-      outputs: r.outputs.map((o) => ({ route: o.route, records: o.records, entries: o.entries.map((e) => [e.records, Buffer.from(e.payload).toString()]) })),
-    };
+/** runParse over text (newline framing) with the byte fast path (not the C one) and without it. */
+function parseBoth(text: string, routes: RouteSpec[], entryMaxBytes = 960 * 1024) {
+  const bytes = Buffer.from(text);
+  return {
+    fast: parsedBlock(bytes, 'newline', routes, entryMaxBytes, { native: false }),
+    plain: parsedBlock(bytes, 'newline', routes, entryMaxBytes, { fast: false }),
   };
-  return { fast: run(true), plain: run(false) };
 }
 
 describe('the byte fast path (fast.ts)', () => {
   it("writes the plain path's bytes for the corpus and the bench lines, and takes them all", () => {
     const lines = [...corpus.map((c) => c.line), ...cefLines(2000).split('\n').filter(Boolean)];
-    const { fast, plain } = parseBoth(lines.join('\n'), [CSL], 960 * 1024, { native: false });
+    const { fast, plain } = parseBoth(lines.join('\n'), [CSL]);
     expect(fast).toEqual(plain);
     expect(fast.counts.cef).toBe(lines.length);
     // Every bench line goes the byte way (none declined): the bench measures this path.
@@ -156,7 +142,7 @@ describe('the byte fast path (fast.ts)', () => {
   it('agrees with the plain path on generated messages, routes, filters and entry sizes', () => {
     fc.assert(
       fc.property(fc.array(cefMessage, { minLength: 1, maxLength: 8 }), routeSets, fc.constantFrom(300, 700, 960 * 1024), (lines, rs, max) => {
-        const { fast, plain } = parseBoth(lines.join('\n'), rs, max, { native: false });
+        const { fast, plain } = parseBoth(lines.join('\n'), rs, max);
         expect(fast).toEqual(plain);
       }),
       { numRuns: 3000, endOnFailure: true },

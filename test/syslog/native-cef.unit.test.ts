@@ -8,10 +8,10 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { runParse, type RouteSpec } from '../../src/syslog/parse/task.js';
+import type { RouteSpec } from '../../src/syslog/parse/task.js';
 import { nativeCef, nativeCefError, R_OUT_LEN, R_STATUS, RESULT_SLOTS, S_DECLINED, S_DONE, S_FULL } from '../../src/syslog/parse/native.js';
 import { cefLines } from '../../bench/lib/cef-lines.mjs';
-import { CSL, SYSLOG, cefMessage, routeSets } from './cef-arbitraries.js';
+import { CSL, SYSLOG, cefMessage, parsedBlock, routeSets } from './cef-arbitraries.js';
 
 const corpus = JSON.parse(readFileSync(new URL('./corpus/cef-vendors.json', import.meta.url), 'utf8')) as Array<{ line: string }>;
 const required = process.env.CI === 'true' || !!process.env.PORTCULLIS_CEF_ADDON;
@@ -23,24 +23,11 @@ function block(lines: string[], mode: Mode): Buffer {
 
 /** runParse three ways (C path on, JavaScript fast path only, plain only), as comparable values. */
 function threeWays(bytes: Buffer, mode: Mode, routes: RouteSpec[], entryMaxBytes = 960 * 1024) {
-  const run = (opts: { fast?: boolean; native?: boolean }) => {
-    const r = runParse(
-      {
-        kind: 'syslog-parse',
-        blocks: [{ mode, bytes: Buffer.from(bytes), sourceIp: '192.0.2.7', candidates: routes.map((_, i) => i) }],
-        routes,
-        receivedAt: '2026-03-02T12:00:00.000Z',
-        collector: 'gw-1',
-        entryMaxBytes,
-      },
-      opts,
-    );
-    return {
-      counts: r.counts,
-      outputs: r.outputs.map((o) => ({ route: o.route, records: o.records, entries: o.entries.map((e) => [e.records, Buffer.from(e.payload).toString()]) })),
-    };
+  return {
+    native: parsedBlock(bytes, mode, routes, entryMaxBytes, {}),
+    js: parsedBlock(bytes, mode, routes, entryMaxBytes, { native: false }),
+    plain: parsedBlock(bytes, mode, routes, entryMaxBytes, { fast: false }),
   };
-  return { native: run({}), js: run({ native: false }), plain: run({ fast: false }) };
 }
 
 describe('the CEF fast path in C', () => {
