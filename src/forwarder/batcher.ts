@@ -16,7 +16,7 @@ import type { ForwarderConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import type { ForwarderMetrics } from './metrics.js';
-import { groupEntries, joinPayloads, type ForwarderPool } from './pool/index.js';
+import { groupEntries, joinPayloads, sealedRawBytes, type ForwarderPool } from './pool/index.js';
 import { LOGS_INGESTION_MAX_BYTES, parseStreamKey, type CompiledForwarder, type Destination } from './routes.js';
 import type { SpoolEntry, SpoolPort } from './spool-port.js';
 import type { Batch, Sender } from './upstream/sender.js';
@@ -41,6 +41,8 @@ interface StreamState {
   inFlight: number;
   takenEntries: number;
   takenBytes: number;
+  /** Sealed entries among the taken ones. */
+  takenSealed: number;
   timer: NodeJS.Timeout | null;
   /** A spool.take of this stream is under way. */
   taking: boolean;
@@ -97,7 +99,7 @@ export class Batcher {
   #state(stream: string): StreamState {
     let s = this.#streams.get(stream);
     if (!s) {
-      s = { inFlight: 0, takenEntries: 0, takenBytes: 0, timer: null, taking: false, pausedUntil: 0, sendChain: Promise.resolve(true) };
+      s = { inFlight: 0, takenEntries: 0, takenBytes: 0, takenSealed: 0, timer: null, taking: false, pausedUntil: 0, sendChain: Promise.resolve(true) };
       this.#streams.set(stream, s);
     }
     return s;
@@ -117,8 +119,9 @@ export class Batcher {
     if (entries <= 0) return;
     const now = Date.now();
     if (s.pausedUntil > now) return this.#arm(stream, s, s.pausedUntil - now);
-    // "[" + payloads joined by "," + "]"
-    const full = bytes + entries + 1 >= this.#maxBody(stream, cfg);
+    // "[" + payloads joined by "," + "]"; a sealed entry is a full batch by itself, and ends the
+    // batch before it.
+    const full = bytes + entries + 1 >= this.#maxBody(stream, cfg) || pending.sealed - s.takenSealed > 0;
     if (!full) {
       if (s.inFlight > 0) return; // its completion schedules again
       const age = pending.oldestAppendedAt === null ? 0 : now - pending.oldestAppendedAt;
@@ -182,20 +185,25 @@ export class Batcher {
     const { key, destination, entries } = picked;
     const ids = entries.map((e) => e.id);
     const bytes = entries.reduce((n, e) => n + e.payload.byteLength, 0);
+    const sealedCount = entries.reduce((n, e) => n + (e.sealed === true ? 1 : 0), 0);
     s.takenEntries += entries.length;
     s.takenBytes += bytes;
+    s.takenSealed += sealedCount;
     // Counts are right again: another full batch may start while this one is built and sent.
     this.#schedule(stream);
     const untake = (): void => {
       s.takenEntries -= entries.length;
       s.takenBytes -= bytes;
+      s.takenSealed -= sealedCount;
     };
 
     const oldest = entries.reduce((m, e) => Math.min(m, e.appendedAt), Number.POSITIVE_INFINITY);
     const records = entries.reduce((n, e) => n + e.records, 0);
-    let raw = joinPayloads(entries.map((e) => e.payload));
-    let gz: Uint8Array | null = null;
-    if (destination.type === 'logsIngestion') {
+    const sealed = entries.length === 1 && entries[0]?.sealed === true ? entries[0].payload : null;
+    let raw: Uint8Array | null = sealed === null ? joinPayloads(entries.map((e) => e.payload)) : null;
+    let gz: Uint8Array | null = sealed;
+    const rawBytes = sealed === null ? 0 : sealedRawBytes(sealed);
+    if (raw !== null && destination.type === 'logsIngestion') {
       try {
         const built = await pool.build({ kind: 'build', body: raw, level: cfg.batch.gzipLevel });
         raw = built.raw;
@@ -210,7 +218,7 @@ export class Batcher {
         return;
       }
     }
-    metrics?.batchBytes.observe({ destination: destination.name }, raw.byteLength);
+    metrics?.batchBytes.observe({ destination: destination.name }, raw?.byteLength ?? rawBytes);
     metrics?.batchAge.observe({ destination: destination.name }, Math.max(0, Date.now() - oldest) / 1000);
     const batch: Batch = {
       destination,
@@ -218,6 +226,7 @@ export class Batcher {
       timeGeneratedField: key.timeGeneratedField,
       raw,
       gz,
+      rawBytes: raw?.byteLength ?? rawBytes,
       records,
       entryIds: ids,
       oldestAppendedAt: oldest,

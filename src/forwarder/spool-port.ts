@@ -15,7 +15,7 @@ export interface SpoolPort {
   release(ids: number[]): void;
   ack(ids: number[]): Promise<void>;
   streams(): string[];
-  pending(stream?: string): { entries: number; bytes: number; oldestAppendedAt: number | null };
+  pending(stream?: string): { entries: number; bytes: number; sealed: number; oldestAppendedAt: number | null };
   stats(): { bytes: number; maxBytes: number; segments: number; healthy: boolean; pendingEntries: number; pendingBytes: number };
   onAppend(listener: (stream: string) => void): void;
   close(): Promise<void>;

@@ -5,6 +5,7 @@
  * answer sends both batches back to the spool; after a restart they are sent again, in order.
  * (The other way a batch goes back unsent, a failed compression, is not provoked here.)
  */
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { send } from '../emulator/clients.js';
 import { API_KEY, DCR_UP, STREAM, ingestUrl, realisticRecords, startFixture, waitForIds, type Fixture } from './fixture.js';
@@ -58,6 +59,41 @@ it('delivers a stream in accepted order while batches are prepared ahead of the 
       .map((r) => r.requestSeq),
   );
   expect(requests.size).toBeGreaterThan(5);
+}, 60_000);
+
+it("a client mixing full gzip uploads with small ones: in order, each full upload sent upstream as the client's own bytes", async () => {
+  const run = 'ordered-sealed';
+  const sealedSizes: number[] = [];
+  let from = 0;
+  for (let i = 0; i < 24; i++) {
+    // 50 records (~23 KB of JSON) are over half of this fixture's 32 KiB batch: sealed. 5 are not.
+    const count = i % 3 === 0 ? 50 : 5;
+    const json = JSON.stringify(realisticRecords(count, from, run));
+    from += count;
+    if (count === 50) {
+      const gz = gzipSync(json);
+      sealedSizes.push(gz.byteLength);
+      const res = await send(ingestUrl(fx), { agent: fx.agent, headers: { ...headers, 'content-encoding': 'gzip' }, body: gz });
+      expect(res.status).toBe(204);
+    } else {
+      expect((await send(ingestUrl(fx), { agent: fx.agent, headers, body: json })).status).toBe(204);
+    }
+  }
+  const ids = new Set(Array.from({ length: from }, (_, n) => `${run}-${n}`));
+  await waitForIds(fx.emu, { target: DCR_UP }, ids, 30_000);
+  const order = arrivalOrder(run);
+  expect(order).toHaveLength(from);
+  expect(order).toEqual([...order].sort((a, b) => a - b));
+  // Each full upload is one upstream request of exactly its compressed bytes and its 50 records.
+  const seqs = new Set(
+    fx.emu
+      .records({ target: DCR_UP })
+      .filter((r) => String((r.record as { RecordId?: string }).RecordId).startsWith(`${run}-`))
+      .map((r) => r.requestSeq),
+  );
+  const reqs = fx.emu.requests({ target: DCR_UP, status: 204 }).filter((r) => seqs.has(r.seq));
+  const passed = reqs.filter((r) => r.gzip && r.records === 50).map((r) => r.bytes);
+  expect(passed).toEqual(sealedSizes);
 }, 60_000);
 
 it('a stop while one batch is being sent and the next waits behind it: after a restart every record arrives, in order', async () => {

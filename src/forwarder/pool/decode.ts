@@ -4,6 +4,7 @@
  * it runs inside a pool thread (worker.ts), and unit tests call it directly.
  */
 import { gunzipSync } from 'node:zlib';
+import { scanJson } from './json-scan.js';
 
 export type DecodeMode = 'logsIngestion' | 'dataCollector' | 'translate';
 
@@ -20,6 +21,12 @@ export interface DecodeTask {
   readonly timeGeneratedField: string;
   /** ISO time of the upload: TimeGenerated for translated records that carry none. */
   readonly receivedAt: string;
+  /**
+   * Logs Ingestion uploads only: a gzip body that inflates to at least `minBytes` and, compressed
+   * and not, at most `maxBytes` (one upstream request) is kept as it came, as one sealed entry,
+   * and later sent upstream unchanged. null: never.
+   */
+  readonly seal?: { readonly minBytes: number; readonly maxBytes: number } | null;
 }
 
 export type DecodeError = 'badGzip' | 'tooLarge' | 'badJson' | 'notArray' | 'recordTooLarge';
@@ -27,6 +34,8 @@ export type DecodeError = 'badGzip' | 'tooLarge' | 'badJson' | 'notArray' | 'rec
 export interface DecodedEntry {
   readonly records: number;
   readonly payload: Uint8Array;
+  /** The payload is the client's whole gzip body (DecodeTask.seal). */
+  readonly sealed?: boolean;
 }
 
 export type DecodeResult =
@@ -60,6 +69,29 @@ export function decode(task: DecodeTask): DecodeResult {
   } else if (raw.byteLength > task.maxDecodedBytes) {
     return fail('tooLarge', `body over ${task.maxDecodedBytes} bytes`);
   }
+  if (task.mode !== 'translate' && raw.byteLength - 2 <= task.entryMaxBytes) {
+    // The common case, an upload that fits one entry with its records kept as they are: the
+    // entry is the client's own bytes between the outer brackets, once proved to be an array of
+    // objects. Validated without building a value (json-scan.ts): no parse, stringify or encode,
+    // and upstream gets each record byte for byte as it was sent.
+    const shape = scanJson(raw);
+    if (!shape.ok) return fail('badJson', `the body is not valid JSON (byte ${shape.at})`);
+    if (shape.top === 'array') {
+      if (!shape.allObjects) return fail('notArray', 'every item of the array must be a JSON object');
+      const inner = arrayInterior(raw);
+      if (shape.items === 0) return { ok: true, records: 0, decodedBytes: raw.byteLength, entries: [] };
+      if (inner !== null) {
+        const entries: DecodedEntry[] = sealable(task, raw)
+          ? // Already one upstream request's worth, compressed by the client: spooled and sent as
+            // it came. Neither a re-compression here nor 10x the bytes through the spool's fdatasync.
+            [{ records: shape.items, payload: task.body, sealed: true }]
+          : [{ records: shape.items, payload: inner }];
+        return { ok: true, records: shape.items, decodedBytes: raw.byteLength, entries };
+      }
+    } else if (task.mode === 'logsIngestion') {
+      return fail('notArray', 'the body must be a JSON array');
+    }
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8'));
@@ -70,18 +102,6 @@ export function decode(task: DecodeTask): DecodeResult {
   if (task.mode !== 'logsIngestion' && parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) parsed = [parsed];
   if (!Array.isArray(parsed)) return fail('notArray', 'the body must be a JSON array');
   const records = parsed as unknown[];
-  if (task.mode !== 'translate' && raw.byteLength - 2 <= task.entryMaxBytes) {
-    // The common case (an upload that fits one entry, records kept as they are): the entry is the
-    // client's own bytes between the outer brackets, already proved to be an array of objects.
-    // No stringify and no re-encode, and upstream gets each record byte for byte as it was sent.
-    const inner = arrayInterior(raw);
-    for (let i = 0; i < records.length; i++) {
-      const rec = records[i];
-      if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) return fail('notArray', `item ${i} is not a JSON object`);
-    }
-    const entries = records.length > 0 && inner ? [{ records: records.length, payload: inner }] : [];
-    if (records.length === 0 || inner) return { ok: true, records: records.length, decodedBytes: raw.byteLength, entries };
-  }
   const entries: DecodedEntry[] = [];
   let parts: string[] = [];
   let partBytes = 0;
@@ -108,6 +128,25 @@ export function decode(task: DecodeTask): DecodeResult {
 }
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/**
+ * Whether an inflated Logs Ingestion body may be kept as its gzip: within DecodeTask.seal's
+ * sizes, and one gzip member (its trailer's ISIZE is the whole inflated length), so the upstream
+ * inflates exactly the bytes validated here.
+ */
+function sealable(task: DecodeTask, raw: Uint8Array): boolean {
+  const seal = task.seal ?? null;
+  if (seal === null || !task.gzip || task.mode !== 'logsIngestion') return false;
+  const body = task.body;
+  if (raw.byteLength < seal.minBytes || raw.byteLength > seal.maxBytes || body.byteLength > seal.maxBytes || body.byteLength < 18) return false;
+  return sealedRawBytes(body) === raw.byteLength % 2 ** 32;
+}
+
+/** The inflated length of a sealed entry's gzip body (its trailer's ISIZE). */
+export function sealedRawBytes(gz: Uint8Array): number {
+  const n = gz.byteLength;
+  return ((gz[n - 4] ?? 0) | ((gz[n - 3] ?? 0) << 8) | ((gz[n - 2] ?? 0) << 16)) + (gz[n - 1] ?? 0) * 2 ** 24;
+}
 
 /**
  * The bytes between a JSON array's outer brackets (whitespace around them skipped), for a body

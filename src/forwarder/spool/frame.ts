@@ -8,7 +8,8 @@
  *   8  bodyCrc    u32  CRC-32 of stream bytes + payload
  *  12  payloadLen u32
  *  16  streamLen  u16
- *  18  version    u16  1
+ *  18  format     u16  1: the payload is records joined by ','; 2: the payload is a sealed entry,
+ *                      a whole upstream request body (gzip of a JSON array) sent as it is
  *  20  records    u32
  *  24  id         f64  (an integer; ids stay below 2^53)
  *  32  appendedAt f64  (ms since the epoch)
@@ -23,7 +24,8 @@ export const RECORD_MAGIC = 0x314c4350; // "PCL1" read as little-endian bytes
 export const ACK_MAGIC = 0x314b4341; // "ACK1"
 export const HEADER_BYTES = 40;
 export const ACK_HEADER_BYTES = 12;
-const VERSION = 1;
+const FORMAT_RECORDS = 1;
+const FORMAT_SEALED = 2;
 const MAGIC_BYTES = Buffer.alloc(4);
 MAGIC_BYTES.writeUInt32LE(RECORD_MAGIC, 0);
 const ACK_MAGIC_BYTES = Buffer.alloc(4);
@@ -36,6 +38,8 @@ export interface FrameHeader {
   streamLen: number;
   payloadLen: number;
   bodyCrc: number;
+  /** The payload is a whole request body, sent alone and unchanged (format 2). */
+  sealed: boolean;
 }
 
 export function frameBytes(streamLen: number, payloadLen: number): number {
@@ -43,13 +47,13 @@ export function frameBytes(streamLen: number, payloadLen: number): number {
 }
 
 /** Header + stream bytes of one frame; the payload is written after it without a copy (writev). */
-export function encodeFrameHead(id: number, appendedAt: number, records: number, stream: Buffer, payload: Uint8Array): Buffer {
+export function encodeFrameHead(id: number, appendedAt: number, records: number, stream: Buffer, payload: Uint8Array, sealed = false): Buffer {
   const head = Buffer.allocUnsafe(HEADER_BYTES + stream.length);
   head.writeUInt32LE(RECORD_MAGIC, 0);
   head.writeUInt32LE(crc32(payload, crc32(stream)), 8);
   head.writeUInt32LE(payload.length, 12);
   head.writeUInt16LE(stream.length, 16);
-  head.writeUInt16LE(VERSION, 18);
+  head.writeUInt16LE(sealed ? FORMAT_SEALED : FORMAT_RECORDS, 18);
   head.writeUInt32LE(records, 20);
   head.writeDoubleLE(id, 24);
   head.writeDoubleLE(appendedAt, 32);
@@ -63,7 +67,8 @@ export function readHeader(buf: Buffer, pos: number): FrameHeader | null {
   if (pos + HEADER_BYTES > buf.length) return null;
   if (buf.readUInt32LE(pos) !== RECORD_MAGIC) return null;
   if (crc32(buf.subarray(pos + 8, pos + HEADER_BYTES)) !== buf.readUInt32LE(pos + 4)) return null;
-  if (buf.readUInt16LE(pos + 18) !== VERSION) return null;
+  const format = buf.readUInt16LE(pos + 18);
+  if (format !== FORMAT_RECORDS && format !== FORMAT_SEALED) return null;
   const id = buf.readDoubleLE(pos + 24);
   if (!Number.isSafeInteger(id) || id < 0) return null;
   return {
@@ -73,6 +78,7 @@ export function readHeader(buf: Buffer, pos: number): FrameHeader | null {
     streamLen: buf.readUInt16LE(pos + 16),
     payloadLen: buf.readUInt32LE(pos + 12),
     bodyCrc: buf.readUInt32LE(pos + 8),
+    sealed: format === FORMAT_SEALED,
   };
 }
 

@@ -10,6 +10,8 @@ export interface IndexEntry {
   /** Offset of the payload in the segment file. */
   readonly offset: number;
   readonly length: number;
+  /** A whole request body, taken alone (AppendItem.sealed). */
+  readonly sealed: boolean;
   state: 'queued' | 'taken' | 'acking';
 }
 
@@ -25,26 +27,32 @@ export class StreamQueue {
   /** Entries and payload bytes pending (queued, taken or being acked). */
   entries = 0;
   bytes = 0;
+  sealed = 0;
 
   push(e: IndexEntry): void {
     this.queued.push(e);
     this.entries++;
     this.bytes += e.length;
+    if (e.sealed) this.sealed++;
   }
 
-  /** Oldest queued entries, total payload <= maxBytes (at least one), at most maxEntries. */
+  /**
+   * Oldest queued entries, total payload <= maxBytes (at least one), at most maxEntries. A sealed
+   * entry is taken alone: it ends a take before it, and a take that starts with it holds only it.
+   */
   take(maxBytes: number, maxEntries: number): IndexEntry[] {
     const out: IndexEntry[] = [];
     let bytes = 0;
     while (this.head < this.queued.length && out.length < maxEntries) {
       const e = this.queued[this.head];
       if (e === undefined) break;
-      if (out.length > 0 && bytes + e.length > maxBytes) break;
+      if (out.length > 0 && (e.sealed || bytes + e.length > maxBytes)) break;
       this.head++;
       bytes += e.length;
       e.state = 'taken';
       this.taken.set(e.id, e);
       out.push(e);
+      if (e.sealed) break;
     }
     this.compact();
     return out;
@@ -89,6 +97,7 @@ export class StreamQueue {
   forget(e: IndexEntry): void {
     this.entries--;
     this.bytes -= e.length;
+    if (e.sealed) this.sealed--;
   }
 
   oldestAppendedAt(): number | null {

@@ -14,6 +14,7 @@ export interface RecoveredEntry {
   segment: Segment;
   offset: number;
   length: number;
+  sealed: boolean;
 }
 
 export interface Recovered {
@@ -113,7 +114,16 @@ export async function recover(dir: string, logger: Logger): Promise<Recovered> {
       const h = f.header;
       if (h.id > maxId) maxId = h.id;
       if (acked.has(h.id)) continue;
-      entries.push({ id: h.id, stream: f.stream, records: h.records, appendedAt: h.appendedAt, segment, offset: f.payloadOffset, length: h.payloadLen });
+      entries.push({
+        id: h.id,
+        stream: f.stream,
+        records: h.records,
+        appendedAt: h.appendedAt,
+        segment,
+        offset: f.payloadOffset,
+        length: h.payloadLen,
+        sealed: h.sealed,
+      });
       segment.live++;
       report.entries++;
       report.records += h.records;

@@ -156,7 +156,7 @@ export class Spool {
       if (it === undefined || sb === undefined) continue;
       const id = this.nextId++;
       ids.push(id);
-      heads.push(encodeFrameHead(id, appendedAt, it.records, sb, it.payload));
+      heads.push(encodeFrameHead(id, appendedAt, it.records, sb, it.payload, it.sealed === true));
     }
     this.queuedBytes += bytes;
     return new Promise<SpoolEntry[]>((resolve, reject) => {
@@ -218,14 +218,16 @@ export class Spool {
     const qs = stream === undefined ? [...this.queues.values()] : [this.queues.get(stream)].filter((q) => q !== undefined);
     let entries = 0;
     let bytes = 0;
+    let sealed = 0;
     let oldestAppendedAt: number | null = null;
     for (const q of qs) {
       entries += q.entries;
       bytes += q.bytes;
+      sealed += q.sealed;
       const o = q.oldestAppendedAt();
       if (o !== null && (oldestAppendedAt === null || o < oldestAppendedAt)) oldestAppendedAt = o;
     }
-    return { entries, bytes, oldestAppendedAt };
+    return { entries, bytes, sealed, oldestAppendedAt };
   }
 
   stats(): SpoolStats {
@@ -333,12 +335,13 @@ export class Spool {
           segment: seg,
           offset: pos,
           length: it.payload.length,
+          sealed: it.sealed === true,
           state: 'queued',
         });
         seg.live++;
         pos += it.payload.length;
         touched.add(it.stream);
-        out.push({ id, appendedAt: r.appendedAt, stream: it.stream, records: it.records, payload: it.payload });
+        out.push({ id, appendedAt: r.appendedAt, stream: it.stream, records: it.records, payload: it.payload, sealed: it.sealed === true });
       }
       r.resolve(out);
     }
@@ -421,7 +424,14 @@ export class Spool {
             const e = es[k];
             if (e === undefined) continue;
             const start = e.offset - first.offset;
-            out[k] = { id: e.id, appendedAt: e.appendedAt, stream: e.stream, records: e.records, payload: buf.subarray(start, start + e.length) };
+            out[k] = {
+              id: e.id,
+              appendedAt: e.appendedAt,
+              stream: e.stream,
+              records: e.records,
+              payload: buf.subarray(start, start + e.length),
+              sealed: e.sealed,
+            };
           }
         }),
       );

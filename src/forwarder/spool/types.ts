@@ -18,6 +18,12 @@ export interface AppendItem {
   records: number;
   /** Written without a copy: do not modify it until append() has settled. */
   payload: Uint8Array;
+  /**
+   * The payload is a whole upstream request body (the gzip of a JSON array) to be sent as it is:
+   * take() hands a sealed entry out alone, never joined with others. Otherwise (the default) the
+   * payload is JSON records joined by ','.
+   */
+  sealed?: boolean;
 }
 
 export interface SpoolEntry extends AppendItem {
@@ -42,6 +48,8 @@ export interface RecoveryReport {
 export interface PendingInfo {
   entries: number;
   bytes: number;
+  /** Sealed entries among them. */
+  sealed: number;
   oldestAppendedAt: number | null;
 }
 

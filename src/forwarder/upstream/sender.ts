@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { gunzipSync } from 'node:zlib';
 import { Agent } from 'undici';
 import type { ForwarderConfig } from '../../config/types.js';
 import { ForwarderErrors } from '../../errors/catalogue.js';
@@ -38,10 +39,12 @@ export interface Batch {
   /** Upstream stream (Logs Ingestion) or Log-Type (Data Collector). */
   readonly upstream: string;
   readonly timeGeneratedField: string;
-  /** "[...]" JSON. */
-  readonly raw: Uint8Array;
+  /** "[...]" JSON; null for a sealed batch (a client's gzip body, sent as it came), which has only gz. */
+  readonly raw: Uint8Array | null;
   /** gzip of raw, or null to send raw (Data Collector, or gzip did not fit the 1 MiB limit). */
   readonly gz: Uint8Array | null;
+  /** Bytes of the uncompressed JSON. */
+  readonly rawBytes: number;
   readonly records: number;
   readonly entryIds: number[];
   readonly oldestAppendedAt: number;
@@ -245,7 +248,7 @@ export class Sender {
       const tokens = this.opts.tokens(dest.name);
       if (!tokens) throw new Error(`no token source for destination ${dest.name}`);
       const token = await tokens.getToken(forceRefresh);
-      body = batch.gz ?? batch.raw;
+      body = batch.gz ?? rawOf(batch);
       path = `/dataCollectionRules/${encodeURIComponent(dest.dcrId)}/streams/${encodeURIComponent(batch.upstream)}?api-version=2023-01-01`;
       headers = {
         authorization: `Bearer ${token}`,
@@ -254,7 +257,7 @@ export class Sender {
         ...(batch.gz ? { 'content-encoding': 'gzip' } : {}),
       };
     } else {
-      body = batch.raw;
+      body = rawOf(batch);
       path = '/api/logs?api-version=2016-04-01';
       // Signed per attempt: x-ms-date must be fresh even after a long outage.
       headers = {
@@ -285,15 +288,15 @@ export class Sender {
   #delivered(batch: Batch): void {
     const { metrics, logger } = this.opts;
     const name = batch.destination.name;
-    const sent = batch.gz ?? batch.raw;
+    const sentBytes = batch.gz?.byteLength ?? batch.rawBytes;
     metrics?.batchesSent.inc({ destination: name });
     metrics?.recordsSent.inc({ destination: name }, batch.records);
-    metrics?.bytesSent.inc({ destination: name, encoding: batch.gz ? 'gzip' : 'identity' }, sent.byteLength);
-    metrics?.bytesUncompressed.inc({ destination: name }, batch.raw.byteLength);
-    if (batch.gz) metrics?.compressionRatio.observe({ destination: name }, batch.raw.byteLength / Math.max(1, batch.gz.byteLength));
+    metrics?.bytesSent.inc({ destination: name, encoding: batch.gz ? 'gzip' : 'identity' }, sentBytes);
+    metrics?.bytesUncompressed.inc({ destination: name }, batch.rawBytes);
+    if (batch.gz) metrics?.compressionRatio.observe({ destination: name }, batch.rawBytes / Math.max(1, batch.gz.byteLength));
     if (logger.isLevelEnabled('debug')) {
       logger.debug(
-        { event: Events.FWD_BATCH_SENT, destination: name, records: batch.records, bytes: sent.byteLength, raw: batch.raw.byteLength },
+        { event: Events.FWD_BATCH_SENT, destination: name, records: batch.records, bytes: sentBytes, raw: batch.rawBytes, sealed: batch.raw === null },
         'batch delivered',
       );
     }
@@ -317,7 +320,7 @@ export class Sender {
           entryIds: batch.entryIds,
           reason: `upstream answered ${answer.status}, which is not retried`,
         },
-        batch.raw,
+        rawOf(batch),
       );
     } catch (err) {
       logger.error({ event: Events.FWD_DEAD_LETTER, destination: name, err }, 'cannot write the dead-letter file: the records are dropped');
@@ -337,6 +340,13 @@ export class Sender {
       `upstream refused a batch for good (${answer.status}): written to the dead-letter folder`,
     );
   }
+}
+
+/** The batch's JSON; a sealed batch's is inflated (dead letters and a Data Collector upstream only). */
+function rawOf(batch: Batch): Uint8Array {
+  if (batch.raw !== null) return batch.raw;
+  if (batch.gz === null) throw new Error('a batch with neither raw nor gzip body');
+  return gunzipSync(batch.gz);
 }
 
 async function readCapped(body: AsyncIterable<Buffer> & { destroy?: () => void }): Promise<string> {

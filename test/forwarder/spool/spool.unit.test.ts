@@ -53,6 +53,42 @@ describe('spool basics', () => {
     expect(spool.streams()).toEqual(['B']);
   });
 
+  it('a sealed entry is taken alone, ends the take before it, and stays sealed across a restart', async () => {
+    const { spool, reopen } = await fresh();
+    await spool.append([
+      { stream: 'A', records: 1, payload: payload('a1') },
+      { stream: 'A', records: 1, payload: payload('a2') },
+      { stream: 'A', records: 5, payload: payload('S1'), sealed: true },
+      { stream: 'A', records: 6, payload: payload('S2'), sealed: true },
+      { stream: 'A', records: 1, payload: payload('a3') },
+    ]);
+    expect(spool.pending('A')).toMatchObject({ entries: 5, sealed: 2 });
+    const takes: Array<Array<[string, boolean]>> = [];
+    for (;;) {
+      const t = await spool.take('A', 1e6);
+      if (t.length === 0) break;
+      takes.push(t.map((e) => [text(e.payload), e.sealed === true]));
+    }
+    expect(takes).toEqual([
+      [
+        ['a1', false],
+        ['a2', false],
+      ],
+      [['S1', true]],
+      [['S2', true]],
+      [['a3', false]],
+    ]);
+    await spool.close();
+    const again = await reopen();
+    expect(again.pending('A')).toMatchObject({ entries: 5, sealed: 2 });
+    const first = await again.take('A', 1e6);
+    const sealed = await again.take('A', 1e6);
+    expect(first.map((e) => e.sealed === true)).toEqual([false, false]);
+    expect(sealed.map((e) => [text(e.payload), e.records, e.sealed])).toEqual([['S1', 5, true]]);
+    await again.ack([...first, ...sealed].map((e) => e.id));
+    expect(again.pending('A')).toMatchObject({ entries: 2, sealed: 1 });
+  });
+
   it('a released entry goes out before newer untaken ones (retry keeps per-stream order)', async () => {
     const { spool } = await fresh();
     await spool.append(['1', '2', '3', '4'].map((p) => ({ stream: 'A', records: 1, payload: payload(p) })));

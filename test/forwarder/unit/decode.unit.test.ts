@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decode, translate, type DecodeTask } from '../../../src/forwarder/pool/decode.js';
+import { decode, sealedRawBytes, translate, type DecodeTask } from '../../../src/forwarder/pool/decode.js';
 import { groupEntries, joinPayloads } from '../../../src/forwarder/pool/build.js';
 
 const enc = new TextEncoder();
@@ -75,6 +75,41 @@ describe('decode', () => {
     expect(decode(task(gz.subarray(0, gz.length - 8), { gzip: true }))).toMatchObject({ ok: false, error: 'badGzip' });
     expect(decode(task('not gzip', { gzip: true }))).toMatchObject({ ok: false, error: 'badGzip' });
     expect(decode(task('x'.repeat(2_000), { maxDecodedBytes: 1_000 }))).toMatchObject({ ok: false, error: 'tooLarge' });
+  });
+
+  it('keeps a Logs Ingestion gzip body of at least half a batch as it came (sealed), and only then', () => {
+    const recs = Array.from({ length: 400 }, (_, i) => ({ i, msg: `event ${i} from host-${i % 7}` }));
+    const json = JSON.stringify(recs);
+    const gz = gzipSync(json);
+    const seal = { minBytes: json.length - 10, maxBytes: 1_048_576 };
+    const big = { gzip: true, entryMaxBytes: 1_048_574, seal };
+    const r = decode(task(gz, big));
+    expect(r).toMatchObject({ ok: true, records: 400, decodedBytes: json.length });
+    expect(r.ok && r.entries).toHaveLength(1);
+    expect(r.ok && r.entries[0]?.sealed).toBe(true);
+    expect(r.ok && Buffer.from(r.entries[0]?.payload ?? []).equals(gz)).toBe(true);
+    expect(sealedRawBytes(gz)).toBe(json.length);
+    const unsealed = (t: DecodeTask): void => {
+      const u = decode(t);
+      expect(u).toMatchObject({ ok: true, records: 400 });
+      expect(u.ok && u.entries.every((e) => e.sealed !== true)).toBe(true);
+      expect(u.ok && JSON.parse(`[${u.entries.map((e) => text(e.payload)).join(',')}]`)).toEqual(recs);
+    };
+    // Smaller than half a batch: batched with others.
+    unsealed(task(gz, { ...big, seal: { ...seal, minBytes: json.length + 1 } }));
+    // Over the upstream limit, compressed or not.
+    unsealed(task(gz, { ...big, seal: { ...seal, maxBytes: json.length - 1 } }));
+    // Not one gzip member: the upstream's inflate might not see what was validated here.
+    const half = Math.floor(json.length / 2);
+    const split = Buffer.concat([gzipSync(json.slice(0, half)), gzipSync(json.slice(half))]);
+    unsealed(task(split, { ...big, seal: { ...seal, minBytes: 10 } }));
+    // Not gzip, or not the Logs Ingestion API.
+    unsealed(task(json, { ...big, gzip: false }));
+    const dc = decode(task(gz, { ...big, mode: 'dataCollector' }));
+    expect(dc.ok && dc.entries.every((e) => e.sealed !== true)).toBe(true);
+    // Invalid content is refused whatever its size.
+    const bad = gzipSync(`${json.slice(0, -1)},1]`);
+    expect(decode(task(bad, big))).toMatchObject({ ok: false, error: 'notArray' });
   });
 
   it('translation sets TimeGenerated from time-generated-field, else keeps one, else the receive time', () => {
