@@ -1,22 +1,22 @@
 #!/usr/bin/env node
 // Builds build/Release/portcullis_relay.node (the native tunnel relay), portcullis_cef.node (the
-// syslog collector's CEF fast path) and portcullis_notify.node (sd_notify for systemd's
+// syslog collector's CEF fast path), portcullis_json.node (the forwarder's JSON validator) and portcullis_notify.node (sd_notify for systemd's
 // Type=notify) with node-gyp, when their sources are newer than the
 // binaries, unless prebuilt addons that load in this Node came with the package (the npm tarball
 // ships prebuilds/linux-x64/*.napi.node: N-API, one build for Node 20, 22 and 24), so a server
 // without a compiler still gets them. Without a compiler the gateway still works (relay: auto falls
-// back to JavaScript, and so does the CEF fast path), so a failure only warns, except under CI=true or PORTCULLIS_REQUIRE_NATIVE=1,
+// back to JavaScript, and so do the CEF fast path and the JSON validator), so a failure only warns, except under CI=true or PORTCULLIS_REQUIRE_NATIVE=1,
 // where a missing relay would make every measurement and test of it meaningless.
 //
 // `node native/build.mjs --prebuild` (npm's prepack) builds here and copies the addons to
 // prebuilds/<platform>-<arch>/<name>.napi.node for the tarball; `--clean-prebuilds` (postpack)
 // removes them again, so a working tree always loads its own fresh build.
 //
-// `node native/build.mjs --sanitize` builds build/Sanitize/portcullis_relay.node and
-// portcullis_cef.node instead, with
+// `node native/build.mjs --sanitize` builds build/Sanitize/portcullis_relay.node,
+// portcullis_cef.node and portcullis_json.node instead, with
 // AddressSanitizer and UndefinedBehaviorSanitizer, straight with the C compiler (node-gyp has one
 // build directory, and the normal build must stay as it is). test/sanitize.sh loads it through
-// PORTCULLIS_RELAY_ADDON and PORTCULLIS_CEF_ADDON, with the ASan runtime preloaded into Node.
+// PORTCULLIS_RELAY_ADDON, PORTCULLIS_CEF_ADDON and PORTCULLIS_JSON_ADDON, with the ASan runtime preloaded into Node.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -25,11 +25,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ADDONS = ['portcullis_relay', 'portcullis_cef', 'portcullis_notify'];
+const ADDONS = ['portcullis_relay', 'portcullis_cef', 'portcullis_json', 'portcullis_notify'];
 const outputs = ADDONS.map((name) => join(root, 'build', 'Release', `${name}.node`));
 const prebuildDir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 const prebuilds = ADDONS.map((name) => join(prebuildDir, `${name}.napi.node`));
-const sources = [join(root, 'native', 'relay.c'), join(root, 'native', 'cef.c'), join(root, 'native', 'notify.c'), join(root, 'binding.gyp')];
+const sources = [
+  join(root, 'native', 'relay.c'),
+  join(root, 'native', 'cef.c'),
+  join(root, 'native', 'json.c'),
+  join(root, 'native', 'notify.c'),
+  join(root, 'binding.gyp'),
+];
 const strict = process.env.CI === 'true' || process.env.PORTCULLIS_REQUIRE_NATIVE === '1';
 
 /** Warnings are errors where warnings get fixed (CI, and the sanitizer build); elsewhere a newer compiler's new warning must not cost an operator the native relay. */
@@ -125,7 +131,7 @@ function buildSanitized() {
   const cc = process.env.CC || 'cc';
   // The flags of binding.gyp, plus the sanitizers: -O1 -g for readable reports, frame pointers
   // for whole stacks, and any undefined behaviour fatal (a report that lets the test pass is lost).
-  for (const name of ['portcullis_relay', 'portcullis_cef']) {
+  for (const name of ['portcullis_relay', 'portcullis_cef', 'portcullis_json']) {
     const args = [
       ...['-shared', '-fPIC', '-std=gnu11', '-O1', '-g', '-Wall', '-Wextra', WERROR],
       ...['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'],

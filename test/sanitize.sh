@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CI: the native addons (native/relay.c, native/cef.c) under AddressSanitizer and
-# UndefinedBehaviorSanitizer. Builds build/Sanitize/portcullis_relay.node and portcullis_cef.node
+# CI: the native addons (native/relay.c, native/cef.c, native/json.c) under AddressSanitizer and
+# UndefinedBehaviorSanitizer. Builds build/Sanitize/portcullis_relay.node, portcullis_cef.node and
+# portcullis_json.node
 # (node native/build.mjs --sanitize; the normal build in build/Release is left as it is), then,
 # with those addons:
 #  1. the relay and tunnel tests: Node is not built with ASan, so its runtime is preloaded
@@ -10,12 +11,15 @@
 #     report aborts the process that made it (a crash the tests see) and fails this script.
 #  2. the CEF fast path's agreement tests (test/syslog/native-cef.unit.test.ts: corpus, bench
 #     lines and generated messages) with PORTCULLIS_CEF_ADDON pointing at the sanitized build.
-#  3. LeakSanitizer on test/sanitize-leaks.mjs, one small process that ends tunnels every way.
+#  3. the JSON validator's agreement tests (test/forwarder/unit/json-scan.unit.test.ts) with
+#     PORTCULLIS_JSON_ADDON pointing at the sanitized build, LeakSanitizer on (as in 4, only a
+#     leak json.c allocated itself fails the script).
+#  4. LeakSanitizer on test/sanitize-leaks.mjs, one small process that ends tunnels every way.
 #     Not on the test run: Node and V8 free little of what they hold at exit, so LeakSanitizer
 #     reports hundreds of allocations per process that are not ours, and scanning a gateway's heap
 #     at exit takes it a minute or more (the tests' gateways would be killed first). Those reports
 #     cannot be suppressed by pattern (every call into the addon passes through Node's frames), so
-#     leaks do not set the exit code (exitcode=0); the script fails on a leak that relay.c
+#     leaks do not set the exit code (exitcode=0); the script fails on a leak that relay.c or json.c
 #     allocated itself (frame #1, right above malloc).
 # Usage: bash test/sanitize.sh [test files...]   (default: test/relay and the proxy's tunnel tests)
 set -euo pipefail
@@ -66,13 +70,17 @@ echo "=== sanitize: the CEF fast path (native/cef.c)"
 PORTCULLIS_CEF_ADDON="$PWD/build/Sanitize/portcullis_cef.node" ASAN_OPTIONS="$asan_options:detect_leaks=0" \
   node node_modules/vitest/vitest.mjs run --project unit --testTimeout=120000 test/syslog/native-cef.unit.test.ts || status=$?
 
+echo "=== sanitize: the JSON validator (native/json.c)"
+PORTCULLIS_JSON_ADDON="$PWD/build/Sanitize/portcullis_json.node" ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" \
+  node node_modules/vitest/vitest.mjs run --project unit --testTimeout=120000 test/forwarder/unit/json-scan.unit.test.ts || status=$?
+
 echo "=== sanitize: LeakSanitizer on test/sanitize-leaks.mjs"
 ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" node test/sanitize-leaks.mjs 2>"$logs/leak-run.stderr" || status=$?
 cat "$logs/leak-run.stderr" >&2
 
 errors=$(grep -lE 'ERROR: AddressSanitizer|runtime error:' "$logs"/* 2>/dev/null || true)
 ours=$(awk '/^(Direct|Indirect) leak of/ { block = $0; mine = 0; next }
-  block != "" { block = block "\n" $0; if ($1 == "#1" && $0 ~ /relay\.c:/) mine = 1 }
+  block != "" { block = block "\n" $0; if ($1 == "#1" && $0 ~ /(relay|json)\.c:/) mine = 1 }
   /^$/ { if (mine) print block; block = ""; mine = 0 }' "$logs"/asan.* 2>/dev/null || true)
 if [ -n "$errors" ]; then
   for f in $errors; do echo "=== $f"; cat "$f"; done

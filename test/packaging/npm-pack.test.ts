@@ -66,6 +66,7 @@ describe.skipIf(!npm || process.platform !== 'linux' || process.arch !== 'x64')(
         'scripts/install.sh',
         'prebuilds/linux-x64/portcullis_relay.napi.node',
         'prebuilds/linux-x64/portcullis_cef.napi.node',
+        'prebuilds/linux-x64/portcullis_json.napi.node',
         'prebuilds/linux-x64/portcullis_notify.napi.node',
       ]) {
         expect(files).toContain(want);
@@ -99,6 +100,7 @@ describe.skipIf(!npm || process.platform !== 'linux' || process.arch !== 'x64')(
       expect(shown.code, shown.stderr).toBe(0);
       expect(shown.stdout).toContain(`relay      native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_relay.napi.node')})`);
       expect(shown.stdout).toContain(`cef        native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_cef.napi.node')})`);
+      expect(shown.stdout).toContain(`json       native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_json.napi.node')})`);
       expect(shown.stdout).toContain(`sd_notify  native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_notify.napi.node')})`);
     },
   );

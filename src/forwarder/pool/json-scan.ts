@@ -8,10 +8,22 @@
  * bytes of 0x80 and above are taken as they are inside strings (toString would have replaced an
  * invalid sequence there with U+FFFD, which JSON.parse also takes) and refused outside them.
  */
+import { nativeJson } from './json-native.js';
 
 export type JsonScan =
   | { readonly ok: true; readonly top: 'array' | 'object' | 'other'; readonly items: number; readonly allObjects: boolean }
   | { readonly ok: false; readonly at: number };
+
+const TOPS = ['other', 'array', 'object'] as const;
+const result = new Float64Array(5);
+
+/** The C scanner (native/json.c) where it is built, else the same scanner in JavaScript. */
+export function scanJson(b: Uint8Array): JsonScan {
+  if (nativeJson === null) return scanJsonJs(b);
+  nativeJson.scan(b, result);
+  if (result[0] !== 1) return { ok: false, at: result[4] ?? 0 };
+  return { ok: true, top: TOPS[result[1] ?? 0] ?? 'other', items: result[2] ?? 0, allObjects: result[3] === 1 };
+}
 
 const ARRAY = 1;
 const OBJECT = 2;
@@ -23,7 +35,8 @@ const KEY_OR_END = 2; // a key or '}' (just after '{')
 const KEY = 3; // a key (after ',' in an object)
 const AFTER = 4; // ',' or the container's closer, or the end of the text
 
-export function scanJson(b: Uint8Array): JsonScan {
+/** The scanner in JavaScript: the fallback without the addon, and the addon's reference in tests. */
+export function scanJsonJs(b: Uint8Array): JsonScan {
   const n = b.length;
   let stack = new Uint8Array(32);
   let depth = 0;

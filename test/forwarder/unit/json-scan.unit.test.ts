@@ -1,6 +1,14 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { scanJson } from '../../../src/forwarder/pool/json-scan.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nativeJson, nativeJsonStatus } from '../../../src/forwarder/pool/json-native.js';
+import { scanJson, scanJsonJs, type JsonScan } from '../../../src/forwarder/pool/json-scan.js';
+
+/**
+ * Both scanners, the JavaScript one and the C one (native/json.c, through scanJson), are held to
+ * JSON.parse. CI builds the addon and runs this file again under ASan/UBSan (test/sanitize.sh).
+ */
+const required = process.env.CI === 'true' || !!process.env.PORTCULLIS_JSON_ADDON;
+let scan: (b: Uint8Array) => JsonScan = scanJsonJs;
 
 /** What JSON.parse says of the same bytes, in scanJson's terms. */
 function reference(bytes: Uint8Array): { ok: boolean; top?: string; items?: number; allObjects?: boolean } {
@@ -16,7 +24,7 @@ function reference(bytes: Uint8Array): { ok: boolean; top?: string; items?: numb
 }
 
 function agree(bytes: Uint8Array): void {
-  const got = scanJson(bytes);
+  const got = scan(bytes);
   const want = reference(bytes);
   if (!want.ok) {
     expect(got.ok, Buffer.from(bytes).toString('latin1')).toBe(false);
@@ -59,7 +67,20 @@ const TOKENS = [
   '\ufeff',
 ];
 
-describe('scanJson', () => {
+it('the C scanner is built and loads (CI builds it; without a compiler the JavaScript one runs)', () => {
+  if (!required && !nativeJson) return;
+  expect(nativeJsonStatus().reason).toBe('');
+  expect(nativeJson).not.toBeNull();
+});
+
+const variants: Array<[string, (b: Uint8Array) => JsonScan]> = [['javascript', scanJsonJs]];
+if (nativeJson) variants.push(['native', scanJson]);
+
+describe.each(variants)('scanJson (%s)', (_name, scanner) => {
+  beforeAll(() => {
+    scan = scanner;
+  });
+
   it('accepts what JSON.parse accepts, with the same top level, item count and item kinds', () => {
     fc.assert(
       fc.property(fc.json({ maxDepth: 4 }), (text) => agree(enc.encode(text))),
