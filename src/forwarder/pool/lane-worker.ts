@@ -35,27 +35,42 @@ function movable(result: DecodeResult, body: Uint8Array): ArrayBuffer[] {
   return [...out];
 }
 
+/**
+ * Answers go back as soon as this many bytes have been decoded since the last message: small
+ * uploads are answered together (one message for many), a large one (~3 ms per MB) is not held
+ * back until the rest of its batch is done.
+ */
+const REPLY_AFTER_BYTES = 128 * 1024;
+
 const port = parentPort;
 if (port) {
-  // A message holds every upload the main thread finished reading in one turn of its event loop;
-  // the answers go back together, in one message too.
+  // A message holds every upload the main thread finished reading in one turn of its event loop.
   port.on('message', (batch: LaneRequest[]) => {
-    const replies: LaneReply[] = [];
-    const transfer: ArrayBuffer[] = [];
+    let replies: LaneReply[] = [];
+    let transfer: ArrayBuffer[] = [];
+    let decoded = 0;
+    const send = (): void => {
+      try {
+        port.postMessage(replies, transfer);
+      } catch {
+        // Moving failed (a buffer that cannot be transferred): copy instead, so every upload is answered.
+        port.postMessage(replies);
+      }
+      replies = [];
+      transfer = [];
+      decoded = 0;
+    };
     for (const msg of batch) {
       try {
         const result = decode(msg.task);
         replies.push({ id: msg.id, result });
         transfer.push(...movable(result, msg.task.body));
+        decoded += result.ok ? result.decodedBytes : msg.task.body.byteLength;
       } catch (err) {
         replies.push({ id: msg.id, result: null, error: err instanceof Error ? err.message : String(err) });
       }
+      if (decoded >= REPLY_AFTER_BYTES) send();
     }
-    try {
-      port.postMessage(replies, transfer);
-    } catch {
-      // Moving failed (a buffer that cannot be transferred): copy instead, so every upload is answered.
-      port.postMessage(replies);
-    }
+    if (replies.length > 0) send();
   });
 }

@@ -35,16 +35,27 @@ interface Pending {
 }
 
 /**
- * Body bytes a lane thread may hold before uploads go to the next thread: small uploads share one
- * thread (one message per turn, the cheapest for the main thread), while large or compressed ones
- * (the SDK sends gzip chunks of up to 1 MB, 10-15 ms each to inflate and parse) spread over all.
+ * Decoded bytes a lane thread may hold before uploads go to the next thread: small uploads share
+ * one thread (one message per turn, the cheapest for the main thread), while large ones (the SDK
+ * sends gzip chunks of up to 1 MB, ~95 KB on the wire) spread over all. Counted decoded, not on
+ * the wire: the work is inflating and scanning, and a thread holding five compressed 1 MB chunks
+ * while the other idled made the slowest uploads wait 20-65 ms in the lane.
  */
 const SPILL_BYTES = 512 * 1024;
+
+/** What a decode costs, in bytes to scan: a gzip body's inflated size (its trailer says it; bounded by the limit). */
+export function decodeWeight(task: DecodeTask): number {
+  const b = task.body;
+  if (!task.gzip || b.byteLength < 18) return b.byteLength;
+  const n = b.byteLength;
+  const isize = ((b[n - 4] ?? 0) | ((b[n - 3] ?? 0) << 8) | ((b[n - 2] ?? 0) << 16)) + (b[n - 1] ?? 0) * 2 ** 24;
+  return Math.max(b.byteLength, Math.min(isize, task.maxDecodedBytes));
+}
 
 class LaneThread {
   readonly worker: Worker;
   readonly pending = new Map<number, Pending>();
-  /** Body bytes of the pending decodes. */
+  /** Decoded bytes (decodeWeight) of the pending decodes. */
   pendingBytes = 0;
   /** Requests of this event-loop turn, posted together by flush(). */
   #outbox: LaneRequest[] = [];
@@ -136,12 +147,12 @@ export class DecodeLane {
    * its ArrayBuffer whole; otherwise it is copied.
    */
   decode(task: DecodeTask): Promise<DecodeResult> {
-    const thread = this.#pick(task.body.byteLength);
+    const bytes = decodeWeight(task);
+    const thread = this.#pick(bytes);
     if (!thread) return Promise.resolve(decode(task));
     const id = this.#nextId++;
     const { body } = task;
     const transfer = body.buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? [body.buffer] : [];
-    const bytes = body.byteLength;
     return new Promise<DecodeResult>((resolve, reject) => thread.post({ id, task }, transfer, { resolve, reject, bytes }));
   }
 

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decode, sealedRawBytes, translate, type DecodeTask } from '../../../src/forwarder/pool/decode.js';
 import { groupEntries, joinPayloads } from '../../../src/forwarder/pool/build.js';
+import { decodeWeight } from '../../../src/forwarder/pool/lane.js';
 
 const enc = new TextEncoder();
 function task(body: string | Uint8Array, over: Partial<DecodeTask> = {}): DecodeTask {
@@ -110,6 +111,17 @@ describe('decode', () => {
     // Invalid content is refused whatever its size.
     const bad = gzipSync(`${json.slice(0, -1)},1]`);
     expect(decode(task(bad, big))).toMatchObject({ ok: false, error: 'notArray' });
+  });
+
+  it('weighs a gzip upload by its inflated size (bounded by the limit) when placing it on a lane thread', () => {
+    const json = JSON.stringify(Array.from({ length: 300 }, (_, i) => ({ i, s: 'x'.repeat(40) })));
+    const gz = gzipSync(json);
+    expect(decodeWeight(task(json))).toBe(json.length);
+    expect(decodeWeight(task(gz, { gzip: true }))).toBe(json.length);
+    expect(decodeWeight(task(gz, { gzip: true, maxDecodedBytes: 1_000 }))).toBe(Math.max(gz.length, 1_000));
+    // A trailer that lies (or a bomb's huge ISIZE) is capped; a tiny body weighs its own size.
+    expect(decodeWeight(task(Buffer.concat([gz.subarray(0, -4), Buffer.from([0xff, 0xff, 0xff, 0xff])]), { gzip: true }))).toBe(1_048_576);
+    expect(decodeWeight(task('abc', { gzip: true }))).toBe(3);
   });
 
   it('translation sets TimeGenerated from time-generated-field, else keeps one, else the receive time', () => {
