@@ -237,14 +237,22 @@ export function splitBlock(mode: FramingMode, bytes: Uint8Array, each: (start: n
     return;
   }
   while (pos < n) {
+    const start = pos;
     let len = 0;
     while (pos < n && bytes[pos] !== SP) {
-      len = len * 10 + ((bytes[pos] ?? 0x30) - 0x30);
+      const d = (bytes[pos] ?? 0) - 0x30;
+      if (d < 0 || d > 9) {
+        // Not an octet count: the framer never makes such a block, but a loop here must not be
+        // able to run backwards. What is left is one message.
+        each(start, n);
+        return;
+      }
+      len = len * 10 + d;
       pos++;
     }
     pos++;
     const end = Math.min(n, pos + len);
     if (end > pos) each(pos, end);
-    pos = end;
+    pos = Math.max(end, pos);
   }
 }

@@ -104,6 +104,13 @@ describe('syslog framing (RFC 6587)', () => {
     expect(framer.counters.empty).toBe(2);
   });
 
+  it('splitBlock ends on a block whose count is not a number (the framer never makes one), rest as one message', () => {
+    const out: string[] = [];
+    const bytes = Buffer.from('5 <1>ab-5 <1>cd');
+    splitBlock('octet', bytes, (s, e) => out.push(bytes.toString('latin1', s, e)));
+    expect(out).toEqual(['<1>ab', '-5 <1>cd']);
+  });
+
   it('refuses an octet-counted stream whose length is not a number', () => {
     expect(() => new Framer(100).push(Buffer.from('12x <1>hello'))).toThrow(FramingError);
     expect(() => new Framer(100).push(Buffer.from('1234567890123 '))).toThrow(FramingError);
