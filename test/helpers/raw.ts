@@ -57,10 +57,14 @@ export function openTunnel(port: number, authority: string, extra?: Buffer): Pro
   });
 }
 
-/** Read exactly n bytes (after `initial`) from a paused socket. */
+/**
+ * Read exactly n bytes (after `initial`) from a paused socket. A failure says how the stream
+ * ended: a FIN ('end'), or a close, with the socket error if there was one (a reset).
+ */
 export function readBytes(socket: Socket, n: number, initial: Buffer = Buffer.alloc(0)): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let buf = initial;
+    let errCode = '';
     if (buf.length >= n) return resolve(buf.subarray(0, n));
     const onData = (c: Buffer): void => {
       buf = Buffer.concat([buf, c]);
@@ -69,19 +73,26 @@ export function readBytes(socket: Socket, n: number, initial: Buffer = Buffer.al
         resolve(buf.subarray(0, n));
       }
     };
-    const onEnd = (): void => {
-      cleanup();
-      reject(new Error(`stream ended after ${buf.length} of ${n} bytes`));
+    const onError = (err: NodeJS.ErrnoException): void => {
+      errCode = err.code ?? err.message;
     };
+    const ended = (how: 'end' | 'close'): void => {
+      cleanup();
+      reject(new Error(`stream ended (${how}${errCode ? `, ${errCode}` : ''}) after ${buf.length} of ${n} bytes, ${socket.bytesWritten} written`));
+    };
+    const onFin = (): void => ended('end');
+    const onClose = (): void => ended('close');
     const cleanup = (): void => {
       socket.removeListener('data', onData);
-      socket.removeListener('end', onEnd);
-      socket.removeListener('close', onEnd);
+      socket.removeListener('end', onFin);
+      socket.removeListener('close', onClose);
+      socket.removeListener('error', onError);
       socket.pause();
     };
     socket.on('data', onData);
-    socket.once('end', onEnd);
-    socket.once('close', onEnd);
+    socket.on('error', onError);
+    socket.once('end', onFin);
+    socket.once('close', onClose);
     socket.resume();
   });
 }
