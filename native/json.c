@@ -22,14 +22,11 @@ enum { TOP_OTHER = 0, TOP_ARRAY = 1, TOP_OBJECT = 2 };
 enum { IN_ARRAY = 1, IN_OBJECT = 2 };
 enum { VALUE, VALUE_OR_END, KEY_OR_END, KEY, AFTER };
 
-/* 1 for the bytes that end a run of plain string bytes: '"', '\\' and the control characters. */
-static uint8_t string_stop[256];
-
-static void init_tables(void) {
-  for (int c = 0; c < 0x20; c++) string_stop[c] = 1;
-  string_stop['"'] = 1;
-  string_stop['\\'] = 1;
-}
+/*
+ * 1 for the bytes that end a run of plain string bytes: '"', '\\' and the control characters.
+ * Constant, so the threads that load the addon (every decode lane thread) never write it.
+ */
+static const uint8_t string_stop[256] = {[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1};
 
 static int is_ws(uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -259,7 +256,6 @@ static napi_value js_scan(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  init_tables();
   napi_value fn;
   if (napi_create_function(env, "scan", NAPI_AUTO_LENGTH, js_scan, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "scan", fn) != napi_ok) return NULL;
