@@ -45,3 +45,16 @@ export function loadAddon<T>(paths: string[], accept: (loaded: unknown) => T | s
   }
   return { addon: null, error: firstError || 'not built (npm run build)' };
 }
+
+/**
+ * An addon the gateway can run without (a JavaScript path does the same work): `envVar` names
+ * another file to load instead (the sanitizer build in CI), and set empty turns the addon off.
+ * Linux only, as binding.gyp builds it. `reason` says why it is not loaded ('' when it is).
+ */
+export function loadOptionalAddon<T>(name: string, envVar: string, accept: (loaded: unknown) => T | string): { addon: T | null; path: string; reason: string } {
+  const override = process.env[envVar];
+  if (override === '') return { addon: null, path: '', reason: `turned off (${envVar} is empty)` };
+  if (process.platform !== 'linux') return { addon: null, path: '', reason: `not built for ${process.platform}` };
+  const loaded = loadAddon(override ? [override] : addonCandidates(name), accept);
+  return 'error' in loaded ? { addon: null, path: '', reason: loaded.error } : { addon: loaded.addon, path: loaded.path, reason: '' };
+}

@@ -7,7 +7,7 @@
  * it turns the native path off.
  */
 import { CEF_COLUMNS } from './columns.js';
-import { addonCandidates, loadAddon } from '../../util/addon.js';
+import { loadOptionalAddon } from '../../util/addon.js';
 
 export interface CefAddon {
   init(keys: string[], columnJson: string[], types: number[]): void;
@@ -51,31 +51,23 @@ function isCefAddon(m: unknown): m is CefAddon {
   return typeof m === 'object' && m !== null && typeof (m as CefAddon).init === 'function' && typeof (m as CefAddon).writeBlock === 'function';
 }
 
-function load(): { addon: CefAddon | null; error: string; path: string } {
-  const override = process.env.PORTCULLIS_CEF_ADDON;
-  if (override === '') return { addon: null, error: 'turned off (PORTCULLIS_CEF_ADDON is empty)', path: '' };
-  if (process.platform !== 'linux') return { addon: null, error: `not built for ${process.platform}`, path: '' };
-  const loaded = loadAddon(override ? [override] : addonCandidates('portcullis_cef'), (m): CefAddon | string => {
-    if (!isCefAddon(m)) return 'not the CEF addon (no init/writeBlock): rebuild with npm run build';
-    const keys = [...CEF_COLUMNS.keys()];
-    const columns = [...CEF_COLUMNS.values()];
-    m.init(
-      keys,
-      columns.map(([column]) => `,${JSON.stringify(column)}:`),
-      columns.map(([, type]) => TYPE_CODES[type]),
-    );
-    return m;
-  });
-  return loaded.addon ? { addon: loaded.addon, error: '', path: loaded.path } : { addon: null, error: loaded.error, path: '' };
-}
-
-const loaded = load();
+const loaded = loadOptionalAddon('portcullis_cef', 'PORTCULLIS_CEF_ADDON', (m): CefAddon | string => {
+  if (!isCefAddon(m)) return 'not the CEF addon (no init/writeBlock): rebuild with npm run build';
+  const keys = [...CEF_COLUMNS.keys()];
+  const columns = [...CEF_COLUMNS.values()];
+  m.init(
+    keys,
+    columns.map(([column]) => `,${JSON.stringify(column)}:`),
+    columns.map(([, type]) => TYPE_CODES[type]),
+  );
+  return m;
+});
 
 /** The addon, or null (then `nativeCefError` says why). */
 export const nativeCef: CefAddon | null = loaded.addon;
-export const nativeCefError: string = loaded.error;
+export const nativeCefError: string = loaded.reason;
 
 /** For `portcullis info`: the file the addon was loaded from, or why the JavaScript path runs. */
 export function nativeCefStatus(): { available: boolean; path: string; reason: string } {
-  return { available: nativeCef !== null, path: loaded.path, reason: loaded.error };
+  return { available: nativeCef !== null, path: loaded.path, reason: loaded.reason };
 }
