@@ -16,7 +16,7 @@ import type { ForwarderConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import type { ForwarderMetrics } from './metrics.js';
-import { groupEntries, joinPayloads, sealedRawBytes, type ForwarderPool } from './pool/index.js';
+import { groupEntries, joinPayloads, gzipTrailerLength, type ForwarderPool } from './pool/index.js';
 import { LOGS_INGESTION_MAX_BYTES, parseStreamKey, type CompiledForwarder, type Destination } from './routes.js';
 import type { SpoolEntry, SpoolPort } from './spool-port.js';
 import type { Batch, Sender } from './upstream/sender.js';
@@ -202,7 +202,7 @@ export class Batcher {
     const sealed = entries.length === 1 && entries[0]?.sealed === true ? entries[0].payload : null;
     let raw: Uint8Array | null = sealed === null ? joinPayloads(entries.map((e) => e.payload)) : null;
     let gz: Uint8Array | null = sealed;
-    const rawBytes = sealed === null ? 0 : sealedRawBytes(sealed);
+    const rawBytes = sealed === null ? 0 : gzipTrailerLength(sealed);
     if (raw !== null && destination.type === 'logsIngestion') {
       try {
         const built = await pool.build({ kind: 'build', body: raw, level: cfg.batch.gzipLevel });

@@ -139,11 +139,14 @@ function sealable(task: DecodeTask, raw: Uint8Array): boolean {
   if (seal === null || !task.gzip || task.mode !== 'logsIngestion') return false;
   const body = task.body;
   if (raw.byteLength < seal.minBytes || raw.byteLength > seal.maxBytes || body.byteLength > seal.maxBytes || body.byteLength < 18) return false;
-  return sealedRawBytes(body) === raw.byteLength % 2 ** 32;
+  return gzipTrailerLength(body) === raw.byteLength % 2 ** 32;
 }
 
-/** The inflated length of a sealed entry's gzip body (its trailer's ISIZE). */
-export function sealedRawBytes(gz: Uint8Array): number {
+/**
+ * The inflated length a gzip body's trailer states (ISIZE, modulo 2^32): a sealed entry's JSON
+ * size, and a decode's weight before inflating. A claim until inflated (a bomb can lie).
+ */
+export function gzipTrailerLength(gz: Uint8Array): number {
   const n = gz.byteLength;
   return ((gz[n - 4] ?? 0) | ((gz[n - 3] ?? 0) << 8) | ((gz[n - 2] ?? 0) << 16)) + (gz[n - 1] ?? 0) * 2 ** 24;
 }

@@ -14,7 +14,7 @@
  */
 import { compiledWorkerFile } from './worker-file.js';
 import { Worker } from 'node:worker_threads';
-import { decode, type DecodeResult, type DecodeTask } from './decode.js';
+import { decode, gzipTrailerLength, type DecodeResult, type DecodeTask } from './decode.js';
 import type { LaneReply, LaneRequest } from './lane-worker.js';
 
 const RESPAWN_DELAY_MS = 1_000;
@@ -47,9 +47,7 @@ const SPILL_BYTES = 512 * 1024;
 export function decodeWeight(task: DecodeTask): number {
   const b = task.body;
   if (!task.gzip || b.byteLength < 18) return b.byteLength;
-  const n = b.byteLength;
-  const isize = ((b[n - 4] ?? 0) | ((b[n - 3] ?? 0) << 8) | ((b[n - 2] ?? 0) << 16)) + (b[n - 1] ?? 0) * 2 ** 24;
-  return Math.max(b.byteLength, Math.min(isize, task.maxDecodedBytes));
+  return Math.max(b.byteLength, Math.min(gzipTrailerLength(b), task.maxDecodedBytes));
 }
 
 class LaneThread {

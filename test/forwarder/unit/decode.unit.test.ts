@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decode, sealedRawBytes, translate, type DecodeTask } from '../../../src/forwarder/pool/decode.js';
+import { decode, gzipTrailerLength, translate, type DecodeTask } from '../../../src/forwarder/pool/decode.js';
 import { groupEntries, joinPayloads } from '../../../src/forwarder/pool/build.js';
 import { decodeWeight } from '../../../src/forwarder/pool/lane.js';
 
@@ -89,7 +89,7 @@ describe('decode', () => {
     expect(r.ok && r.entries).toHaveLength(1);
     expect(r.ok && r.entries[0]?.sealed).toBe(true);
     expect(r.ok && Buffer.from(r.entries[0]?.payload ?? []).equals(gz)).toBe(true);
-    expect(sealedRawBytes(gz)).toBe(json.length);
+    expect(gzipTrailerLength(gz)).toBe(json.length);
     const unsealed = (t: DecodeTask): void => {
       const u = decode(t);
       expect(u).toMatchObject({ ok: true, records: 400 });
