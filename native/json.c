@@ -16,6 +16,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 enum { R_OK, R_TOP, R_ITEMS, R_ALL_OBJECTS, R_AT, R_SLOTS };
 enum { TOP_OTHER = 0, TOP_ARRAY = 1, TOP_OBJECT = 2 };
@@ -34,10 +37,32 @@ static int is_hex(uint8_t c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <
 
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
+/*
+ * The index of the first string_stop byte at or after i (or n). Records are mostly string bytes:
+ * with SSE2 (every x86-64) 16 are looked at per step, each 16-byte load wholly inside [0, n).
+ */
+static size_t skip_plain(const uint8_t *b, size_t n, size_t i) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i ctl_max = _mm_set1_epi8(0x1f);
+  while (n - i >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+    /* max(v, 0x1f) == 0x1f exactly for the bytes 0x00-0x1f (unsigned). */
+    __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), _mm_cmpeq_epi8(_mm_max_epu8(v, ctl_max), ctl_max));
+    unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+    if (mask != 0) return i + (size_t)__builtin_ctz(mask);
+    i += 16;
+  }
+#endif
+  while (i < n && !string_stop[b[i]]) i++;
+  return i;
+}
+
 /* From just after the opening quote: the index after the closing quote, or SIZE_MAX with *at set. */
 static size_t scan_string(const uint8_t *b, size_t n, size_t i, size_t *at) {
   while (i < n) {
-    while (i < n && !string_stop[b[i]]) i++;
+    i = skip_plain(b, n, i);
     if (i >= n) break;
     uint8_t c = b[i];
     if (c == '"') return i + 1;

@@ -125,6 +125,15 @@ describe.each(variants)('scanJson (%s)', (_name, scanner) => {
       agree(Buffer.concat([enc.encode('[{"a":"x'), Uint8Array.of(b), enc.encode('y"}]')]));
       agree(Buffer.concat([enc.encode('[{"a":1}'), Uint8Array.of(b), enc.encode(']')]));
     }
+    // ... and at every place of a long string, where the C scanner looks at 16 bytes per step
+    // (native/json.c skip_plain): the first, the last and the one past a step, near the end.
+    const pad = 'p'.repeat(40);
+    for (const b of [0x00, 0x0a, 0x1f, 0x20, 0x22, 0x5c, 0x7f, 0x80, 0xff]) {
+      for (let at = 0; at <= pad.length; at++) {
+        agree(Buffer.concat([enc.encode(`[{"a":"${pad.slice(0, at)}`), Uint8Array.of(b), enc.encode(`${pad.slice(at)}"}]`)]));
+        agree(Buffer.concat([enc.encode(`"${pad.slice(0, at)}`), Uint8Array.of(b), enc.encode(`${pad.slice(at)}`)]));
+      }
+    }
   });
 
   it('numbers, escapes and literals at the edges of the grammar', () => {
