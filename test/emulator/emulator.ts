@@ -648,7 +648,9 @@ export class AzureMonitorEmulator {
     let raw = ctx.body;
     if (encoding === 'gzip') {
       try {
-        raw = gunzipSync(ctx.body, { maxOutputLength: LOGS_INGESTION_MAX_BYTES + 1 });
+        // One output chunk that holds any allowed body: no 16 KiB pieces joined at the end (a
+        // quarter of the inflate time), so the stand-in for Azure takes less of the bench's cores.
+        raw = gunzipSync(ctx.body, { maxOutputLength: LOGS_INGESTION_MAX_BYTES + 1, chunkSize: LOGS_INGESTION_MAX_BYTES + 2 });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
           return liError(
