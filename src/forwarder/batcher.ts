@@ -48,6 +48,8 @@ interface StreamState {
   taking: boolean;
   /** Not before this time (after a pool or spool read failure). */
   pausedUntil: number;
+  /** A held entry (still being checked) is next: wait for the spool's next word on this stream. */
+  blocked: boolean;
   /**
    * Ordered streams: settles when the batch taken last has been sent (true) or went back to the
    * spool unsent (false); the next batch sends only after it, and only if it was sent.
@@ -68,7 +70,11 @@ export class Batcher {
   constructor(private readonly opts: BatcherOptions) {}
 
   start(): void {
-    this.opts.spool.onAppend((stream) => this.#schedule(stream));
+    this.opts.spool.onAppend((stream) => {
+      const s = this.#streams.get(stream);
+      if (s) s.blocked = false;
+      this.#schedule(stream);
+    });
     for (const stream of this.opts.spool.streams()) this.#schedule(stream);
   }
 
@@ -99,7 +105,17 @@ export class Batcher {
   #state(stream: string): StreamState {
     let s = this.#streams.get(stream);
     if (!s) {
-      s = { inFlight: 0, takenEntries: 0, takenBytes: 0, takenSealed: 0, timer: null, taking: false, pausedUntil: 0, sendChain: Promise.resolve(true) };
+      s = {
+        inFlight: 0,
+        takenEntries: 0,
+        takenBytes: 0,
+        takenSealed: 0,
+        timer: null,
+        taking: false,
+        pausedUntil: 0,
+        blocked: false,
+        sendChain: Promise.resolve(true),
+      };
       this.#streams.set(stream, s);
     }
     return s;
@@ -112,7 +128,7 @@ export class Batcher {
     // One take at a time per stream: the counts below are only right once it has returned. In
     // order (the default), one batch is sent at a time per stream and one more may be prepared
     // behind it; it is sent once the first is delivered (its retries included) or dead-lettered.
-    if (s.taking || s.inFlight >= (cfg.batch.ordered ? ORDERED_WINDOW : cfg.upstream.maxConcurrency)) return;
+    if (s.blocked || s.taking || s.inFlight >= (cfg.batch.ordered ? ORDERED_WINDOW : cfg.upstream.maxConcurrency)) return;
     const pending = this.opts.spool.pending(stream);
     const entries = pending.entries - s.takenEntries;
     const bytes = pending.bytes - s.takenBytes;
@@ -298,8 +314,10 @@ export class Batcher {
       return null;
     }
     if (taken.length === 0) {
-      // The counts said there was something to take: do not spin on a mismatch, look again shortly.
-      s.pausedUntil = Date.now() + 100;
+      // A held entry is next (its upload is still being checked): the spool says when it is
+      // settled (onAppend). Otherwise the counts were off: do not spin, look again shortly.
+      if (spool.pending(stream).held > 0) s.blocked = true;
+      else s.pausedUntil = Date.now() + 100;
       return null;
     }
     const groups = groupEntries(

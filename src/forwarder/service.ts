@@ -18,8 +18,8 @@ import { RelayHealth, Resolver } from '../dial/index.js';
 import { buildRelays, logRelayEvent, type RelaySetup } from '../proxy/relays.js';
 import { Batcher } from './batcher.js';
 import { ForwarderMetrics } from './metrics.js';
-import { ForwarderPool } from './pool/index.js';
-import { compileForwarder, streamKey, type CompiledForwarder, type Env, type LogsIngestionDestination } from './routes.js';
+import { ForwarderPool, sealedCheckTask, sealedRecords } from './pool/index.js';
+import { LOGS_INGESTION_MAX_BYTES, compileForwarder, streamKey, type CompiledForwarder, type Env, type LogsIngestionDestination } from './routes.js';
 import type { SpoolPort } from './spool-port.js';
 import { ServiceStartError } from '../gateway/errors.js';
 import type { Readiness, Service } from '../gateway/service.js';
@@ -91,6 +91,8 @@ export class ForwarderService implements Service {
   #resolver: Resolver;
   #spool: SpoolPort | null = null;
   #pool: ForwarderPool | null = null;
+  /** The check of the sealed entries found on start (Spool.verifyHeld), in the background. */
+  #verifying: Promise<unknown> = Promise.resolve();
   #sender: Sender | null = null;
   #batcher: Batcher | null = null;
   #ingest: IngestServer | null = null;
@@ -235,6 +237,15 @@ export class ForwarderService implements Service {
         throw new ServiceStartError(code === 'ENOENT' || code === 'ERR_OSSL_PEM_NO_START_LINE' ? 'forwarder.tls' : 'forwarder.listen', cause, err);
       }
       this.#batcher.start();
+      // Sealed entries replayed from the spool are held until checked again: one may have been
+      // written while its upload was still being checked when the process stopped. Their streams
+      // wait behind them (order); everything else flows meanwhile.
+      this.#verifying = spool
+        .verifyHeld(async (payload) => sealedRecords(await pool.decode(sealedCheckTask(payload, LOGS_INGESTION_MAX_BYTES))))
+        .then((r) => {
+          if (r.kept + r.dropped + r.failed > 0)
+            logger.info({ event: Events.SPOOL_RECOVERED, sealedChecked: r }, 'spool: sealed entries found on start checked');
+        });
     } catch (err) {
       await this.#closeAll(0);
       throw err instanceof ServiceStartError ? err : new ServiceStartError('forwarder', (err as Error).message, err);
@@ -332,6 +343,7 @@ export class ForwarderService implements Service {
       const p = this.#spool.pending();
       this.#lastPending = { entries: p.entries, bytes: p.bytes };
       await this.#spool.close();
+      await this.#verifying;
     }
     this.#spool = null;
     if (this.#pool) await this.#pool.close();

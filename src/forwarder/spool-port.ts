@@ -14,8 +14,12 @@ export interface SpoolPort {
   take(stream: string, maxBytes: number, maxEntries?: number): Promise<SpoolEntry[]>;
   release(ids: number[]): void;
   ack(ids: number[]): Promise<void>;
+  /** A held entry's verdict: its record count lets it be sent; null drops it. */
+  settle(id: number, records: number | null): Promise<void>;
+  /** Checks and settles every held entry (after a restart); see Spool.verifyHeld. */
+  verifyHeld(check: (payload: Uint8Array) => Promise<number | null>): Promise<{ kept: number; dropped: number; failed: number }>;
   streams(): string[];
-  pending(stream?: string): { entries: number; bytes: number; sealed: number; oldestAppendedAt: number | null };
+  pending(stream?: string): { entries: number; bytes: number; sealed: number; held: number; oldestAppendedAt: number | null };
   stats(): { bytes: number; maxBytes: number; segments: number; healthy: boolean; pendingEntries: number; pendingBytes: number };
   onAppend(listener: (stream: string) => void): void;
   close(): Promise<void>;

@@ -104,6 +104,11 @@ export const Events = {
   SPOOL_FULL: 623,
   /** A disk error on the spool (write, fsync, read, delete): the spool reports itself unhealthy. */
   SPOOL_IO_ERROR: 624,
+  /**
+   * On replay, a sealed entry failed the check its upload was getting when the process stopped:
+   * that upload was never acknowledged, so the entry is dropped, not sent.
+   */
+  SPOOL_UNVERIFIED_DROPPED: 625,
   /** An unexpected internal error (a bug): logged, the connection closed, the process goes on. */
   INTERNAL_ERROR: 500,
 

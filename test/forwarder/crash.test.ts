@@ -2,8 +2,12 @@
  * Crash test: a client uploads continuously while the real `portcullis start` process is killed
  * with SIGKILL at random moments, five times, and restarted on the same spool. Afterwards every
  * record that got a 204 is at the emulator; duplicates (at-least-once) are counted and reported.
+ * Two of the clients send full gzip uploads, which the gateway spools while it checks them (held
+ * entries), and one of those also sends uploads that fail the check: a kill between the write and
+ * the check must neither lose an acknowledged upload nor send one that was refused.
  */
 import { randomUUID } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { emulatorAgent, send } from '../emulator/clients.js';
@@ -19,7 +23,8 @@ let caPem: string;
 beforeAll(async () => {
   emu = await AzureMonitorEmulator.start();
   const setup = await prepareForwarder(emu, {
-    forwarder: { batch: { maxAgeMs: 200 }, pool: { threads: 1 } },
+    // 64 KiB batches: a gzip upload of 32 KiB of JSON or more is forwarded as it came.
+    forwarder: { batch: { maxAgeMs: 200, maxBytes: 65_536 }, pool: { threads: 1 } },
   });
   caPem = setup.caPem;
   // The real process logs at info: the test reads the ingest port from 'forwarder listening'.
@@ -52,13 +57,29 @@ it(`every acknowledged record survives ${KILLS} SIGKILLs; duplicates are counted
     const url = `https://127.0.0.1:${port}/dataCollectionRules/${DCR_IN}/streams/${STREAM}?api-version=2023-01-01`;
     let stop = false;
     // Four clients upload while the gateway lives; a 204 means "durable", anything else does not count.
-    const clients = Array.from({ length: 4 }, async () => {
+    const headers = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' };
+    const clients = Array.from({ length: 4 }, async (_, client) => {
+      let n = 0;
       while (!stop) {
-        const recs = Array.from({ length: 10 }, () => ({ TimeGenerated: new Date().toISOString(), Id: randomUUID(), Seq: seq++ }));
+        n++;
+        // Clients 0 and 1: 400 records (~36 KB of JSON) gzip, forwarded as they came; client 1's
+        // every third upload is cut short (not JSON): refused with 400 after it was spooled held.
+        const full = client < 2;
+        const invalid = client === 1 && n % 3 === 0;
+        const recs = Array.from({ length: full ? 400 : 10 }, () => ({ TimeGenerated: new Date().toISOString(), Id: randomUUID(), Seq: seq++ }));
+        const json = invalid ? JSON.stringify(recs.map((r) => ({ ...r, Id: `refused-${r.Id}` }))).slice(0, -1) : JSON.stringify(recs);
         try {
-          const a = await send(url, { agent, headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(recs) });
+          const a = full
+            ? await send(url, { agent, headers: { ...headers, 'content-encoding': 'gzip' }, body: gzipSync(json) })
+            : await send(url, { agent, headers, body: json });
+          if (invalid) {
+            if (a.status === 204) throw new Error('an upload that is not JSON was acknowledged');
+            continue;
+          }
           if (a.status === 204) for (const r of recs) acked.set(r.Id, r);
           else refusedOrBroken++;
+          // The full uploads are ~10x the records of the small ones: paced, so the drain at the end stays short.
+          if (full) await new Promise((r) => setTimeout(r, 40));
         } catch {
           refusedOrBroken++;
           if (!stop) await new Promise((r) => setTimeout(r, 20));
@@ -103,6 +124,9 @@ it(`every acknowledged record survives ${KILLS} SIGKILLs; duplicates are counted
         console.log('last gateway warnings:', JSON.stringify(gw.logs.filter((l) => l.level !== 'info' || String(l.msg).includes('spool')).slice(-30)));
       }
       expect(missing).toEqual([]);
+      // Nothing refused was sent: no record of a refused upload, and no upstream 400.
+      expect(ids.filter((id) => id.startsWith('refused-'))).toEqual([]);
+      expect(emu.requests({ target: DCR_UP, status: 400 })).toEqual([]);
       for (const r of got) {
         const sent = acked.get((r.record as { Id: string }).Id);
         if (sent) expect(r.record).toEqual(sent);

@@ -14,7 +14,7 @@ import { parseListenAddress } from '../../config/listen.js';
 import type { Logger } from '../../log/logger.js';
 import { Events } from '../../log/events.js';
 import { isPortcullisError } from '../../util/errors.js';
-import type { ForwarderPool, DecodeError, DecodeMode } from '../pool/index.js';
+import { likelySealed, sealedRecords, type ForwarderPool, type DecodeError, type DecodeMode } from '../pool/index.js';
 import type { SpoolPort } from '../spool-port.js';
 import type { ForwarderMetrics } from '../metrics.js';
 import { LOGS_INGESTION_MAX_BYTES, streamKey, type CompiledForwarder, type Identity, type Route } from '../routes.js';
@@ -305,12 +305,20 @@ class IngestHandler {
     }
     const wireBytes = read.body.byteLength;
     deps.metrics?.bytesReceived.inc({ api }, wireBytes);
+    const stream = streamKey(route.destination.name, route.upstream, o.mode === 'dataCollector' ? o.timeGeneratedField : '');
+    const seal = o.mode === 'logsIngestion' ? sealSizes(cfg.batch.maxBytes) : null;
+
+    // A body that will most likely be kept as it came (a full gzip chunk, as the SDK sends) is
+    // written to the spool, held, while a lane thread checks it: the upload waits for the longer
+    // of the two instead of both in turn. The check settles the held entry: sent, or dropped.
+    const early = seal !== null && o.gzip && likelySealed(read.body, seal) ? this.#appendHeld(stream, read.body) : null;
 
     let decoded;
     try {
       decoded = await deps.pool.decode({
         kind: 'decode',
-        body: read.body,
+        // The lane thread takes the buffer it is given: the spool is still writing this one.
+        body: early === null ? read.body : Buffer.from(read.body),
         gzip: o.gzip,
         maxDecodedBytes: o.maxBytes,
         // "[" and "]" around a batch of one entry must still fit.
@@ -318,26 +326,68 @@ class IngestHandler {
         mode: o.mode,
         timeGeneratedField: o.timeGeneratedField,
         receivedAt: new Date().toISOString(),
-        seal: o.mode === 'logsIngestion' ? sealSizes(cfg.batch.maxBytes) : null,
+        seal,
       });
     } catch (err) {
+      this.#dropHeld(early);
       deps.logger.error({ event: Events.FWD_POOL_ERROR, err, ...fields }, 'forwarder pool failed to decode an upload');
       return refuse(o.table.internal);
     }
-    if (!decoded.ok) return refuse(o.decodeTable[decoded.error], decoded.detail);
+    if (!decoded.ok) {
+      this.#dropHeld(early);
+      return refuse(o.decodeTable[decoded.error], decoded.detail);
+    }
     deps.metrics?.recordsReceived.inc({ api }, decoded.records);
-    if (decoded.records === 0) return this.success(api, reply, o.successStatus, t0, 0, route, identity, wireBytes);
-
-    const stream = streamKey(route.destination.name, route.upstream, o.mode === 'dataCollector' ? o.timeGeneratedField : '');
-    try {
-      await deps.spool.append(decoded.entries.map((e) => ({ stream, records: e.records, payload: e.payload, sealed: e.sealed === true })));
-    } catch (err) {
+    const spoolRefusal = (err: unknown): void => {
       const code = isPortcullisError(err) ? err.code : '';
       if (code === ForwarderErrors.SPOOL_FULL.code) return refuse(o.table.spoolFull);
       deps.logger.error({ event: Events.FWD_SPOOL_ERROR, err, ...fields }, 'spool append failed: upload refused, nothing acknowledged');
-      return refuse(code === ForwarderErrors.SPOOL_CLOSED.code ? o.table.draining : o.table.spoolIo);
+      refuse(code === ForwarderErrors.SPOOL_CLOSED.code ? o.table.draining : o.table.spoolIo);
+    };
+    if (early !== null) {
+      const held = await early;
+      if (!held.ok) return spoolRefusal(held.err);
+      const records = sealedRecords(decoded);
+      if (records !== null) {
+        await deps.spool.settle(held.id, records);
+        return this.success(api, reply, o.successStatus, t0, decoded.records, route, identity, wireBytes);
+      }
+      // Valid, but not kept as it came after all (a gzip of several members, say): spooled below
+      // as decoded, and the held copy dropped.
+      this.#dropHeld(early);
+    }
+    if (decoded.records === 0) return this.success(api, reply, o.successStatus, t0, 0, route, identity, wireBytes);
+
+    try {
+      await deps.spool.append(decoded.entries.map((e) => ({ stream, records: e.records, payload: e.payload, sealed: e.sealed === true })));
+    } catch (err) {
+      return spoolRefusal(err);
     }
     this.success(api, reply, o.successStatus, t0, decoded.records, route, identity, wireBytes);
+  }
+
+  /** Spools a body held (AppendItem.held) until its check settles it; never rejects. */
+  #appendHeld(stream: string, body: Uint8Array): Promise<{ ok: true; id: number } | { ok: false; err: unknown }> {
+    return this.deps.spool.append([{ stream, records: 0, payload: body, sealed: true, held: true }]).then(
+      ([entry]) => (entry === undefined ? { ok: false as const, err: new Error('spool returned no entry') } : { ok: true as const, id: entry.id }),
+      (err: unknown) => ({ ok: false as const, err }),
+    );
+  }
+
+  /**
+   * The held copy of a refused upload (or one spooled as decoded after all) is dropped once it is
+   * written; nobody waits for that. Were the drop lost, the check after a restart drops it.
+   */
+  #dropHeld(early: Promise<{ ok: true; id: number } | { ok: false; err: unknown }> | null): void {
+    if (early === null) return;
+    void early.then(async (held) => {
+      if (!held.ok) return;
+      try {
+        await this.deps.spool.settle(held.id, null);
+      } catch (err) {
+        this.deps.logger.warn({ event: Events.FWD_SPOOL_ERROR, err }, 'spool: dropping the held copy of a refused upload failed (a restart drops it)');
+      }
+    });
   }
 
   private success(api: Api, reply: FastifyReply, status: number, t0: number, records: number, route: Route, identity: Identity, bytes: number): void {

@@ -26,7 +26,10 @@ export interface DecodeTask {
    * and not, at most `maxBytes` (one upstream request) is kept as it came, as one sealed entry,
    * and later sent upstream unchanged. null: never.
    */
-  readonly seal?: { readonly minBytes: number; readonly maxBytes: number } | null;
+  readonly seal?: {
+    readonly minBytes: number;
+    readonly maxBytes: number;
+  } | null;
 }
 
 export type DecodeError = 'badGzip' | 'tooLarge' | 'badJson' | 'notArray' | 'recordTooLarge';
@@ -39,8 +42,17 @@ export interface DecodedEntry {
 }
 
 export type DecodeResult =
-  | { readonly ok: true; readonly records: number; readonly decodedBytes: number; readonly entries: DecodedEntry[] }
-  | { readonly ok: false; readonly error: DecodeError; readonly detail: string };
+  | {
+      readonly ok: true;
+      readonly records: number;
+      readonly decodedBytes: number;
+      readonly entries: DecodedEntry[];
+    }
+  | {
+      readonly ok: false;
+      readonly error: DecodeError;
+      readonly detail: string;
+    };
 
 const encoder = new TextEncoder();
 
@@ -86,14 +98,25 @@ export function decode(task: DecodeTask): DecodeResult {
     if (shape.top === 'array') {
       if (!shape.allObjects) return fail('notArray', 'every item of the array must be a JSON object');
       const inner = arrayInterior(raw);
-      if (shape.items === 0) return { ok: true, records: 0, decodedBytes: raw.byteLength, entries: [] };
+      if (shape.items === 0)
+        return {
+          ok: true,
+          records: 0,
+          decodedBytes: raw.byteLength,
+          entries: [],
+        };
       if (inner !== null) {
         const entries: DecodedEntry[] = sealable(task, raw)
           ? // Already one upstream request's worth, compressed by the client: spooled and sent as
             // it came. Neither a re-compression here nor 10x the bytes through the spool's fdatasync.
             [{ records: shape.items, payload: task.body, sealed: true }]
           : [{ records: shape.items, payload: inner }];
-        return { ok: true, records: shape.items, decodedBytes: raw.byteLength, entries };
+        return {
+          ok: true,
+          records: shape.items,
+          decodedBytes: raw.byteLength,
+          entries,
+        };
       }
     } else if (task.mode === 'logsIngestion') {
       return fail('notArray', 'the body must be a JSON array');
@@ -114,7 +137,10 @@ export function decode(task: DecodeTask): DecodeResult {
   let partBytes = 0;
   const flush = (): void => {
     if (parts.length === 0) return;
-    entries.push({ records: parts.length, payload: encoder.encode(parts.join(',')) });
+    entries.push({
+      records: parts.length,
+      payload: encoder.encode(parts.join(',')),
+    });
     parts = [];
     partBytes = 0;
   };
@@ -131,7 +157,12 @@ export function decode(task: DecodeTask): DecodeResult {
     parts.push(text);
   }
   flush();
-  return { ok: true, records: records.length, decodedBytes: raw.byteLength, entries };
+  return {
+    ok: true,
+    records: records.length,
+    decodedBytes: raw.byteLength,
+    entries,
+  };
 }
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
@@ -147,6 +178,39 @@ function sealable(task: DecodeTask, raw: Uint8Array): boolean {
   const body = task.body;
   if (raw.byteLength < seal.minBytes || raw.byteLength > seal.maxBytes || body.byteLength > seal.maxBytes || body.byteLength < 18) return false;
   return gzipTrailerLength(body) === raw.byteLength % 2 ** 32;
+}
+
+/**
+ * Whether a gzip Logs Ingestion body is likely to be sealed, before it is inflated: its size and
+ * its trailer's claimed inflated size are within `seal`. A claim: decode() has the last word.
+ */
+export function likelySealed(body: Uint8Array, seal: { readonly minBytes: number; readonly maxBytes: number }): boolean {
+  if (body.byteLength < 18 || body.byteLength > seal.maxBytes) return false;
+  const claimed = gzipTrailerLength(body);
+  return claimed >= seal.minBytes && claimed <= seal.maxBytes;
+}
+
+/**
+ * The check a sealed entry read back from the spool gets after a restart (Spool.verifyHeld): one
+ * gzip member of a JSON array of objects, at most one upstream request compressed and not.
+ */
+export function sealedCheckTask(payload: Uint8Array, maxBytes: number): DecodeTask {
+  return {
+    kind: 'decode',
+    body: payload,
+    gzip: true,
+    maxDecodedBytes: maxBytes,
+    entryMaxBytes: maxBytes,
+    mode: 'logsIngestion',
+    timeGeneratedField: '',
+    receivedAt: '',
+    seal: { minBytes: 0, maxBytes },
+  };
+}
+
+/** The record count of a decode that kept the body as one sealed entry, else null. */
+export function sealedRecords(r: DecodeResult): number | null {
+  return r.ok && r.entries.length === 1 && r.entries[0]?.sealed === true ? r.records : null;
 }
 
 /**

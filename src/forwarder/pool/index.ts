@@ -13,7 +13,7 @@ import type { BuildTask, BuildResult } from './build.js';
 export type { DecodeTask, DecodeResult, DecodeError, DecodeMode, DecodedEntry } from './decode.js';
 export type { BuildTask, BuildResult } from './build.js';
 export { groupEntries, joinPayloads } from './build.js';
-export { gzipTrailerLength } from './decode.js';
+export { gzipTrailerLength, likelySealed, sealedCheckTask, sealedRecords } from './decode.js';
 
 function transferable(u: Uint8Array): ArrayBuffer[] {
   return u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer ? [u.buffer] : [];

@@ -4,7 +4,8 @@ import type { Segment } from './segment.js';
 export interface IndexEntry {
   readonly id: number;
   readonly stream: string;
-  readonly records: number;
+  /** 0 for an entry held before its upload was counted (settle() sets it). */
+  records: number;
   readonly appendedAt: number;
   readonly segment: Segment;
   /** Offset of the payload in the segment file. */
@@ -12,7 +13,8 @@ export interface IndexEntry {
   readonly length: number;
   /** A whole request body, taken alone (AppendItem.sealed). */
   readonly sealed: boolean;
-  state: 'queued' | 'taken' | 'acking';
+  /** 'held': written, not handed out until Spool.settle() says it is valid (AppendItem.held). */
+  state: 'held' | 'queued' | 'taken' | 'acking';
 }
 
 /**
@@ -24,28 +26,39 @@ export class StreamQueue {
   private queued: IndexEntry[] = [];
   private head = 0;
   readonly taken = new Map<number, IndexEntry>();
-  /** Entries and payload bytes pending (queued, taken or being acked). */
+  /** Entries and payload bytes pending (held, queued, taken or being acked). */
   entries = 0;
   bytes = 0;
   sealed = 0;
+  /** Held entries among them (not handed out yet). */
+  held = 0;
 
   push(e: IndexEntry): void {
     this.queued.push(e);
     this.entries++;
     this.bytes += e.length;
     if (e.sealed) this.sealed++;
+    if (e.state === 'held') this.held++;
+  }
+
+  /** A held entry may now be handed out, in its place (before anything appended after it). */
+  unhold(e: IndexEntry): void {
+    if (e.state !== 'held') return;
+    e.state = 'queued';
+    this.held--;
   }
 
   /**
    * Oldest queued entries, total payload <= maxBytes (at least one), at most maxEntries. A sealed
    * entry is taken alone: it ends a take before it, and a take that starts with it holds only it.
+   * A held entry stops the take: nothing passes it, so the order holds.
    */
   take(maxBytes: number, maxEntries: number): IndexEntry[] {
     const out: IndexEntry[] = [];
     let bytes = 0;
     while (this.head < this.queued.length && out.length < maxEntries) {
       const e = this.queued[this.head];
-      if (e === undefined) break;
+      if (e === undefined || e.state === 'held') break;
       if (out.length > 0 && (e.sealed || bytes + e.length > maxBytes)) break;
       this.head++;
       bytes += e.length;
@@ -86,7 +99,8 @@ export class StreamQueue {
   /** Removes an entry from queue/taken before its ack is written (so it is not handed out again). */
   detach(e: IndexEntry): void {
     if (e.state === 'taken') this.taken.delete(e.id);
-    else if (e.state === 'queued') {
+    else if (e.state === 'queued' || e.state === 'held') {
+      if (e.state === 'held') this.held--;
       const i = this.indexOfQueued(e.id);
       if (i >= 0) this.queued.splice(i, 1);
     }

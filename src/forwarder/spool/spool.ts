@@ -107,7 +107,9 @@ export class Spool {
     await fsyncDir(opts.dir);
     const nextId = Math.max(r.maxId + 1, Date.now() * 1000);
     const spool = new Spool(opts, r.segments, r.report, nextId);
-    for (const e of r.entries) spool.insert({ ...e, state: 'queued' });
+    // A sealed entry may have been written before its upload's check finished (the check and the
+    // write run side by side): it waits for verifyHeld() before it can be sent.
+    for (const e of r.entries) spool.insert({ ...e, state: e.sealed ? 'held' : 'queued' });
     opts.logger.info({ event: Events.SPOOL_RECOVERED, dir: opts.dir, ...r.report }, 'spool opened');
     return spool;
   }
@@ -208,6 +210,66 @@ export class Spool {
     });
   }
 
+  /**
+   * The verdict on a held entry (AppendItem.held): `records` (its count) lets it be sent, in its
+   * place in the stream; null drops it as if delivered (an ack record), since its upload was
+   * refused. An entry not held (or unknown) is left alone.
+   */
+  settle(id: number, records: number | null): Promise<void> {
+    const e = this.index.get(id);
+    if (e === undefined || e.state !== 'held') return Promise.resolve();
+    if (records === null) {
+      // Detached at once: what was appended behind it may go now.
+      const acked = this.ack([id]);
+      this.notify([e.stream]);
+      return acked;
+    }
+    e.records = records;
+    this.queues.get(e.stream)?.unhold(e);
+    this.notify([e.stream]);
+    return Promise.resolve();
+  }
+
+  /**
+   * Checks every held entry (after a restart: the sealed ones) with `check`, oldest first, a few
+   * at a time, and settles each with its verdict (records, or null: dropped, logged). A read or
+   * check that fails leaves the entry held (logged) so it is neither sent unchecked nor lost.
+   */
+  async verifyHeld(check: (payload: Uint8Array) => Promise<number | null>, concurrency = 4): Promise<{ kept: number; dropped: number; failed: number }> {
+    const held = [...this.index.values()].filter((e) => e.state === 'held').sort((a, b) => a.id - b.id);
+    const out = { kept: 0, dropped: 0, failed: 0 };
+    let next = 0;
+    const one = async (e: IndexEntry): Promise<void> => {
+      try {
+        const [payload] = await this.readPayloads([e]);
+        if (payload === undefined) throw new Error('no payload read');
+        const records = await check(payload.payload);
+        if (records === null) {
+          this.logger.warn(
+            { event: Events.SPOOL_UNVERIFIED_DROPPED, id: e.id, stream: e.stream, bytes: e.length },
+            'spool: a sealed entry written before its upload was checked fails the check: dropped (its upload was never acknowledged)',
+          );
+          out.dropped++;
+        } else {
+          out.kept++;
+        }
+        await this.settle(e.id, records);
+      } catch (err) {
+        out.failed++;
+        // Closing: the check is simply done again on the next start.
+        if (!this.closed) this.logger.error({ event: Events.SPOOL_IO_ERROR, err, id: e.id }, 'spool: checking a held entry failed: it stays held (not sent)');
+      }
+    };
+    const runners = Array.from({ length: Math.max(1, concurrency) }, async () => {
+      while (next < held.length && !this.closed) {
+        const e = held[next++];
+        if (e !== undefined && e.state === 'held') await one(e);
+      }
+    });
+    await Promise.all(runners);
+    return out;
+  }
+
   streams(): string[] {
     const out: string[] = [];
     for (const [s, q] of this.queues) if (q.entries > 0) out.push(s);
@@ -219,15 +281,17 @@ export class Spool {
     let entries = 0;
     let bytes = 0;
     let sealed = 0;
+    let held = 0;
     let oldestAppendedAt: number | null = null;
     for (const q of qs) {
       entries += q.entries;
       bytes += q.bytes;
       sealed += q.sealed;
+      held += q.held;
       const o = q.oldestAppendedAt();
       if (o !== null && (oldestAppendedAt === null || o < oldestAppendedAt)) oldestAppendedAt = o;
     }
-    return { entries, bytes, sealed, oldestAppendedAt };
+    return { entries, bytes, sealed, held, oldestAppendedAt };
   }
 
   stats(): SpoolStats {
@@ -336,7 +400,7 @@ export class Spool {
           offset: pos,
           length: it.payload.length,
           sealed: it.sealed === true,
-          state: 'queued',
+          state: it.held === true ? 'held' : 'queued',
         });
         seg.live++;
         pos += it.payload.length;
@@ -345,7 +409,12 @@ export class Spool {
       }
       r.resolve(out);
     }
-    for (const s of touched) {
+    this.notify(touched);
+  }
+
+  /** onAppend listeners: these streams have something new to take. */
+  private notify(streams: Iterable<string>): void {
+    for (const s of streams) {
       for (const l of this.listeners) {
         try {
           l(s);

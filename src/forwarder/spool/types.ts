@@ -24,6 +24,13 @@ export interface AppendItem {
    * payload is JSON records joined by ','.
    */
   sealed?: boolean;
+  /**
+   * Written and made durable like any entry, but not handed out by take() (and nothing after it
+   * in its stream is) until Spool.settle() says it is valid, or drops it. For an upload spooled
+   * while it is still being checked. After a restart every sealed entry is held until checked
+   * again (Spool.verifyHeld), since its check may not have finished before the crash.
+   */
+  held?: boolean;
 }
 
 export interface SpoolEntry extends AppendItem {
@@ -50,6 +57,8 @@ export interface PendingInfo {
   bytes: number;
   /** Sealed entries among them. */
   sealed: number;
+  /** Held entries among them (AppendItem.held): take() stops at the first one. */
+  held: number;
   oldestAppendedAt: number | null;
 }
 

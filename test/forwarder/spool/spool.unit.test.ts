@@ -80,13 +80,75 @@ describe('spool basics', () => {
     ]);
     await spool.close();
     const again = await reopen();
-    expect(again.pending('A')).toMatchObject({ entries: 5, sealed: 2 });
+    // Replayed sealed entries are held until checked again; the entries before them flow.
+    expect(again.pending('A')).toMatchObject({ entries: 5, sealed: 2, held: 2 });
     const first = await again.take('A', 1e6);
-    const sealed = await again.take('A', 1e6);
     expect(first.map((e) => e.sealed === true)).toEqual([false, false]);
+    expect(await again.take('A', 1e6)).toEqual([]);
+    const checked: string[] = [];
+    const verdict = await again.verifyHeld(async (p) => {
+      checked.push(text(p));
+      return text(p) === 'S1' ? 5 : 6;
+    });
+    expect(verdict).toEqual({ kept: 2, dropped: 0, failed: 0 });
+    expect(checked.sort()).toEqual(['S1', 'S2']);
+    const sealed = await again.take('A', 1e6);
     expect(sealed.map((e) => [text(e.payload), e.records, e.sealed])).toEqual([['S1', 5, true]]);
     await again.ack([...first, ...sealed].map((e) => e.id));
     expect(again.pending('A')).toMatchObject({ entries: 2, sealed: 1 });
+  });
+
+  it('a held entry is not handed out, nor anything behind it, until settled; dropped, it is gone for good', async () => {
+    const { spool, reopen } = await fresh();
+    const woken: string[] = [];
+    spool.onAppend((s) => woken.push(s));
+    const [h1] = await spool.append([{ stream: 'A', records: 0, payload: payload('H1'), sealed: true, held: true }]);
+    await spool.append([{ stream: 'A', records: 1, payload: payload('a1') }]);
+    const [h2] = await spool.append([{ stream: 'A', records: 0, payload: payload('H2'), sealed: true, held: true }]);
+    if (h1 === undefined || h2 === undefined) throw new Error('no entries');
+    expect(spool.pending('A')).toMatchObject({ entries: 3, held: 2 });
+    expect(await spool.take('A', 1e6)).toEqual([]);
+    woken.length = 0;
+    await spool.settle(h1.id, 7);
+    expect(woken).toEqual(['A']);
+    const t1 = await spool.take('A', 1e6);
+    expect(t1.map((e) => [text(e.payload), e.records])).toEqual([['H1', 7]]);
+    const t2 = await spool.take('A', 1e6);
+    expect(t2.map((e) => text(e.payload))).toEqual(['a1']);
+    expect(await spool.take('A', 1e6)).toEqual([]);
+    await spool.settle(h2.id, null);
+    expect(spool.pending('A')).toMatchObject({ held: 0 });
+    await spool.ack([...t1, ...t2].map((e) => e.id));
+    expect(spool.pending('A').entries).toBe(0);
+    await spool.close();
+    // The dropped entry's ack record is on disk: it does not come back.
+    const again = await reopen();
+    expect(again.pending('A').entries).toBe(0);
+    await again.close();
+  });
+
+  it('on replay, a sealed entry that fails its check is dropped; one whose check throws stays held', async () => {
+    const { spool, reopen } = await fresh();
+    await spool.append([
+      { stream: 'A', records: 3, payload: payload('good'), sealed: true },
+      { stream: 'A', records: 0, payload: payload('bad'), sealed: true },
+      { stream: 'A', records: 0, payload: payload('flaky'), sealed: true },
+      { stream: 'A', records: 1, payload: payload('a1') },
+    ]);
+    await spool.close();
+    const again = await reopen();
+    const verdict = await again.verifyHeld(async (p) => {
+      if (text(p) === 'bad') return null;
+      if (text(p) === 'flaky') throw new Error('pool gone');
+      return 3;
+    });
+    expect(verdict).toEqual({ kept: 1, dropped: 1, failed: 1 });
+    const t = await again.take('A', 1e6);
+    expect(t.map((e) => [text(e.payload), e.records])).toEqual([['good', 3]]);
+    // 'flaky' is still held, and a1 (appended after it) waits behind it.
+    expect(await again.take('A', 1e6)).toEqual([]);
+    expect(again.pending('A')).toMatchObject({ entries: 3, held: 1 });
+    await again.close();
   });
 
   it('a released entry goes out before newer untaken ones (retry keeps per-stream order)', async () => {
