@@ -26,6 +26,9 @@ function transferable(u: Uint8Array): ArrayBuffer[] {
  */
 export const INLINE_DECODE_MAX_BYTES = 2 * 1024;
 
+/** A build thread beyond the first ends after this long without a task. */
+const POOL_IDLE_TIMEOUT_MS = 30_000;
+
 export class ForwarderPool {
   readonly #pool: Piscina<BuildTask, BuildResult>;
   readonly #lane: DecodeLane;
@@ -35,10 +38,12 @@ export class ForwarderPool {
     this.threads = opts.threads > 0 ? opts.threads : availableParallelism();
     this.#pool = new Piscina({
       filename: compiledWorkerFile('worker.js'),
-      minThreads: this.threads,
+      // One thread always (a cold one costs a module load), the others while there is work for
+      // them: large gzip uploads forwarded as they came need no compression here, and an idle
+      // isolate still holds tens of MB.
+      minThreads: 1,
       maxThreads: this.threads,
-      // The threads stay: a cold thread costs a module load on the next upload.
-      idleTimeout: Number.POSITIVE_INFINITY,
+      idleTimeout: POOL_IDLE_TIMEOUT_MS,
       resourceLimits: WORKER_HEAP_LIMITS,
     });
     // As many lane threads as pool threads. Small uploads fill the first one only (lane.ts); the
