@@ -35,6 +35,17 @@ function arrivalOrder(runId: string): number[] {
   return out;
 }
 
+/** The upstream requests (accepted by the emulator) that carried records of this run. */
+function acceptedRequests(runId: string): ReturnType<Fixture['emu']['requests']> {
+  const seqs = new Set(
+    fx.emu
+      .records({ target: DCR_UP })
+      .filter((r) => String((r.record as { RecordId?: string }).RecordId).startsWith(`${runId}-`))
+      .map((r) => r.requestSeq),
+  );
+  return fx.emu.requests({ target: DCR_UP, status: 204 }).filter((r) => seqs.has(r.seq));
+}
+
 async function upload(runId: string, from: number, count: number): Promise<void> {
   const status = (await send(ingestUrl(fx), { agent: fx.agent, headers, body: JSON.stringify(realisticRecords(count, from, runId)) })).status;
   expect(status).toBe(204);
@@ -85,13 +96,7 @@ it("a client mixing full gzip uploads with small ones: in order, each full uploa
   expect(order).toHaveLength(from);
   expect(order).toEqual([...order].sort((a, b) => a - b));
   // Each full upload is one upstream request of exactly its compressed bytes and its 50 records.
-  const seqs = new Set(
-    fx.emu
-      .records({ target: DCR_UP })
-      .filter((r) => String((r.record as { RecordId?: string }).RecordId).startsWith(`${run}-`))
-      .map((r) => r.requestSeq),
-  );
-  const reqs = fx.emu.requests({ target: DCR_UP, status: 204 }).filter((r) => seqs.has(r.seq));
+  const reqs = acceptedRequests(run);
   const passed = reqs.filter((r) => r.gzip && r.records === 50).map((r) => r.bytes);
   expect(passed).toEqual(sealedSizes);
 }, 60_000);
@@ -164,13 +169,7 @@ it('after a restart, sealed entries are checked again before they are sent: vali
   const order = arrivalOrder(run);
   expect(order).toEqual([...order].sort((a, b) => a - b));
   // Each one was sent as it came, with its record count found again by the check.
-  const seqs = new Set(
-    fx.emu
-      .records({ target: DCR_UP })
-      .filter((r) => String((r.record as { RecordId?: string }).RecordId).startsWith(`${run}-`))
-      .map((r) => r.requestSeq),
-  );
-  const reqs = fx.emu.requests({ target: DCR_UP, status: 204 }).filter((r) => seqs.has(r.seq));
+  const reqs = acceptedRequests(run);
   expect(reqs.map((r) => r.records)).toEqual([50, 50, 50]);
   await expect.poll(() => fx.service.spool?.pending().entries, { timeout: 10_000 }).toBe(0);
   expect(fx.emu.requests({ target: DCR_UP, status: 400 })).toEqual([]);
