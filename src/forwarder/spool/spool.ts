@@ -216,6 +216,8 @@ export class Spool {
    * refused. An entry not held (or unknown) is left alone.
    */
   settle(id: number, records: number | null): Promise<void> {
+    // Closed: the entry stays on disk, held, and is checked again on the next start.
+    if (this.closed) return Promise.resolve();
     const e = this.index.get(id);
     if (e === undefined || e.state !== 'held') return Promise.resolve();
     if (records === null) {
