@@ -26,10 +26,7 @@ export interface DecodeTask {
    * and not, at most `maxBytes` (one upstream request) is kept as it came, as one sealed entry,
    * and later sent upstream unchanged. null: never.
    */
-  readonly seal?: {
-    readonly minBytes: number;
-    readonly maxBytes: number;
-  } | null;
+  readonly seal?: { readonly minBytes: number; readonly maxBytes: number } | null;
 }
 
 export type DecodeError = 'badGzip' | 'tooLarge' | 'badJson' | 'notArray' | 'recordTooLarge';
@@ -42,17 +39,8 @@ export interface DecodedEntry {
 }
 
 export type DecodeResult =
-  | {
-      readonly ok: true;
-      readonly records: number;
-      readonly decodedBytes: number;
-      readonly entries: DecodedEntry[];
-    }
-  | {
-      readonly ok: false;
-      readonly error: DecodeError;
-      readonly detail: string;
-    };
+  | { readonly ok: true; readonly records: number; readonly decodedBytes: number; readonly entries: DecodedEntry[] }
+  | { readonly ok: false; readonly error: DecodeError; readonly detail: string };
 
 const encoder = new TextEncoder();
 
@@ -98,25 +86,14 @@ export function decode(task: DecodeTask): DecodeResult {
     if (shape.top === 'array') {
       if (!shape.allObjects) return fail('notArray', 'every item of the array must be a JSON object');
       const inner = arrayInterior(raw);
-      if (shape.items === 0)
-        return {
-          ok: true,
-          records: 0,
-          decodedBytes: raw.byteLength,
-          entries: [],
-        };
+      if (shape.items === 0) return { ok: true, records: 0, decodedBytes: raw.byteLength, entries: [] };
       if (inner !== null) {
         const entries: DecodedEntry[] = sealable(task, raw)
           ? // Already one upstream request's worth, compressed by the client: spooled and sent as
             // it came. Neither a re-compression here nor 10x the bytes through the spool's fdatasync.
             [{ records: shape.items, payload: task.body, sealed: true }]
           : [{ records: shape.items, payload: inner }];
-        return {
-          ok: true,
-          records: shape.items,
-          decodedBytes: raw.byteLength,
-          entries,
-        };
+        return { ok: true, records: shape.items, decodedBytes: raw.byteLength, entries };
       }
     } else if (task.mode === 'logsIngestion') {
       return fail('notArray', 'the body must be a JSON array');
@@ -137,10 +114,7 @@ export function decode(task: DecodeTask): DecodeResult {
   let partBytes = 0;
   const flush = (): void => {
     if (parts.length === 0) return;
-    entries.push({
-      records: parts.length,
-      payload: encoder.encode(parts.join(',')),
-    });
+    entries.push({ records: parts.length, payload: encoder.encode(parts.join(',')) });
     parts = [];
     partBytes = 0;
   };
@@ -157,12 +131,7 @@ export function decode(task: DecodeTask): DecodeResult {
     parts.push(text);
   }
   flush();
-  return {
-    ok: true,
-    records: records.length,
-    decodedBytes: raw.byteLength,
-    entries,
-  };
+  return { ok: true, records: records.length, decodedBytes: raw.byteLength, entries };
 }
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
@@ -175,9 +144,9 @@ const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 function sealable(task: DecodeTask, raw: Uint8Array): boolean {
   const seal = task.seal ?? null;
   if (seal === null || !task.gzip || task.mode !== 'logsIngestion') return false;
-  const body = task.body;
-  if (raw.byteLength < seal.minBytes || raw.byteLength > seal.maxBytes || body.byteLength > seal.maxBytes || body.byteLength < 18) return false;
-  return gzipTrailerLength(body) === raw.byteLength % 2 ** 32;
+  // What likelySealed() judged from the trailer, now proved: the trailer states the whole
+  // inflated length (raw is within the 1 MiB limit, so ISIZE's modulo 2^32 does not apply).
+  return likelySealed(task.body, seal) && raw.byteLength <= seal.maxBytes && gzipTrailerLength(task.body) === raw.byteLength;
 }
 
 /**
