@@ -20,7 +20,8 @@ export interface SpoolPort {
   verifyHeld(check: (payload: Uint8Array) => Promise<number | null>): Promise<{ kept: number; dropped: number; failed: number }>;
   streams(): string[];
   pending(stream?: string): { entries: number; bytes: number; sealed: number; held: number; oldestAppendedAt: number | null };
-  stats(): { bytes: number; maxBytes: number; segments: number; healthy: boolean; pendingEntries: number; pendingBytes: number };
+  /** refusedFull: appends refused for the byte limit since the spool opened. */
+  stats(): { bytes: number; maxBytes: number; segments: number; healthy: boolean; pendingEntries: number; pendingBytes: number; refusedFull: number };
   onAppend(listener: (stream: string) => void): void;
   close(): Promise<void>;
 }
