@@ -145,8 +145,8 @@ function sealable(task: DecodeTask, raw: Uint8Array): boolean {
   const seal = task.seal ?? null;
   if (seal === null || !task.gzip || task.mode !== 'logsIngestion') return false;
   // What likelySealed() judged from the trailer, now proved: the trailer states the whole
-  // inflated length (raw is within the 1 MiB limit, so ISIZE's modulo 2^32 does not apply).
-  return likelySealed(task.body, seal) && raw.byteLength <= seal.maxBytes && gzipTrailerLength(task.body) === raw.byteLength;
+  // inflated length (so raw is within seal.maxBytes, and ISIZE's modulo 2^32 does not apply).
+  return likelySealed(task.body, seal) && gzipTrailerLength(task.body) === raw.byteLength;
 }
 
 /**
