@@ -13,6 +13,7 @@ import { ForwarderErrors, type RecordIntake } from '../forwarder/index.js';
 import type { ParseBlock, ParseResult, ParseTask } from './parse/task.js';
 import type { SyslogRoutes } from './routes.js';
 import type { SyslogMetrics } from './metrics.js';
+import { ownArrayBuffer } from '../util/buffers.js';
 
 /** Blocks of one source in the pool or waiting for the spool before the source stops reading. */
 export const MAX_INFLIGHT = 4;
@@ -70,8 +71,8 @@ export class Pipeline {
   parse(listener: string, blocks: ParseBlock[]): Promise<ParseResult> {
     const transfer: ArrayBuffer[] = [];
     for (const b of blocks) {
-      const buf = b.bytes.buffer;
-      if (buf instanceof ArrayBuffer && b.bytes.byteOffset === 0 && b.bytes.byteLength === buf.byteLength) transfer.push(buf);
+      const buf = ownArrayBuffer(b.bytes);
+      if (buf) transfer.push(buf);
     }
     const task: ParseTask = {
       kind: 'syslog-parse',

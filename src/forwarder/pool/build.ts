@@ -3,6 +3,7 @@
  * the main thread; gzip runs in a pool thread (worker.ts).
  */
 import { gzipSync } from 'node:zlib';
+import { ownArrayBuffer } from '../../util/buffers.js';
 
 export interface BuildTask {
   readonly kind: 'build';
@@ -20,7 +21,7 @@ export interface BuildResult {
 export function build(task: BuildTask): BuildResult {
   const gz = gzipSync(task.body, { level: task.level });
   // gzipSync's result may be a view on a larger buffer; a copy of its own can be moved.
-  const own = gz.byteOffset === 0 && gz.byteLength === gz.buffer.byteLength ? gz : new Uint8Array(gz);
+  const own = ownArrayBuffer(gz) ? gz : new Uint8Array(gz);
   return { gz: own, raw: task.body };
 }
 

@@ -9,15 +9,12 @@ import { Piscina } from 'piscina';
 import { decode, type DecodeTask, type DecodeResult } from './decode.js';
 import { DecodeLane, WORKER_HEAP_LIMITS } from './lane.js';
 import type { BuildTask, BuildResult } from './build.js';
+import { ownArrayBuffer } from '../../util/buffers.js';
 
 export type { DecodeTask, DecodeResult, DecodeError, DecodeMode, DecodedEntry } from './decode.js';
 export type { BuildTask, BuildResult } from './build.js';
 export { groupEntries, joinPayloads } from './build.js';
 export { gzipTrailerLength, likelySealed, sealedCheckTask, sealedRecords } from './decode.js';
-
-function transferable(u: Uint8Array): ArrayBuffer[] {
-  return u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer ? [u.buffer] : [];
-}
 
 /**
  * Plain bodies up to this size are decoded on the calling thread: a few records parse in about
@@ -67,7 +64,7 @@ export class ForwarderPool {
 
   /** `task.body` is moved to the pool thread. */
   build(task: BuildTask): Promise<BuildResult> {
-    return this.#pool.run(task, { transferList: transferable(task.body) });
+    return this.#pool.run(task, { transferList: [ownArrayBuffer(task.body)].filter((b) => b !== null) });
   }
 
   /**

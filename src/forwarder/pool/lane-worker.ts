@@ -4,6 +4,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { decode, type DecodeResult, type DecodeTask } from './decode.js';
+import { ownArrayBuffer } from '../../util/buffers.js';
 
 export interface LaneRequest {
   readonly id: number;
@@ -24,12 +25,14 @@ export interface LaneReply {
  */
 function movable(result: DecodeResult, body: Uint8Array): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
-  const own = body.buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body.buffer : null;
+  const own = ownArrayBuffer(body);
   if (own) out.add(own);
   if (result.ok) {
     for (const e of result.entries) {
       const b = e.payload.buffer;
-      if (b instanceof ArrayBuffer && (b === own || (e.payload.byteOffset === 0 && e.payload.byteLength === b.byteLength))) out.add(b);
+      if (b === own) continue;
+      const whole = ownArrayBuffer(e.payload);
+      if (whole) out.add(whole);
     }
   }
   return [...out];

@@ -16,6 +16,7 @@ import { compiledWorkerFile } from './worker-file.js';
 import { Worker } from 'node:worker_threads';
 import { decode, gzipTrailerLength, type DecodeResult, type DecodeTask } from './decode.js';
 import type { LaneReply, LaneRequest } from './lane-worker.js';
+import { ownArrayBuffer } from '../../util/buffers.js';
 
 const RESPAWN_DELAY_MS = 1_000;
 
@@ -150,7 +151,7 @@ export class DecodeLane {
     if (!thread) return Promise.resolve(decode(task));
     const id = this.#nextId++;
     const { body } = task;
-    const transfer = body.buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? [body.buffer] : [];
+    const transfer = [ownArrayBuffer(body)].filter((b) => b !== null);
     return new Promise<DecodeResult>((resolve, reject) => thread.post({ id, task }, transfer, { resolve, reject, bytes }));
   }
 

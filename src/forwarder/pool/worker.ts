@@ -5,6 +5,7 @@
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { build, type BuildTask, type BuildResult } from './build.js';
+import { ownArrayBuffer } from '../../util/buffers.js';
 
 function transferring<T>(value: T, buffers: ArrayBuffer[]): T {
   // piscina moves the listed buffers when the returned object carries these two symbols.
@@ -12,13 +13,8 @@ function transferring<T>(value: T, buffers: ArrayBuffer[]): T {
   return move(wrapped as unknown as ArrayBuffer) as unknown as T;
 }
 
-function ownBuffer(u: Uint8Array): ArrayBuffer | null {
-  // Only a buffer the view spans whole may be transferred (a slice of Node's pool may not).
-  return u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer ? u.buffer : null;
-}
-
 export default function run(task: BuildTask): BuildResult {
   const result = build(task);
-  const buffers = [ownBuffer(result.gz), ownBuffer(result.raw)].filter((b): b is ArrayBuffer => b !== null);
+  const buffers = [ownArrayBuffer(result.gz), ownArrayBuffer(result.raw)].filter((b): b is ArrayBuffer => b !== null);
   return transferring(result, buffers);
 }
