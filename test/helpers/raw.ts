@@ -63,14 +63,18 @@ export function openTunnel(port: number, authority: string, extra?: Buffer): Pro
  */
 export function readBytes(socket: Socket, n: number, initial: Buffer = Buffer.alloc(0)): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    let buf = initial;
+    if (initial.length >= n) return resolve(initial.subarray(0, n));
+    // Kept as a list and joined once: concatenating per chunk copies O(n²) bytes, which for the
+    // tens of MiB a held-up tunnel holds on some machines took longer than the test's timeout.
+    const chunks = [initial];
+    let received = initial.length;
     let errCode = '';
-    if (buf.length >= n) return resolve(buf.subarray(0, n));
     const onData = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]);
-      if (buf.length >= n) {
+      chunks.push(c);
+      received += c.length;
+      if (received >= n) {
         cleanup();
-        resolve(buf.subarray(0, n));
+        resolve(Buffer.concat(chunks, received).subarray(0, n));
       }
     };
     const onError = (err: NodeJS.ErrnoException): void => {
@@ -78,7 +82,7 @@ export function readBytes(socket: Socket, n: number, initial: Buffer = Buffer.al
     };
     const ended = (how: 'end' | 'close'): void => {
       cleanup();
-      reject(new Error(`stream ended (${how}${errCode ? `, ${errCode}` : ''}) after ${buf.length} of ${n} bytes, ${socket.bytesWritten} written`));
+      reject(new Error(`stream ended (${how}${errCode ? `, ${errCode}` : ''}) after ${received} of ${n} bytes, ${socket.bytesWritten} written`));
     };
     const onFin = (): void => ended('end');
     const onClose = (): void => ended('close');

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
@@ -202,14 +203,39 @@ export async function startBlackhole(opts: { host?: string; port?: number } = {}
   };
 }
 
-/** A port nobody listens on (bound, then released). */
+/**
+ * A port nobody listens on (bound, then released), below the kernel's ephemeral range. Tests bind
+ * it later, some of them again after killing the process that held it (a restart on the same
+ * port); an ephemeral port would be free for any outgoing connection in between, and one took it
+ * once in CI (EADDRINUSE on the restart). Below ip_local_port_range no connect() picks it.
+ */
 export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const candidate = low - 1 - Math.floor(Math.random() * Math.min(12_000, low - 1025));
+    const port = await tryBind(candidate);
+    if (port) return port;
+  }
+  return (await tryBind(0))!;
+}
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 2048 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/** Binds 127.0.0.1:port (0 = any) and releases it: the port, or undefined when it is taken. */
+function tryBind(port: number): Promise<number | undefined> {
   return new Promise((res, rej) => {
     const s = net.createServer();
-    s.once('error', rej);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => res(port));
+    s.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' || err.code === 'EACCES' ? res(undefined) : rej(err)));
+    s.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
+      const bound = (s.address() as net.AddressInfo).port;
+      s.close(() => res(bound));
     });
   });
 }

@@ -7,9 +7,9 @@
  * falls in between. Afterwards every RELP message is at the emulator (duplicates counted and
  * printed); the plain-TCP loss is measured and printed, not failed on (it is what was in flight).
  */
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startGateway, type GatewayProcess } from '../helpers/gateway.js';
+import { freePort } from '../helpers/servers.js';
 import { metric } from '../helpers/metrics.js';
 import { requireBinary } from '../helpers/system.js';
 import { AzureMonitorEmulator } from '../emulator/emulator.js';
@@ -20,18 +20,6 @@ const RSYSLOGD = requireBinary('rsyslogd');
 const N = 20_000;
 const KILLS = 4;
 const CHUNK = 500;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let emu: AzureMonitorEmulator;
 let config: Record<string, unknown>;
