@@ -114,7 +114,7 @@ export class ForwarderMetrics {
     });
     new client.Gauge({
       name: 'portcullis_forwarder_pool_queued_tasks',
-      help: 'Uploads being decoded in the decode lane plus batch builds waiting for a pool thread.',
+      help: 'Uploads being decoded in the decode lane plus pool tasks (batch builds, syslog parse blocks) waiting for a pool thread.',
       registers,
       collect() {
         this.set(state.poolQueued());

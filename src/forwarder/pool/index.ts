@@ -30,6 +30,8 @@ export class ForwarderPool {
   readonly #pool: Piscina<BuildTask, BuildResult>;
   readonly #lane: DecodeLane;
   readonly threads: number;
+  /** Pool tasks handed to piscina and not settled yet: in its queue, queued in a thread, or running. */
+  #inFlight = 0;
 
   constructor(opts: { threads: number }) {
     this.threads = opts.threads > 0 ? opts.threads : availableParallelism();
@@ -64,7 +66,7 @@ export class ForwarderPool {
 
   /** `task.body` is moved to the pool thread. */
   build(task: BuildTask): Promise<BuildResult> {
-    return this.#pool.run(task, { transferList: [ownArrayBuffer(task.body)].filter((b) => b !== null) });
+    return this.#track(this.#pool.run(task, { transferList: [ownArrayBuffer(task.body)].filter((b) => b !== null) }));
   }
 
   /**
@@ -74,7 +76,14 @@ export class ForwarderPool {
   runFile<T, R>(filename: string, task: T, transferList: ArrayBuffer[] = []): Promise<R> {
     // The pool is typed for its default module's tasks; this one names its own module.
     const pool = this.#pool as unknown as Piscina<T, R>;
-    return pool.run(task, { filename, transferList });
+    return this.#track(pool.run(task, { filename, transferList }));
+  }
+
+  #track<R>(run: Promise<R>): Promise<R> {
+    this.#inFlight++;
+    const settled = (): void => void this.#inFlight--;
+    run.then(settled, settled);
+    return run;
   }
 
   /** Share of the worker threads' capacity (build pool and decode lane) in use since they started (0..1). */
@@ -83,9 +92,13 @@ export class ForwarderPool {
     return (this.#pool.utilization * this.threads + this.#lane.utilization * lane) / (this.threads + lane);
   }
 
-  /** Tasks waiting: batch builds queued in the pool and uploads being decoded in the lane. */
+  /**
+   * Tasks waiting: pool tasks (batch builds, syslog parse blocks) beyond one running per thread,
+   * and uploads being decoded in the lane. Not piscina's queueSize: with tasks queued in each
+   * thread (concurrentTasksPerWorker) that misses up to 4 waiting per thread.
+   */
   get queued(): number {
-    return this.#pool.queueSize + this.#lane.queued;
+    return Math.max(0, this.#inFlight - this.threads) + this.#lane.queued;
   }
 
   async close(): Promise<void> {

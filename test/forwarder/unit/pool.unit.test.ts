@@ -1,0 +1,40 @@
+import { gunzipSync } from 'node:zlib';
+import { expect, it } from 'vitest';
+import { ForwarderPool } from '../../../src/forwarder/pool/index.js';
+
+/** A batch body the pool compresses for real: ~1 MiB of distinct JSON records. */
+function body(seed: number): Uint8Array {
+  const rows = Array.from({ length: 6_000 }, (_, i) => ({ id: `${seed}-${i}`, host: `srv-${(seed * 31 + i) % 97}`, message: `event ${i * seed} ok` }));
+  return new TextEncoder().encode(JSON.stringify(rows));
+}
+
+it('counts builds waiting for a thread, including those queued inside a busy thread (portcullis_forwarder_pool_queued_tasks)', async () => {
+  const pool = new ForwarderPool({ threads: 1 });
+  try {
+    const bodies = Array.from({ length: 6 }, (_, i) => body(i + 1));
+    const copies = bodies.map((b) => Buffer.from(b));
+    const runs = bodies.map((b) => pool.build({ kind: 'build', body: b, level: 9 }));
+    // Nothing can settle before this line runs: one thread, six tasks, so five wait. piscina's own
+    // queue holds only two of them here (four are queued in the thread), which the metric missed.
+    expect(pool.queued).toBe(5);
+    const built = await Promise.all(runs);
+    built.forEach((r, i) => expect(Buffer.from(gunzipSync(r.gz)).equals(copies[i]!)).toBe(true));
+    expect(pool.queued).toBe(0);
+  } finally {
+    await pool.close();
+  }
+});
+
+it('a failed task leaves the count too', async () => {
+  const pool = new ForwarderPool({ threads: 1 });
+  try {
+    const bad = pool.runFile('/nonexistent/portcullis-worker.js', {});
+    const good = pool.build({ kind: 'build', body: body(7), level: 1 });
+    expect(pool.queued).toBe(1);
+    await expect(bad).rejects.toThrow();
+    await good;
+    expect(pool.queued).toBe(0);
+  } finally {
+    await pool.close();
+  }
+});
