@@ -29,8 +29,9 @@
 // thread and its other threads by name: pool threads, libuv's fsync/file threads, V8's GC), and
 // peak RSS. Everything shares the machine's cores: read the ratio more than the absolute numbers.
 // PCL_BENCH_NODE_ARGS: extra node flags for the gateway (e.g. --cpu-prof --cpu-prof-dir=DIR).
+// PCL_BENCH_GATEWAY_OUT=FILE: the gateway's stdout (its log, and --trace-gc lines) copied there.
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -197,6 +198,8 @@ async function runPortcullis() {
   writeFileSync(file, stringify(config));
   const cmd = gatewayCommand(file);
   const gw = spawnTracked(process.execPath, cmd.args, { stdio: ['ignore', 'pipe', 'inherit'], env: cmd.env });
+  // PCL_BENCH_GATEWAY_OUT=FILE: the gateway's stdout (its log, --trace-gc lines) copied there.
+  if (process.env.PCL_BENCH_GATEWAY_OUT) gw.stdout.pipe(createWriteStream(process.env.PCL_BENCH_GATEWAY_OUT));
   const port = await readUntil(
     gw,
     'gateway',
