@@ -6,7 +6,7 @@
  * IPs: short lists of CIDRs (IPv4 as integers), most specific first.
  * Decision objects are built once per rule at compile time and shared (they are read-only).
  */
-import type { PortcullisConfig, PresetName, RuleTlsConfig } from '../config/types.js';
+import type { ClientGroupConfig, PortcullisConfig, PresetName, RuleTlsConfig } from '../config/types.js';
 import { builtinChecks } from '../config/checks.js';
 import { PortcullisError } from '../util/errors.js';
 import { ipv4ToInt, type Target } from '../address/host.js';
@@ -122,6 +122,7 @@ interface Description {
   readonly infos: readonly RuleInfo[];
   readonly clientsAllow: readonly string[] | undefined;
   readonly clientsDeny: readonly string[];
+  readonly groups: readonly ClientGroupConfig[];
 }
 
 const descriptions = new WeakMap<Policy, Description>();
@@ -371,6 +372,7 @@ export function compilePolicy(config: PortcullisConfig): Policy {
     infos,
     clientsAllow: clientAllow?.map((c) => c.text),
     clientsDeny: clientDeny.map((c) => c.text),
+    groups: config.clients.groups,
   });
   return grouped;
 }
@@ -508,5 +510,17 @@ export function describePolicy(policy: Policy): string[] {
     );
     for (const n of info.notes) lines.push(`  note: ${n}`);
   }
+  for (const g of d.groups) lines.push(describeGroup(g));
+  if (d.groups.length > 0) lines.push('clients in no group: every rule');
   return lines;
+}
+
+/** "group NAME: users a, b; subjects ...; sources 10.0.0.0/8 -> rules x, y" (the identities that match it, and what they may reach). */
+function describeGroup(g: ClientGroupConfig): string {
+  const who = [
+    g.users.length > 0 ? `users ${g.users.join(', ')}` : '',
+    g.subjects.length > 0 ? `subjects ${g.subjects.map((x) => `"${x}"`).join(', ')}` : '',
+    g.cidrs.length > 0 ? `sources ${g.cidrs.join(', ')}` : '',
+  ].filter((x) => x !== '');
+  return `group ${g.name}: ${who.length > 0 ? who.join('; ') : 'no identity'} -> rules ${g.rules.length > 0 ? g.rules.join(', ') : 'none'}`;
 }

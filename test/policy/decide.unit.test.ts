@@ -277,5 +277,26 @@ describe('describePolicy', () => {
     expect(lines).toContain('rule crl: port 80: crl.microsoft.com, *.pki.example.com');
     expect(lines).toContain(`rule azure-public/ods: port 443: ${WS1}.ods.opinsights.azure.com`);
     expect(lines.join('\n')).toMatch(/\*\.blob\.core\.windows\.net" is a shared suffix/);
+    expect(lines.join('\n')).not.toMatch(/group/);
+  });
+
+  it('lists each client group: who is in it and the rules it may reach', () => {
+    const p = compilePolicy(
+      makeConfig({
+        presets: ['azure-public'],
+        rules: [
+          { name: 'crl', hosts: ['crl.microsoft.com'], ports: [80] },
+          { name: 'updates', hosts: ['updates.example.com'], ports: [443] },
+        ],
+        groups: [
+          { name: 'agents', users: ['ama-1', 'ama-2'], subjects: ['CN=agent,O=Contoso'], cidrs: ['10.1.0.0/16'], rules: ['azure-public', 'crl'] },
+          { name: 'patching', users: [], subjects: [], cidrs: ['10.9.0.0/24'], rules: ['updates'] },
+        ],
+      }),
+    );
+    const lines = describePolicy(p);
+    expect(lines).toContain('group agents: users ama-1, ama-2; subjects "CN=agent,O=Contoso"; sources 10.1.0.0/16 -> rules azure-public, crl');
+    expect(lines).toContain('group patching: sources 10.9.0.0/24 -> rules updates');
+    expect(lines).toContain('clients in no group: every rule');
   });
 });
