@@ -393,6 +393,101 @@ export type ErrorName = keyof typeof Errors;
 /** Why a request was refused or ended badly. A closed set: it is a metrics label. */
 export type Reason = (typeof Errors)[ErrorName]['reason'];
 
+/**
+ * Codes that are not a refusal of a request: the start or a reload refused, a warning of
+ * `portcullis check-config`, a credential that failed, and the admin listener's own answers. Each
+ * is in the message or log line that reports it (with `event` when one is logged); the modules
+ * that raise them keep the code where they raise it, and a unit test checks that every
+ * `PCL_ERR_*` in src/ is declared in one of these lists.
+ */
+export interface NoticeEntry {
+  readonly code: string;
+  /** The HTTP status when something is answered; 0 = none. */
+  readonly status: number;
+  readonly event: EventCode | null;
+  /** Where an operator meets it. */
+  readonly where: string;
+  readonly message: string;
+}
+
+function notice(code: string, status: number, event: EventCode | null, where: string, message: string): NoticeEntry {
+  return Object.freeze({ code, status, event, where, message });
+}
+
+export const NoticeCodes = {
+  CONFIG: notice(
+    'PCL_ERR_CONFIG',
+    0,
+    E.BAD_CONFIG,
+    'start, reload, check-config',
+    'the configuration is invalid: each issue names its key (and line); the start is refused, a reload keeps the running configuration',
+  ),
+  SERVICE_START: notice(
+    'PCL_ERR_SERVICE_START',
+    0,
+    E.START_FAILED,
+    'start',
+    'a part of the gateway could not start (an address in use, a file it cannot read): the gateway exits 1, naming the config key',
+  ),
+  SECRET_FILE: notice(
+    'PCL_ERR_SECRET_FILE',
+    0,
+    E.BAD_CONFIG,
+    'start, reload, check-config',
+    'a `<name>File` secret cannot be read (the message names the key and file, never the value)',
+  ),
+  SECRET_ENV: notice(
+    'PCL_ERR_SECRET_ENV',
+    0,
+    E.BAD_CONFIG,
+    'start, reload, check-config',
+    'a `<name>Env` secret names an environment variable that is not set or empty',
+  ),
+  SECRET_VALUE: notice('PCL_ERR_SECRET_VALUE', 0, E.BAD_CONFIG, 'start, reload, check-config', 'a secret is not usable (shorter than its key requires)'),
+  SECRET_MODE: notice(
+    'PCL_ERR_SECRET_MODE',
+    0,
+    null,
+    'check-config (a warning)',
+    'the config file holds a secret inline and its group or other users may read it: chmod 600 it, or use `<name>File` / `<name>Env`',
+  ),
+  FWD_SECRET: notice(
+    'PCL_ERR_FWD_SECRET',
+    0,
+    E.BAD_CONFIG,
+    'start, reload, check-config',
+    'a forwarder key or credential secret (`...File`, `...Env`) cannot be read or is not set',
+  ),
+  PROXY_AUTH_FILE: notice('PCL_ERR_PROXY_AUTH_FILE', 0, E.START_FAILED, 'start, reload', 'proxy.auth.htpasswdFile cannot be read'),
+  PROXY_TLS_FILE: notice('PCL_ERR_PROXY_TLS_FILE', 0, E.START_FAILED, 'start, reload', "proxy.tls's certificate, key or client CA cannot be read or used"),
+  DNS_OVERRIDE: notice('PCL_ERR_DNS_OVERRIDE', 0, E.START_FAILED, 'start, reload', 'a dns.overrides value is not an IP address'),
+  POLICY: notice(
+    'PCL_ERR_POLICY',
+    0,
+    E.START_FAILED,
+    'start, reload',
+    'an allowlist value passed the config checks but does not compile: a fault of the gateway, please report it with the config',
+  ),
+  UPSTREAM_TOKEN: notice(
+    'PCL_ERR_UPSTREAM_TOKEN',
+    0,
+    E.FWD_TOKEN_REFRESH,
+    'forwarder (portcullis_forwarder_token_failures_total)',
+    'an Entra token for an upstream credential could not be obtained; its batches stay in the spool and are retried',
+  ),
+  METRICS_DISABLED: notice('PCL_ERR_METRICS_DISABLED', 404, null, 'admin listener: GET /metrics', 'metrics are off (admin.metrics: false)'),
+  ADMIN: notice(
+    'PCL_ERR_ADMIN',
+    500,
+    E.INTERNAL_ERROR,
+    'admin listener',
+    'an admin request failed for a reason without a code of its own (the message says it; 5xx are logged with the error)',
+  ),
+} as const;
+
+/** Every notice code, in declaration order. */
+export const noticeCatalogue: readonly NoticeEntry[] = Object.freeze(Object.values(NoticeCodes));
+
 /** A refusal the proxy answers with an HTTP status, logs with an event code, and counts by reason. */
 export type Refusal = AnsweredEntry<Reason>;
 

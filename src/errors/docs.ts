@@ -1,6 +1,6 @@
 /** Renders docs/errors.md from the catalogue (scripts/docs-errors.mjs writes it; a test compares). */
 import { Events } from '../log/events.js';
-import { apiCatalogue, catalogue, forwarderCatalogue, type CatalogueEntry } from './catalogue.js';
+import { apiCatalogue, catalogue, forwarderCatalogue, noticeCatalogue, type CatalogueEntry, type NoticeEntry } from './catalogue.js';
 
 const eventNames = new Map<number, string>(Object.entries(Events).map(([name, n]) => [n, name]));
 
@@ -20,6 +20,11 @@ function cell(text: string): string {
 function row(e: CatalogueEntry): string {
   const status = e.status === 0 ? '—' : String(e.status) + (e.retryAfterS !== undefined ? ` (Retry-After: ${e.retryAfterS})` : '');
   return `| \`${e.code}\` | ${status} | \`${e.reason}\` | ${eventCell(e)} | ${kindCell(e)} | ${cell(e.message)} |`;
+}
+
+function noticeRow(e: NoticeEntry): string {
+  const event = e.event === null ? '—' : `${e.event} ${eventNames.get(e.event) ?? ''}`.trim();
+  return `| \`${e.code}\` | ${e.status === 0 ? '—' : e.status} | ${event} | ${cell(e.where)} | ${cell(e.message)} |`;
 }
 
 export function renderErrorsDoc(): string {
@@ -67,5 +72,17 @@ export function renderErrorsDoc(): string {
     '|---|---|---|---|---|---|',
   );
   for (const e of apiCatalogue) lines.push(row(e));
+  lines.push(
+    '',
+    '## Start, configuration and other codes',
+    '',
+    'Not a refusal of a request: the start or a reload refused (the message names the config key and,',
+    'for a file, its line), a warning of `portcullis check-config`, a credential that failed, the admin',
+    "listener's own answers. Status — : nothing is answered.",
+    '',
+    '| code | status | event | where | message |',
+    '|---|---|---|---|---|',
+  );
+  for (const e of noticeCatalogue) lines.push(noticeRow(e));
   return lines.join('\n') + '\n';
 }

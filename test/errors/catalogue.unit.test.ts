@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { apiCatalogue, catalogue, entryForCode, Errors, forwarderCatalogue, ForwarderErrors } from '../../src/errors/catalogue.js';
+import { apiCatalogue, catalogue, entryForCode, Errors, forwarderCatalogue, ForwarderErrors, noticeCatalogue } from '../../src/errors/catalogue.js';
 import { DC, LI } from '../../src/forwarder/ingest/answers.js';
 import { renderErrorsDoc } from '../../src/errors/docs.js';
 import { Events } from '../../src/log/events.js';
@@ -26,6 +26,24 @@ describe('error catalogue', () => {
       expect(e.status === 0 || e.status === 499 || (e.status >= 400 && e.status < 600)).toBe(true);
     }
     for (const e of catalogue) expect(entryForCode(e.code)).toBe(e);
+  });
+
+  it('every PCL_ERR_* code in src/ is declared in the catalogue, so docs/errors.md explains every code an operator can meet', () => {
+    const declared = new Set([...catalogue, ...forwarderCatalogue, ...apiCatalogue, ...noticeCatalogue].map((e) => e.code));
+    const srcDir = new URL('src/', root);
+    const used = new Map<string, string>();
+    for (const file of readdirSync(srcDir, { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.ts')) continue;
+      // A code ends in a letter or digit: "PCL_ERR_API_*" in a description is a family, not a code.
+      for (const m of readFileSync(new URL(file, srcDir), 'utf8').matchAll(/PCL_ERR_[A-Z0-9_]*[A-Z0-9]\b(?!\*)/g)) used.set(m[0], file);
+    }
+    expect(used.size).toBeGreaterThan(100);
+    const missing = [...used].filter(([code]) => !declared.has(code)).map(([code, file]) => `${code} (${file})`);
+    expect(missing).toEqual([]);
+    // Each code once: a notice is not also a refusal.
+    const notices = noticeCatalogue.map((e) => e.code);
+    expect(new Set(notices).size).toBe(notices.length);
+    expect([...catalogue, ...forwarderCatalogue, ...apiCatalogue].filter((e) => notices.includes(e.code))).toEqual([]);
   });
 
   it("the forwarder's answers take code, reason and event from the catalogue; each API only adds its status and body code", () => {
