@@ -32,6 +32,14 @@ export class ForwarderPool {
   readonly threads: number;
   /** Pool tasks handed to piscina and not settled yet: in its queue, queued in a thread, or running. */
   #inFlight = 0;
+  /**
+   * Thread-milliseconds with a task (min(in flight, threads), integrated over time) up to
+   * #countedAt. Not piscina's utilization: it times each task from its dispatch, and with tasks
+   * queued in each thread those times overlap (it read 3x under load).
+   */
+  #busyMs = 0;
+  readonly #startedAt = performance.now();
+  #countedAt = this.#startedAt;
 
   constructor(opts: { threads: number }) {
     this.threads = opts.threads > 0 ? opts.threads : availableParallelism();
@@ -80,16 +88,30 @@ export class ForwarderPool {
   }
 
   #track<R>(run: Promise<R>): Promise<R> {
+    this.#count();
     this.#inFlight++;
-    const settled = (): void => void this.#inFlight--;
+    const settled = (): void => {
+      this.#count();
+      this.#inFlight--;
+    };
     run.then(settled, settled);
     return run;
   }
 
+  /** Adds the busy thread time since the last change of #inFlight. */
+  #count(): void {
+    const now = performance.now();
+    this.#busyMs += Math.min(this.#inFlight, this.threads) * (now - this.#countedAt);
+    this.#countedAt = now;
+  }
+
   /** Share of the worker threads' capacity (build pool and decode lane) in use since they started (0..1). */
   get utilization(): number {
+    this.#count();
+    const elapsed = this.#countedAt - this.#startedAt;
+    const pool = elapsed > 0 ? this.#busyMs / (elapsed * this.threads) : 0;
     const lane = this.#lane.size;
-    return (this.#pool.utilization * this.threads + this.#lane.utilization * lane) / (this.threads + lane);
+    return (pool * this.threads + this.#lane.utilization * lane) / (this.threads + lane);
   }
 
   /**

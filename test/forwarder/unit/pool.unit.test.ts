@@ -38,3 +38,19 @@ it('a failed task leaves the count too', async () => {
     await pool.close();
   }
 });
+
+it('utilization stays a share (0..1) when each thread holds several tasks (portcullis_forwarder_pool_utilization)', async () => {
+  const pool = new ForwarderPool({ threads: 1 });
+  try {
+    await pool.build({ kind: 'build', body: body(0), level: 1 });
+    // Twelve builds on one thread, four queued in it at a time: piscina times each from its
+    // dispatch, so their times overlap and its utilization read about 3 here.
+    await Promise.all(Array.from({ length: 12 }, (_, i) => pool.build({ kind: 'build', body: body(i + 1), level: 9 })));
+    // The build thread was busy most of the time since the pool started; the decode lane's thread idle.
+    const u = pool.utilization;
+    expect(u).toBeGreaterThan(0.1);
+    expect(u).toBeLessThanOrEqual(1);
+  } finally {
+    await pool.close();
+  }
+});
