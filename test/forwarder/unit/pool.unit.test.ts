@@ -1,5 +1,5 @@
 import { gunzipSync } from 'node:zlib';
-import { expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { ForwarderPool } from '../../../src/forwarder/pool/index.js';
 
 /** A batch body the pool compresses for real: ~1 MiB of distinct JSON records. */
@@ -8,49 +8,43 @@ function body(seed: number): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(rows));
 }
 
+/** One build thread: what waits, and for how long it is busy, is then exact. */
+let pool: ForwarderPool;
+beforeEach(() => {
+  pool = new ForwarderPool({ threads: 1 });
+});
+afterEach(async () => {
+  await pool.close();
+});
+
 it('counts builds waiting for a thread, including those queued inside a busy thread (portcullis_forwarder_pool_queued_tasks)', async () => {
-  const pool = new ForwarderPool({ threads: 1 });
-  try {
-    const bodies = Array.from({ length: 6 }, (_, i) => body(i + 1));
-    const copies = bodies.map((b) => Buffer.from(b));
-    const runs = bodies.map((b) => pool.build({ kind: 'build', body: b, level: 9 }));
-    // Nothing can settle before this line runs: one thread, six tasks, so five wait. piscina's own
-    // queue holds only two of them here (four are queued in the thread), which the metric missed.
-    expect(pool.queued).toBe(5);
-    const built = await Promise.all(runs);
-    built.forEach((r, i) => expect(Buffer.from(gunzipSync(r.gz)).equals(copies[i]!)).toBe(true));
-    expect(pool.queued).toBe(0);
-  } finally {
-    await pool.close();
-  }
+  const bodies = Array.from({ length: 6 }, (_, i) => body(i + 1));
+  const copies = bodies.map((b) => Buffer.from(b));
+  const runs = bodies.map((b) => pool.build({ kind: 'build', body: b, level: 9 }));
+  // Nothing can settle before this line runs: one thread, six tasks, so five wait. piscina's own
+  // queue holds only two of them here (four are queued in the thread), which the metric missed.
+  expect(pool.queued).toBe(5);
+  const built = await Promise.all(runs);
+  built.forEach((r, i) => expect(Buffer.from(gunzipSync(r.gz)).equals(copies[i]!)).toBe(true));
+  expect(pool.queued).toBe(0);
 });
 
 it('a failed task leaves the count too', async () => {
-  const pool = new ForwarderPool({ threads: 1 });
-  try {
-    const bad = pool.runFile('/nonexistent/portcullis-worker.js', {});
-    const good = pool.build({ kind: 'build', body: body(7), level: 1 });
-    expect(pool.queued).toBe(1);
-    await expect(bad).rejects.toThrow();
-    await good;
-    expect(pool.queued).toBe(0);
-  } finally {
-    await pool.close();
-  }
+  const bad = pool.runFile('/nonexistent/portcullis-worker.js', {});
+  const good = pool.build({ kind: 'build', body: body(7), level: 1 });
+  expect(pool.queued).toBe(1);
+  await expect(bad).rejects.toThrow();
+  await good;
+  expect(pool.queued).toBe(0);
 });
 
 it('utilization stays a share (0..1) when each thread holds several tasks (portcullis_forwarder_pool_utilization)', async () => {
-  const pool = new ForwarderPool({ threads: 1 });
-  try {
-    await pool.build({ kind: 'build', body: body(0), level: 1 });
-    // Twelve builds on one thread, four queued in it at a time: piscina times each from its
-    // dispatch, so their times overlap and its utilization read about 3 here.
-    await Promise.all(Array.from({ length: 12 }, (_, i) => pool.build({ kind: 'build', body: body(i + 1), level: 9 })));
-    // The build thread was busy most of the time since the pool started; the decode lane's thread idle.
-    const u = pool.utilization;
-    expect(u).toBeGreaterThan(0.1);
-    expect(u).toBeLessThanOrEqual(1);
-  } finally {
-    await pool.close();
-  }
+  await pool.build({ kind: 'build', body: body(0), level: 1 });
+  // Twelve builds on one thread, four queued in it at a time: piscina times each from its
+  // dispatch, so their times overlap and its utilization read about 3 here.
+  await Promise.all(Array.from({ length: 12 }, (_, i) => pool.build({ kind: 'build', body: body(i + 1), level: 9 })));
+  // The build thread was busy most of the time since the pool started; the decode lane's thread idle.
+  const u = pool.utilization;
+  expect(u).toBeGreaterThan(0.1);
+  expect(u).toBeLessThanOrEqual(1);
 });
