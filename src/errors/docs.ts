@@ -4,9 +4,13 @@ import { apiCatalogue, catalogue, forwarderCatalogue, noticeCatalogue, type Cata
 
 const eventNames = new Map<number, string>(Object.entries(Events).map(([name, n]) => [n, name]));
 
+/** "202 START_FAILED": the number and its name. */
+function eventLabel(event: number): string {
+  return `${event} ${eventNames.get(event) ?? ''}`.trim();
+}
+
 function eventCell(e: CatalogueEntry): string {
-  if (e.event === null) return "the request's own (103 tunnel, 109 HTTP)";
-  return `${e.event} ${eventNames.get(e.event) ?? ''}`.trim();
+  return e.event === null ? "the request's own (103 tunnel, 109 HTTP)" : eventLabel(e.event);
 }
 
 function kindCell(e: CatalogueEntry): string {
@@ -23,8 +27,7 @@ function row(e: CatalogueEntry): string {
 }
 
 function noticeRow(e: NoticeEntry): string {
-  const event = e.event === null ? '—' : `${e.event} ${eventNames.get(e.event) ?? ''}`.trim();
-  return `| \`${e.code}\` | ${e.status === 0 ? '—' : e.status} | ${event} | ${cell(e.where)} | ${cell(e.message)} |`;
+  return `| \`${e.code}\` | ${e.status === 0 ? '—' : e.status} | ${e.event === null ? '—' : eventLabel(e.event)} | ${cell(e.where)} | ${cell(e.message)} |`;
 }
 
 export function renderErrorsDoc(): string {
