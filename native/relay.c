@@ -331,8 +331,15 @@ static void on_event(uint64_t data, uint32_t ev) {
   slot_t *t = &slots[s];
   if (!t->active || t->gen != gen) return; /* stale: the tunnel ended earlier in this batch */
   if (ev & EPOLLERR) {
-    /* A pending read may still tell us more precisely, but the tunnel is over either way. */
-    fail(s, (int)side);
+    /* The tunnel is over either way, but the peer's FIN may be queued ahead of its reset (a peer
+     * that closed completely answers bytes reaching it afterwards with one, and both can arrive
+     * in one wake-up). Read what is queued first: its bytes were sent, and its FIN makes this the
+     * normal end it is. */
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
+      t->fin_seen[side] = 1;
+      pump(s, (int)side);
+    }
+    if (t->active && t->gen == gen) fail(s, (int)side);
     return;
   }
   /* Every wake-up reports EPOLLOUT while there is room; only pending bytes need it. */

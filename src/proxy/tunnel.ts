@@ -227,8 +227,10 @@ class Tunnel implements LiveTunnel {
   /** The relay let go of both sockets: close them, keeping our own cause when we asked it to stop. */
   private readonly onRelayEnd = (end: RelayEnd): void => this.close(end.cause === 'closed' ? this.cause : end.cause);
 
-  private readonly onClientError = (): void => this.close('client_error');
-  private readonly onUpstreamError = (): void => this.close('upstream_error');
+  // After a side's own FIN, its reset is how a peer that closed completely answers bytes still
+  // reaching it: a normal end, as the native relay counts it (fail() in native/relay.c).
+  private readonly onClientError = (): void => this.close(this.client.readableEnded ? 'done' : 'client_error');
+  private readonly onUpstreamError = (): void => this.close(this.upstream.readableEnded ? 'done' : 'upstream_error');
   private readonly onIdle = (): void => this.close('idle_timeout');
   private readonly onLifetime = (): void => this.close('lifetime');
 

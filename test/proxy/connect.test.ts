@@ -68,7 +68,11 @@ describe('CONNECT with real clients', () => {
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, host: `${ODS}:${upstream.port}`, url: '/api/logs?api-version=2016-04-01' });
     const rec = await gw.waitForLog((l) => l.event === 103 && l.verdict === 'allow' && l.target === `${ODS}:${upstream.port}`);
-    expect(rec).toMatchObject({ rule: 'ods-test', status: 200, client: '127.0.0.1', closeCause: 'done' });
+    expect(rec).toMatchObject({ rule: 'ods-test', status: 200, client: '127.0.0.1' });
+    // curl sends its TLS close_notify and closes at once; when the server's answering close_notify
+    // arrives before close(), curl's kernel resets instead of sending a FIN (seen 1-6 in 300 runs,
+    // 279 in 300 with curl slowed by strace). The log says what happened on the wire.
+    expect(['done', 'client_error']).toContain(rec.closeCause);
     expect(rec.bytesUp).toBeGreaterThan(200); // ClientHello and request
     expect(rec.bytesDown).toBeGreaterThan(500); // certificate chain and response
   });
@@ -197,6 +201,18 @@ describe.each([
     const rec = await gateway().waitForLog((l) => l.event === 103 && l.bytesUp === 10 && l.bytesDown === 10);
     expect(rec.closeCause).toBe('done');
     expect(rec.relay).toBe(relay);
+  });
+
+  it('ends as done when the client resets after its own FIN, its last bytes delivered', async () => {
+    // A client that has closed completely answers bytes still reaching it with a reset (the echo
+    // answers our last words after our FIN): that is a normal end, not a client error.
+    const t = await openTunnel(gateway().port, `echo.example.com:${echo.port}`);
+    t.socket.resume();
+    t.socket.end('goodbye');
+    await once(t.socket, 'finish'); // our FIN is on the wire
+    t.socket.resetAndDestroy();
+    const rec = await gateway().waitForLog((l) => l.event === 103 && l.bytesUp === 7);
+    expect(rec).toMatchObject({ closeCause: 'done', relay });
   });
 
   it('relays a destination that speaks first (a banner before any client byte)', async () => {
