@@ -40,9 +40,11 @@ function ioError(what: string, cause: unknown): PortcullisError {
 /**
  * Durable, append-only, bounded spool of forwarder entries (see forwarder-design.md).
  *
- * Durability ('always'): concurrent appends are coalesced into one writev + one fdatasync (group
- * commit); append() resolves after that fdatasync, ack() after the ack record's fdatasync. New and
- * deleted segment files are made durable with an fsync of the directory.
+ * Durability ('always'): concurrent appends are coalesced into one writev (group commit) to a
+ * segment opened with O_DSYNC, so the write returns once the data is durable (what a writev plus
+ * an fdatasync give, in one trip to the thread pool: each trip waits for a turn of a busy event
+ * loop); append() resolves after it, ack() after the ack record's fdatasync. New and deleted
+ * segment files are made durable with an fsync of the directory.
  *
  * At-least-once window: an entry comes back after a crash if its ack() had not resolved (the
  * upstream may already have it: a duplicate). An entry whose append() resolved is never lost
@@ -363,13 +365,10 @@ export class Spool {
           bufs.push(h, it.payload);
         }
       }
+      // 'always': the segment is O_DSYNC (newSegment), so this write is the group's fdatasync.
       await writeAll(seg.fh, bufs, startSize);
-      if (this.fsyncMode === 'always') {
-        await seg.fh.datasync();
-        this.counters.fsyncs++;
-      } else {
-        seg.dirty = true;
-      }
+      if (this.fsyncMode === 'always') this.counters.fsyncs++;
+      else seg.dirty = true;
     } catch (err) {
       this.queuedBytes -= bytes;
       await this.failGroup(group, seg, startSize, err);
@@ -450,7 +449,7 @@ export class Spool {
   }
 
   private async newSegment(firstId: number): Promise<Segment> {
-    const seg = await Segment.create(this.dir, firstId);
+    const seg = await Segment.create(this.dir, firstId, this.fsyncMode === 'always');
     this.segments.push(seg);
     const prev = this.active;
     this.active = seg;

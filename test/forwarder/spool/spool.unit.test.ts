@@ -1,4 +1,6 @@
-import { readdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Spool } from '../../../src/forwarder/spool/index.js';
 import { codeOf } from '../../helpers/errors.js';
@@ -184,6 +186,28 @@ describe('spool basics', () => {
     expect((await readdir(dir)).filter((f) => f.endsWith('.log')).length).toBeGreaterThan(1);
     const t = await spool.take('S', 1e9);
     expect(t.map((e) => e.payload[0])).toEqual(Array.from({ length: n }, (_, i) => i % 256));
+  });
+
+  it("'always' opens segments O_DSYNC, so a group's write is its fdatasync; 'interval' and 'never' do not", async () => {
+    /** The open flags of this process's descriptor on the spool's active segment file (Linux /proc). */
+    const segmentFlags = async (dir: string): Promise<number> => {
+      for (const fd of await readdir('/proc/self/fd')) {
+        const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+        if (!target.startsWith(join(dir, 'seg-')) || !target.endsWith('.log')) continue;
+        const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+        return parseInt(/^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? 'x', 8);
+      }
+      throw new Error(`no open segment under ${dir}`);
+    };
+    for (const [fsync, dsync] of [
+      ['always', true],
+      ['interval', false],
+      ['never', false],
+    ] as const) {
+      const { spool, dir } = await fresh({ fsync });
+      await spool.append([{ stream: 'S', records: 1, payload: payload('x') }]);
+      expect((await segmentFlags(dir)) & constants.O_DSYNC, fsync).toBe(dsync ? constants.O_DSYNC : 0);
+    }
   });
 
   it('deletes segments whose entries are all acked', async () => {
