@@ -122,7 +122,14 @@ export const routeSets = fc.constantFrom<RouteSpec[]>(
  * (`fast: false` the plain parser only, `native: false` without the C path), as a value to
  * compare: the counts, and each route's entries as text.
  */
-export function parsedBlock(bytes: Uint8Array, mode: FramingMode, routes: RouteSpec[], entryMaxBytes: number, opts: { fast?: boolean; native?: boolean }) {
+export function parsedBlock(
+  bytes: Uint8Array,
+  mode: FramingMode,
+  routes: RouteSpec[],
+  entryMaxBytes: number,
+  opts: { fast?: boolean; native?: boolean },
+  entryTargetBytes?: number,
+) {
   const r = runParse(
     {
       kind: 'syslog-parse',
@@ -131,6 +138,7 @@ export function parsedBlock(bytes: Uint8Array, mode: FramingMode, routes: RouteS
       receivedAt: '2026-03-02T12:00:00.000Z',
       collector: 'gw-1',
       entryMaxBytes,
+      ...(entryTargetBytes === undefined ? {} : { entryTargetBytes }),
     },
     opts,
   );

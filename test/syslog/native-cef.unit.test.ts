@@ -22,11 +22,11 @@ function block(lines: string[], mode: Mode): Buffer {
 }
 
 /** runParse three ways (C path on, JavaScript fast path only, plain only), as comparable values. */
-function threeWays(bytes: Buffer, mode: Mode, routes: RouteSpec[], entryMaxBytes = 960 * 1024) {
+function threeWays(bytes: Buffer, mode: Mode, routes: RouteSpec[], entryMaxBytes = 960 * 1024, entryTargetBytes?: number) {
   return {
-    native: parsedBlock(bytes, mode, routes, entryMaxBytes, {}),
-    js: parsedBlock(bytes, mode, routes, entryMaxBytes, { native: false }),
-    plain: parsedBlock(bytes, mode, routes, entryMaxBytes, { fast: false }),
+    native: parsedBlock(bytes, mode, routes, entryMaxBytes, {}, entryTargetBytes),
+    js: parsedBlock(bytes, mode, routes, entryMaxBytes, { native: false }, entryTargetBytes),
+    plain: parsedBlock(bytes, mode, routes, entryMaxBytes, { fast: false }, entryTargetBytes),
   };
 }
 
@@ -42,8 +42,14 @@ describe('the CEF fast path in C', () => {
   maybe("writes the plain parser's entries for the corpus and the bench lines, in both framings, whole or spilling over entries", () => {
     const lines = [...corpus.map((c) => c.line), ...cefLines(3000).split('\n').filter(Boolean)];
     for (const mode of ['newline', 'octet'] as const) {
-      for (const max of [960 * 1024, 4000]) {
-        const { native, js, plain } = threeWays(block(lines, mode), mode, [CSL], max);
+      // [max, target]: entries close at the target; a record larger than it still goes whole.
+      for (const [max, target] of [
+        [960 * 1024, undefined],
+        [4000, undefined],
+        [960 * 1024, 64 * 1024],
+        [960 * 1024, 300],
+      ] as const) {
+        const { native, js, plain } = threeWays(block(lines, mode), mode, [CSL], max, target);
         expect(native).toEqual(plain);
         expect(js).toEqual(plain);
         expect(native.counts.cef).toBe(lines.length);
@@ -58,8 +64,9 @@ describe('the CEF fast path in C', () => {
         routeSets,
         fc.constantFrom<Mode>('newline', 'octet'),
         fc.constantFrom(300, 900, 960 * 1024),
-        (lines, routes, mode, max) => {
-          const { native, plain } = threeWays(block(lines, mode), mode, routes, max);
+        fc.constantFrom(undefined, 300, 2000),
+        (lines, routes, mode, max, target) => {
+          const { native, plain } = threeWays(block(lines, mode), mode, routes, max, target);
           expect(native).toEqual(plain);
         },
       ),

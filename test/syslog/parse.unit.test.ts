@@ -262,6 +262,29 @@ describe('mapping to the Syslog table, routing and filters', () => {
     expect(counts).toMatchObject({ messages: 6, filtered: 2, unrouted: 2 });
   });
 
+  it('closes entries past entryTargetBytes, and keeps a record larger than the target whole', () => {
+    const lines = Array.from({ length: 40 }, (_, i) => `<13>Mar  2 11:00:00 h app: message number ${i} ${'x'.repeat(i === 7 ? 3_000 : 100)}`);
+    const task: ParseTask = {
+      kind: 'syslog-parse',
+      blocks: [{ mode: 'newline', bytes: Buffer.from(lines.join('\n')), sourceIp: '10.0.0.1', candidates: [0] }],
+      routes: [SYSLOG],
+      receivedAt: RECEIVED,
+      collector: 'gw',
+      entryMaxBytes: 100_000,
+      entryTargetBytes: 1_000,
+    };
+    const out = runParse(task).outputs[0];
+    const entries = out?.entries ?? [];
+    expect(out?.records).toBe(40);
+    // The long record is an entry of its own, past the target and not cut; the others stay within it.
+    const big = entries.filter((e) => e.payload.byteLength > 1_000);
+    expect(big.map((e) => e.records)).toEqual([1]);
+    expect(entries.length).toBeGreaterThan(8);
+    const all = entries.flatMap((e) => JSON.parse(`[${Buffer.from(e.payload).toString()}]`) as Array<{ SyslogMessage: string }>);
+    expect(all.map((r) => r.SyslogMessage)).toEqual(lines.map((l) => l.slice('<13>Mar  2 11:00:00 h app: '.length)));
+    expect(runParse(task).counts.oversized).toBe(0);
+  });
+
   it('cuts entries at entryMaxBytes on record boundaries', () => {
     const lines = Array.from({ length: 50 }, (_, i) => `<13>Mar  2 11:00:00 h app: message number ${i} ${'x'.repeat(100)}`);
     const task: ParseTask = {

@@ -1,7 +1,9 @@
 /**
- * A route's spool entries as a pool thread builds them: records' JSON joined by ',', each entry
- * at most `max` bytes, written straight into one scratch buffer (no string per entry, no
- * join-then-encode). The byte fast path (fast.ts) writes a record in place at `recordStart()`
+ * A route's spool entries as a pool thread builds them: records' JSON joined by ',', written
+ * straight into one scratch buffer (no string per entry, no join-then-encode). An entry closes
+ * before the record that would take it past `target` bytes; a record alone may be up to `max`
+ * (the upstream batch limit). Entries much smaller than a batch let the batcher fill batches: an
+ * entry is never split, so a batch of entries near half its size would go out half full. The byte fast path (fast.ts) writes a record in place at `recordStart()`
  * and calls `commit`; the plain path hands a JSON string to `addString`.
  */
 
@@ -19,7 +21,13 @@ export class EntryBuilder {
   len = 0;
   #inEntry = 0;
 
-  constructor(readonly max: number) {
+  readonly target: number;
+
+  constructor(
+    readonly max: number,
+    target = max,
+  ) {
+    this.target = Math.min(target, max);
     const want = max + RECORD_HEADROOM;
     const reused = spare.pop();
     this.buf = reused && reused.length >= want ? reused : Buffer.allocUnsafeSlow(want);
@@ -33,7 +41,7 @@ export class EntryBuilder {
   /** The record written at [recordStart(), end) joins the entry, or starts the next one when it would overflow it. */
   commit(end: number): void {
     const start = this.recordStart();
-    if (this.#inEntry > 0 && end > this.max) {
+    if (this.#inEntry > 0 && end > this.target) {
       this.#flushEntry();
       this.buf.copyWithin(0, start, end);
       this.len = end - start;
@@ -47,7 +55,7 @@ export class EntryBuilder {
 
   addString(json: string): void {
     const bytes = Buffer.byteLength(json);
-    if (this.#inEntry > 0 && this.len + 1 + bytes > this.max) this.#flushEntry();
+    if (this.#inEntry > 0 && this.len + 1 + bytes > this.target) this.#flushEntry();
     const start = this.recordStart();
     if (start + bytes > this.buf.length) {
       const grown = Buffer.allocUnsafeSlow(start + bytes + RECORD_HEADROOM);

@@ -60,7 +60,10 @@ export interface ParseTask {
   receivedAt: string;
   /** This gateway's host name: CollectorHostName. */
   collector: string;
+  /** A record's JSON is cut to fit this (the upstream batch limit). */
   entryMaxBytes: number;
+  /** Entries close past this size (default entryMaxBytes): see EntryBuilder. */
+  entryTargetBytes?: number;
 }
 
 export interface ParseCounts {
@@ -118,7 +121,7 @@ export function runParse(task: ParseTask, opts: { fast?: boolean; native?: boole
   const builders = new Map<number, EntryBuilder>();
   const builderFor = (route: number): EntryBuilder => {
     let b = builders.get(route);
-    if (!b) builders.set(route, (b = new EntryBuilder(task.entryMaxBytes)));
+    if (!b) builders.set(route, (b = new EntryBuilder(task.entryMaxBytes, task.entryTargetBytes)));
     return b;
   };
   const now = new Date(task.receivedAt);
@@ -192,7 +195,9 @@ export function runParse(task: ParseTask, opts: { fast?: boolean; native?: boole
         b.buf,
         b.len,
         b.inEntry,
-        b.max,
+        // The C path's entry bound is the target: it closes entries there, and declines a record
+        // larger than that to fast.ts, which takes it whole up to b.max.
+        b.target,
         fast.prefixJson,
         fast.collectorJson,
         sourceJson,
