@@ -51,17 +51,21 @@ export class Segment {
     return new Segment(dir, firstId, fh, 0);
   }
 
-  /** The ack file, opened for appending on first use. Returns whether it was just created. */
-  async ackHandle(): Promise<{ fh: FileHandle; created: boolean }> {
+  /**
+   * The ack file, opened for appending on first use. Returns whether it was just created.
+   * `dsync` as for create(): an ack record is durable when its write returns.
+   */
+  async ackHandle(dsync: boolean): Promise<{ fh: FileHandle; created: boolean }> {
     if (this.ack !== null) return { fh: this.ack, created: false };
+    const append = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (dsync ? constants.O_DSYNC : 0);
     let created = true;
     let fh: FileHandle;
     try {
-      fh = await open(this.ackPath, 'ax');
+      fh = await open(this.ackPath, append | constants.O_EXCL, 0o666);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       created = false;
-      fh = await open(this.ackPath, 'a');
+      fh = await open(this.ackPath, append, 0o666);
     }
     if (this.ack !== null) {
       // Another ack opened it meanwhile: keep one handle.

@@ -74,6 +74,7 @@ export class Spool {
   private writer: Promise<void> | null = null;
   private acker: Promise<void> | null = null;
   private dirDirty = false;
+  private readonly housekeeping = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private healthy = true;
@@ -81,7 +82,13 @@ export class Spool {
   private wasFull = false;
   private readonly counters = { appends: 0, fsyncs: 0, refusedFull: 0, ioErrors: 0 };
 
-  private constructor(opts: SpoolOptions, segments: Segment[], report: RecoveryReport, nextId: number) {
+  private constructor(
+    opts: SpoolOptions,
+    segments: Segment[],
+    report: RecoveryReport,
+    nextId: number,
+    private readonly dirHandle: FileHandle,
+  ) {
     this.dir = opts.dir;
     this.maxBytes = opts.maxBytes;
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
@@ -108,7 +115,9 @@ export class Spool {
     // floor, so an id is never reused even if every file was deleted.
     await fsyncDir(opts.dir);
     const nextId = Math.max(r.maxId + 1, Date.now() * 1000);
-    const spool = new Spool(opts, r.segments, r.report, nextId);
+    // Kept open: each fsync of the directory is then one trip to the thread pool, not three.
+    const dirHandle = await open(opts.dir, 'r');
+    const spool = new Spool(opts, r.segments, r.report, nextId, dirHandle);
     // A sealed entry may have been written before its upload's check finished (the check and the
     // write run side by side): it waits for verifyHeld() before it can be sent.
     for (const e of r.entries) spool.insert({ ...e, state: e.sealed ? 'held' : 'queued' });
@@ -177,10 +186,14 @@ export class Spool {
       return await this.readPayloads(taken);
     } catch (err) {
       q.release(taken);
-      this.counters.ioErrors++;
-      this.logger.error({ event: Events.SPOOL_IO_ERROR, err, stream }, 'spool: reading entries back failed');
-      throw ioError('read', err);
+      throw this.readFailed(stream, err);
     }
+  }
+
+  private readFailed(stream: string, err: unknown): PortcullisError {
+    this.counters.ioErrors++;
+    this.logger.error({ event: Events.SPOOL_IO_ERROR, err, stream }, 'spool: reading entries back failed');
+    return ioError('read', err);
   }
 
   release(ids: number[]): void {
@@ -324,7 +337,9 @@ export class Spool {
     while (this.writer !== null || this.acker !== null) await Promise.all([this.writer, this.acker]);
     await this.retryUnsyncedAcks();
     await this.syncDirty();
+    await Promise.all(this.housekeeping);
     for (const s of this.segments) await s.close();
+    await this.dirHandle.close().catch(() => undefined);
   }
 
   // ---- writing -------------------------------------------------------------------------------
@@ -566,15 +581,12 @@ export class Spool {
       record.map(async ([seg, ids]) => {
         const all = seg.unsyncedAcks.length > 0 ? [...seg.unsyncedAcks, ...ids] : ids;
         try {
-          const a = await seg.ackHandle();
+          const a = await seg.ackHandle(this.fsyncMode === 'always');
           created ||= a.created;
+          // 'always': the ack file is O_DSYNC, so this write is the record's fdatasync.
           await a.fh.write(encodeAck(all));
-          if (this.fsyncMode === 'always') {
-            await a.fh.datasync();
-            this.counters.fsyncs++;
-          } else {
-            seg.ackDirty = true;
-          }
+          if (this.fsyncMode === 'always') this.counters.fsyncs++;
+          else seg.ackDirty = true;
           seg.unsyncedAcks = [];
         } catch (err) {
           seg.unsyncedAcks = all;
@@ -627,12 +639,31 @@ export class Spool {
       // If the data file's deletion were lost but the ack file's not, acked entries would replay.
       if (this.fsyncMode === 'always') await this.syncDir();
       else this.dirDirty = true;
-      await unlink(seg.ackPath).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
-    } finally {
-      await seg.close();
+    } catch (err) {
+      this.background(seg.close());
+      throw err;
     }
+    // The data file's durable deletion is the ack. Its ack file is now an orphan (recovery deletes
+    // those) and goes after, with the handles, off the acks' path (each step is a trip to the
+    // thread pool that waits for a turn of the event loop).
+    this.background(
+      unlink(seg.ackPath)
+        .catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT')
+            this.logger.warn({ event: Events.SPOOL_IO_ERROR, err, segment: seg.ackPath }, 'spool: deleting an ack file failed; the next start deletes it');
+        })
+        .finally(() => seg.close()),
+    );
+  }
+
+  /** Housekeeping nobody waits for; close() does. Never rejects. */
+  private background(p: Promise<unknown>): void {
+    const tracked: Promise<void> = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.housekeeping.add(tracked);
+    void tracked.finally(() => this.housekeeping.delete(tracked));
   }
 
   /** close(): one more try for acks whose record failed earlier (else they replay: duplicates). */
@@ -640,7 +671,7 @@ export class Spool {
     for (const seg of this.segments) {
       if (seg.unsyncedAcks.length === 0 || seg.deleted) continue;
       try {
-        const a = await seg.ackHandle();
+        const a = await seg.ackHandle(this.fsyncMode === 'always');
         await a.fh.write(encodeAck(seg.unsyncedAcks));
         seg.ackDirty = true;
         seg.unsyncedAcks = [];
@@ -656,7 +687,7 @@ export class Spool {
   // ---- syncing -------------------------------------------------------------------------------
 
   private async syncDir(): Promise<void> {
-    await fsyncDir(this.dir);
+    await this.dirHandle.sync();
     this.counters.fsyncs++;
   }
 

@@ -188,12 +188,12 @@ describe('spool basics', () => {
     expect(t.map((e) => e.payload[0])).toEqual(Array.from({ length: n }, (_, i) => i % 256));
   });
 
-  it("'always' opens segments O_DSYNC, so a group's write is its fdatasync; 'interval' and 'never' do not", async () => {
+  it("'always' opens segments and ack files O_DSYNC, so a write is its fdatasync; 'interval' and 'never' do not", async () => {
     /** The open flags of this process's descriptor on the spool's active segment file (Linux /proc). */
-    const segmentFlags = async (dir: string): Promise<number> => {
+    const segmentFlags = async (dir: string, kind: '.log' | '.ack' = '.log'): Promise<number> => {
       for (const fd of await readdir('/proc/self/fd')) {
         const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
-        if (!target.startsWith(join(dir, 'seg-')) || !target.endsWith('.log')) continue;
+        if (!target.startsWith(join(dir, 'seg-')) || !target.endsWith(kind)) continue;
         const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
         return parseInt(/^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? 'x', 8);
       }
@@ -207,6 +207,10 @@ describe('spool basics', () => {
       const { spool, dir } = await fresh({ fsync });
       await spool.append([{ stream: 'S', records: 1, payload: payload('x') }]);
       expect((await segmentFlags(dir)) & constants.O_DSYNC, fsync).toBe(dsync ? constants.O_DSYNC : 0);
+      // An ack record (the segment keeps a live entry, so it is not simply deleted): the same for the ack file.
+      const [first] = await spool.append([{ stream: 'S', records: 1, payload: payload('y') }]);
+      await spool.ack([first?.id ?? -1]);
+      expect((await segmentFlags(dir, '.ack')) & constants.O_DSYNC, `${fsync} ack`).toBe(dsync ? constants.O_DSYNC : 0);
     }
   });
 
