@@ -18,7 +18,7 @@ import { Events } from '../log/events.js';
 import type { ForwarderMetrics } from './metrics.js';
 import { groupEntries, joinPayloads, gzipTrailerLength, type ForwarderPool } from './pool/index.js';
 import { LOGS_INGESTION_MAX_BYTES, parseStreamKey, type CompiledForwarder, type Destination } from './routes.js';
-import type { SpoolEntry, SpoolPort } from './spool-port.js';
+import type { SpoolEntryRef, SpoolPort } from './spool-port.js';
 import type { Batch, Sender } from './upstream/sender.js';
 
 export interface BatcherOptions {
@@ -34,7 +34,7 @@ export interface BatcherOptions {
 interface Picked {
   key: ReturnType<typeof parseStreamKey>;
   destination: Destination;
-  entries: SpoolEntry[];
+  entries: SpoolEntryRef[];
 }
 
 interface StreamState {
@@ -200,7 +200,7 @@ export class Batcher {
     const { spool, pool, sender, logger, metrics } = this.opts;
     const { key, destination, entries } = picked;
     const ids = entries.map((e) => e.id);
-    const bytes = entries.reduce((n, e) => n + e.payload.byteLength, 0);
+    const bytes = entries.reduce((n, e) => n + e.length, 0);
     const sealedCount = entries.reduce((n, e) => n + (e.sealed === true ? 1 : 0), 0);
     s.takenEntries += entries.length;
     s.takenBytes += bytes;
@@ -215,26 +215,50 @@ export class Batcher {
 
     const oldest = entries.reduce((m, e) => Math.min(m, e.appendedAt), Number.POSITIVE_INFINITY);
     const records = entries.reduce((n, e) => n + e.records, 0);
-    const sealed = entries.length === 1 && entries[0]?.sealed === true ? entries[0].payload : null;
-    let raw: Uint8Array | null = sealed === null ? joinPayloads(entries.map((e) => e.payload)) : null;
-    let gz: Uint8Array | null = sealed;
-    const rawBytes = sealed === null ? 0 : gzipTrailerLength(sealed);
-    if (raw !== null && destination.type === 'logsIngestion') {
+    const isSealed = entries.length === 1 && entries[0]?.sealed === true;
+    let raw: Uint8Array | null = null;
+    let gz: Uint8Array | null = null;
+    let rawBytes: number;
+    if (!isSealed && destination.type === 'logsIngestion') {
+      // The usual batch: a pool thread reads the payloads from the spool's files, joins and
+      // gzips them; only the gzip comes back (the JSON too if it did not compress within 1 MiB).
       try {
-        const built = await pool.build({ kind: 'build', body: raw, level: cfg.batch.gzipLevel });
+        const built = await pool.buildFromSpool({
+          kind: 'build-spool',
+          parts: entries.map((e) => ({ path: e.path, offset: e.offset, length: e.length })),
+          level: cfg.batch.gzipLevel,
+          maxGzipBytes: LOGS_INGESTION_MAX_BYTES,
+        });
+        // Both the compressed and the uncompressed body must be within 1 MiB; the JSON already
+        // is, so an incompressible batch whose gzip grew past the limit goes uncompressed.
         raw = built.raw;
-        // Both the compressed and the uncompressed body must be within 1 MiB; raw already is, so
-        // an incompressible batch whose gzip grew past the limit goes uncompressed.
-        gz = built.gz.byteLength <= LOGS_INGESTION_MAX_BYTES ? built.gz : null;
+        gz = built.raw === null ? built.gz : null;
+        rawBytes = built.rawBytes;
       } catch (err) {
-        logger.error({ event: Events.FWD_POOL_ERROR, err, destination: destination.name }, 'compressing a batch failed: retrying in 1 s');
+        logger.error({ event: Events.FWD_POOL_ERROR, err, destination: destination.name }, 'building a batch failed: retrying in 1 s');
         spool.release(ids);
         untake();
         s.pausedUntil = Date.now() + 1_000;
         return;
       }
+    } else {
+      // A sealed entry (a client's gzip body, sent as it came) or a Data Collector batch (sent
+      // as JSON): the payloads are read here.
+      let payloads: Uint8Array[];
+      try {
+        payloads = (await spool.read(entries)).map((e) => e.payload);
+      } catch {
+        spool.release(ids);
+        untake();
+        s.pausedUntil = Date.now() + 1_000;
+        return;
+      }
+      const sealed = isSealed ? (payloads[0] ?? null) : null;
+      raw = sealed === null ? joinPayloads(payloads) : null;
+      gz = sealed;
+      rawBytes = sealed === null ? (raw?.byteLength ?? 0) : gzipTrailerLength(sealed);
     }
-    metrics?.batchBytes.observe({ destination: destination.name }, raw?.byteLength ?? rawBytes);
+    metrics?.batchBytes.observe({ destination: destination.name }, rawBytes);
     metrics?.batchAge.observe({ destination: destination.name }, Math.max(0, Date.now() - oldest) / 1000);
     const batch: Batch = {
       destination,
@@ -242,7 +266,8 @@ export class Batcher {
       timeGeneratedField: key.timeGeneratedField,
       raw,
       gz,
-      rawBytes: raw?.byteLength ?? rawBytes,
+      rawBytes,
+      sealed: isSealed,
       records,
       entryIds: ids,
       oldestAppendedAt: oldest,
@@ -305,14 +330,7 @@ export class Batcher {
     const pending = spool.pending(stream);
     const avg = pending.entries > 0 ? pending.bytes / pending.entries : 1;
     const budget = Math.max(1, Math.floor((maxBody - 2) * (avg / (avg + 1))));
-    let taken: SpoolEntry[];
-    try {
-      taken = await spool.take(stream, budget);
-    } catch (err) {
-      logger.error({ event: Events.FWD_SPOOL_ERROR, err, destination: key.destination }, 'spool read failed: retrying in 1 s');
-      s.pausedUntil = Date.now() + 1_000;
-      return null;
-    }
+    const taken = spool.takeRefs(stream, budget);
     if (taken.length === 0) {
       // A held entry is next (its upload is still being checked): the spool says when it is
       // settled (onAppend). Otherwise the counts were off: do not spin, look again shortly.
@@ -321,7 +339,7 @@ export class Batcher {
       return null;
     }
     const groups = groupEntries(
-      taken.map((e) => e.payload.byteLength),
+      taken.map((e) => e.length),
       maxBody,
     );
     const end = groups[0]?.[1] ?? taken.length;

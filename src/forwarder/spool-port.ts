@@ -2,9 +2,9 @@
  * The part of the Spool (spool/, the design's API) the pipeline uses. Structural, so the ingest,
  * batcher and sender depend on the contract, not on the spool's internals.
  */
-import type { AppendItem, SpoolEntry } from './spool/types.js';
+import type { AppendItem, SpoolEntry, SpoolEntryRef } from './spool/types.js';
 
-export type { AppendItem, SpoolEntry };
+export type { AppendItem, SpoolEntry, SpoolEntryRef };
 
 export interface SpoolPort {
   /** Durable per the fsync mode when it resolves; rejects PCL_ERR_SPOOL_FULL / PCL_ERR_SPOOL_IO. */
@@ -12,6 +12,10 @@ export interface SpoolPort {
   /** append(), but a full spool answers null at once (nothing queued). Appends are written in call order. */
   tryAppend(items: AppendItem[]): Promise<SpoolEntry[]> | null;
   take(stream: string, maxBytes: number, maxEntries?: number): Promise<SpoolEntry[]>;
+  /** take() without the payloads: where they are on disk, for a pool thread to read. */
+  takeRefs(stream: string, maxBytes: number, maxEntries?: number): SpoolEntryRef[];
+  /** The payloads of entries taken with takeRefs(). */
+  read(refs: readonly SpoolEntryRef[]): Promise<SpoolEntry[]>;
   release(ids: number[]): void;
   ack(ids: number[]): Promise<void>;
   /** A held entry's verdict: its record count lets it be sent; null drops it. */

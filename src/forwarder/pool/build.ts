@@ -2,6 +2,7 @@
  * Spool entries -> upstream request bodies. grouping (plain arithmetic on entry sizes) runs on
  * the main thread; gzip runs in a pool thread (worker.ts).
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { ownArrayBuffer } from '../../util/buffers.js';
 
@@ -63,4 +64,63 @@ export function joinPayloads(payloads: readonly Uint8Array[]): Uint8Array {
   });
   out[off] = CLOSE;
   return out;
+}
+
+/**
+ * A batch whose payloads a pool thread reads from the spool's segment files and joins itself: its
+ * bytes never pass through the main thread (whose garbage collector runs once per ~64 MB of
+ * buffers allocated or received there, pausing every connection; see docs/design-notes.md).
+ */
+export interface BuildFromSpoolTask {
+  readonly kind: 'build-spool';
+  /** The entries' payloads in order: segment file, offset, length. */
+  readonly parts: ReadonlyArray<{ readonly path: string; readonly offset: number; readonly length: number }>;
+  readonly level: number;
+  /** The body is handed back only when its gzip is larger than this (then it goes uncompressed). */
+  readonly maxGzipBytes: number;
+}
+
+export interface BuildFromSpoolResult {
+  readonly gz: Uint8Array;
+  /** "[" + payloads.join(",") + "]" when gz is over maxGzipBytes; else null (rebuilt from gz if ever needed). */
+  readonly raw: Uint8Array | null;
+  readonly rawBytes: number;
+}
+
+/** Per pool thread: the joined body of the last batch (reused; gzip reads it synchronously). */
+let scratch: Buffer = Buffer.alloc(0);
+
+export function buildFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
+  let total = 2 + Math.max(0, task.parts.length - 1);
+  for (const p of task.parts) total += p.length;
+  if (scratch.length < total) scratch = Buffer.allocUnsafeSlow(Math.max(total, 1024 * 1024 + 64 * 1024));
+  const body = scratch.subarray(0, total);
+  body[0] = OPEN;
+  let off = 1;
+  let fd = -1;
+  let open = '';
+  try {
+    task.parts.forEach((p, i) => {
+      if (i > 0) body[off++] = COMMA;
+      if (p.path !== open) {
+        if (fd >= 0) closeSync(fd);
+        fd = -1;
+        fd = openSync(p.path, 'r');
+        open = p.path;
+      }
+      let done = 0;
+      while (done < p.length) {
+        const n = readSync(fd, body, off + done, p.length - done, p.offset + done);
+        if (n === 0) throw Object.assign(new Error(`short read in ${p.path} at ${p.offset + done}`), { code: 'EIO' });
+        done += n;
+      }
+      off += p.length;
+    });
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+  body[off] = CLOSE;
+  const gz = gzipSync(body, { level: task.level });
+  const own = ownArrayBuffer(gz) ? gz : new Uint8Array(gz);
+  return { gz: own, raw: own.byteLength > task.maxGzipBytes ? new Uint8Array(body) : null, rawBytes: total };
 }

@@ -8,11 +8,11 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { decode, type DecodeTask, type DecodeResult } from './decode.js';
 import { DecodeLane, WORKER_HEAP_LIMITS } from './lane.js';
-import type { BuildTask, BuildResult } from './build.js';
+import type { BuildTask, BuildResult, BuildFromSpoolTask, BuildFromSpoolResult } from './build.js';
 import { ownArrayBuffer } from '../../util/buffers.js';
 
 export type { DecodeTask, DecodeResult, DecodeError, DecodeMode, DecodedEntry } from './decode.js';
-export type { BuildTask, BuildResult } from './build.js';
+export type { BuildTask, BuildResult, BuildFromSpoolTask, BuildFromSpoolResult } from './build.js';
 export { groupEntries, joinPayloads } from './build.js';
 export { gzipTrailerLength, likelySealed, sealedCheckTask, sealedRecords } from './decode.js';
 
@@ -27,7 +27,7 @@ export const INLINE_DECODE_MAX_BYTES = 2 * 1024;
 const POOL_IDLE_TIMEOUT_MS = 30_000;
 
 export class ForwarderPool {
-  readonly #pool: Piscina<BuildTask, BuildResult>;
+  readonly #pool: Piscina<BuildTask | BuildFromSpoolTask, BuildResult | BuildFromSpoolResult>;
   readonly #lane: DecodeLane;
   readonly threads: number;
   /** Pool tasks handed to piscina and not settled yet: in its queue, queued in a thread, or running. */
@@ -74,7 +74,12 @@ export class ForwarderPool {
 
   /** `task.body` is moved to the pool thread. */
   build(task: BuildTask): Promise<BuildResult> {
-    return this.#track(this.#pool.run(task, { transferList: [ownArrayBuffer(task.body)].filter((b) => b !== null) }));
+    return this.#track(this.#pool.run(task, { transferList: [ownArrayBuffer(task.body)].filter((b) => b !== null) })) as Promise<BuildResult>;
+  }
+
+  /** The pool thread reads the payloads from the spool's files, joins and gzips them. */
+  buildFromSpool(task: BuildFromSpoolTask): Promise<BuildFromSpoolResult> {
+    return this.#track(this.#pool.run(task)) as Promise<BuildFromSpoolResult>;
   }
 
   /**

@@ -1,10 +1,11 @@
 /**
- * The pool thread's entry point (piscina `filename`): builds (gzips) upstream batches. Uploads are
+ * The pool thread's entry point (piscina `filename`): builds (gzips) upstream batches, from a
+ * joined body or read from the spool's files. Uploads are
  * decoded in the decode lane (lane.ts), not here. Results' buffers are transferred, not copied,
  * back to the main thread.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { build, type BuildTask, type BuildResult } from './build.js';
+import { build, buildFromSpool, type BuildTask, type BuildResult, type BuildFromSpoolTask, type BuildFromSpoolResult } from './build.js';
 import { ownArrayBuffer } from '../../util/buffers.js';
 
 function transferring<T>(value: T, buffers: ArrayBuffer[]): T {
@@ -13,8 +14,8 @@ function transferring<T>(value: T, buffers: ArrayBuffer[]): T {
   return move(wrapped as unknown as ArrayBuffer) as unknown as T;
 }
 
-export default function run(task: BuildTask): BuildResult {
-  const result = build(task);
-  const buffers = [ownArrayBuffer(result.gz), ownArrayBuffer(result.raw)].filter((b): b is ArrayBuffer => b !== null);
+export default function run(task: BuildTask | BuildFromSpoolTask): BuildResult | BuildFromSpoolResult {
+  const result = task.kind === 'build-spool' ? buildFromSpool(task) : build(task);
+  const buffers = [result.gz, result.raw].flatMap((u) => (u === null ? [] : [ownArrayBuffer(u)])).filter((b): b is ArrayBuffer => b !== null);
   return transferring(result, buffers);
 }

@@ -1,2 +1,2 @@
 export { Spool } from './spool.js';
-export type { AppendItem, FsyncMode, PendingInfo, RecoveryReport, SpoolEntry, SpoolOptions, SpoolStats } from './types.js';
+export type { AppendItem, FsyncMode, PendingInfo, RecoveryReport, SpoolEntry, SpoolEntryRef, SpoolOptions, SpoolStats } from './types.js';

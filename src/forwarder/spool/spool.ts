@@ -9,7 +9,7 @@ import { encodeAck, encodeFrameHead, frameBytes } from './frame.js';
 import { StreamQueue, type IndexEntry } from './queue.js';
 import { recover } from './recovery.js';
 import { Segment } from './segment.js';
-import type { AppendItem, FsyncMode, PendingInfo, RecoveryReport, SpoolEntry, SpoolOptions, SpoolStats } from './types.js';
+import type { AppendItem, FsyncMode, PendingInfo, RecoveryReport, SpoolEntry, SpoolEntryRef, SpoolOptions, SpoolStats } from './types.js';
 
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 const DEFAULT_FSYNC_INTERVAL_MS = 1000;
@@ -187,6 +187,37 @@ export class Spool {
     } catch (err) {
       q.release(taken);
       throw this.readFailed(stream, err);
+    }
+  }
+
+  /** take() without reading the payloads: where each is on disk (see SpoolEntryRef). */
+  takeRefs(stream: string, maxBytes: number, maxEntries = Number.POSITIVE_INFINITY): SpoolEntryRef[] {
+    const q = this.queues.get(stream);
+    if (q === undefined) return [];
+    return q.take(maxBytes, maxEntries).map((e) => ({
+      id: e.id,
+      appendedAt: e.appendedAt,
+      stream: e.stream,
+      records: e.records,
+      sealed: e.sealed,
+      path: e.segment.path,
+      offset: e.offset,
+      length: e.length,
+    }));
+  }
+
+  /** The payloads of taken entries (takeRefs); the entries stay taken if the read fails. */
+  async read(refs: readonly SpoolEntryRef[]): Promise<SpoolEntry[]> {
+    const es: IndexEntry[] = [];
+    for (const r of refs) {
+      const e = this.index.get(r.id);
+      if (e === undefined || e.state !== 'taken') throw new PortcullisError(ForwarderErrors.SPOOL_IO.code, `spool: entry ${r.id} is not taken`);
+      es.push(e);
+    }
+    try {
+      return await this.readPayloads(es);
+    } catch (err) {
+      throw this.readFailed(refs[0]?.stream ?? '', err);
     }
   }
 

@@ -38,6 +38,18 @@ export interface SpoolEntry extends AppendItem {
   readonly appendedAt: number;
 }
 
+/**
+ * A taken entry by where it is on disk, without its payload: a pool thread reads and joins the
+ * payloads of a batch itself (their bytes never pass through the event loop's thread). The file
+ * stays in place while the entry is taken: a segment is deleted only once nothing in it is live.
+ */
+export interface SpoolEntryRef extends Omit<SpoolEntry, 'payload'> {
+  /** The segment file and the payload's [offset, offset + length) in it. */
+  readonly path: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
 export interface RecoveryReport {
   /** Segment files found on open. */
   segments: number;

@@ -39,12 +39,17 @@ export interface Batch {
   /** Upstream stream (Logs Ingestion) or Log-Type (Data Collector). */
   readonly upstream: string;
   readonly timeGeneratedField: string;
-  /** "[...]" JSON; null for a sealed batch (a client's gzip body, sent as it came), which has only gz. */
+  /**
+   * "[...]" JSON, or null when only gz is at hand: a sealed batch (a client's gzip body, sent as
+   * it came), or one compressed in a pool thread from the spool's files. Inflated from gz if needed.
+   */
   readonly raw: Uint8Array | null;
   /** gzip of raw, or null to send raw (Data Collector, or gzip did not fit the 1 MiB limit). */
   readonly gz: Uint8Array | null;
   /** Bytes of the uncompressed JSON. */
   readonly rawBytes: number;
+  /** A client's gzip body sent as it came (for the log). */
+  readonly sealed?: boolean;
   readonly records: number;
   readonly entryIds: number[];
   readonly oldestAppendedAt: number;
@@ -296,7 +301,7 @@ export class Sender {
     if (batch.gz) metrics?.compressionRatio.observe({ destination: name }, batch.rawBytes / Math.max(1, batch.gz.byteLength));
     if (logger.isLevelEnabled('debug')) {
       logger.debug(
-        { event: Events.FWD_BATCH_SENT, destination: name, records: batch.records, bytes: sentBytes, raw: batch.rawBytes, sealed: batch.raw === null },
+        { event: Events.FWD_BATCH_SENT, destination: name, records: batch.records, bytes: sentBytes, raw: batch.rawBytes, sealed: batch.sealed === true },
         'batch delivered',
       );
     }
@@ -342,7 +347,7 @@ export class Sender {
   }
 }
 
-/** The batch's JSON; a sealed batch's is inflated (dead letters and a Data Collector upstream only). */
+/** The batch's JSON; inflated when only the gzip is at hand (dead letters, a Data Collector upstream, a sealed batch). */
 function rawOf(batch: Batch): Uint8Array {
   if (batch.raw !== null) return batch.raw;
   if (batch.gz === null) throw new Error('a batch with neither raw nor gzip body');

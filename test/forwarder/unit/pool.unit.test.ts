@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { ForwarderPool } from '../../../src/forwarder/pool/index.js';
@@ -47,4 +51,38 @@ it('utilization stays a share (0..1) when each thread holds several tasks (portc
   const u = pool.utilization;
   expect(u).toBeGreaterThan(0.1);
   expect(u).toBeLessThanOrEqual(1);
+});
+
+it('builds a batch from payloads in files: joined in order across files, gzip only unless it does not fit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-build-'));
+  try {
+    // Two "segments" with frame bytes around the payloads, as in the spool.
+    const a = join(dir, 'a.log');
+    const b = join(dir, 'b.log');
+    writeFileSync(a, Buffer.from('HDR{"n":1}HDR{"n":2}TAIL'));
+    writeFileSync(b, Buffer.from('xx{"n":3}'));
+    const parts = [
+      { path: a, offset: 3, length: 7 },
+      { path: a, offset: 13, length: 7 },
+      { path: b, offset: 2, length: 7 },
+    ];
+    const built = await pool.buildFromSpool({ kind: 'build-spool', parts, level: 1, maxGzipBytes: 1024 * 1024 });
+    expect(gunzipSync(built.gz).toString()).toBe('[{"n":1},{"n":2},{"n":3}]');
+    expect(built.raw).toBeNull();
+    expect(built.rawBytes).toBe(25);
+
+    // Incompressible: its gzip is larger than the limit, so the JSON comes back to be sent as is.
+    const noise = `"${randomBytes(3000).toString('base64')}"`;
+    writeFileSync(a, noise);
+    const big = await pool.buildFromSpool({ kind: 'build-spool', parts: [{ path: a, offset: 0, length: noise.length }], level: 1, maxGzipBytes: 1000 });
+    expect(Buffer.from(big.raw ?? []).toString()).toBe(`[${noise}]`);
+    expect(gunzipSync(big.gz).toString()).toBe(`[${noise}]`);
+
+    // A file shorter than the entry says (damage, or a bug): the build fails, nothing is sent.
+    await expect(
+      pool.buildFromSpool({ kind: 'build-spool', parts: [{ path: b, offset: 2, length: 50 }], level: 1, maxGzipBytes: 1024 * 1024 }),
+    ).rejects.toThrow(/short read/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
