@@ -262,17 +262,19 @@ describe('mapping to the Syslog table, routing and filters', () => {
     expect(counts).toMatchObject({ messages: 6, filtered: 2, unrouted: 2 });
   });
 
+  /** One newline-framed block of `lines` from 10.0.0.1, routed to the Syslog table. */
+  const linesTask = (lines: string[], sizes: Pick<ParseTask, 'entryMaxBytes' | 'entryTargetBytes'>): ParseTask => ({
+    kind: 'syslog-parse',
+    blocks: [{ mode: 'newline', bytes: Buffer.from(lines.join('\n')), sourceIp: '10.0.0.1', candidates: [0] }],
+    routes: [SYSLOG],
+    receivedAt: RECEIVED,
+    collector: 'gw',
+    ...sizes,
+  });
+
   it('closes entries past entryTargetBytes, and keeps a record larger than the target whole', () => {
     const lines = Array.from({ length: 40 }, (_, i) => `<13>Mar  2 11:00:00 h app: message number ${i} ${'x'.repeat(i === 7 ? 3_000 : 100)}`);
-    const task: ParseTask = {
-      kind: 'syslog-parse',
-      blocks: [{ mode: 'newline', bytes: Buffer.from(lines.join('\n')), sourceIp: '10.0.0.1', candidates: [0] }],
-      routes: [SYSLOG],
-      receivedAt: RECEIVED,
-      collector: 'gw',
-      entryMaxBytes: 100_000,
-      entryTargetBytes: 1_000,
-    };
+    const task = linesTask(lines, { entryMaxBytes: 100_000, entryTargetBytes: 1_000 });
     const out = runParse(task).outputs[0];
     const entries = out?.entries ?? [];
     expect(out?.records).toBe(40);
@@ -287,14 +289,7 @@ describe('mapping to the Syslog table, routing and filters', () => {
 
   it('cuts entries at entryMaxBytes on record boundaries', () => {
     const lines = Array.from({ length: 50 }, (_, i) => `<13>Mar  2 11:00:00 h app: message number ${i} ${'x'.repeat(100)}`);
-    const task: ParseTask = {
-      kind: 'syslog-parse',
-      blocks: [{ mode: 'newline', bytes: Buffer.from(lines.join('\n')), sourceIp: '10.0.0.1', candidates: [0] }],
-      routes: [SYSLOG],
-      receivedAt: RECEIVED,
-      collector: 'gw',
-      entryMaxBytes: 2_000,
-    };
+    const task = linesTask(lines, { entryMaxBytes: 2_000 });
     const out = runParse(task).outputs[0];
     expect(out?.records).toBe(50);
     expect(out?.entries.length).toBeGreaterThan(1);
