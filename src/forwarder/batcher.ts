@@ -212,6 +212,12 @@ export class Batcher {
       s.takenBytes -= bytes;
       s.takenSealed -= sealedCount;
     };
+    /** The entries go back to the spool; the stream tries again in 1 s. */
+    const backOff = (): void => {
+      spool.release(ids);
+      untake();
+      s.pausedUntil = Date.now() + 1_000;
+    };
 
     const oldest = entries.reduce((m, e) => Math.min(m, e.appendedAt), Number.POSITIVE_INFINITY);
     const records = entries.reduce((n, e) => n + e.records, 0);
@@ -236,10 +242,7 @@ export class Batcher {
         rawBytes = built.rawBytes;
       } catch (err) {
         logger.error({ event: Events.FWD_POOL_ERROR, err, destination: destination.name }, 'building a batch failed: retrying in 1 s');
-        spool.release(ids);
-        untake();
-        s.pausedUntil = Date.now() + 1_000;
-        return;
+        return backOff();
       }
     } else {
       // A sealed entry (a client's gzip body, sent as it came) or a Data Collector batch (sent
@@ -248,10 +251,7 @@ export class Batcher {
       try {
         payloads = (await spool.read(entries)).map((e) => e.payload);
       } catch {
-        spool.release(ids);
-        untake();
-        s.pausedUntil = Date.now() + 1_000;
-        return;
+        return backOff(); // the spool logged it
       }
       const sealed = isSealed ? (payloads[0] ?? null) : null;
       raw = sealed === null ? joinPayloads(payloads) : null;

@@ -11,8 +11,7 @@ export interface SpoolPort {
   append(items: AppendItem[]): Promise<SpoolEntry[]>;
   /** append(), but a full spool answers null at once (nothing queued). Appends are written in call order. */
   tryAppend(items: AppendItem[]): Promise<SpoolEntry[]> | null;
-  take(stream: string, maxBytes: number, maxEntries?: number): Promise<SpoolEntry[]>;
-  /** take() without the payloads: where they are on disk, for a pool thread to read. */
+  /** The next entries of a stream, by where they are on disk (a pool thread reads them). */
   takeRefs(stream: string, maxBytes: number, maxEntries?: number): SpoolEntryRef[];
   /** The payloads of entries taken with takeRefs(). */
   read(refs: readonly SpoolEntryRef[]): Promise<SpoolEntry[]>;

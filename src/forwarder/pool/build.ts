@@ -50,19 +50,33 @@ const OPEN = 0x5b; // [
 const COMMA = 0x2c;
 const CLOSE = 0x5d; // ]
 
-/** One memcpy per payload into a buffer of its own (transferable to a pool thread). */
-export function joinPayloads(payloads: readonly Uint8Array[]): Uint8Array {
-  let total = 2 + Math.max(0, payloads.length - 1);
-  for (const p of payloads) total += p.byteLength;
-  const out = new Uint8Array(new ArrayBuffer(total));
+/** Bytes of "[" + parts.join(",") + "]" for parts of these lengths. */
+function joinedBytes(lengths: readonly number[]): number {
+  let total = 2 + Math.max(0, lengths.length - 1);
+  for (const n of lengths) total += n;
+  return total;
+}
+
+/**
+ * Lays out "[" + parts.join(",") + "]" in out (joinedBytes long): the brackets and commas here,
+ * each part written by put(i, at) at its offset.
+ */
+function writeJoined(out: Uint8Array, lengths: readonly number[], put: (i: number, at: number) => void): void {
   out[0] = OPEN;
   let off = 1;
-  payloads.forEach((p, i) => {
+  lengths.forEach((n, i) => {
     if (i > 0) out[off++] = COMMA;
-    out.set(p, off);
-    off += p.byteLength;
+    put(i, off);
+    off += n;
   });
   out[off] = CLOSE;
+}
+
+/** One memcpy per payload into a buffer of its own (transferable to a pool thread). */
+export function joinPayloads(payloads: readonly Uint8Array[]): Uint8Array {
+  const lengths = payloads.map((p) => p.byteLength);
+  const out = new Uint8Array(new ArrayBuffer(joinedBytes(lengths)));
+  writeJoined(out, lengths, (i, at) => out.set(payloads[i] as Uint8Array, at));
   return out;
 }
 
@@ -91,35 +105,31 @@ export interface BuildFromSpoolResult {
 let scratch: Buffer = Buffer.alloc(0);
 
 export function buildFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
-  let total = 2 + Math.max(0, task.parts.length - 1);
-  for (const p of task.parts) total += p.length;
+  const lengths = task.parts.map((p) => p.length);
+  const total = joinedBytes(lengths);
   if (scratch.length < total) scratch = Buffer.allocUnsafeSlow(Math.max(total, 1024 * 1024 + 64 * 1024));
   const body = scratch.subarray(0, total);
-  body[0] = OPEN;
-  let off = 1;
+  // Consecutive parts of one segment file share its descriptor.
   let fd = -1;
-  let open = '';
+  let openPath = '';
   try {
-    task.parts.forEach((p, i) => {
-      if (i > 0) body[off++] = COMMA;
-      if (p.path !== open) {
+    writeJoined(body, lengths, (i, at) => {
+      const p = task.parts[i] as BuildFromSpoolTask['parts'][number];
+      if (p.path !== openPath) {
         if (fd >= 0) closeSync(fd);
-        fd = -1;
+        fd = -1; // so that a failed open below is not closed again
         fd = openSync(p.path, 'r');
-        open = p.path;
+        openPath = p.path;
       }
-      let done = 0;
-      while (done < p.length) {
-        const n = readSync(fd, body, off + done, p.length - done, p.offset + done);
+      for (let done = 0; done < p.length;) {
+        const n = readSync(fd, body, at + done, p.length - done, p.offset + done);
         if (n === 0) throw Object.assign(new Error(`short read in ${p.path} at ${p.offset + done}`), { code: 'EIO' });
         done += n;
       }
-      off += p.length;
     });
   } finally {
     if (fd >= 0) closeSync(fd);
   }
-  body[off] = CLOSE;
   const gz = gzipSync(body, { level: task.level });
   const own = ownArrayBuffer(gz) ? gz : new Uint8Array(gz);
   return { gz: own, raw: own.byteLength > task.maxGzipBytes ? new Uint8Array(body) : null, rawBytes: total };

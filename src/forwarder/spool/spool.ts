@@ -113,10 +113,15 @@ export class Spool {
     // Deletions and truncations done by recovery, and the directory itself, made durable before
     // anything new is written; ids continue above everything on disk and above a clock-based
     // floor, so an id is never reused even if every file was deleted.
-    await fsyncDir(opts.dir);
-    const nextId = Math.max(r.maxId + 1, Date.now() * 1000);
-    // Kept open: each fsync of the directory is then one trip to the thread pool, not three.
+    // The directory stays open: each later fsync of it is then one trip to the thread pool, not three.
     const dirHandle = await open(opts.dir, 'r');
+    try {
+      await dirHandle.sync();
+    } catch (err) {
+      await dirHandle.close().catch(() => undefined);
+      throw err;
+    }
+    const nextId = Math.max(r.maxId + 1, Date.now() * 1000);
     const spool = new Spool(opts, r.segments, r.report, nextId, dirHandle);
     // A sealed entry may have been written before its upload's check finished (the check and the
     // write run side by side): it waits for verifyHeld() before it can be sent.
@@ -178,15 +183,14 @@ export class Spool {
     });
   }
 
+  /** takeRefs() and read() in one; a failed read puts the entries back. */
   async take(stream: string, maxBytes: number, maxEntries = Number.POSITIVE_INFINITY): Promise<SpoolEntry[]> {
-    const q = this.queues.get(stream);
-    if (q === undefined) return [];
-    const taken = q.take(maxBytes, maxEntries);
+    const refs = this.takeRefs(stream, maxBytes, maxEntries);
     try {
-      return await this.readPayloads(taken);
+      return await this.read(refs);
     } catch (err) {
-      q.release(taken);
-      throw this.readFailed(stream, err);
+      this.release(refs.map((r) => r.id));
+      throw err;
     }
   }
 
@@ -217,14 +221,10 @@ export class Spool {
     try {
       return await this.readPayloads(es);
     } catch (err) {
-      throw this.readFailed(refs[0]?.stream ?? '', err);
+      this.counters.ioErrors++;
+      this.logger.error({ event: Events.SPOOL_IO_ERROR, err, stream: refs[0]?.stream }, 'spool: reading entries back failed');
+      throw ioError('read', err);
     }
-  }
-
-  private readFailed(stream: string, err: unknown): PortcullisError {
-    this.counters.ioErrors++;
-    this.logger.error({ event: Events.SPOOL_IO_ERROR, err, stream }, 'spool: reading entries back failed');
-    return ioError('read', err);
   }
 
   release(ids: number[]): void {

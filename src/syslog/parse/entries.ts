@@ -3,8 +3,9 @@
  * straight into one scratch buffer (no string per entry, no join-then-encode). An entry closes
  * before the record that would take it past `target` bytes; a record alone may be up to `max`
  * (the upstream batch limit). Entries much smaller than a batch let the batcher fill batches: an
- * entry is never split, so a batch of entries near half its size would go out half full. The byte fast path (fast.ts) writes a record in place at `recordStart()`
- * and calls `commit`; the plain path hands a JSON string to `addString`.
+ * entry is never split, so a batch of entries near half its size would go out half full. The byte
+ * fast path (fast.ts) writes a record in place at `recordStart()` and calls `commit`; the plain
+ * path hands a JSON string to `addString`.
  */
 
 /** Room past `max` for one record the fast path writes before its size is known (fast.ts bounds it). */
