@@ -68,7 +68,8 @@ describe('docker/Dockerfile', () => {
     expect(all(build, 'ENV')).toContain('PORTCULLIS_REQUIRE_NATIVE=1');
     expect(all(build, 'RUN').join('\n')).toMatch(/apt-get install -y --no-install-recommends python3 make g\+\+ .*rm -rf \/var\/lib\/apt\/lists/);
     expect(all(runtime, 'RUN').join('\n')).not.toMatch(/apt-get|npm (ci|install)/);
-    expect(all(runtime, 'COPY')).toContain('--from=build /app/build/Release/portcullis_relay.node ./build/Release/portcullis_relay.node');
+    // Every addon, not only the relay: the CEF parser, JSON validator and batch gzip too.
+    expect(all(runtime, 'COPY')).toContain('--from=build /app/build/Release/*.node ./build/Release/');
   });
 
   it('copies only files that exist in the repository, and the build context admits each of them', () => {
