@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Builds build/Release/portcullis_relay.node (the native tunnel relay), portcullis_cef.node (the
-// syslog collector's CEF fast path), portcullis_json.node (the forwarder's JSON validator) and portcullis_notify.node (sd_notify for systemd's
+// syslog collector's CEF fast path), portcullis_json.node (the forwarder's JSON validator),
+// portcullis_deflate.node (batch gzip with the vendored libdeflate) and portcullis_notify.node (sd_notify for systemd's
 // Type=notify) with node-gyp, when their sources are newer than the
 // binaries, unless prebuilt addons that load in this Node came with the package (the npm tarball
 // ships prebuilds/linux-x64/*.napi.node: N-API, one build for Node 20, 22 and 24), so a server
 // without a compiler still gets them. Without a compiler the gateway still works (relay: auto falls
-// back to JavaScript, and so do the CEF fast path and the JSON validator), so a failure only warns, except under CI=true or PORTCULLIS_REQUIRE_NATIVE=1,
+// back to JavaScript, and so do the CEF fast path and the JSON validator; batches are gzipped with zlib), so a failure only warns, except under CI=true or PORTCULLIS_REQUIRE_NATIVE=1,
 // where a missing relay would make every measurement and test of it meaningless.
 //
 // `node native/build.mjs --prebuild` (npm's prepack) builds here and copies the addons to
@@ -13,10 +14,10 @@
 // removes them again, so a working tree always loads its own fresh build.
 //
 // `node native/build.mjs --sanitize` builds build/Sanitize/portcullis_relay.node,
-// portcullis_cef.node and portcullis_json.node instead, with
+// portcullis_cef.node, portcullis_json.node and portcullis_deflate.node instead, with
 // AddressSanitizer and UndefinedBehaviorSanitizer, straight with the C compiler (node-gyp has one
 // build directory, and the normal build must stay as it is). test/sanitize.sh loads it through
-// PORTCULLIS_RELAY_ADDON, PORTCULLIS_CEF_ADDON and PORTCULLIS_JSON_ADDON, with the ASan runtime preloaded into Node.
+// PORTCULLIS_RELAY_ADDON, PORTCULLIS_CEF_ADDON, PORTCULLIS_JSON_ADDON and PORTCULLIS_DEFLATE_ADDON, with the ASan runtime preloaded into Node.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -25,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ADDONS = ['portcullis_relay', 'portcullis_cef', 'portcullis_json', 'portcullis_notify'];
+const ADDONS = ['portcullis_relay', 'portcullis_cef', 'portcullis_json', 'portcullis_deflate', 'portcullis_notify'];
 const outputs = ADDONS.map((name) => join(root, 'build', 'Release', `${name}.node`));
 const prebuildDir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 const prebuilds = ADDONS.map((name) => join(prebuildDir, `${name}.napi.node`));
@@ -33,6 +34,7 @@ const sources = [
   join(root, 'native', 'relay.c'),
   join(root, 'native', 'cef.c'),
   join(root, 'native', 'json.c'),
+  join(root, 'native', 'deflate.c'),
   join(root, 'native', 'notify.c'),
   join(root, 'binding.gyp'),
 ];
@@ -131,12 +133,17 @@ function buildSanitized() {
   const cc = process.env.CC || 'cc';
   // The flags of binding.gyp, plus the sanitizers: -O1 -g for readable reports, frame pointers
   // for whole stacks, and any undefined behaviour fatal (a report that lets the test pass is lost).
-  for (const name of ['portcullis_relay', 'portcullis_cef', 'portcullis_json']) {
+  // libdeflate is compiled in with its own warnings relaxed (as binding.gyp's libdeflate target).
+  const libdeflate = ['deflate_compress.c', 'gzip_compress.c', 'crc32.c', 'utils.c', 'x86/cpu_features.c', 'arm/cpu_features.c'].map((f) =>
+    join(root, 'native', 'vendor', 'libdeflate', 'lib', f),
+  );
+  for (const name of ['portcullis_relay', 'portcullis_cef', 'portcullis_json', 'portcullis_deflate']) {
+    const vendored = name === 'portcullis_deflate' ? ['-Wno-sign-compare', '-Wno-unused-parameter', ...libdeflate] : [];
     const args = [
       ...['-shared', '-fPIC', '-std=gnu11', '-O1', '-g', '-Wall', '-Wextra', WERROR],
       ...['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'],
       ...['-DNAPI_VERSION=8', `-DNODE_GYP_MODULE_NAME=${name}`, '-DBUILDING_NODE_EXTENSION', `-I${include}`],
-      ...[join(root, 'native', `${name.replace('portcullis_', '')}.c`), '-o', join(dir, `${name}.node`), '-pthread'],
+      ...[join(root, 'native', `${name.replace('portcullis_', '')}.c`), ...vendored, '-o', join(dir, `${name}.node`), '-pthread'],
     ];
     const r = spawnSync(cc, args, { cwd: root, stdio: 'inherit' });
     if (r.error) console.error(`portcullis: ${cc}: ${r.error.message}`);

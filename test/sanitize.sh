@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# CI: the native addons (native/relay.c, native/cef.c, native/json.c) under AddressSanitizer and
-# UndefinedBehaviorSanitizer. Builds build/Sanitize/portcullis_relay.node, portcullis_cef.node and
-# portcullis_json.node
+# CI: the native addons (native/relay.c, native/cef.c, native/json.c, native/deflate.c) under
+# AddressSanitizer and UndefinedBehaviorSanitizer. Builds build/Sanitize/portcullis_relay.node,
+# portcullis_cef.node, portcullis_json.node and portcullis_deflate.node (with the vendored libdeflate)
 # (node native/build.mjs --sanitize; the normal build in build/Release is left as it is), then,
 # with those addons:
 #  1. the relay and tunnel tests: Node is not built with ASan, so its runtime is preloaded
@@ -14,13 +14,18 @@
 #  3. the JSON validator's agreement tests (test/forwarder/unit/json-scan.unit.test.ts) with
 #     PORTCULLIS_JSON_ADDON pointing at the sanitized build, LeakSanitizer on (as in 4, only a
 #     leak json.c allocated itself fails the script).
-#  4. LeakSanitizer on test/sanitize-leaks.mjs, one small process that ends tunnels every way.
+#  4. the batch gzip's tests (test/forwarder/unit/gzip.unit.test.ts: libdeflate's output inflates
+#     back with Node's gunzip, the output limit, bad arguments) and the pool's build tests (the
+#     addon loaded in worker threads, its per-thread state freed as they end) with
+#     PORTCULLIS_DEFLATE_ADDON pointing at the sanitized build, LeakSanitizer on as in 3.
+#  5. LeakSanitizer on test/sanitize-leaks.mjs, one small process that ends tunnels every way.
 #     Not on the test run: Node and V8 free little of what they hold at exit, so LeakSanitizer
 #     reports hundreds of allocations per process that are not ours, and scanning a gateway's heap
 #     at exit takes it a minute or more (the tests' gateways would be killed first). Those reports
 #     cannot be suppressed by pattern (every call into the addon passes through Node's frames), so
 #     leaks do not set the exit code (exitcode=0); the script fails on a leak that relay.c or json.c
-#     allocated itself (frame #1, right above malloc).
+#     allocated itself (frame #1, right above malloc); for deflate.c, a leak whose stack passes
+#     through it (its compressors are allocated inside libdeflate).
 # Usage: bash test/sanitize.sh [test files...]   (default: test/relay and the proxy's tunnel tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,13 +79,17 @@ echo "=== sanitize: the JSON validator (native/json.c)"
 PORTCULLIS_JSON_ADDON="$PWD/build/Sanitize/portcullis_json.node" ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" \
   node node_modules/vitest/vitest.mjs run --project unit --testTimeout=120000 test/forwarder/unit/json-scan.unit.test.ts || status=$?
 
+echo "=== sanitize: the batch gzip (native/deflate.c, libdeflate)"
+PORTCULLIS_DEFLATE_ADDON="$PWD/build/Sanitize/portcullis_deflate.node" ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" \
+  node node_modules/vitest/vitest.mjs run --project unit --testTimeout=120000 test/forwarder/unit/gzip.unit.test.ts test/forwarder/unit/pool.unit.test.ts || status=$?
+
 echo "=== sanitize: LeakSanitizer on test/sanitize-leaks.mjs"
 ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" node test/sanitize-leaks.mjs 2>"$logs/leak-run.stderr" || status=$?
 cat "$logs/leak-run.stderr" >&2
 
 errors=$(grep -lE 'ERROR: AddressSanitizer|runtime error:' "$logs"/* 2>/dev/null || true)
 ours=$(awk '/^(Direct|Indirect) leak of/ { block = $0; mine = 0; next }
-  block != "" { block = block "\n" $0; if ($1 == "#1" && $0 ~ /(relay|json)\.c:/) mine = 1 }
+  block != "" { block = block "\n" $0; if (($1 == "#1" && $0 ~ /(relay|json)\.c:/) || $0 ~ /native\/deflate\.c:/) mine = 1 }
   /^$/ { if (mine) print block; block = ""; mine = 0 }' "$logs"/asan.* 2>/dev/null || true)
 if [ -n "$errors" ]; then
   for f in $errors; do echo "=== $f"; cat "$f"; done
@@ -89,8 +98,8 @@ if [ -n "$errors" ]; then
 fi
 if [ -n "$ours" ]; then
   printf '%s\n' "$ours"
-  echo "sanitize: LeakSanitizer found memory that native/relay.c allocated and never freed (above)" >&2
+  echo "sanitize: LeakSanitizer found memory that the native addons allocated and never freed (above)" >&2
   status=1
 fi
-echo "sanitize: ASan/UBSan reports: $([ -n "$errors" ] && echo yes || echo none); relay.c leaks: $([ -n "$ours" ] && echo yes || echo none); tests exit $status; $(($(date +%s) - start))s"
+echo "sanitize: ASan/UBSan reports: $([ -n "$errors" ] && echo yes || echo none); addon leaks: $([ -n "$ours" ] && echo yes || echo none); tests exit $status; $(($(date +%s) - start))s"
 exit $status

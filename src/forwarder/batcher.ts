@@ -238,7 +238,7 @@ export class Batcher {
         // Both the compressed and the uncompressed body must be within 1 MiB; the JSON already
         // is, so an incompressible batch whose gzip grew past the limit goes uncompressed.
         raw = built.raw;
-        gz = built.raw === null ? built.gz : null;
+        gz = built.gz;
         rawBytes = built.rawBytes;
       } catch (err) {
         logger.error({ event: Events.FWD_POOL_ERROR, err, destination: destination.name }, 'building a batch failed: retrying in 1 s');

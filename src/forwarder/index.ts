@@ -15,6 +15,7 @@ import type { DataCollectorSigner } from './upstream/sender.js';
 export { ForwarderService, type ForwarderServiceOptions, type SpoolOpenOptions, type RecordIntake } from './service.js';
 export { forwarderConfigCheck, compileForwarder, streamKey, parseStreamKey, sha256 } from './routes.js';
 export { nativeJsonStatus } from './pool/json-native.js';
+export { nativeDeflateStatus } from './pool/gzip.js';
 export type { TokenSource, DataCollectorSigner } from './upstream/sender.js';
 export type { SharedKeyVerifier } from './ingest/auth.js';
 export { ForwarderErrors } from '../errors/catalogue.js';

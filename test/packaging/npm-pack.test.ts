@@ -67,6 +67,7 @@ describe.skipIf(!npm || process.platform !== 'linux' || process.arch !== 'x64')(
         'prebuilds/linux-x64/portcullis_relay.napi.node',
         'prebuilds/linux-x64/portcullis_cef.napi.node',
         'prebuilds/linux-x64/portcullis_json.napi.node',
+        'prebuilds/linux-x64/portcullis_deflate.napi.node',
         'prebuilds/linux-x64/portcullis_notify.napi.node',
       ]) {
         expect(files).toContain(want);
@@ -101,6 +102,7 @@ describe.skipIf(!npm || process.platform !== 'linux' || process.arch !== 'x64')(
       expect(shown.stdout).toContain(`relay      native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_relay.napi.node')})`);
       expect(shown.stdout).toContain(`cef        native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_cef.napi.node')})`);
       expect(shown.stdout).toContain(`json       native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_json.napi.node')})`);
+      expect(shown.stdout).toContain(`gzip       native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_deflate.napi.node')})`);
       expect(shown.stdout).toContain(`sd_notify  native (${join(pkg, 'prebuilds', 'linux-x64', 'portcullis_notify.napi.node')})`);
     },
   );

@@ -3,8 +3,7 @@
  * the main thread; gzip runs in a pool thread (worker.ts).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
-import { ownArrayBuffer } from '../../util/buffers.js';
+import { gzipBody, gzipWithin } from './gzip.js';
 
 export interface BuildTask {
   readonly kind: 'build';
@@ -20,10 +19,7 @@ export interface BuildResult {
 }
 
 export function build(task: BuildTask): BuildResult {
-  const gz = gzipSync(task.body, { level: task.level });
-  // gzipSync's result may be a view on a larger buffer; a copy of its own can be moved.
-  const own = ownArrayBuffer(gz) ? gz : new Uint8Array(gz);
-  return { gz: own, raw: task.body };
+  return { gz: gzipBody(task.body, task.level), raw: task.body };
 }
 
 /**
@@ -95,8 +91,9 @@ export interface BuildFromSpoolTask {
 }
 
 export interface BuildFromSpoolResult {
-  readonly gz: Uint8Array;
-  /** "[" + payloads.join(",") + "]" when gz is over maxGzipBytes; else null (rebuilt from gz if ever needed). */
+  /** The gzip of the body; null when it is larger than maxGzipBytes (then raw is the body). */
+  readonly gz: Uint8Array | null;
+  /** "[" + payloads.join(",") + "]" when the gzip is over maxGzipBytes; else null (rebuilt from gz if ever needed). */
   readonly raw: Uint8Array | null;
   readonly rawBytes: number;
 }
@@ -130,7 +127,6 @@ export function buildFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
   } finally {
     if (fd >= 0) closeSync(fd);
   }
-  const gz = gzipSync(body, { level: task.level });
-  const own = ownArrayBuffer(gz) ? gz : new Uint8Array(gz);
-  return { gz: own, raw: own.byteLength > task.maxGzipBytes ? new Uint8Array(body) : null, rawBytes: total };
+  const gz = gzipWithin(body, task.level, task.maxGzipBytes);
+  return { gz, raw: gz === null ? new Uint8Array(body) : null, rawBytes: total };
 }

@@ -67,16 +67,17 @@ it('builds a batch from payloads in files: joined in order across files, gzip on
       { path: b, offset: 2, length: 7 },
     ];
     const built = await pool.buildFromSpool({ kind: 'build-spool', parts, level: 1, maxGzipBytes: 1024 * 1024 });
-    expect(gunzipSync(built.gz).toString()).toBe('[{"n":1},{"n":2},{"n":3}]');
+    expect(gunzipSync(built.gz ?? new Uint8Array(0)).toString()).toBe('[{"n":1},{"n":2},{"n":3}]');
     expect(built.raw).toBeNull();
     expect(built.rawBytes).toBe(25);
 
-    // Incompressible: its gzip is larger than the limit, so the JSON comes back to be sent as is.
+    // Incompressible: its gzip is larger than the limit, so the JSON comes back to be sent as is
+    // (and no gzip: libdeflate stops once the output cannot fit).
     const noise = `"${randomBytes(3000).toString('base64')}"`;
     writeFileSync(a, noise);
     const big = await pool.buildFromSpool({ kind: 'build-spool', parts: [{ path: a, offset: 0, length: noise.length }], level: 1, maxGzipBytes: 1000 });
     expect(Buffer.from(big.raw ?? []).toString()).toBe(`[${noise}]`);
-    expect(gunzipSync(big.gz).toString()).toBe(`[${noise}]`);
+    expect(big.gz).toBeNull();
 
     // A file shorter than the entry says (damage, or a bug): the build fails, nothing is sent.
     await expect(

@@ -1,0 +1,107 @@
+/*
+ * portcullis_deflate: gzip for upstream batches with libdeflate (vendored, native/vendor/libdeflate,
+ * MIT). Its level 1 compresses the gateway's JSON batches ~1.7x faster than Node's zlib at the
+ * same level, and batch gzip is the collector's largest single use of CPU (docs/design-notes.md).
+ * Node's zlib (gzipSync) is the fallback where the addon is not built, and what the tests hold
+ * this one to: any output inflates, with Node's gunzip, to the input.
+ *
+ * gzip(input: Uint8Array, level: 0..12, maxOutput: number) -> Buffer | null
+ *   the gzip member of input (a Buffer with an ArrayBuffer of its own, so it can be moved to
+ *   another thread), or null when it does not fit in maxOutput bytes (0: no limit).
+ *
+ * A whole body at a time, synchronously: the callers are pool threads, and a batch is at most
+ * the upstream limit. Each thread that loads the addon has its own compressors (one per level,
+ * made on first use) and its own output buffer, kept as N-API instance data and freed with the
+ * thread's environment: no state is shared between threads.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vendor/libdeflate/libdeflate.h"
+
+#define MAX_LEVEL 12
+
+typedef struct {
+  struct libdeflate_compressor *compressors[MAX_LEVEL + 1];
+  uint8_t *out;
+  size_t out_cap;
+} thread_state;
+
+static void free_state(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  thread_state *s = data;
+  for (int i = 0; i <= MAX_LEVEL; i++)
+    if (s->compressors[i]) libdeflate_free_compressor(s->compressors[i]);
+  free(s->out);
+  free(s);
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+static napi_value throw_error(napi_env env, const char *msg) {
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static napi_value js_gzip(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  thread_state *s = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "gzip(input, level, maxOutput)");
+  if (napi_get_instance_data(env, (void **)&s) != napi_ok || s == NULL) return throw_error(env, "addon not initialised");
+  napi_typedarray_type type;
+  size_t n;
+  void *data;
+  if (napi_get_typedarray_info(env, argv[0], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_uint8_array)
+    return throw_type(env, "input must be a Uint8Array");
+  int32_t level;
+  if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 0 || level > MAX_LEVEL) return throw_type(env, "level must be an integer 0..12");
+  double max_output;
+  if (napi_get_value_double(env, argv[2], &max_output) != napi_ok || !(max_output >= 0)) return throw_type(env, "maxOutput must be a number >= 0");
+
+  if (s->compressors[level] == NULL) {
+    s->compressors[level] = libdeflate_alloc_compressor(level);
+    if (s->compressors[level] == NULL) return throw_error(env, "out of memory for a compressor");
+  }
+  struct libdeflate_compressor *c = s->compressors[level];
+  // The worst case of the whole input, or less when the caller only wants an output that fits:
+  // libdeflate then stops (returns 0) as soon as it cannot, without compressing the rest.
+  size_t cap = libdeflate_gzip_compress_bound(c, n);
+  if (max_output > 0 && max_output < (double)cap) cap = (size_t)max_output;
+  if (s->out_cap < cap) {
+    uint8_t *grown = malloc(cap);
+    if (grown == NULL) return throw_error(env, "out of memory for the gzip output");
+    free(s->out);
+    s->out = grown;
+    s->out_cap = cap;
+  }
+  size_t written = libdeflate_gzip_compress(c, n > 0 ? data : "", n, s->out, cap);
+  napi_value result;
+  if (written == 0) {
+    napi_get_null(env, &result);
+    return result;
+  }
+  // A copy of the output's length only: the buffer of its own can be moved to the main thread,
+  // and this thread's output buffer is reused for the next batch.
+  if (napi_create_buffer_copy(env, written, s->out, NULL, &result) != napi_ok) return NULL;
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  thread_state *s = calloc(1, sizeof *s);
+  if (s == NULL) return NULL;
+  if (napi_set_instance_data(env, s, free_state, NULL) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  napi_value fn;
+  if (napi_create_function(env, "gzip", NAPI_AUTO_LENGTH, js_gzip, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "gzip", fn) != napi_ok) return NULL;
+  return exports;
+}

@@ -1,0 +1,80 @@
+import { gunzipSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
+import { expect, it } from 'vitest';
+import fc from 'fast-check';
+import { gzipBody, gzipWithin, nativeDeflate, nativeDeflateStatus } from '../../../src/forwarder/pool/gzip.js';
+
+/**
+ * Upstream batches are gzipped by libdeflate (native/deflate.c) when it is built, by Node's zlib
+ * otherwise. Whatever either writes must inflate, with the gunzip every receiver uses, to the
+ * batch as it was. CI builds the addon and runs this file again under ASan/UBSan (test/sanitize.sh).
+ */
+const required = process.env.CI === 'true' || !!process.env.PORTCULLIS_DEFLATE_ADDON;
+
+it('the libdeflate addon is built and loads (CI builds it; without a compiler zlib compresses)', () => {
+  if (!required && !nativeDeflate) return;
+  expect(nativeDeflateStatus().reason).toBe('');
+  expect(nativeDeflate).not.toBeNull();
+});
+
+/** Batch-like JSON (repetitive, as gzip sees it in production), random bytes, and the edges. */
+const bodies = fc.oneof(
+  fc
+    .array(fc.record({ TimeGenerated: fc.date({ noInvalidDate: true }), Computer: fc.string(), n: fc.integer() }), { maxLength: 400 })
+    .map((rows) => new TextEncoder().encode(JSON.stringify(rows))),
+  fc.uint8Array({ maxLength: 20_000 }),
+  fc.constantFrom(new Uint8Array(0), new Uint8Array(1), new Uint8Array(300_000).fill(0x61)),
+);
+
+const paths: Array<[string, boolean]> = [['zlib', false]];
+if (nativeDeflate) paths.push(['native', true]);
+
+for (const [name, useNative] of paths) {
+  it(`${name}: any body at any level inflates back to itself, in a buffer of its own (movable to the main thread)`, () => {
+    fc.assert(
+      fc.property(bodies, fc.constantFrom(1, 2, 6, 9), (body, level) => {
+        const gz = gzipBody(body, level, useNative);
+        expect(Buffer.from(gunzipSync(gz)).equals(Buffer.from(body))).toBe(true);
+        expect(gz.byteOffset).toBe(0);
+        expect(gz.byteLength).toBe(gz.buffer.byteLength);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it(`${name}: within a limit, the same gzip when it fits and null when it is one byte over`, () => {
+    fc.assert(
+      fc.property(bodies, (body) => {
+        const whole = gzipBody(body, 1, useNative);
+        const fits = gzipWithin(body, 1, whole.byteLength, useNative);
+        expect(fits).not.toBeNull();
+        expect(Buffer.from(gunzipSync(fits as Uint8Array)).equals(Buffer.from(body))).toBe(true);
+        expect(gzipWithin(body, 1, whole.byteLength - 1, useNative)).toBeNull();
+      }),
+      { numRuns: 100 },
+    );
+  });
+}
+
+it.runIf(nativeDeflate !== null)(
+  'native: an incompressible 1 MiB batch over a 1 MiB limit is null, a compressible one fits (the batcher then sends JSON)',
+  () => {
+    const noise = randomBytes(1024 * 1024);
+    expect(gzipWithin(noise, 1, 1024 * 1024)).toBeNull();
+    const json = new TextEncoder().encode(JSON.stringify(Array.from({ length: 20_000 }, (_, i) => ({ i, host: `srv-${i % 50}` }))));
+    const gz = gzipWithin(json, 1, 1024 * 1024);
+    expect(gz).not.toBeNull();
+    expect(gunzipSync(gz as Uint8Array).toString()).toBe(new TextDecoder().decode(json));
+  },
+);
+
+it.runIf(nativeDeflate !== null)('native: bad arguments are type errors, not a crash', () => {
+  const addon = nativeDeflate as NonNullable<typeof nativeDeflate>;
+  const call = (...args: unknown[]) => (addon.gzip as (...a: unknown[]) => unknown)(...args);
+  expect(() => call(new Uint8Array(4), 13, 0)).toThrow(TypeError);
+  expect(() => call(new Uint8Array(4), -1, 0)).toThrow(TypeError);
+  expect(() => call(new Uint16Array(4), 1, 0)).toThrow(TypeError);
+  expect(() => call('text', 1, 0)).toThrow(TypeError);
+  expect(() => call(new Uint8Array(4), 1, -5)).toThrow(TypeError);
+  expect(() => call(new Uint8Array(4), 1)).toThrow(TypeError);
+});
