@@ -26,6 +26,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The vendored libdeflate's compression half (binding.gyp's libdeflate target; the sanitizer build). */
+const LIBDEFLATE_SOURCES = ['deflate_compress.c', 'gzip_compress.c', 'crc32.c', 'utils.c', 'x86/cpu_features.c', 'arm/cpu_features.c'].map((f) =>
+  join(root, 'native', 'vendor', 'libdeflate', 'lib', f),
+);
 const ADDONS = ['portcullis_relay', 'portcullis_cef', 'portcullis_json', 'portcullis_deflate', 'portcullis_notify'];
 const outputs = ADDONS.map((name) => join(root, 'build', 'Release', `${name}.node`));
 const prebuildDir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
@@ -37,6 +41,8 @@ const sources = [
   join(root, 'native', 'deflate.c'),
   join(root, 'native', 'notify.c'),
   join(root, 'binding.gyp'),
+  // The vendored libdeflate: a newer copy must rebuild the addon even if binding.gyp is unchanged.
+  ...LIBDEFLATE_SOURCES,
 ];
 const strict = process.env.CI === 'true' || process.env.PORTCULLIS_REQUIRE_NATIVE === '1';
 
@@ -134,11 +140,8 @@ function buildSanitized() {
   // The flags of binding.gyp, plus the sanitizers: -O1 -g for readable reports, frame pointers
   // for whole stacks, and any undefined behaviour fatal (a report that lets the test pass is lost).
   // libdeflate is compiled in with its own warnings relaxed (as binding.gyp's libdeflate target).
-  const libdeflate = ['deflate_compress.c', 'gzip_compress.c', 'crc32.c', 'utils.c', 'x86/cpu_features.c', 'arm/cpu_features.c'].map((f) =>
-    join(root, 'native', 'vendor', 'libdeflate', 'lib', f),
-  );
   for (const name of ['portcullis_relay', 'portcullis_cef', 'portcullis_json', 'portcullis_deflate']) {
-    const vendored = name === 'portcullis_deflate' ? ['-Wno-sign-compare', '-Wno-unused-parameter', ...libdeflate] : [];
+    const vendored = name === 'portcullis_deflate' ? ['-Wno-sign-compare', '-Wno-unused-parameter', ...LIBDEFLATE_SOURCES] : [];
     const args = [
       ...['-shared', '-fPIC', '-std=gnu11', '-O1', '-g', '-Wall', '-Wextra', WERROR],
       ...['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'],
