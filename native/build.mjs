@@ -19,17 +19,22 @@
 // build directory, and the normal build must stay as it is). test/sanitize.sh loads it through
 // PORTCULLIS_RELAY_ADDON, PORTCULLIS_CEF_ADDON, PORTCULLIS_JSON_ADDON and PORTCULLIS_DEFLATE_ADDON, with the ASan runtime preloaded into Node.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-/** The vendored libdeflate's compression half (binding.gyp's libdeflate target; the sanitizer build). */
-const LIBDEFLATE_SOURCES = ['deflate_compress.c', 'gzip_compress.c', 'crc32.c', 'utils.c', 'x86/cpu_features.c', 'arm/cpu_features.c'].map((f) =>
-  join(root, 'native', 'vendor', 'libdeflate', 'lib', f),
-);
+/**
+ * binding.gyp's libdeflate target (the vendored compression half), read from there so that one
+ * list serves node-gyp, the freshness check and the sanitizer build. binding.gyp is kept plain
+ * JSON (gyp reads a Python literal; no comments, no trailing commas) for this.
+ */
+const libdeflateTarget = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')).targets.find((t) => t.target_name === 'libdeflate');
+const LIBDEFLATE_SOURCES = libdeflateTarget.sources.map((f) => join(root, f));
+/** Its warnings relaxed (-Wno-...): someone else's code, compiled as it is. */
+const LIBDEFLATE_NO_WARN = libdeflateTarget.cflags.filter((f) => f.startsWith('-Wno-'));
 const ADDONS = ['portcullis_relay', 'portcullis_cef', 'portcullis_json', 'portcullis_deflate', 'portcullis_notify'];
 const outputs = ADDONS.map((name) => join(root, 'build', 'Release', `${name}.node`));
 const prebuildDir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
@@ -139,9 +144,9 @@ function buildSanitized() {
   const cc = process.env.CC || 'cc';
   // The flags of binding.gyp, plus the sanitizers: -O1 -g for readable reports, frame pointers
   // for whole stacks, and any undefined behaviour fatal (a report that lets the test pass is lost).
-  // libdeflate is compiled in with its own warnings relaxed (as binding.gyp's libdeflate target).
+  // libdeflate is compiled in with its warnings relaxed as in binding.gyp.
   for (const name of ['portcullis_relay', 'portcullis_cef', 'portcullis_json', 'portcullis_deflate']) {
-    const vendored = name === 'portcullis_deflate' ? ['-Wno-sign-compare', '-Wno-unused-parameter', ...LIBDEFLATE_SOURCES] : [];
+    const vendored = name === 'portcullis_deflate' ? [...LIBDEFLATE_NO_WARN, ...LIBDEFLATE_SOURCES] : [];
     const args = [
       ...['-shared', '-fPIC', '-std=gnu11', '-O1', '-g', '-Wall', '-Wextra', WERROR],
       ...['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined'],

@@ -18,7 +18,6 @@
 #include <node_api.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include "vendor/libdeflate/libdeflate.h"
 
 #define MAX_LEVEL 12

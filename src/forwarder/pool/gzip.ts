@@ -37,7 +37,8 @@ export function nativeDeflateStatus(): { available: boolean; path: string; reaso
  * `useNative: false` takes zlib (tests compare the two).
  */
 export function gzipWithin(body: Uint8Array, level: number, maxBytes: number, useNative = true): Uint8Array | null {
-  if (useNative && nativeDeflate !== null) return nativeDeflate.gzip(body, level, Math.max(1, maxBytes));
+  // The addon reads 0 as "no limit": a finite limit is at least 1.
+  if (useNative && nativeDeflate !== null) return nativeDeflate.gzip(body, level, Number.isFinite(maxBytes) ? Math.max(1, maxBytes) : 0);
   const gz = gzipSync(body, { level });
   if (gz.byteLength > maxBytes) return null;
   // gzipSync's result may be a view on a larger buffer; a copy of its own can be moved.
@@ -46,12 +47,8 @@ export function gzipWithin(body: Uint8Array, level: number, maxBytes: number, us
 
 /** The gzip of body at this level, in a buffer of its own. */
 export function gzipBody(body: Uint8Array, level: number, useNative = true): Uint8Array {
-  if (useNative && nativeDeflate !== null) {
-    const gz = nativeDeflate.gzip(body, level, 0);
-    // Unlimited, the output always fits (libdeflate's bound): null would be a broken addon.
-    if (gz === null) throw new Error('portcullis_deflate: no output without a limit');
-    return gz;
-  }
-  const gz = gzipSync(body, { level });
-  return ownArrayBuffer(gz) ? gz : new Uint8Array(gz);
+  const gz = gzipWithin(body, level, Number.POSITIVE_INFINITY, useNative);
+  // Without a limit the output always fits (libdeflate's bound): null would be a broken addon.
+  if (gz === null) throw new Error('portcullis_deflate: no output without a limit');
+  return gz;
 }
