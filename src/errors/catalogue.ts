@@ -261,6 +261,13 @@ export const ForwarderErrors = {
     E.INTERNAL_ERROR,
     'an entry cannot be spooled (stream name over 65535 bytes, payload over 4 GiB, or a bad records count)',
   ),
+  SPOOL_NOT_TAKEN: failure(
+    'PCL_ERR_SPOOL_NOT_TAKEN',
+    500,
+    'internal',
+    E.INTERNAL_ERROR,
+    'spool entries were read back that are not taken for a batch (a bug in the caller: the entries stay in the spool)',
+  ),
   FWD_UPSTREAM_FORBIDDEN: failure(
     'PCL_ERR_FWD_UPSTREAM_FORBIDDEN',
     0,

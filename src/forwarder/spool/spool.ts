@@ -215,7 +215,16 @@ export class Spool {
     const es: IndexEntry[] = [];
     for (const r of refs) {
       const e = this.index.get(r.id);
-      if (e === undefined || e.state !== 'taken') throw new PortcullisError(ForwarderErrors.SPOOL_IO.code, `spool: entry ${r.id} is not taken`);
+      if (e === undefined || e.state !== 'taken') {
+        // Not a disk error: the caller asked for entries it does not hold (acked, released, or
+        // never taken). Said once here, since the batcher only backs off.
+        const err = new PortcullisError(
+          ForwarderErrors.SPOOL_NOT_TAKEN.code,
+          `spool: entry ${r.id} is ${e === undefined ? 'not in the spool' : e.state}, not taken`,
+        );
+        this.logger.error({ event: Events.INTERNAL_ERROR, err, stream: r.stream }, 'spool: entries read back that are not taken');
+        throw err;
+      }
       es.push(e);
     }
     try {

@@ -3,6 +3,7 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Spool } from '../../../src/forwarder/spool/index.js';
+import { Events } from '../../../src/log/events.js';
 import { codeOf } from '../../helpers/errors.js';
 import { captureLogger, payload, tempDir, text } from './helpers.js';
 
@@ -164,6 +165,20 @@ describe('spool basics', () => {
     expect((await spool.take('A', 1e6)).map((e) => text(e.payload))).toEqual(['2', '4']);
   });
 
+  it('reading back entries that are not taken is refused as a caller bug (PCL_ERR_SPOOL_NOT_TAKEN, logged), not as a disk error', async () => {
+    const { spool, log } = await fresh();
+    await spool.append([{ stream: 'A', records: 1, payload: payload('a1') }]);
+    const refs = spool.takeRefs('A', 1e6);
+    spool.release(refs.map((r) => r.id));
+    expect(await codeOf(spool.read(refs))).toBe('PCL_ERR_SPOOL_NOT_TAKEN');
+    expect(log.withEvent(Events.INTERNAL_ERROR)).toHaveLength(1);
+    expect(spool.stats().healthy).toBe(true);
+    // Taken again, the same entry reads back whole.
+    const again = spool.takeRefs('A', 1e6);
+    expect((await spool.read(again)).map((e) => text(e.payload))).toEqual(['a1']);
+    await spool.ack(again.map((r) => r.id));
+    expect(await codeOf(spool.read(again))).toBe('PCL_ERR_SPOOL_NOT_TAKEN');
+  });
   it('a clean restart replays unacked entries only, in order', async () => {
     const { spool, reopen } = await fresh({ segmentBytes: 200 });
     const es = await spool.append(Array.from({ length: 10 }, (_, i) => ({ stream: 'S', records: 1, payload: payload(`rec-${i}`.repeat(5)) })));
