@@ -48,6 +48,23 @@ static napi_value throw_error(napi_env env, const char *msg) {
   return NULL;
 }
 
+/* The compressor for `level`, made on first use by this thread. */
+static struct libdeflate_compressor *compressor_for(thread_state *s, int32_t level) {
+  if (s->compressors[level] == NULL) s->compressors[level] = libdeflate_alloc_compressor(level);
+  return s->compressors[level];
+}
+
+/* This thread's output buffer, grown to at least cap bytes; 0 if out of memory. */
+static int reserve_out(thread_state *s, size_t cap) {
+  if (s->out_cap >= cap) return 1;
+  uint8_t *grown = malloc(cap);
+  if (grown == NULL) return 0;
+  free(s->out);
+  s->out = grown;
+  s->out_cap = cap;
+  return 1;
+}
+
 static napi_value js_gzip(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -64,22 +81,13 @@ static napi_value js_gzip(napi_env env, napi_callback_info info) {
   double max_output;
   if (napi_get_value_double(env, argv[2], &max_output) != napi_ok || !(max_output >= 0)) return throw_type(env, "maxOutput must be a number >= 0");
 
-  if (s->compressors[level] == NULL) {
-    s->compressors[level] = libdeflate_alloc_compressor(level);
-    if (s->compressors[level] == NULL) return throw_error(env, "out of memory for a compressor");
-  }
-  struct libdeflate_compressor *c = s->compressors[level];
+  struct libdeflate_compressor *c = compressor_for(s, level);
+  if (c == NULL) return throw_error(env, "out of memory for a compressor");
   // The worst case of the whole input, or less when the caller only wants an output that fits:
   // libdeflate then stops (returns 0) as soon as it cannot, without compressing the rest.
   size_t cap = libdeflate_gzip_compress_bound(c, n);
   if (max_output > 0 && max_output < (double)cap) cap = (size_t)max_output;
-  if (s->out_cap < cap) {
-    uint8_t *grown = malloc(cap);
-    if (grown == NULL) return throw_error(env, "out of memory for the gzip output");
-    free(s->out);
-    s->out = grown;
-    s->out_cap = cap;
-  }
+  if (!reserve_out(s, cap)) return throw_error(env, "out of memory for the gzip output");
   size_t written = libdeflate_gzip_compress(c, n > 0 ? data : "", n, s->out, cap);
   napi_value result;
   if (written == 0) {
@@ -89,6 +97,44 @@ static napi_value js_gzip(napi_env env, napi_callback_info info) {
   // A copy of the output's length only: the buffer of its own can be moved to the main thread,
   // and this thread's output buffer is reused for the next batch.
   if (napi_create_buffer_copy(env, written, s->out, NULL, &result) != napi_ok) return NULL;
+  return result;
+}
+
+#define RUN_PREFIX 8
+
+/*
+ * deflateRun(input: Uint8Array, level: 1..12) -> Buffer
+ *   [CRC-32 of input, u32 LE][input length, u32 LE][raw DEFLATE of input ending in a sync flush]:
+ *   a run that src/forwarder/pool/stitch.ts joins with others into one gzip member. An empty
+ *   input gives the prefix alone.
+ */
+static napi_value js_deflate_run(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  thread_state *s = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type(env, "deflateRun(input, level)");
+  if (napi_get_instance_data(env, (void **)&s) != napi_ok || s == NULL) return throw_error(env, "addon not initialised");
+  napi_typedarray_type type;
+  size_t n;
+  void *data;
+  if (napi_get_typedarray_info(env, argv[0], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_uint8_array)
+    return throw_type(env, "input must be a Uint8Array");
+  if (n > UINT32_MAX) return throw_type(env, "input must be under 4 GiB");
+  int32_t level;
+  if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 1 || level > MAX_LEVEL) return throw_type(env, "level must be an integer 1..12");
+  struct libdeflate_compressor *c = compressor_for(s, level);
+  if (c == NULL) return throw_error(env, "out of memory for a compressor");
+  size_t cap = RUN_PREFIX + libdeflate_deflate_compress_bound(c, n) + 16;
+  if (!reserve_out(s, cap)) return throw_error(env, "out of memory for the deflate output");
+  uint32_t crc = n > 0 ? libdeflate_crc32(0, data, n) : 0;
+  size_t written = n > 0 ? libdeflate_deflate_compress_sync_flush(c, data, n, s->out + RUN_PREFIX, cap - RUN_PREFIX) : 0;
+  if (n > 0 && written == 0) return throw_error(env, "deflate output over its bound");
+  for (int i = 0; i < 4; i++) {
+    s->out[i] = (uint8_t)(crc >> (8 * i));
+    s->out[4 + i] = (uint8_t)((uint32_t)n >> (8 * i));
+  }
+  napi_value result;
+  if (napi_create_buffer_copy(env, RUN_PREFIX + written, s->out, NULL, &result) != napi_ok) return NULL;
   return result;
 }
 
@@ -102,5 +148,7 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "gzip", NAPI_AUTO_LENGTH, js_gzip, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "gzip", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "deflateRun", NAPI_AUTO_LENGTH, js_deflate_run, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "deflateRun", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -115,6 +115,17 @@ libdeflate_deflate_compress_bound(struct libdeflate_compressor *compressor,
 				  size_t in_nbytes);
 
 /*
+ * Portcullis patch (lib/deflate_compress.c): like libdeflate_deflate_compress(),
+ * but no block is final and the data ends in a sync flush (an empty stored
+ * block), so runs can be concatenated into one stream. At most
+ * libdeflate_deflate_compress_bound() + 6 bytes; 0 for an empty input.
+ */
+LIBDEFLATEAPI size_t
+libdeflate_deflate_compress_sync_flush(struct libdeflate_compressor *compressor,
+				       const void *in, size_t in_nbytes,
+				       void *out, size_t out_nbytes_avail);
+
+/*
  * Like libdeflate_deflate_compress(), but uses the zlib wrapper format instead
  * of raw DEFLATE.
  */

@@ -6,21 +6,23 @@
  * PORTCULLIS_DEFLATE_ADDON names the addon file to load instead (the sanitizer build in CI); set
  * empty, it turns the native path off.
  */
-import { gzipSync } from 'node:zlib';
+import { constants, crc32, deflateRawSync, gzipSync } from 'node:zlib';
 import { loadOptionalAddon } from '../../util/addon.js';
 import { ownArrayBuffer } from '../../util/buffers.js';
 
 export interface DeflateAddon {
   /** The gzip of input, or null when it does not fit in maxOutput bytes (0: no limit). */
   gzip(input: Uint8Array, level: number, maxOutput: number): Uint8Array | null;
+  /** A deflate run of input (see deflateRun below). */
+  deflateRun(input: Uint8Array, level: number): Uint8Array;
 }
 
 function isDeflateAddon(m: unknown): m is DeflateAddon {
-  return typeof m === 'object' && m !== null && typeof (m as DeflateAddon).gzip === 'function';
+  return typeof m === 'object' && m !== null && typeof (m as DeflateAddon).gzip === 'function' && typeof (m as DeflateAddon).deflateRun === 'function';
 }
 
 const loaded = loadOptionalAddon('portcullis_deflate', 'PORTCULLIS_DEFLATE_ADDON', (m): DeflateAddon | string =>
-  isDeflateAddon(m) ? m : 'not the deflate addon (no gzip): rebuild with npm run build',
+  isDeflateAddon(m) ? m : 'not this version of the deflate addon (no gzip or deflateRun): rebuild with npm run build',
 );
 
 /** The addon, or null (then nativeDeflateStatus().reason says why). */
@@ -51,4 +53,24 @@ export function gzipBody(body: Uint8Array, level: number, useNative = true): Uin
   // Without a limit the output always fits (libdeflate's bound): null would be a broken addon.
   if (gz === null) throw new Error('portcullis_deflate: no output without a limit');
   return gz;
+}
+
+/** A deflate run's CRC-32 (u32 LE) and input length (u32 LE), in front of its DEFLATE data. */
+export const RUN_PREFIX_BYTES = 8;
+
+/**
+ * A deflate run of input, in a buffer of its own: [CRC-32 of input][input length][raw DEFLATE of
+ * input, no block final, ending in a sync flush (an empty stored block)]. Runs of consecutive
+ * parts of a body concatenate into one DEFLATE stream (stitch.ts), so a part is compressed once,
+ * where it is made, and never again. Level 1..9 (the addon goes to 12). Empty input: the prefix
+ * alone.
+ */
+export function deflateRun(input: Uint8Array, level: number, useNative = true): Uint8Array {
+  if (useNative && nativeDeflate !== null) return nativeDeflate.deflateRun(input, level);
+  const data = input.byteLength > 0 ? deflateRawSync(input, { level, finishFlush: constants.Z_SYNC_FLUSH }) : Buffer.alloc(0);
+  const out = Buffer.allocUnsafeSlow(RUN_PREFIX_BYTES + data.byteLength);
+  out.writeUInt32LE(input.byteLength > 0 ? crc32(input) : 0, 0);
+  out.writeUInt32LE(input.byteLength, 4);
+  out.set(data, RUN_PREFIX_BYTES);
+  return out;
 }

@@ -15,6 +15,8 @@ import { nativeJson } from './json-native.js';
 export type { DecodeTask, DecodeResult, DecodeError, DecodeMode, DecodedEntry } from './decode.js';
 export type { BuildTask, BuildResult, BuildFromSpoolTask, BuildFromSpoolResult } from './build.js';
 export { groupEntries, joinPayloads } from './build.js';
+export { inflateRun, stitchGzip } from './stitch.js';
+export { deflateRun } from './gzip.js';
 export { gzipTrailerLength, likelySealed, sealedCheckTask, sealedRecords } from './decode.js';
 
 /**

@@ -467,6 +467,12 @@ struct libdeflate_compressor {
 	size_t max_passthrough_size;
 
 	/*
+	 * Portcullis patch: while set, no block is marked BFINAL, so the
+	 * stream can be continued (libdeflate_deflate_compress_sync_flush()).
+	 */
+	bool no_final_block;
+
+	/*
 	 * The maximum search depth: consider at most this many potential
 	 * matches at each position
 	 */
@@ -1829,7 +1835,7 @@ deflate_flush_block(struct libdeflate_compressor *c,
 			size_t len = UINT16_MAX;
 
 			if (in_end - in_next <= UINT16_MAX) {
-				bfinal = is_final_block;
+				bfinal = is_final_block && !c->no_final_block;
 				len = in_end - in_next;
 			}
 			/* It was already checked that there is enough space. */
@@ -1861,7 +1867,7 @@ deflate_flush_block(struct libdeflate_compressor *c,
 	if (best_cost == static_cost) {
 		/* Static Huffman block */
 		codes = &c->static_codes;
-		ADD_BITS(is_final_block, 1);
+		ADD_BITS(is_final_block && !c->no_final_block, 1);
 		ADD_BITS(DEFLATE_BLOCKTYPE_STATIC_HUFFMAN, 2);
 		FLUSH_BITS();
 	} else {
@@ -1874,7 +1880,7 @@ deflate_flush_block(struct libdeflate_compressor *c,
 
 		codes = &c->codes;
 		STATIC_ASSERT(CAN_BUFFER(1 + 2 + 5 + 5 + 4 + 3));
-		ADD_BITS(is_final_block, 1);
+		ADD_BITS(is_final_block && !c->no_final_block, 1);
 		ADD_BITS(DEFLATE_BLOCKTYPE_DYNAMIC_HUFFMAN, 2);
 		ADD_BITS(c->o.precode.num_litlen_syms - 257, 5);
 		ADD_BITS(c->o.precode.num_offset_syms - 1, 5);
@@ -3916,6 +3922,7 @@ libdeflate_alloc_compressor_ex(int compression_level,
 	 * compress very small inputs.
 	 */
 	c->max_passthrough_size = 55 - (compression_level * 4);
+	c->no_final_block = false; /* Portcullis patch */
 
 	switch (compression_level) {
 	case 0:
@@ -4062,6 +4069,76 @@ libdeflate_deflate_compress(struct libdeflate_compressor *c,
 
 	/* Return the compressed size in bytes. */
 	return os.next - (u8 *)out;
+}
+
+/*
+ * Portcullis patch: raw DEFLATE data that ends in a sync flush (an empty
+ * stored block, byte-aligned) instead of a final block, as zlib's
+ * Z_SYNC_FLUSH does. Such runs can be concatenated, and a stream ended with
+ * a final block after them (pigz builds its output this way). Returns 0 if
+ * the output buffer is too small; an empty input gives an empty run.
+ */
+LIBDEFLATEAPI size_t
+libdeflate_deflate_compress_sync_flush(struct libdeflate_compressor *c,
+				       const void *in, size_t in_nbytes,
+				       void *out, size_t out_nbytes_avail)
+{
+	struct deflate_output_bitstream os;
+	u8 *o = out;
+	size_t tail;
+
+	if (in_nbytes == 0)
+		return 0;
+	if (in_nbytes <= c->max_passthrough_size) {
+		/* Stored blocks, none final; they end byte-aligned. */
+		const u8 *in_next = in;
+		size_t left = in_nbytes;
+
+		while (left > 0) {
+			size_t len = MIN(left, UINT16_MAX);
+
+			if ((size_t)(out_nbytes_avail - (o - (u8 *)out)) < 5 + len)
+				return 0;
+			*o++ = DEFLATE_BLOCKTYPE_UNCOMPRESSED << 1;
+			put_unaligned_le16(len, o);
+			put_unaligned_le16(~len, o + 2);
+			memcpy(o + 4, in_next, len);
+			o += 4 + len;
+			in_next += len;
+			left -= len;
+		}
+		return o - (u8 *)out;
+	}
+
+	os.bitbuf = 0;
+	os.bitcount = 0;
+	os.next = out;
+	os.end = os.next + out_nbytes_avail;
+	os.overflow = false;
+
+	c->no_final_block = true;
+	(*c->impl)(c, in, in_nbytes, &os);
+	c->no_final_block = false;
+	if (os.overflow)
+		return 0;
+
+	/*
+	 * An empty stored block: BFINAL 0 and BTYPE 00 (3 zero bits) after
+	 * the bits pending, zero bits to the byte boundary, LEN 0, NLEN 0xFFFF.
+	 */
+	ASSERT(os.bitcount <= 7);
+	tail = (os.bitcount == 0 || os.bitcount > 5) ? 1 : 0;
+	if (os.bitcount > 0)
+		tail++;
+	if ((size_t)(os.end - os.next) < tail + 4)
+		return 0;
+	if (os.bitcount > 0)
+		*os.next++ = (u8)os.bitbuf;
+	if (os.bitcount == 0 || os.bitcount > 5)
+		*os.next++ = 0;
+	put_unaligned_le32(0xFFFF0000, os.next);
+	os.next += 4;
+	return os.next - o;
 }
 
 LIBDEFLATEAPI void
