@@ -259,7 +259,7 @@ export const ForwarderErrors = {
     500,
     'internal',
     E.INTERNAL_ERROR,
-    'an entry cannot be spooled (stream name over 65535 bytes, payload over 4 GiB, or a bad records count)',
+    'an entry cannot be spooled (stream name over 65535 bytes, payload over 4 GiB, a bad records count, or a deflate run without its prefix)',
   ),
   SPOOL_NOT_TAKEN: failure(
     'PCL_ERR_SPOOL_NOT_TAKEN',

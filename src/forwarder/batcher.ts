@@ -16,7 +16,7 @@ import type { ForwarderConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { Events } from '../log/events.js';
 import type { ForwarderMetrics } from './metrics.js';
-import { groupEntries, joinPayloads, gzipTrailerLength, type ForwarderPool } from './pool/index.js';
+import { groupEntries, inflateRun, joinPayloads, gzipTrailerLength, type ForwarderPool } from './pool/index.js';
 import { LOGS_INGESTION_MAX_BYTES, parseStreamKey, type CompiledForwarder, type Destination } from './routes.js';
 import type { SpoolEntryRef, SpoolPort } from './spool-port.js';
 import type { Batch, Sender } from './upstream/sender.js';
@@ -231,7 +231,7 @@ export class Batcher {
       try {
         const built = await pool.buildFromSpool({
           kind: 'build-spool',
-          parts: entries.map((e) => ({ path: e.path, offset: e.offset, length: e.length })),
+          parts: entries.map((e) => ({ path: e.path, offset: e.offset, length: e.length, ...(e.deflated === true ? { deflated: true } : {}) })),
           level: cfg.batch.gzipLevel,
           maxGzipBytes: LOGS_INGESTION_MAX_BYTES,
         });
@@ -249,7 +249,9 @@ export class Batcher {
       // as JSON): the payloads are read here.
       let payloads: Uint8Array[];
       try {
-        payloads = (await spool.read(entries)).map((e) => e.payload);
+        // A deflate run (a syslog entry) in a batch that goes as JSON: a Data Collector
+        // destination now holds this stream (a reload changed its type).
+        payloads = (await spool.read(entries)).map((e) => (e.deflated === true ? inflateRun(e.payload) : e.payload));
       } catch {
         return backOff(); // the spool logged it
       }
@@ -339,7 +341,7 @@ export class Batcher {
       return null;
     }
     const groups = groupEntries(
-      taken.map((e) => e.length),
+      taken.map((e) => e.rawLength),
       maxBody,
     );
     const end = groups[0]?.[1] ?? taken.length;

@@ -53,7 +53,9 @@ export interface RecordIntake {
    * promise that resolves once they are durable per spool.fsync, and rejects with
    * PCL_ERR_SPOOL_CLOSED when stopping, PCL_ERR_SPOOL_IO on a disk error.
    */
-  enqueue(destination: string, stream: string, entries: ReadonlyArray<{ records: number; payload: Uint8Array }>): Promise<void> | null;
+  enqueue(destination: string, stream: string, entries: ReadonlyArray<{ records: number; payload: Uint8Array; deflated?: boolean }>): Promise<void> | null;
+  /** The level entries are deflated at (deflated entries: payloads that are pool/gzip.ts deflateRun outputs). */
+  deflateLevel(): number;
   /** The spool is below its maxBytes. */
   hasRoom(): boolean;
   /** Largest entry payload: one entry must fit one upstream batch with its brackets. */
@@ -128,8 +130,17 @@ export class ForwarderService implements Service {
     return {
       isLogsIngestionDestination: (name) => this.#compiled?.destinations.get(name)?.type === 'logsIngestion',
       enqueue: (destination, stream, entries) =>
-        spool.tryAppend(entries.map((e) => ({ stream: streamKey(destination, stream), records: e.records, payload: e.payload })))?.then(() => undefined) ??
-        null,
+        spool
+          .tryAppend(
+            entries.map((e) => ({
+              stream: streamKey(destination, stream),
+              records: e.records,
+              payload: e.payload,
+              ...(e.deflated === true ? { deflated: true } : {}),
+            })),
+          )
+          ?.then(() => undefined) ?? null,
+      deflateLevel: () => this.#fwd.batch.gzipLevel,
       hasRoom: () => {
         const s = spool.stats();
         return s.bytes < s.maxBytes;

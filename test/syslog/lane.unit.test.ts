@@ -48,6 +48,7 @@ async function lane(maxBytes: number) {
     runInPool: <T, R>(_file: string, task: T): Promise<R> => Promise.resolve(runParse(task as unknown as ParseTask) as unknown as R),
     threads: 1,
     beforeDrain: () => undefined,
+    deflateLevel: () => 1,
   };
   const routes = new SyslogRoutes({
     listeners: [],

@@ -5,6 +5,7 @@
  * count closes that connection; idle connections are closed; 5,000 connections meet the cap. Each
  * is counted, and the collector keeps serving.
  */
+import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleSum } from '../helpers/metrics.js';
@@ -52,7 +53,9 @@ describe('syslog collector limits', () => {
       times: Number.POSITIVE_INFINITY,
     });
     const N = 6_000;
-    const lines = Array.from({ length: N }, (_, i) => `<134>Mar  2 11:00:00 fw-bp app[1]: bp ${i} ${'p'.repeat(200)}\n`);
+    // Random text: the spool keeps syslog entries compressed, and repeated padding would compress
+    // to almost nothing, so the spool would never fill.
+    const lines = Array.from({ length: N }, (_, i) => `<134>Mar  2 11:00:00 fw-bp app[1]: bp ${i} ${randomBytes(250).toString('hex')}\n`);
     const s = await open(fx.port('tcp'));
     const writing = writeAll(s, Buffer.from(lines.join('')));
     try {

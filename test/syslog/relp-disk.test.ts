@@ -4,6 +4,7 @@
  * and the sender sends them again; every acknowledged one was durable. Once the disk has room the
  * same messages, sent again on a new session, are acknowledged and delivered: none lost.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sampleSum } from '../helpers/metrics.js';
@@ -21,7 +22,10 @@ async function openSession(port: number): Promise<RawClient> {
 
 /** Messages `ids` as txnr 2, 3, ..., in one write. */
 function send(c: RawClient, ids: number[]): void {
-  c.socket.write(Buffer.concat(ids.map((id, k) => encodeFrame(k + 2, 'syslog', `<134>Mar  2 11:00:00 fw-disk app[1]: disk ${id} ${'d'.repeat(300)}`))));
+  // Random text: syslog entries are spooled compressed; padding would never fill the disk.
+  c.socket.write(
+    Buffer.concat(ids.map((id, k) => encodeFrame(k + 2, 'syslog', `<134>Mar  2 11:00:00 fw-disk app[1]: disk ${id} ${randomBytes(150).toString('hex')}`))),
+  );
 }
 
 /** The messages of `ids` (sent by send()) answered 200 OK. */

@@ -4,6 +4,7 @@
  * (malformed frames, commands before open) and for the promise itself: no ack while the spool is
  * full, the acks once the messages are in it.
  */
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,7 +119,8 @@ describe('RELP listener', () => {
     for (let start = 0; start < N; start += 500) {
       const parts: Buffer[] = [];
       for (let i = start; i < start + 500; i++) {
-        parts.push(encodeFrame(i + 2, 'syslog', `<134>Mar  2 11:00:00 fw-bp app[1]: full ${i} ${'p'.repeat(200)}`));
+        // Random text: syslog entries are spooled compressed; padding would never fill the spool.
+        parts.push(encodeFrame(i + 2, 'syslog', `<134>Mar  2 11:00:00 fw-bp app[1]: full ${i} ${randomBytes(250).toString('hex')}`));
       }
       c.socket.write(Buffer.concat(parts));
     }

@@ -3,7 +3,9 @@
  * the main thread; gzip runs in a pool thread (worker.ts).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { gzipBody, gzipWithin } from './gzip.js';
+import { gunzipSync } from 'node:zlib';
+import { deflateRun, gzipBody, gzipWithin } from './gzip.js';
+import { stitchGzip } from './stitch.js';
 
 export interface BuildTask {
   readonly kind: 'build';
@@ -83,8 +85,8 @@ export function joinPayloads(payloads: readonly Uint8Array[]): Uint8Array {
  */
 export interface BuildFromSpoolTask {
   readonly kind: 'build-spool';
-  /** The entries' payloads in order: segment file, offset, length. */
-  readonly parts: ReadonlyArray<{ readonly path: string; readonly offset: number; readonly length: number }>;
+  /** The entries' payloads in order: segment file, offset, length; deflated: a deflate run (gzip.ts deflateRun). */
+  readonly parts: ReadonlyArray<{ readonly path: string; readonly offset: number; readonly length: number; readonly deflated?: boolean }>;
   readonly level: number;
   /** The body is handed back only when its gzip is larger than this (then it goes uncompressed). */
   readonly maxGzipBytes: number;
@@ -102,16 +104,48 @@ export interface BuildFromSpoolResult {
 let scratch: Buffer = Buffer.alloc(0);
 
 export function buildFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
+  if (task.parts.some((p) => p.deflated === true)) return stitchFromSpool(task);
   const lengths = task.parts.map((p) => p.length);
   const total = joinedBytes(lengths);
   if (scratch.length < total) scratch = Buffer.allocUnsafeSlow(Math.max(total, 1024 * 1024 + 64 * 1024));
   const body = scratch.subarray(0, total);
-  // Consecutive parts of one segment file share its descriptor.
+  readParts(task.parts, (read) => writeJoined(body, lengths, (i, at) => read(i, body, at)));
+  const gz = gzipWithin(body, task.level, task.maxGzipBytes);
+  return { gz, raw: gz === null ? new Uint8Array(body) : null, rawBytes: total };
+}
+
+/**
+ * A batch with deflate runs among its parts (syslog entries, compressed where they were parsed):
+ * their DEFLATE data is stitched, not compressed again; a plain JSON part of the same stream (an
+ * upload to the same DCR stream) is made a run here first.
+ */
+function stitchFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
+  const total = task.parts.reduce((n, p) => n + p.length, 0);
+  if (scratch.length < total) scratch = Buffer.allocUnsafeSlow(Math.max(total, 1024 * 1024 + 64 * 1024));
+  const runs: Uint8Array[] = [];
+  readParts(task.parts, (read) => {
+    let at = 0;
+    task.parts.forEach((p, i) => {
+      read(i, scratch, at);
+      const bytes = scratch.subarray(at, at + p.length);
+      runs.push(p.deflated === true ? bytes : deflateRun(bytes, task.level));
+      at += p.length;
+    });
+  });
+  const { gz, rawBytes } = stitchGzip(runs);
+  // Incompressible records can make the gzip larger than the limit while their JSON is within it:
+  // that batch goes uncompressed, as in buildFromSpool.
+  if (gz.byteLength > task.maxGzipBytes) return { gz: null, raw: new Uint8Array(gunzipSync(gz)), rawBytes };
+  return { gz, raw: null, rawBytes };
+}
+
+/** Reads part i's payload into out at `at`; consecutive parts of one segment file share its descriptor. */
+function readParts(parts: BuildFromSpoolTask['parts'], use: (read: (i: number, out: Uint8Array, at: number) => void) => void): void {
   let fd = -1;
   let openPath = '';
   try {
-    writeJoined(body, lengths, (i, at) => {
-      const p = task.parts[i] as BuildFromSpoolTask['parts'][number];
+    use((i, out, at) => {
+      const p = parts[i] as BuildFromSpoolTask['parts'][number];
       if (p.path !== openPath) {
         if (fd >= 0) closeSync(fd);
         fd = -1; // so that a failed open below is not closed again
@@ -119,7 +153,7 @@ export function buildFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
         openPath = p.path;
       }
       for (let done = 0; done < p.length;) {
-        const n = readSync(fd, body, at + done, p.length - done, p.offset + done);
+        const n = readSync(fd, out, at + done, p.length - done, p.offset + done);
         if (n === 0) throw Object.assign(new Error(`short read in ${p.path} at ${p.offset + done}`), { code: 'EIO' });
         done += n;
       }
@@ -127,6 +161,4 @@ export function buildFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
   } finally {
     if (fd >= 0) closeSync(fd);
   }
-  const gz = gzipWithin(body, task.level, task.maxGzipBytes);
-  return { gz, raw: gz === null ? new Uint8Array(body) : null, rawBytes: total };
 }

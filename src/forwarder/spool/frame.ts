@@ -9,7 +9,9 @@
  *  12  payloadLen u32
  *  16  streamLen  u16
  *  18  format     u16  1: the payload is records joined by ','; 2: the payload is a sealed entry,
- *                      a whole upstream request body (gzip of a JSON array) sent as it is
+ *                      a whole upstream request body (gzip of a JSON array) sent as it is;
+ *                      3: the payload is a deflate run of records joined by ',' (pool/stitch.ts:
+ *                      their CRC-32 u32 and length u32, then raw DEFLATE ending in a sync flush)
  *  20  records    u32
  *  24  id         f64  (an integer; ids stay below 2^53)
  *  32  appendedAt f64  (ms since the epoch)
@@ -26,6 +28,13 @@ export const HEADER_BYTES = 40;
 export const ACK_HEADER_BYTES = 12;
 const FORMAT_RECORDS = 1;
 const FORMAT_SEALED = 2;
+const FORMAT_DEFLATED = 3;
+/** A deflate run's CRC-32 and JSON length, in front of its DEFLATE data. */
+export const RUN_PREFIX_BYTES = 8;
+
+/** How an entry's payload holds its records (the frame's format field). */
+export type PayloadKind = 'records' | 'sealed' | 'deflated';
+const FORMATS: Record<PayloadKind, number> = { records: FORMAT_RECORDS, sealed: FORMAT_SEALED, deflated: FORMAT_DEFLATED };
 const MAGIC_BYTES = Buffer.alloc(4);
 MAGIC_BYTES.writeUInt32LE(RECORD_MAGIC, 0);
 const ACK_MAGIC_BYTES = Buffer.alloc(4);
@@ -40,6 +49,8 @@ export interface FrameHeader {
   bodyCrc: number;
   /** The payload is a whole request body, sent alone and unchanged (format 2). */
   sealed: boolean;
+  /** The payload is a deflate run (format 3). */
+  deflated: boolean;
 }
 
 export function frameBytes(streamLen: number, payloadLen: number): number {
@@ -47,13 +58,13 @@ export function frameBytes(streamLen: number, payloadLen: number): number {
 }
 
 /** Header + stream bytes of one frame; the payload is written after it without a copy (writev). */
-export function encodeFrameHead(id: number, appendedAt: number, records: number, stream: Buffer, payload: Uint8Array, sealed = false): Buffer {
+export function encodeFrameHead(id: number, appendedAt: number, records: number, stream: Buffer, payload: Uint8Array, kind: PayloadKind = 'records'): Buffer {
   const head = Buffer.allocUnsafe(HEADER_BYTES + stream.length);
   head.writeUInt32LE(RECORD_MAGIC, 0);
   head.writeUInt32LE(crc32(payload, crc32(stream)), 8);
   head.writeUInt32LE(payload.length, 12);
   head.writeUInt16LE(stream.length, 16);
-  head.writeUInt16LE(sealed ? FORMAT_SEALED : FORMAT_RECORDS, 18);
+  head.writeUInt16LE(FORMATS[kind], 18);
   head.writeUInt32LE(records, 20);
   head.writeDoubleLE(id, 24);
   head.writeDoubleLE(appendedAt, 32);
@@ -68,7 +79,9 @@ export function readHeader(buf: Buffer, pos: number): FrameHeader | null {
   if (buf.readUInt32LE(pos) !== RECORD_MAGIC) return null;
   if (crc32(buf.subarray(pos + 8, pos + HEADER_BYTES)) !== buf.readUInt32LE(pos + 4)) return null;
   const format = buf.readUInt16LE(pos + 18);
-  if (format !== FORMAT_RECORDS && format !== FORMAT_SEALED) return null;
+  if (format !== FORMAT_RECORDS && format !== FORMAT_SEALED && format !== FORMAT_DEFLATED) return null;
+  // A deflate run starts with its CRC-32 and length: a shorter one cannot be a frame we wrote.
+  if (format === FORMAT_DEFLATED && buf.readUInt32LE(pos + 12) < RUN_PREFIX_BYTES) return null;
   const id = buf.readDoubleLE(pos + 24);
   if (!Number.isSafeInteger(id) || id < 0) return null;
   return {
@@ -79,6 +92,7 @@ export function readHeader(buf: Buffer, pos: number): FrameHeader | null {
     payloadLen: buf.readUInt32LE(pos + 12),
     bodyCrc: buf.readUInt32LE(pos + 8),
     sealed: format === FORMAT_SEALED,
+    deflated: format === FORMAT_DEFLATED,
   };
 }
 
@@ -92,6 +106,14 @@ export interface ScannedFrame {
   stream: string;
   /** Offset of the payload in the segment file. */
   payloadOffset: number;
+  /** Bytes of the records' JSON: the payload's length, or a deflate run's own count. */
+  rawLength: number;
+}
+
+/** Bytes of JSON an entry's payload stands for (a deflate run says it in its prefix). */
+export function payloadRawLength(payload: Uint8Array, deflated: boolean): number {
+  if (!deflated) return payload.byteLength;
+  return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).readUInt32LE(4);
 }
 
 /** A damaged region: `records` is exact unless `headerless` (some bytes had no readable header). */
@@ -138,7 +160,9 @@ export function scanSegment(buf: Buffer): SegmentScan {
           bad = null;
         }
         const s = pos + HEADER_BYTES;
-        frames.push({ header: h, stream: buf.toString('utf8', s, s + h.streamLen), payloadOffset: s + h.streamLen });
+        const payloadOffset = s + h.streamLen;
+        const rawLength = h.deflated ? buf.readUInt32LE(payloadOffset + 4) : h.payloadLen;
+        frames.push({ header: h, stream: buf.toString('utf8', s, payloadOffset), payloadOffset, rawLength });
         pos = end;
         validEnd = end;
         inJunk = false;

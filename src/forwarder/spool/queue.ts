@@ -13,6 +13,10 @@ export interface IndexEntry {
   readonly length: number;
   /** A whole request body, taken alone (AppendItem.sealed). */
   readonly sealed: boolean;
+  /** A deflate run (AppendItem.deflated). */
+  readonly deflated: boolean;
+  /** Bytes of the records' JSON: what counts towards a batch's size. */
+  readonly rawLength: number;
   /** 'held': written, not handed out until Spool.settle() says it is valid (AppendItem.held). */
   state: 'held' | 'queued' | 'taken' | 'acking';
 }
@@ -59,9 +63,9 @@ export class StreamQueue {
     while (this.head < this.queued.length && out.length < maxEntries) {
       const e = this.queued[this.head];
       if (e === undefined || e.state === 'held') break;
-      if (out.length > 0 && (e.sealed || bytes + e.length > maxBytes)) break;
+      if (out.length > 0 && (e.sealed || bytes + e.rawLength > maxBytes)) break;
       this.head++;
-      bytes += e.length;
+      bytes += e.rawLength;
       e.state = 'taken';
       this.taken.set(e.id, e);
       out.push(e);

@@ -15,6 +15,8 @@ export interface RecoveredEntry {
   offset: number;
   length: number;
   sealed: boolean;
+  deflated: boolean;
+  rawLength: number;
 }
 
 export interface Recovered {
@@ -123,6 +125,8 @@ export async function recover(dir: string, logger: Logger): Promise<Recovered> {
         offset: f.payloadOffset,
         length: h.payloadLen,
         sealed: h.sealed,
+        deflated: h.deflated,
+        rawLength: f.rawLength,
       });
       segment.live++;
       report.entries++;

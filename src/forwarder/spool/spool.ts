@@ -5,7 +5,7 @@ import type { Logger } from '../../log/logger.js';
 import { Events } from '../../log/events.js';
 import { PortcullisError } from '../../util/errors.js';
 import { ForwarderErrors } from '../../errors/catalogue.js';
-import { encodeAck, encodeFrameHead, frameBytes } from './frame.js';
+import { encodeAck, encodeFrameHead, frameBytes, payloadRawLength, RUN_PREFIX_BYTES } from './frame.js';
 import { StreamQueue, type IndexEntry } from './queue.js';
 import { recover } from './recovery.js';
 import { Segment } from './segment.js';
@@ -152,7 +152,14 @@ export class Spool {
       const it = items[i];
       const sb = streamBufs[i];
       if (it === undefined || sb === undefined) continue;
-      if (sb.length > 0xffff || it.payload.length > 0xffffffff || !Number.isInteger(it.records) || it.records < 0 || it.records > 0xffffffff) {
+      if (
+        sb.length > 0xffff ||
+        it.payload.length > 0xffffffff ||
+        !Number.isInteger(it.records) ||
+        it.records < 0 ||
+        it.records > 0xffffffff ||
+        (it.deflated === true && (it.sealed === true || it.payload.length < RUN_PREFIX_BYTES))
+      ) {
         return Promise.reject(new PortcullisError(ForwarderErrors.SPOOL_INPUT.code, ForwarderErrors.SPOOL_INPUT.message));
       }
       bytes += frameBytes(sb.length, it.payload.length);
@@ -174,7 +181,7 @@ export class Spool {
       if (it === undefined || sb === undefined) continue;
       const id = this.nextId++;
       ids.push(id);
-      heads.push(encodeFrameHead(id, appendedAt, it.records, sb, it.payload, it.sealed === true));
+      heads.push(encodeFrameHead(id, appendedAt, it.records, sb, it.payload, it.sealed === true ? 'sealed' : it.deflated === true ? 'deflated' : 'records'));
     }
     this.queuedBytes += bytes;
     return new Promise<SpoolEntry[]>((resolve, reject) => {
@@ -204,9 +211,11 @@ export class Spool {
       stream: e.stream,
       records: e.records,
       sealed: e.sealed,
+      ...(e.deflated ? { deflated: true } : {}),
       path: e.segment.path,
       offset: e.offset,
       length: e.length,
+      rawLength: e.rawLength,
     }));
   }
 
@@ -456,12 +465,22 @@ export class Spool {
           offset: pos,
           length: it.payload.length,
           sealed: it.sealed === true,
+          deflated: it.deflated === true,
+          rawLength: payloadRawLength(it.payload, it.deflated === true),
           state: it.held === true ? 'held' : 'queued',
         });
         seg.live++;
         pos += it.payload.length;
         touched.add(it.stream);
-        out.push({ id, appendedAt: r.appendedAt, stream: it.stream, records: it.records, payload: it.payload, sealed: it.sealed === true });
+        out.push({
+          id,
+          appendedAt: r.appendedAt,
+          stream: it.stream,
+          records: it.records,
+          payload: it.payload,
+          sealed: it.sealed === true,
+          ...(it.deflated ? { deflated: true } : {}),
+        });
       }
       r.resolve(out);
     }
@@ -556,6 +575,7 @@ export class Spool {
               records: e.records,
               payload: buf.subarray(start, start + e.length),
               sealed: e.sealed,
+              ...(e.deflated ? { deflated: true } : {}),
             };
           }
         }),

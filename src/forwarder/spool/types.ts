@@ -25,6 +25,12 @@ export interface AppendItem {
    */
   sealed?: boolean;
   /**
+   * The payload is a deflate run (pool/stitch.ts deflateRun: the CRC-32 and length of records
+   * joined by ',', then their raw DEFLATE ending in a sync flush). Batched like records, counted
+   * by the JSON length it stands for; stitched into the batch's gzip without compressing again.
+   */
+  deflated?: boolean;
+  /**
    * Written and made durable like any entry, but not handed out by take() (and nothing after it
    * in its stream is) until Spool.settle() says it is valid, or drops it. For an upload spooled
    * while it is still being checked. After a restart every sealed entry is held until checked
@@ -48,6 +54,8 @@ export interface SpoolEntryRef extends Omit<SpoolEntry, 'payload'> {
   readonly path: string;
   readonly offset: number;
   readonly length: number;
+  /** Bytes of the records' JSON (length, or what a deflate run inflates to). */
+  readonly rawLength: number;
 }
 
 export interface RecoveryReport {

@@ -64,6 +64,11 @@ export interface ParseTask {
   entryMaxBytes: number;
   /** Entries close past this size (default entryMaxBytes): see EntryBuilder. */
   entryTargetBytes?: number;
+  /**
+   * Set: the pool thread hands each entry back as a deflate run at this level (forwarder
+   * pool/gzip.ts deflateRun), spooled compressed and stitched into batches (worker.ts).
+   */
+  deflateLevel?: number;
 }
 
 export interface ParseCounts {
@@ -84,7 +89,8 @@ export interface ParseCounts {
 export interface ParseOutput {
   route: number;
   records: number;
-  entries: Array<{ records: number; payload: Uint8Array }>;
+  /** deflated: the payload is a deflate run of the records (ParseTask.deflateLevel). */
+  entries: Array<{ records: number; payload: Uint8Array; deflated?: boolean }>;
 }
 
 export interface ParseResult {

@@ -1,12 +1,18 @@
 /**
  * The pool thread's entry for syslog blocks (piscina `filename` of a run): parses and maps them
- * (task.ts) and moves the payloads back rather than copying them.
+ * (task.ts), compresses each entry where it was made (ParseTask.deflateLevel: the spool then
+ * holds ~9x less, and the JSON never crosses to the main thread), and moves the payloads back
+ * rather than copying them.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { deflateRun } from '../../forwarder/pool/gzip.js';
 import { runParse, type ParseResult, type ParseTask } from './task.js';
 
 export default function run(task: ParseTask): ParseResult {
   const result = runParse(task);
+  const level = task.deflateLevel;
+  if (level !== undefined)
+    for (const o of result.outputs) o.entries = o.entries.map((e) => ({ records: e.records, payload: deflateRun(e.payload, level), deflated: true }));
   const buffers: ArrayBuffer[] = [];
   for (const o of result.outputs) {
     for (const e of o.entries) {

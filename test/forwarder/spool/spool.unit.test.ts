@@ -3,6 +3,8 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Spool } from '../../../src/forwarder/spool/index.js';
+import { deflateRun } from '../../../src/forwarder/pool/gzip.js';
+import { inflateRun } from '../../../src/forwarder/pool/stitch.js';
 import { Events } from '../../../src/log/events.js';
 import { codeOf } from '../../helpers/errors.js';
 import { captureLogger, payload, tempDir, text } from './helpers.js';
@@ -179,6 +181,41 @@ describe('spool basics', () => {
     await spool.ack(again.map((r) => r.id));
     expect(await codeOf(spool.read(again))).toBe('PCL_ERR_SPOOL_NOT_TAKEN');
   });
+  it('a deflate run is batched by the JSON length it stands for, and stays a run across a restart', async () => {
+    const { spool, reopen } = await fresh();
+    const json = Buffer.from(Array.from({ length: 200 }, (_, i) => `{"n":${i},"pad":"${'x'.repeat(40)}"}`).join(','));
+    const run = Buffer.from(deflateRun(json, 1));
+    expect(run.length).toBeLessThan(json.length / 4);
+    await spool.append([
+      { stream: 'A', records: 200, payload: run, deflated: true },
+      { stream: 'A', records: 1, payload: payload('{"n":"plain"}') },
+    ]);
+    // A budget that the compressed bytes would fit in twice over, but not the JSON: one entry.
+    const one = spool.takeRefs('A', json.length + 5);
+    expect(one.map((r) => [r.deflated === true, r.rawLength, r.length])).toEqual([[true, json.length, run.length]]);
+    spool.release(one.map((r) => r.id));
+    await spool.close();
+    const again = await reopen();
+    const refs = again.takeRefs('A', 1e6);
+    expect(refs.map((r) => [r.deflated === true, r.rawLength])).toEqual([
+      [true, json.length],
+      [false, 13],
+    ]);
+    const read = await again.read(refs);
+    expect(read[0]?.deflated).toBe(true);
+    expect(inflateRun(read[0]?.payload ?? new Uint8Array(0)).equals(json)).toBe(true);
+    expect(text(read[1]?.payload ?? new Uint8Array(0))).toBe('{"n":"plain"}');
+  });
+
+  it('a deflated entry without its 8-byte prefix, or one also sealed, is refused (PCL_ERR_SPOOL_INPUT), nothing written', async () => {
+    const { spool } = await fresh();
+    expect(await codeOf(spool.append([{ stream: 'A', records: 1, payload: Buffer.alloc(7), deflated: true }]))).toBe('PCL_ERR_SPOOL_INPUT');
+    expect(
+      await codeOf(spool.append([{ stream: 'A', records: 1, payload: Buffer.from(deflateRun(Buffer.from('{}'), 1)), deflated: true, sealed: true }])),
+    ).toBe('PCL_ERR_SPOOL_INPUT');
+    expect(spool.pending().entries).toBe(0);
+  });
+
   it('a clean restart replays unacked entries only, in order', async () => {
     const { spool, reopen } = await fresh({ segmentBytes: 200 });
     const es = await spool.append(Array.from({ length: 10 }, (_, i) => ({ stream: 'S', records: 1, payload: payload(`rec-${i}`.repeat(5)) })));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { ForwarderPool } from '../../../src/forwarder/pool/index.js';
+import { deflateRun, ForwarderPool } from '../../../src/forwarder/pool/index.js';
 
 /** A batch body the pool compresses for real: ~1 MiB of distinct JSON records. */
 function body(seed: number): Uint8Array {
@@ -83,6 +83,44 @@ it('builds a batch from payloads in files: joined in order across files, gzip on
     await expect(
       pool.buildFromSpool({ kind: 'build-spool', parts: [{ path: b, offset: 2, length: 50 }], level: 1, maxGzipBytes: 1024 * 1024 }),
     ).rejects.toThrow(/short read/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('a batch with deflate runs among its parts is stitched: plain parts are deflated there, incompressible ones go as JSON', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-build-runs-'));
+  try {
+    const a = join(dir, 'a.log');
+    const b = join(dir, 'b.log');
+    // Segment a: a run of two records at 3, a plain record after it; segment b: another run.
+    const runA = Buffer.from(deflateRun(Buffer.from('{"n":1},{"n":2}'), 1));
+    const plain = Buffer.from('{"n":3}');
+    const runB = Buffer.from(deflateRun(Buffer.from('{"n":4}'), 6));
+    writeFileSync(a, Buffer.concat([Buffer.from('xyz'), runA, plain]));
+    writeFileSync(b, Buffer.concat([Buffer.from('q'), runB]));
+    const parts = [
+      { path: a, offset: 3, length: runA.length, deflated: true },
+      { path: a, offset: 3 + runA.length, length: plain.length },
+      { path: b, offset: 1, length: runB.length, deflated: true },
+    ];
+    const built = await pool.buildFromSpool({ kind: 'build-spool', parts, level: 1, maxGzipBytes: 1024 * 1024 });
+    expect(gunzipSync(built.gz ?? new Uint8Array(0)).toString()).toBe('[{"n":1},{"n":2},{"n":3},{"n":4}]');
+    expect(built.raw).toBeNull();
+    expect(built.rawBytes).toBe(33);
+
+    // Incompressible records whose gzip is over the limit: the JSON comes back, to go uncompressed.
+    const noise = `"${randomBytes(3000).toString('base64')}"`;
+    const runN = Buffer.from(deflateRun(Buffer.from(noise), 1));
+    writeFileSync(a, runN);
+    const big = await pool.buildFromSpool({
+      kind: 'build-spool',
+      parts: [{ path: a, offset: 0, length: runN.length, deflated: true }],
+      level: 1,
+      maxGzipBytes: 1000,
+    });
+    expect(Buffer.from(big.raw ?? []).toString()).toBe(`[${noise}]`);
+    expect(big.gz).toBeNull();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
