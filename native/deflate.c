@@ -8,6 +8,8 @@
  * gzip(input: Uint8Array, level: 0..12, maxOutput: number) -> Buffer | null
  *   the gzip member of input (a Buffer with an ArrayBuffer of its own, so it can be moved to
  *   another thread), or null when it does not fit in maxOutput bytes (0: no limit).
+ * deflateRun(input: Uint8Array, level: 1..12) -> Buffer
+ *   a deflate run of input (below), for syslog entries spooled compressed.
  *
  * A whole body at a time, synchronously: the callers are pool threads, and a batch is at most
  * the upstream limit. Each thread that loads the addon has its own compressors (one per level,
@@ -65,30 +67,51 @@ static int reserve_out(thread_state *s, size_t cap) {
   return 1;
 }
 
-static napi_value js_gzip(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  thread_state *s = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "gzip(input, level, maxOutput)");
-  if (napi_get_instance_data(env, (void **)&s) != napi_ok || s == NULL) return throw_error(env, "addon not initialised");
-  napi_typedarray_type type;
-  size_t n;
+/* What both functions take first: (input: Uint8Array, level: min_level..12, ...). 0 once thrown. */
+typedef struct {
+  thread_state *s;
   void *data;
-  if (napi_get_typedarray_info(env, argv[0], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_uint8_array)
-    return throw_type(env, "input must be a Uint8Array");
+  size_t n;
   int32_t level;
-  if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 0 || level > MAX_LEVEL) return throw_type(env, "level must be an integer 0..12");
+} input_args;
+
+static int read_input(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage, int32_t min_level, input_args *a) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    throw_type(env, usage);
+    return 0;
+  }
+  if (napi_get_instance_data(env, (void **)&a->s) != napi_ok || a->s == NULL) {
+    throw_error(env, "addon not initialised");
+    return 0;
+  }
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, argv[0], &type, &a->n, &a->data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    throw_type(env, "input must be a Uint8Array");
+    return 0;
+  }
+  if (napi_get_value_int32(env, argv[1], &a->level) != napi_ok || a->level < min_level || a->level > MAX_LEVEL) {
+    throw_type(env, min_level == 0 ? "level must be an integer 0..12" : "level must be an integer 1..12");
+    return 0;
+  }
+  return 1;
+}
+
+static napi_value js_gzip(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  input_args a;
+  if (!read_input(env, info, 3, argv, "gzip(input, level, maxOutput)", 0, &a)) return NULL;
   double max_output;
   if (napi_get_value_double(env, argv[2], &max_output) != napi_ok || !(max_output >= 0)) return throw_type(env, "maxOutput must be a number >= 0");
 
-  struct libdeflate_compressor *c = compressor_for(s, level);
+  struct libdeflate_compressor *c = compressor_for(a.s, a.level);
   if (c == NULL) return throw_error(env, "out of memory for a compressor");
   // The worst case of the whole input, or less when the caller only wants an output that fits:
   // libdeflate then stops (returns 0) as soon as it cannot, without compressing the rest.
-  size_t cap = libdeflate_gzip_compress_bound(c, n);
+  size_t cap = libdeflate_gzip_compress_bound(c, a.n);
   if (max_output > 0 && max_output < (double)cap) cap = (size_t)max_output;
-  if (!reserve_out(s, cap)) return throw_error(env, "out of memory for the gzip output");
-  size_t written = libdeflate_gzip_compress(c, n > 0 ? data : "", n, s->out, cap);
+  if (!reserve_out(a.s, cap)) return throw_error(env, "out of memory for the gzip output");
+  size_t written = libdeflate_gzip_compress(c, a.n > 0 ? a.data : "", a.n, a.s->out, cap);
   napi_value result;
   if (written == 0) {
     napi_get_null(env, &result);
@@ -96,7 +119,7 @@ static napi_value js_gzip(napi_env env, napi_callback_info info) {
   }
   // A copy of the output's length only: the buffer of its own can be moved to the main thread,
   // and this thread's output buffer is reused for the next batch.
-  if (napi_create_buffer_copy(env, written, s->out, NULL, &result) != napi_ok) return NULL;
+  if (napi_create_buffer_copy(env, written, a.s->out, NULL, &result) != napi_ok) return NULL;
   return result;
 }
 
@@ -109,32 +132,23 @@ static napi_value js_gzip(napi_env env, napi_callback_info info) {
  *   input gives the prefix alone.
  */
 static napi_value js_deflate_run(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  thread_state *s = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type(env, "deflateRun(input, level)");
-  if (napi_get_instance_data(env, (void **)&s) != napi_ok || s == NULL) return throw_error(env, "addon not initialised");
-  napi_typedarray_type type;
-  size_t n;
-  void *data;
-  if (napi_get_typedarray_info(env, argv[0], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_uint8_array)
-    return throw_type(env, "input must be a Uint8Array");
-  if (n > UINT32_MAX) return throw_type(env, "input must be under 4 GiB");
-  int32_t level;
-  if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 1 || level > MAX_LEVEL) return throw_type(env, "level must be an integer 1..12");
-  struct libdeflate_compressor *c = compressor_for(s, level);
+  input_args a;
+  if (!read_input(env, info, 2, argv, "deflateRun(input, level)", 1, &a)) return NULL;
+  if (a.n > UINT32_MAX) return throw_type(env, "input must be under 4 GiB");
+  struct libdeflate_compressor *c = compressor_for(a.s, a.level);
   if (c == NULL) return throw_error(env, "out of memory for a compressor");
-  size_t cap = RUN_PREFIX + libdeflate_deflate_compress_bound(c, n) + 16;
-  if (!reserve_out(s, cap)) return throw_error(env, "out of memory for the deflate output");
-  uint32_t crc = n > 0 ? libdeflate_crc32(0, data, n) : 0;
-  size_t written = n > 0 ? libdeflate_deflate_compress_sync_flush(c, data, n, s->out + RUN_PREFIX, cap - RUN_PREFIX) : 0;
-  if (n > 0 && written == 0) return throw_error(env, "deflate output over its bound");
+  size_t cap = RUN_PREFIX + libdeflate_deflate_compress_bound(c, a.n) + 16;
+  if (!reserve_out(a.s, cap)) return throw_error(env, "out of memory for the deflate output");
+  uint32_t crc = a.n > 0 ? libdeflate_crc32(0, a.data, a.n) : 0;
+  size_t written = a.n > 0 ? libdeflate_deflate_compress_sync_flush(c, a.data, a.n, a.s->out + RUN_PREFIX, cap - RUN_PREFIX) : 0;
+  if (a.n > 0 && written == 0) return throw_error(env, "deflate output over its bound");
   for (int i = 0; i < 4; i++) {
-    s->out[i] = (uint8_t)(crc >> (8 * i));
-    s->out[4 + i] = (uint8_t)((uint32_t)n >> (8 * i));
+    a.s->out[i] = (uint8_t)(crc >> (8 * i));
+    a.s->out[4 + i] = (uint8_t)((uint32_t)a.n >> (8 * i));
   }
   napi_value result;
-  if (napi_create_buffer_copy(env, RUN_PREFIX + written, s->out, NULL, &result) != napi_ok) return NULL;
+  if (napi_create_buffer_copy(env, RUN_PREFIX + written, a.s->out, NULL, &result) != napi_ok) return NULL;
   return result;
 }
 

@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { deflateRun } from '../../src/forwarder/pool/gzip.js';
+import { streamKey } from '../../src/forwarder/routes.js';
 import { postDataCollector, send } from '../emulator/clients.js';
 import { API_KEY, DCR_IN, DCR_UP, FW_STREAM, OTHER_KEY, STREAM, WS_IN, WS_UP, ingestUrl, sdkClient, startFixture, type Fixture } from './fixture.js';
 
@@ -266,6 +268,36 @@ describe('bad input is answered and nothing breaks', () => {
 });
 
 describe('drain and restart', () => {
+  it('deflate runs in the spool (as the syslog collector writes them) go out stitched to a DCR, mixed with plain entries, and inflated to a workspace', async () => {
+    const spool = fx.service.spool;
+    if (!spool) throw new Error('the forwarder has no spool');
+    const json = (recs: Array<Record<string, unknown>>): Buffer => Buffer.from(recs.map((r) => JSON.stringify(r)).join(','));
+    const a = Array.from({ length: 300 }, (_, i) => record(i));
+    const b = Array.from({ length: 5 }, (_, i) => record(1000 + i));
+    const c = Array.from({ length: 200 }, (_, i) => record(2000 + i));
+    // One Logs Ingestion stream: a run, a plain entry, another run, in that order.
+    await spool.append([
+      { stream: streamKey('dcr-main', STREAM), records: a.length, payload: Buffer.from(deflateRun(json(a), 1)), deflated: true },
+      { stream: streamKey('dcr-main', STREAM), records: b.length, payload: json(b) },
+      { stream: streamKey('dcr-main', STREAM), records: c.length, payload: Buffer.from(deflateRun(json(c), 6)), deflated: true },
+    ]);
+    const ids = new Set([...a, ...b, ...c].map((r) => r.Id));
+    const mine = (): unknown[] =>
+      fx.emu
+        .records({ target: DCR_UP, stream: STREAM })
+        .map((r) => r.record)
+        .filter((r) => ids.has((r as { Id: string }).Id));
+    while (mine().length < ids.size)
+      await fx.emu.waitForRecords({ target: DCR_UP, stream: STREAM }, fx.emu.records({ target: DCR_UP, stream: STREAM }).length + 1);
+    expect(mine()).toEqual([...a, ...b, ...c]);
+    expect(fx.emu.requests({ api: 'logsIngestion', status: 204 }).every((r) => r.gzip)).toBe(true);
+    // A Data Collector destination takes JSON: the runs of its stream are inflated for it.
+    const d = [{ When: '2026-01-02T03:04:05.000Z', Id: randomUUID() }];
+    await spool.append([{ stream: streamKey('ws-legacy', 'Raw'), records: 1, payload: Buffer.from(deflateRun(json(d), 1)), deflated: true }]);
+    const legacy = await fx.emu.waitForRecords({ api: 'dataCollector', target: WS_UP }, 1);
+    expect(legacy.map((r) => r.record)).toEqual(d);
+  });
+
   it('records accepted during an upstream outage stay in the spool over a restart and are delivered after it', async () => {
     const outage = fx.emu.faults.add({ api: 'logsIngestion', action: { kind: 'status', status: 503, retryAfterSec: 1 }, times: Number.POSITIVE_INFINITY });
     const recs = Array.from({ length: 50 }, (_, i) => record(i));

@@ -10,8 +10,9 @@
  *  16  streamLen  u16
  *  18  format     u16  1: the payload is records joined by ','; 2: the payload is a sealed entry,
  *                      a whole upstream request body (gzip of a JSON array) sent as it is;
- *                      3: the payload is a deflate run of records joined by ',' (pool/stitch.ts:
- *                      their CRC-32 u32 and length u32, then raw DEFLATE ending in a sync flush)
+ *                      3: the payload is a deflate run of records joined by ',' (pool/gzip.ts
+ *                      deflateRun: their CRC-32 u32 and length u32, then raw DEFLATE ending in a
+ *                      sync flush; pool/stitch.ts joins runs into a batch's gzip)
  *  20  records    u32
  *  24  id         f64  (an integer; ids stay below 2^53)
  *  32  appendedAt f64  (ms since the epoch)
@@ -29,7 +30,7 @@ export const ACK_HEADER_BYTES = 12;
 const FORMAT_RECORDS = 1;
 const FORMAT_SEALED = 2;
 const FORMAT_DEFLATED = 3;
-/** A deflate run's CRC-32 and JSON length, in front of its DEFLATE data. */
+/** A deflate run's CRC-32 and JSON length, in front of its DEFLATE data (pool/gzip.ts writes it; the spool does not import the pool). */
 export const RUN_PREFIX_BYTES = 8;
 
 /** How an entry's payload holds its records (the frame's format field). */

@@ -25,7 +25,7 @@ export interface AppendItem {
    */
   sealed?: boolean;
   /**
-   * The payload is a deflate run (pool/stitch.ts deflateRun: the CRC-32 and length of records
+   * The payload is a deflate run (pool/gzip.ts deflateRun: the CRC-32 and length of records
    * joined by ',', then their raw DEFLATE ending in a sync flush). Batched like records, counted
    * by the JSON length it stands for; stitched into the batch's gzip without compressing again.
    */

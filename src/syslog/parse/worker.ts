@@ -1,7 +1,7 @@
 /**
  * The pool thread's entry for syslog blocks (piscina `filename` of a run): parses and maps them
  * (task.ts), compresses each entry where it was made (ParseTask.deflateLevel: the spool then
- * holds ~9x less, and the JSON never crosses to the main thread), and moves the payloads back
+ * holds ~8x less, and the JSON never crosses to the main thread), and moves the payloads back
  * rather than copying them.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
