@@ -103,12 +103,17 @@ export interface BuildFromSpoolResult {
 /** Per pool thread: the joined body of the last batch (reused; gzip reads it synchronously). */
 let scratch: Buffer = Buffer.alloc(0);
 
+/** This thread's scratch buffer, grown to hold at least `bytes` (a whole batch at first). */
+function scratchFor(bytes: number): Buffer {
+  if (scratch.length < bytes) scratch = Buffer.allocUnsafeSlow(Math.max(bytes, 1024 * 1024 + 64 * 1024));
+  return scratch;
+}
+
 export function buildFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
   if (task.parts.some((p) => p.deflated === true)) return stitchFromSpool(task);
   const lengths = task.parts.map((p) => p.length);
   const total = joinedBytes(lengths);
-  if (scratch.length < total) scratch = Buffer.allocUnsafeSlow(Math.max(total, 1024 * 1024 + 64 * 1024));
-  const body = scratch.subarray(0, total);
+  const body = scratchFor(total).subarray(0, total);
   readParts(task.parts, (read) => writeJoined(body, lengths, (i, at) => read(i, body, at)));
   const gz = gzipWithin(body, task.level, task.maxGzipBytes);
   return { gz, raw: gz === null ? new Uint8Array(body) : null, rawBytes: total };
@@ -121,13 +126,13 @@ export function buildFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
  */
 function stitchFromSpool(task: BuildFromSpoolTask): BuildFromSpoolResult {
   const total = task.parts.reduce((n, p) => n + p.length, 0);
-  if (scratch.length < total) scratch = Buffer.allocUnsafeSlow(Math.max(total, 1024 * 1024 + 64 * 1024));
+  const buf = scratchFor(total);
   const runs: Uint8Array[] = [];
   readParts(task.parts, (read) => {
     let at = 0;
     task.parts.forEach((p, i) => {
-      read(i, scratch, at);
-      const bytes = scratch.subarray(at, at + p.length);
+      read(i, buf, at);
+      const bytes = buf.subarray(at, at + p.length);
       runs.push(p.deflated === true ? bytes : deflateRun(bytes, task.level));
       at += p.length;
     });

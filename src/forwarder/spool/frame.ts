@@ -162,7 +162,7 @@ export function scanSegment(buf: Buffer): SegmentScan {
         }
         const s = pos + HEADER_BYTES;
         const payloadOffset = s + h.streamLen;
-        const rawLength = h.deflated ? buf.readUInt32LE(payloadOffset + 4) : h.payloadLen;
+        const rawLength = payloadRawLength(buf.subarray(payloadOffset, payloadOffset + h.payloadLen), h.deflated);
         frames.push({ header: h, stream: buf.toString('utf8', s, payloadOffset), payloadOffset, rawLength });
         pos = end;
         validEnd = end;

@@ -6,6 +6,7 @@
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { deflateRun } from '../../forwarder/pool/gzip.js';
+import { ownArrayBuffer } from '../../util/buffers.js';
 import { runParse, type ParseResult, type ParseTask } from './task.js';
 
 export default function run(task: ParseTask): ParseResult {
@@ -16,8 +17,8 @@ export default function run(task: ParseTask): ParseResult {
   const buffers: ArrayBuffer[] = [];
   for (const o of result.outputs) {
     for (const e of o.entries) {
-      const b = e.payload.buffer;
-      if (b instanceof ArrayBuffer && e.payload.byteOffset === 0 && e.payload.byteLength === b.byteLength) buffers.push(b);
+      const b = ownArrayBuffer(e.payload);
+      if (b) buffers.push(b);
     }
   }
   const wrapped = { [transferableSymbol]: buffers, [valueSymbol]: result };
