@@ -247,13 +247,20 @@ export class Batcher {
     } else {
       // A sealed entry (a client's gzip body, sent as it came) or a Data Collector batch (sent
       // as JSON): the payloads are read here.
+      let read: Awaited<ReturnType<SpoolPort['read']>>;
+      try {
+        read = await spool.read(entries);
+      } catch {
+        return backOff(); // the spool logged it
+      }
       let payloads: Uint8Array[];
       try {
         // A deflate run (a syslog entry) in a batch that goes as JSON: a Data Collector
         // destination now holds this stream (a reload changed its type).
-        payloads = (await spool.read(entries)).map((e) => (e.deflated === true ? inflateRun(e.payload) : e.payload));
-      } catch {
-        return backOff(); // the spool logged it
+        payloads = read.map((e) => (e.deflated === true ? inflateRun(e.payload) : e.payload));
+      } catch (err) {
+        logger.error({ event: Events.FWD_POOL_ERROR, err, destination: destination.name }, 'building a batch failed: retrying in 1 s');
+        return backOff();
       }
       const sealed = isSealed ? (payloads[0] ?? null) : null;
       raw = sealed === null ? joinPayloads(payloads) : null;
