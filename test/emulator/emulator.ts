@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
+import { nativeJson } from '../../src/forwarder/pool/json-native.js';
 import { testCA, type TestCA } from '../helpers/tls.js';
 import { EntraEmulator, MONITOR_AUDIENCE, type AppRegistration, type ManagedIdentityRegistration, type TokenResult } from './entra.js';
 import { FaultPlan, type EmulatedApi, type FaultAction } from './faults.js';
@@ -114,6 +115,20 @@ export function countArrayObjects(raw: Uint8Array): number {
     else if (c === 0x7d || c === 0x5d) depth--;
   }
   return depth === 0 ? count : -1;
+}
+
+const scanResult = new Float64Array(5);
+
+/**
+ * countOnly's count: the gateway's JSON validator in C (native/json.c, property-tested against
+ * JSON.parse) when it is built, a whole RFC 8259 check at twice the speed of countArrayObjects
+ * (0.9 against 1.9 µs per CommonSecurityLog record), which remains the fallback. -1 as there.
+ */
+export function countRecords(raw: Uint8Array): number {
+  if (nativeJson === null) return countArrayObjects(raw);
+  nativeJson.scan(raw, scanResult);
+  // Slots: ok, top level (1: array), items, every item an object.
+  return scanResult[0] === 1 && scanResult[1] === 1 && scanResult[3] === 1 ? (scanResult[2] ?? -1) : -1;
 }
 
 export interface DcrRegistration {
@@ -667,7 +682,7 @@ export class AzureMonitorEmulator {
     }
     ctx.log.decodedBytes = raw.length;
     if (this.opts.countOnly) {
-      const n = countArrayObjects(raw);
+      const n = countRecords(raw);
       if (n < 0) return liError(400, 'InvalidRequestBody', 'The request body must be a JSON array of objects.');
       ctx.log.records = n;
       return { status: 204 };
