@@ -8,15 +8,25 @@ import { errorMessage, firstLine } from './errors.js';
  *  1. prebuilds/<platform>-<arch>/<name>.napi.node: shipped in the npm tarball, built once with
  *     N-API, so it loads in Node 20, 22 and 24 and a server without a compiler still gets it;
  *  2. build/Release/<name>.node: built on this machine by `npm install` / `npm run build`.
- * The same relative paths from src/util and dist/util (both two levels below the package root).
+ * Relative to the package root: the nearest directory above this module with a package.json
+ * (src/util and dist/util are two levels below it; the emulator's build, dist-emulator/src/util,
+ * three).
  */
 export function addonCandidates(name: string): string[] {
-  const root = new URL('../../', import.meta.url);
+  const root = packageRoot;
   return [
     fileURLToPath(new URL(`prebuilds/${process.platform}-${process.arch}/${name}.napi.node`, root)),
     fileURLToPath(new URL(`build/Release/${name}.node`, root)),
   ];
 }
+
+const packageRoot: URL = (() => {
+  for (const up of ['../../', '../../../', '../../../../']) {
+    const dir = new URL(up, import.meta.url);
+    if (existsSync(new URL('package.json', dir))) return dir;
+  }
+  return new URL('../../', import.meta.url);
+})();
 
 /** The first candidate that exists, without loading it (for commands that must not load native code). */
 export function findAddon(name: string): string | null {

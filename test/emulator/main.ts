@@ -6,6 +6,8 @@
  * requests, faults, outage, expire-tokens, reset, dcrs, workspaces, apps).
  */
 import { AzureMonitorEmulator } from './emulator.js';
+import { nativeDeflateStatus } from '../../src/forwarder/pool/gzip.js';
+import { nativeJsonStatus } from '../../src/forwarder/pool/json-native.js';
 
 const env = process.env;
 const tenantId = env['EMU_TENANT_ID'] ?? '00000000-0000-4000-8000-000000000001';
@@ -37,6 +39,8 @@ process.stdout.write(
       streams,
       workspaceId,
       sharedKey: ws.sharedKey,
+      // Count mode's C helpers (benches): the file each loads from, or why the JavaScript runs.
+      native: { json: nativeJsonStatus().path || nativeJsonStatus().reason, deflate: nativeDeflateStatus().path || nativeDeflateStatus().reason },
       note: 'names must resolve to 127.0.0.1 (dns.overrides in the gateway, or /etc/hosts); admin: GET /_emulator/records',
     },
     null,
