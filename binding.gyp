@@ -27,6 +27,8 @@
       "sources": [
         "native/vendor/libdeflate/lib/deflate_compress.c",
         "native/vendor/libdeflate/lib/gzip_compress.c",
+        "native/vendor/libdeflate/lib/deflate_decompress.c",
+        "native/vendor/libdeflate/lib/gzip_decompress.c",
         "native/vendor/libdeflate/lib/crc32.c",
         "native/vendor/libdeflate/lib/utils.c",
         "native/vendor/libdeflate/lib/x86/cpu_features.c",

@@ -5,6 +5,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { makeRecords } from './lib/records.mjs';
 import { scanJson, scanJsonJs } from '../dist/forwarder/pool/json-scan.js';
 import { nativeJsonStatus } from '../dist/forwarder/pool/json-native.js';
+import { gunzipMember, nativeDeflateStatus } from '../dist/forwarder/pool/gzip.js';
 
 const raw = Buffer.from(JSON.stringify(makeRecords(2148)));
 const gz6 = gzipSync(raw, { level: 6 });
@@ -18,6 +19,7 @@ function time(name, fn, runs = 200) {
 time('gunzip (SDK gzip-6 body)', () => gunzipSync(gz6));
 // As decode.ts inflates: one output chunk of the trailer's size, not 16 KiB pieces joined.
 time('gunzip, one chunk (as decode does)', () => gunzipSync(gz6, { maxOutputLength: 1048576, chunkSize: raw.length + 1 }));
+if (nativeDeflateStatus().available) time('gunzip, libdeflate (as decode does when built)', () => gunzipMember(gz6, raw.length));
 time('JSON.parse (with toString)', () => JSON.parse(raw.toString('utf8')));
 time('scanJson, JavaScript', () => scanJsonJs(raw));
 if (nativeJsonStatus().available) time('scanJson, C (native/json.c)', () => scanJson(raw));

@@ -380,6 +380,8 @@ const result = {
     wireBytesPerUpload: Math.round(wireBytes),
     generator: httpload ? 'native (bench/native/httpload.c)' : 'autocannon',
     emulator: o.emulator,
+    // Whether the emulator's count mode ran its C helpers (inflate, JSON check) or the JavaScript.
+    emulatorNative: info.native,
     seconds,
     tls: false,
   },

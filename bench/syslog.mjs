@@ -264,6 +264,8 @@ async function runPortcullis() {
     // CPU paid per message, from the first byte to the last record at the emulator: steadier than
     // the rates when other work shares the machine.
     gatewayCpuUsPerMessage: Math.round(((all.cpuPct.gateway / 100) * all.wallSec * 1e6) / sent.messages),
+    // Whether the emulator's count mode ran its C helpers (inflate, JSON check) or the JavaScript.
+    emulatorNative: info.native,
   };
   log(JSON.stringify(out));
   await stopChild(gw, 15_000);

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 /**
- * binding.gyp's libdeflate target (the vendored compression half), read from there so that one
+ * binding.gyp's libdeflate target (the vendored compressor and decompressor), read from there so that one
  * list serves node-gyp, the freshness check and the sanitizer build. binding.gyp is kept plain
  * JSON (gyp reads a Python literal; no comments, no trailing commas) for this.
  */

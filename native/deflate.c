@@ -10,6 +10,12 @@
  *   another thread), or null when it does not fit in maxOutput bytes (0: no limit).
  * deflateRun(input: Uint8Array, level: 1..12) -> Buffer
  *   a deflate run of input (below), for syslog entries spooled compressed.
+ * gunzip(input: Uint8Array, outBytes: number) -> Buffer | null
+ *   the data of the one gzip member that input is, when it inflates to exactly outBytes (the
+ *   caller reads them from the trailer and bounds them); null for anything else: corrupt data, a
+ *   different size, more than one member, bytes after the member. The caller then asks Node's
+ *   zlib, which has the final word (and the error message). libdeflate never writes past
+ *   outBytes, so a body that lies about its size cannot inflate beyond it here.
  * crc32(input: Uint8Array, value: uint32) -> number
  *   the CRC-32 of input continued from value (0 to start), as zlib's crc32: libdeflate's uses
  *   PCLMULQDQ where the CPU has it, ~6x Node's zlib.crc32 on a 9 KB spool frame.
@@ -29,6 +35,7 @@
 
 typedef struct {
   struct libdeflate_compressor *compressors[MAX_LEVEL + 1];
+  struct libdeflate_decompressor *decompressor;
   uint8_t *out;
   size_t out_cap;
 } thread_state;
@@ -39,6 +46,7 @@ static void free_state(napi_env env, void *data, void *hint) {
   thread_state *s = data;
   for (int i = 0; i <= MAX_LEVEL; i++)
     if (s->compressors[i]) libdeflate_free_compressor(s->compressors[i]);
+  if (s->decompressor) libdeflate_free_decompressor(s->decompressor);
   free(s->out);
   free(s);
 }
@@ -155,6 +163,35 @@ static napi_value js_deflate_run(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value js_gunzip(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type(env, "gunzip(input, outBytes)");
+  thread_state *s;
+  if (napi_get_instance_data(env, (void **)&s) != napi_ok || s == NULL) return throw_error(env, "addon not initialised");
+  napi_typedarray_type type;
+  void *data;
+  size_t n;
+  if (napi_get_typedarray_info(env, argv[0], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) return throw_type(env, "input must be a Uint8Array");
+  double want;
+  if (napi_get_value_double(env, argv[1], &want) != napi_ok || !(want >= 0 && want <= UINT32_MAX) || want != (double)(uint32_t)want)
+    return throw_type(env, "outBytes must be an integer 0..2^32-1");
+  napi_value result;
+  napi_get_null(env, &result);
+  if (n == 0) return result;
+  if (s->decompressor == NULL) s->decompressor = libdeflate_alloc_decompressor();
+  if (s->decompressor == NULL) return throw_error(env, "out of memory for a decompressor");
+  // Straight into the Buffer handed back: no copy. (A zero-length Buffer may have no data.)
+  void *out;
+  napi_value buf;
+  if (napi_create_buffer(env, (size_t)want, &out, &buf) != napi_ok) return NULL;
+  size_t in_used = 0, out_len = 0;
+  uint8_t spare;
+  enum libdeflate_result r = libdeflate_gzip_decompress_ex(s->decompressor, data, n, want > 0 ? out : &spare, (size_t)want, &in_used, &out_len);
+  if (r != LIBDEFLATE_SUCCESS || in_used != n || out_len != (size_t)want) return result;
+  return buf;
+}
+
 static napi_value js_crc32(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   size_t argc = 2;
@@ -184,6 +221,8 @@ NAPI_MODULE_INIT() {
   if (napi_set_named_property(env, exports, "gzip", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "deflateRun", NAPI_AUTO_LENGTH, js_deflate_run, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "deflateRun", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "gunzip", NAPI_AUTO_LENGTH, js_gunzip, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "gunzip", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "crc32", NAPI_AUTO_LENGTH, js_crc32, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "crc32", fn) != napi_ok) return NULL;
   return exports;

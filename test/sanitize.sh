@@ -15,7 +15,9 @@
 #     PORTCULLIS_JSON_ADDON pointing at the sanitized build, LeakSanitizer on (as in 4, only a
 #     leak json.c allocated itself fails the script).
 #  4. the batch gzip's tests (test/forwarder/unit/gzip.unit.test.ts: libdeflate's output inflates
-#     back with Node's gunzip, the output limit, bad arguments), the deflate runs' and stitching's
+#     back with Node's gunzip, the output limit, its gunzip of one member, bad arguments), the
+#     upload decode's (decode.unit.test.ts: libdeflate's inflate against zlib's on bent and
+#     lying gzip bodies), the deflate runs' and stitching's
 #     (stitch.unit.test.ts: the patched libdeflate's sync-flushed runs), the spool frames' CRC-32
 #     (crc32.unit.test.ts: libdeflate's against zlib's) and the pool's build tests (the
 #     addon loaded in worker threads, its per-thread state freed as they end) with
@@ -83,7 +85,7 @@ PORTCULLIS_JSON_ADDON="$PWD/build/Sanitize/portcullis_json.node" ASAN_OPTIONS="$
 
 echo "=== sanitize: the batch gzip (native/deflate.c, libdeflate)"
 PORTCULLIS_DEFLATE_ADDON="$PWD/build/Sanitize/portcullis_deflate.node" ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" \
-  node node_modules/vitest/vitest.mjs run --project unit --testTimeout=120000 test/forwarder/unit/gzip.unit.test.ts test/forwarder/unit/stitch.unit.test.ts test/forwarder/unit/crc32.unit.test.ts test/forwarder/unit/pool.unit.test.ts || status=$?
+  node node_modules/vitest/vitest.mjs run --project unit --testTimeout=120000 test/forwarder/unit/gzip.unit.test.ts test/forwarder/unit/decode.unit.test.ts test/forwarder/unit/stitch.unit.test.ts test/forwarder/unit/crc32.unit.test.ts test/forwarder/unit/pool.unit.test.ts || status=$?
 
 echo "=== sanitize: LeakSanitizer on test/sanitize-leaks.mjs"
 ASAN_OPTIONS="$asan_options:detect_leaks=1:exitcode=0" node test/sanitize-leaks.mjs 2>"$logs/leak-run.stderr" || status=$?

@@ -21,6 +21,8 @@ import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
 import { scanJson } from '../../src/forwarder/pool/json-scan.js';
+import { gunzipMember } from '../../src/forwarder/pool/gzip.js';
+import { gzipTrailerLength } from '../../src/forwarder/pool/decode.js';
 import { testCA, type TestCA } from '../helpers/tls.js';
 import { EntraEmulator, MONITOR_AUDIENCE, type AppRegistration, type ManagedIdentityRegistration, type TokenResult } from './entra.js';
 import { FaultPlan, type EmulatedApi, type FaultAction } from './faults.js';
@@ -619,7 +621,16 @@ export class AzureMonitorEmulator {
       try {
         // One output chunk that holds any allowed body: no 16 KiB pieces joined at the end (a
         // quarter of the inflate time), so the stand-in for Azure takes less of the bench's cores.
-        raw = gunzipSync(ctx.body, { maxOutputLength: LOGS_INGESTION_MAX_BYTES + 1, chunkSize: LOGS_INGESTION_MAX_BYTES + 2 });
+        // In count mode (benches) libdeflate first, when the body is one valid gzip member of the
+        // size its trailer states (it checks CRC and size; anything else is zlib's to judge):
+        // about half of zlib's time. The recording mode the tests use stays on zlib alone, so
+        // the gateway's gzip is checked by a decoder that shares no code with it.
+        const claimed = gzipTrailerLength(ctx.body);
+        const fast = this.opts.countOnly && claimed <= LOGS_INGESTION_MAX_BYTES ? gunzipMember(ctx.body, claimed) : null;
+        raw =
+          fast !== null
+            ? Buffer.from(fast.buffer, fast.byteOffset, fast.byteLength)
+            : gunzipSync(ctx.body, { maxOutputLength: LOGS_INGESTION_MAX_BYTES + 1, chunkSize: LOGS_INGESTION_MAX_BYTES + 2 });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
           return liError(

@@ -1,7 +1,8 @@
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decode, gzipTrailerLength, translate, type DecodeTask } from '../../../src/forwarder/pool/decode.js';
+import { decode, gzipTrailerLength, inflate, translate, type DecodeTask } from '../../../src/forwarder/pool/decode.js';
+import { nativeDeflate } from '../../../src/forwarder/pool/gzip.js';
 import { groupEntries, joinPayloads } from '../../../src/forwarder/pool/build.js';
 import { decodeWeight } from '../../../src/forwarder/pool/lane.js';
 
@@ -77,6 +78,64 @@ describe('decode', () => {
     expect(decode(task('not gzip', { gzip: true }))).toMatchObject({ ok: false, error: 'badGzip' });
     expect(decode(task('x'.repeat(2_000), { maxDecodedBytes: 1_000 }))).toMatchObject({ ok: false, error: 'tooLarge' });
   });
+
+  it.runIf(nativeDeflate !== null)(
+    'libdeflate inflates exactly what zlib does, and any other body is refused alike (a bomb and a lying trailer included)',
+    () => {
+      /** A gzip body, then one of the ways a client or an attacker bends it. */
+      const bodies = fc
+        .tuple(
+          fc.oneof(
+            fc.array(fc.record({ id: fc.nat(), s: fc.string({ maxLength: 80 }) }), { maxLength: 200 }).map((r) => enc.encode(JSON.stringify(r))),
+            fc.uint8Array({ maxLength: 5_000 }),
+            fc.integer({ min: 0, max: 3_000_000 }).map((n) => new Uint8Array(n).fill(0x20)),
+          ),
+          fc.constantFrom('as is', 'truncated', 'flipped', 'two members', 'trailing byte', 'trailer says less', 'trailer says more'),
+          fc.nat(),
+        )
+        .map(([raw, how, at]) => {
+          const gz = new Uint8Array(gzipSync(raw, { level: 1 }));
+          const n = gz.byteLength;
+          const withSize = (size: number): Uint8Array => {
+            const out = gz.slice();
+            new DataView(out.buffer).setUint32(n - 4, size >>> 0, true);
+            return out;
+          };
+          switch (how) {
+            case 'truncated':
+              return gz.subarray(0, at % n);
+            case 'flipped': {
+              const out = gz.slice();
+              out[at % n] = (out[at % n] ?? 0) ^ (1 << (at % 8));
+              return out;
+            }
+            case 'two members':
+              return Buffer.concat([gz, gzipSync(raw.subarray(0, at % (raw.byteLength + 1)))]);
+            case 'trailing byte':
+              return Buffer.concat([gz, Buffer.from([at % 256])]);
+            case 'trailer says less':
+              return withSize(Math.max(0, raw.byteLength - 1 - (at % 100)));
+            case 'trailer says more':
+              return withSize(raw.byteLength + 1 + (at % 100));
+            default:
+              return gz;
+          }
+        });
+      fc.assert(
+        fc.property(bodies, fc.constantFrom(1_048_576, 1_000, 1), (body, limit) => {
+          const viaNative = inflate(body, limit, true);
+          const viaZlib = inflate(body, limit, false);
+          if (viaZlib instanceof Uint8Array) {
+            expect(viaNative).toBeInstanceOf(Uint8Array);
+            expect(Buffer.from(viaNative as Uint8Array).equals(Buffer.from(viaZlib))).toBe(true);
+          } else {
+            expect(viaNative).toEqual(viaZlib);
+          }
+        }),
+        { numRuns: 300 },
+      );
+    },
+  );
 
   it('keeps a Logs Ingestion gzip body of at least half a batch as it came (sealed), and only then', () => {
     const recs = Array.from({ length: 400 }, (_, i) => ({ i, msg: `event ${i} from host-${i % 7}` }));

@@ -1,8 +1,8 @@
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
 import fc from 'fast-check';
-import { gzipBody, gzipWithin, nativeDeflate, nativeDeflateStatus } from '../../../src/forwarder/pool/gzip.js';
+import { gunzipMember, gzipBody, gzipWithin, nativeDeflate, nativeDeflateStatus } from '../../../src/forwarder/pool/gzip.js';
 
 /**
  * Upstream batches are gzipped by libdeflate (native/deflate.c) when it is built, by Node's zlib
@@ -68,6 +68,26 @@ it.runIf(nativeDeflate !== null)(
   },
 );
 
+it.runIf(nativeDeflate !== null)('native gunzip: one member of the stated size inflates, in a buffer of its own; any other size is null', () => {
+  fc.assert(
+    fc.property(bodies, fc.integer({ min: 1, max: 64 }), (body, off) => {
+      const gz = gzipSync(body, { level: 6 });
+      const out = gunzipMember(gz, body.byteLength);
+      expect(out).not.toBeNull();
+      expect(Buffer.from(out as Uint8Array).equals(Buffer.from(body))).toBe(true);
+      expect((out as Uint8Array).byteLength).toBe((out as Uint8Array).buffer.byteLength);
+      // The output is exactly the size asked for: more or less is refused, never overrun.
+      expect(gunzipMember(gz, body.byteLength + off)).toBeNull();
+      if (body.byteLength >= off) expect(gunzipMember(gz, body.byteLength - off)).toBeNull();
+      // A view inside a larger buffer reads only its own bytes.
+      const framed = Buffer.concat([Buffer.from([1, 2, 3]), gz, Buffer.from([4])]);
+      expect(Buffer.from(gunzipMember(framed.subarray(3, 3 + gz.length), body.byteLength) as Uint8Array).equals(Buffer.from(body))).toBe(true);
+      expect(gunzipMember(gz, body.byteLength, false)).toBeNull();
+    }),
+    { numRuns: 100 },
+  );
+});
+
 it.runIf(nativeDeflate !== null)('native: bad arguments are type errors, not a crash', () => {
   const addon = nativeDeflate as NonNullable<typeof nativeDeflate>;
   const call = (...args: unknown[]) => (addon.gzip as (...a: unknown[]) => unknown)(...args);
@@ -77,4 +97,12 @@ it.runIf(nativeDeflate !== null)('native: bad arguments are type errors, not a c
   expect(() => call('text', 1, 0)).toThrow(TypeError);
   expect(() => call(new Uint8Array(4), 1, -5)).toThrow(TypeError);
   expect(() => call(new Uint8Array(4), 1)).toThrow(TypeError);
+  const gunzip = (...args: unknown[]) => (addon.gunzip as (...a: unknown[]) => unknown)(...args);
+  expect(() => gunzip(new Uint8Array(4))).toThrow(TypeError);
+  expect(() => gunzip(new Uint16Array(4), 1)).toThrow(TypeError);
+  expect(() => gunzip(new Uint8Array(4), -1)).toThrow(TypeError);
+  expect(() => gunzip(new Uint8Array(4), 1.5)).toThrow(TypeError);
+  expect(() => gunzip(new Uint8Array(4), 2 ** 32)).toThrow(TypeError);
+  expect(gunzip(new Uint8Array(4), 10)).toBeNull();
+  expect(gunzip(new Uint8Array(0), 0)).toBeNull();
 });
