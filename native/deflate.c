@@ -163,19 +163,35 @@ static napi_value js_deflate_run(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value js_gunzip(napi_env env, napi_callback_info info) {
+/* What gunzip and crc32 take: (input: Uint8Array, a uint32). 0 once thrown. */
+static int read_bytes_u32(napi_env env, napi_callback_info info, const char *usage, const char *u32_error, void **data, size_t *n, uint32_t *u32) {
   napi_value argv[2];
   size_t argc = 2;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type(env, "gunzip(input, outBytes)");
-  thread_state *s;
-  if (napi_get_instance_data(env, (void **)&s) != napi_ok || s == NULL) return throw_error(env, "addon not initialised");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
+    throw_type(env, usage);
+    return 0;
+  }
   napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, argv[0], &type, n, data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    throw_type(env, "input must be a Uint8Array");
+    return 0;
+  }
+  double value;
+  if (napi_get_value_double(env, argv[1], &value) != napi_ok || !(value >= 0 && value <= UINT32_MAX) || value != (double)(uint32_t)value) {
+    throw_type(env, u32_error);
+    return 0;
+  }
+  *u32 = (uint32_t)value;
+  return 1;
+}
+
+static napi_value js_gunzip(napi_env env, napi_callback_info info) {
   void *data;
   size_t n;
-  if (napi_get_typedarray_info(env, argv[0], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) return throw_type(env, "input must be a Uint8Array");
-  double want;
-  if (napi_get_value_double(env, argv[1], &want) != napi_ok || !(want >= 0 && want <= UINT32_MAX) || want != (double)(uint32_t)want)
-    return throw_type(env, "outBytes must be an integer 0..2^32-1");
+  uint32_t want;
+  if (!read_bytes_u32(env, info, "gunzip(input, outBytes)", "outBytes must be an integer 0..2^32-1", &data, &n, &want)) return NULL;
+  thread_state *s;
+  if (napi_get_instance_data(env, (void **)&s) != napi_ok || s == NULL) return throw_error(env, "addon not initialised");
   napi_value result;
   napi_get_null(env, &result);
   if (n == 0) return result;
@@ -184,26 +200,20 @@ static napi_value js_gunzip(napi_env env, napi_callback_info info) {
   // Straight into the Buffer handed back: no copy. (A zero-length Buffer may have no data.)
   void *out;
   napi_value buf;
-  if (napi_create_buffer(env, (size_t)want, &out, &buf) != napi_ok) return NULL;
+  if (napi_create_buffer(env, want, &out, &buf) != napi_ok) return NULL;
   size_t in_used = 0, out_len = 0;
   uint8_t spare;
-  enum libdeflate_result r = libdeflate_gzip_decompress_ex(s->decompressor, data, n, want > 0 ? out : &spare, (size_t)want, &in_used, &out_len);
-  if (r != LIBDEFLATE_SUCCESS || in_used != n || out_len != (size_t)want) return result;
+  enum libdeflate_result r = libdeflate_gzip_decompress_ex(s->decompressor, data, n, want > 0 ? out : &spare, want, &in_used, &out_len);
+  if (r != LIBDEFLATE_SUCCESS || in_used != n || out_len != want) return result;
   return buf;
 }
 
 static napi_value js_crc32(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  size_t argc = 2;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type(env, "crc32(input, value)");
-  napi_typedarray_type type;
   void *data;
   size_t n;
-  if (napi_get_typedarray_info(env, argv[0], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) return throw_type(env, "input must be a Uint8Array");
-  double value;
-  if (napi_get_value_double(env, argv[1], &value) != napi_ok || !(value >= 0 && value <= UINT32_MAX) || value != (double)(uint32_t)value)
-    return throw_type(env, "value must be an integer 0..2^32-1");
-  uint32_t crc = n > 0 ? libdeflate_crc32((uint32_t)value, data, n) : (uint32_t)value;
+  uint32_t value;
+  if (!read_bytes_u32(env, info, "crc32(input, value)", "value must be an integer 0..2^32-1", &data, &n, &value)) return NULL;
+  uint32_t crc = n > 0 ? libdeflate_crc32(value, data, n) : value;
   napi_value result;
   if (napi_create_uint32(env, crc, &result) != napi_ok) return NULL;
   return result;
