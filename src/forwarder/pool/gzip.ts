@@ -10,6 +10,7 @@
 import { constants, crc32, deflateRawSync, gzipSync } from 'node:zlib';
 import { loadOptionalAddon } from '../../util/addon.js';
 import { ownArrayBuffer } from '../../util/buffers.js';
+import { RUN_PREFIX_BYTES } from '../spool/frame.js';
 
 export interface DeflateAddon {
   /** The gzip of input, or null when it does not fit in maxOutput bytes (0: no limit). */
@@ -71,8 +72,12 @@ export function gunzipMember(body: Uint8Array, outBytes: number, useNative = tru
   return nativeDeflate.gunzip(body, outBytes);
 }
 
-/** A deflate run's CRC-32 (u32 LE) and input length (u32 LE), in front of its DEFLATE data. */
-export const RUN_PREFIX_BYTES = 8;
+/**
+ * A deflate run's CRC-32 (u32 LE) and input length (u32 LE), in front of its DEFLATE data: a spool
+ * format (frame.ts), defined there, since the spool does not import the pool. native/deflate.c's
+ * RUN_PREFIX is the same 8 (test/forwarder/unit/stitch.unit.test.ts holds the two to it).
+ */
+export { RUN_PREFIX_BYTES };
 
 /**
  * A deflate run of input, in a buffer of its own: [CRC-32 of input][input length][raw DEFLATE of

@@ -30,7 +30,7 @@ export const ACK_HEADER_BYTES = 12;
 const FORMAT_RECORDS = 1;
 const FORMAT_SEALED = 2;
 const FORMAT_DEFLATED = 3;
-/** A deflate run's CRC-32 and JSON length, in front of its DEFLATE data (pool/gzip.ts writes it; the spool does not import the pool). */
+/** A deflate run's CRC-32 and JSON length, in front of its DEFLATE data (pool/gzip.ts writes it and takes this size from here; the spool does not import the pool). */
 export const RUN_PREFIX_BYTES = 8;
 
 /** How an entry's payload holds its records (the frame's format field). */
