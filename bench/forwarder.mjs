@@ -407,7 +407,7 @@ const result = {
     recordsPerSecMachine: Math.round(limit.recordsPerSecMachine),
   },
   max,
-  // Every max phase (one per connection count); \`max\` is the best of them.
+  // Every max phase (one per connection count); `max` is the best of them.
   maxByConnections: maxByConnections.map((p) => ({
     connections: p.connections,
     mbPerSec: p.mbPerSec,
