@@ -14,6 +14,12 @@ export const RECORD_HEADROOM = 512 * 1024;
 const COMMA = 0x2c;
 const spare: Buffer[] = [];
 
+/** An entry's bytes as they leave the builder: a view on the scratch buffer in, a buffer of its own out. */
+export type SealEntry = (json: Uint8Array) => Uint8Array;
+
+/** A copy with an ArrayBuffer of its own: it is moved to the main thread. */
+const copyEntry: SealEntry = (json) => new Uint8Array(json);
+
 export class EntryBuilder {
   readonly entries: Array<{ records: number; payload: Uint8Array }> = [];
   records = 0;
@@ -24,9 +30,14 @@ export class EntryBuilder {
 
   readonly target: number;
 
+  /**
+   * `seal` makes each closed entry's payload from the scratch buffer's view (the pool thread
+   * deflates it there: the JSON is never copied); by default a copy.
+   */
   constructor(
     readonly max: number,
     target = max,
+    private readonly seal: SealEntry = copyEntry,
   ) {
     this.target = Math.min(target, max);
     const want = max + RECORD_HEADROOM;
@@ -92,8 +103,7 @@ export class EntryBuilder {
 
   #flushEntry(): void {
     if (this.#inEntry === 0) return;
-    // A copy with an ArrayBuffer of its own: it is moved to the main thread.
-    this.entries.push({ records: this.#inEntry, payload: new Uint8Array(this.buf.subarray(0, this.len)) });
+    this.entries.push({ records: this.#inEntry, payload: this.seal(this.buf.subarray(0, this.len)) });
     this.len = 0;
     this.#inEntry = 0;
   }

@@ -9,7 +9,7 @@ import { parseSyslog, type ParsedSyslog } from './syslog.js';
 import { cefEvent, parseCefPairs, type CefEvent, type CefHeader, type CefPairs } from './cef.js';
 import { CEF_COLUMNS, typed, type ColumnType } from './columns.js';
 import { SYSLOG_FACILITIES, SYSLOG_SEVERITIES } from '../../config/syslog-checks.js';
-import { EntryBuilder } from './entries.js';
+import { EntryBuilder, type SealEntry } from './entries.js';
 import { CefFastPath, FAST_DECLINED, FAST_FILTERED, FAST_UNROUTED } from './fast.js';
 import {
   nativeCef,
@@ -120,14 +120,15 @@ function nativeRoute(routes: RouteSpec[], candidates: number[]): number {
 
 /**
  * `fast: false` parses every message the plain way; `native: false` leaves out the C path (the
- * JavaScript fast path and the plain one still run). Tests compare them.
+ * JavaScript fast path and the plain one still run). Tests compare them. `seal` turns each entry's
+ * JSON into its payload (worker.ts deflates it); by default the payload is the JSON.
  */
-export function runParse(task: ParseTask, opts: { fast?: boolean; native?: boolean } = {}): ParseResult {
+export function runParse(task: ParseTask, opts: { fast?: boolean; native?: boolean; seal?: SealEntry } = {}): ParseResult {
   const counts = emptyCounts();
   const builders = new Map<number, EntryBuilder>();
   const builderFor = (route: number): EntryBuilder => {
     let b = builders.get(route);
-    if (!b) builders.set(route, (b = new EntryBuilder(task.entryMaxBytes, task.entryTargetBytes)));
+    if (!b) builders.set(route, (b = new EntryBuilder(task.entryMaxBytes, task.entryTargetBytes, opts.seal)));
     return b;
   };
   const now = new Date(task.receivedAt);

@@ -10,10 +10,10 @@ import { ownArrayBuffer } from '../../util/buffers.js';
 import { runParse, type ParseResult, type ParseTask } from './task.js';
 
 export default function run(task: ParseTask): ParseResult {
-  const result = runParse(task);
   const level = task.deflateLevel;
-  if (level !== undefined)
-    for (const o of result.outputs) o.entries = o.entries.map((e) => ({ records: e.records, payload: deflateRun(e.payload, level), deflated: true }));
+  // Deflated straight from the builder's scratch buffer: the entry's JSON is never copied.
+  const result = runParse(task, level === undefined ? {} : { seal: (json) => deflateRun(json, level) });
+  if (level !== undefined) for (const o of result.outputs) for (const e of o.entries) e.deflated = true;
   const buffers: ArrayBuffer[] = [];
   for (const o of result.outputs) {
     for (const e of o.entries) {
