@@ -75,6 +75,13 @@ const key = fc.constantFrom(
   'vendorKey',
   'x_y',
   'k[0]',
+  // Long keys, and unknown ones that share a known key's length, first byte and last 8 bytes or
+  // its first 7: native/cef.c finds a key by those before it compares the rest.
+  'destinationTranslatedAddress',
+  'dXstinationTranslatedAddress',
+  'deviceExternalId',
+  'cs1Labe',
+  's',
 );
 const value = fc.oneof(
   fc.constantFrom(
