@@ -428,10 +428,7 @@ static enum outcome write_message(state_t *st, const uint8_t *b, size_t start, s
     size_t q = p + 2;
     for (int t = 0; t < 5; t++) {
       size_t sp = q;
-      while (sp < end && b[sp] != ' ') {
-        if (!printable(b[sp])) return O_DECLINED;
-        sp++;
-      }
+      while (sp < end && b[sp] != ' ') sp++;
       if (sp >= end || sp == q) return O_DECLINED;
       tok[2 * t] = q;
       tok[2 * t + 1] = sp;

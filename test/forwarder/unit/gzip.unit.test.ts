@@ -27,7 +27,7 @@ const bodies = fc.oneof(
 );
 
 /**
- * Pieces of a few random strings, repeated in any order, up to ~400 KB: matches of every length
+ * Pieces of a few random strings, repeated in any order, up to ~0.5 MB: matches of every length
  * (3-258) at every distance, and inputs that slide the 32 KiB window many times. Level 1 (the
  * fastest compressor, whose hashing of long matches is patched: native/vendor/libdeflate/README.md)
  * must give back exactly what it was given.
