@@ -2,7 +2,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
 import fc from 'fast-check';
-import { gunzipMember, gzipBody, gzipWithin, nativeDeflate, nativeDeflateStatus } from '../../../src/forwarder/pool/gzip.js';
+import { gunzipMember, gunzipMemberInto, gzipBody, gzipWithin, nativeDeflate, nativeDeflateStatus } from '../../../src/forwarder/pool/gzip.js';
 
 /**
  * Upstream batches are gzipped by libdeflate (native/deflate.c) when it is built, by Node's zlib
@@ -109,6 +109,41 @@ it.runIf(nativeDeflate !== null)('native gunzip: one member of the stated size i
     { numRuns: 100 },
   );
 });
+
+it.runIf(nativeDeflate !== null)(
+  'native gunzip into a kept buffer: a view of it with the data; other sizes are null, its bytes past the data untouched',
+  () => {
+    const into = new Uint8Array(600_000);
+    fc.assert(
+      fc.property(bodies, fc.integer({ min: 1, max: 64 }), (body, off) => {
+        const gz = gzipSync(body, { level: 6 });
+        into.fill(0xa5);
+        const out = gunzipMemberInto(gz, body.byteLength, into);
+        expect(out).not.toBeNull();
+        expect((out as Uint8Array).buffer).toBe(into.buffer);
+        expect((out as Uint8Array).byteLength).toBe(body.byteLength);
+        expect(Buffer.from(out as Uint8Array).equals(Buffer.from(body))).toBe(true);
+        expect(into[body.byteLength]).toBe(0xa5);
+        expect(gunzipMemberInto(gz, body.byteLength + off, into)).toBeNull();
+        if (body.byteLength >= off) expect(gunzipMemberInto(gz, body.byteLength - off, into)).toBeNull();
+        // A view inside a larger buffer is filled from its own start.
+        const window = into.subarray(7, 7 + body.byteLength);
+        const inWindow = gunzipMemberInto(gz, body.byteLength, window) as Uint8Array;
+        expect(inWindow.byteOffset).toBe(7);
+        expect(Buffer.from(inWindow).equals(Buffer.from(body))).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+    // A buffer too small for the stated size is refused before any byte is written.
+    const gz = gzipSync(Buffer.alloc(100, 1));
+    const small = new Uint8Array(99).fill(7);
+    expect(() => gunzipMemberInto(gz, 100, small)).toThrow(TypeError);
+    expect(small.every((b) => b === 7)).toBe(true);
+    const gunzip = (...args: unknown[]) => ((nativeDeflate as NonNullable<typeof nativeDeflate>).gunzip as (...a: unknown[]) => unknown)(...args);
+    expect(() => gunzip(gz, 100, new Uint16Array(100))).toThrow(TypeError);
+    expect(() => gunzip(gz, 100, 'text')).toThrow(TypeError);
+  },
+);
 
 it.runIf(nativeDeflate !== null)('native: bad arguments are type errors, not a crash', () => {
   const addon = nativeDeflate as NonNullable<typeof nativeDeflate>;
