@@ -3,7 +3,7 @@
 //
 //   npm run build && npm run build:emulator && node bench/syslog.mjs [--seconds 15] [--connections 8]
 //        [--messages 0] [--lines 8192] [--targets portcullis,rsyslog] [--fsync always] [--threads 0]
-//        [--emulator count|keep] [--streams 1]
+//        [--emulator count|keep] [--streams 1] [--upstream-delay-ms 0] [--unordered] [--max-concurrency N]
 //
 // --streams N (N > 1): connection i comes from 127.0.0.(10 + i % N) and the gateway routes each
 // source address to its own stream (one DCR), as a site whose appliances are split over several
@@ -59,6 +59,9 @@ const { values: o } = parseArgs({
     'warmup-seconds': { type: 'string', default: '3' },
     emulator: { type: 'string', default: 'count' },
     streams: { type: 'string', default: '1' },
+    'upstream-delay-ms': { type: 'string', default: '0' },
+    unordered: { type: 'boolean', default: false },
+    'max-concurrency': { type: 'string', default: '' },
   },
 });
 const seconds = Number(o.seconds);
@@ -185,6 +188,8 @@ async function runPortcullis() {
   const adminPort = 19000 + Math.floor(Math.random() * 1000);
   // One process: the syslog collector runs in it.
   const config = emulatorGatewayConfig(info, { dir, adminPort, workers: 1, fsync: o.fsync, threads: Number(o.threads), destination: 'sentinel' });
+  if (o.unordered) config.forwarder.batch = { ...config.forwarder.batch, ordered: false };
+  if (o['max-concurrency'] !== '') config.forwarder.upstream.maxConcurrency = Number(o['max-concurrency']);
   config.forwarder.routes = [{ name: 'bench', from: { dcrId: 'dcr-in', stream: 'Custom-Bench_CL' }, to: 'sentinel' }];
   config.forwarder.identities = [{ name: 'bench', apiKeySha256: createHash('sha256').update('bench-api-key').digest('hex'), routes: ['bench'] }];
   config.syslog = {
@@ -208,6 +213,19 @@ async function runPortcullis() {
   log(`gateway pid ${gw.pid} syslog tcp :${port}, emulator pid ${emuChild.pid} :${info.port}`);
 
   const emuAgent = new Agent({ connect: { ca: readFileSync(info.caFile, 'utf8') } });
+  const upstreamDelayMs = Number(o['upstream-delay-ms']);
+  if (upstreamDelayMs > 0) {
+    // Every Logs Ingestion request waits this long before it is handled: the service's answer
+    // time plus the WAN round trip, which an ordered stream pays once per batch.
+    const res = await undiciFetch(`https://127.0.0.1:${info.port}/_emulator/faults`, {
+      dispatcher: emuAgent,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ api: 'logsIngestion', action: { kind: 'delay', ms: upstreamDelayMs }, times: 1e15 }),
+    });
+    if (res.status !== 201) throw new Error(`the emulator refused the delay fault: ${res.status}`);
+    log(`every Logs Ingestion request waits ${upstreamDelayMs} ms at the emulator`);
+  }
   const emuRecords = async () =>
     (
       await undiciFetch(`https://127.0.0.1:${info.port}/_emulator/stats`, { dispatcher: emuAgent })
@@ -395,6 +413,9 @@ const summary = {
     threads: o.threads,
     emulator: o.emulator,
     streams: streamCount,
+    upstreamDelayMs: Number(o['upstream-delay-ms']),
+    ordered: !o.unordered,
+    maxConcurrency: o['max-concurrency'] === '' ? 'default' : Number(o['max-concurrency']),
   },
   ...results,
 };
