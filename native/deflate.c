@@ -17,9 +17,10 @@
  *   zlib, which has the final word (and the error message). libdeflate never writes past
  *   outBytes, so a body that lies about its size cannot inflate beyond it here.
  * gunzip(input, outBytes, into: Uint8Array) -> Uint8Array | null
- *   the same, inflated into `into` (at least outBytes long; a TypeError otherwise): a view of its
- *   first outBytes bytes, or null. For a caller that reads the data and lets it go at once (the
- *   emulator's count mode): no new buffer per body, so no external memory for V8 to collect.
+ *   the same, inflated into `into` (at least outBytes long, apart from input; a TypeError
+ *   otherwise): a view of its first outBytes bytes, or null. For a caller that reads the data
+ *   and lets it go at once (the emulator's count mode): no new buffer per body, so no external
+ *   memory for V8 to collect.
  * crc32(input: Uint8Array, value: uint32) -> number
  *   the CRC-32 of input continued from value (0 to start), as zlib's crc32: libdeflate's uses
  *   PCLMULQDQ where the CPU has it, ~6x Node's zlib.crc32 on a 9 KB spool frame.
@@ -207,6 +208,9 @@ static napi_value js_gunzip(napi_env env, napi_callback_info info) {
     if (napi_get_typedarray_info(env, argv[2], &type, &into_len, &into, &into_ab, &into_offset) != napi_ok || type != napi_uint8_array)
       return throw_type(env, "into must be a Uint8Array");
     if (into_len < want) return throw_type(env, "into must hold outBytes bytes");
+    // libdeflate reads its input while it writes: the two must not share bytes.
+    const uint8_t *in_lo = data, *out_lo = into;
+    if (n > 0 && want > 0 && out_lo < in_lo + n && in_lo < out_lo + want) return throw_type(env, "into must not overlap input");
   }
   thread_state *s;
   if (napi_get_instance_data(env, (void **)&s) != napi_ok || s == NULL) return throw_error(env, "addon not initialised");
