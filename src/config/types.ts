@@ -262,9 +262,10 @@ export type ForwarderCredentialConfig =
   | { name: string; type: 'clientCertificate'; tenantId: string; clientId: string; certificateFile: string }
   | { name: string; type: 'managedIdentity'; clientId?: string };
 
+/** `ordered`: this destination's streams override batch.ordered (a syslog destination over a slow link, say). */
 export type ForwarderDestinationConfig =
-  | { name: string; type: 'logsIngestion'; endpoint: string; dcrId: string; credential: string }
-  | { name: string; type: 'dataCollector'; workspaceId: string; sharedKeyFile?: string; sharedKeyEnv?: string; endpoint?: string };
+  | { name: string; type: 'logsIngestion'; endpoint: string; dcrId: string; credential: string; ordered?: boolean }
+  | { name: string; type: 'dataCollector'; workspaceId: string; sharedKeyFile?: string; sharedKeyEnv?: string; endpoint?: string; ordered?: boolean };
 
 export interface ForwarderRouteConfig {
   name: string;

@@ -4,9 +4,9 @@
  * pool, hands it to the sender, and acks the entries once delivered (or dead-lettered). Woken by
  * spool.onAppend; never polls.
  *
- * batch.ordered (default): one batch of a stream is sent at a time, so records keep their order
- * per sender and destination; the next full batch is taken and compressed meanwhile, and waits for
- * its turn (the send chain). If a batch goes back to the spool unsent (compression failed, or the
+ * batch.ordered (default; a destination's `ordered` overrides it for its streams): one batch of a
+ * stream is sent at a time, so records keep their order per sender and destination; the next full
+ * batch is taken and compressed meanwhile, and waits for its turn (the send chain). If a batch goes back to the spool unsent (compression failed, or the
  * gateway stops), the one waiting behind it goes back too, so neither overtakes the other.
  * Otherwise, while a batch of a stream is in flight, only full batches are started for that
  * stream: during an outage or a retry, new records gather into full batches instead of a stream of
@@ -128,7 +128,7 @@ export class Batcher {
     // One take at a time per stream: the counts below are only right once it has returned. In
     // order (the default), one batch is sent at a time per stream and one more may be prepared
     // behind it; it is sent once the first is delivered (its retries included) or dead-lettered.
-    if (s.blocked || s.taking || s.inFlight >= (cfg.batch.ordered ? ORDERED_WINDOW : cfg.upstream.maxConcurrency)) return;
+    if (s.blocked || s.taking || s.inFlight >= (this.#ordered(stream, cfg) ? ORDERED_WINDOW : cfg.upstream.maxConcurrency)) return;
     const pending = this.opts.spool.pending(stream);
     const entries = pending.entries - s.takenEntries;
     const bytes = pending.bytes - s.takenBytes;
@@ -166,6 +166,11 @@ export class Batcher {
       },
       Math.max(1, ms),
     );
+  }
+
+  /** batch.ordered, or the stream's destination's own setting. */
+  #ordered(stream: string, cfg: ForwarderConfig): boolean {
+    return this.opts.routes().destinations.get(parseStreamKey(stream).destination)?.ordered ?? cfg.batch.ordered;
   }
 
   #maxBody(stream: string, cfg: ForwarderConfig): number {
@@ -283,7 +288,7 @@ export class Batcher {
     };
     // The batch ahead of this one went back to the spool unsent: this one goes back too, or it
     // would overtake it.
-    if (cfg.batch.ordered && !(await before)) {
+    if ((destination.ordered ?? cfg.batch.ordered) && !(await before)) {
       spool.release(ids);
       untake();
       return;

@@ -20,6 +20,8 @@ export interface LogsIngestionDestination {
   readonly endpoint: URL;
   readonly dcrId: string;
   readonly credential: ForwarderCredentialConfig;
+  /** Overrides batch.ordered for this destination's streams. */
+  readonly ordered?: boolean;
 }
 
 export interface DataCollectorDestination {
@@ -29,6 +31,8 @@ export interface DataCollectorDestination {
   readonly workspaceId: string;
   /** Decoded workspace key (HMAC key). */
   readonly key: Buffer;
+  /** Overrides batch.ordered for this destination's streams. */
+  readonly ordered?: boolean;
 }
 
 export type Destination = LogsIngestionDestination | DataCollectorDestination;
@@ -323,7 +327,7 @@ function compileDestination(
     const credential = credentials.get(d.credential);
     if (!credential) push(['credential'], `no credential named "${d.credential}"`);
     if (!endpoint || !credential) return null;
-    return { name: d.name, type: 'logsIngestion', endpoint, dcrId: d.dcrId, credential };
+    return { name: d.name, type: 'logsIngestion', endpoint, dcrId: d.dcrId, credential, ...(d.ordered !== undefined ? { ordered: d.ordered } : {}) };
   }
   if (!d.workspaceId) {
     push([], 'a dataCollector destination needs workspaceId');
@@ -337,7 +341,14 @@ function compileDestination(
     push([d.sharedKeyFile !== undefined ? 'sharedKeyFile' : 'sharedKeyEnv'], (err as Error).message);
   }
   if (!endpoint || !key) return null;
-  return { name: d.name, type: 'dataCollector', endpoint, workspaceId: d.workspaceId.toLowerCase(), key };
+  return {
+    name: d.name,
+    type: 'dataCollector',
+    endpoint,
+    workspaceId: d.workspaceId.toLowerCase(),
+    key,
+    ...(d.ordered !== undefined ? { ordered: d.ordered } : {}),
+  };
 }
 
 /**

@@ -57,6 +57,8 @@ export interface FixtureOptions {
   emulator?: AzureMonitorEmulator;
   /** Top-level keys added to the gateway config (e.g. upstreamProxy). */
   extra?: () => Record<string, unknown>;
+  /** Keys added to destinations by name (e.g. `{ 'dcr-main': { ordered: false } }`). */
+  destinations?: Record<string, Record<string, unknown>>;
 }
 
 /** Emulator registrations, key and certificate files, and the config both kinds of fixture run. */
@@ -71,7 +73,7 @@ export interface ForwarderSetup {
   config: Record<string, unknown>;
 }
 
-export async function prepareForwarder(emu: AzureMonitorEmulator, opts: { forwarder?: Record<string, unknown> } = {}): Promise<ForwarderSetup> {
+export async function prepareForwarder(emu: AzureMonitorEmulator, opts: Pick<FixtureOptions, 'forwarder' | 'destinations'> = {}): Promise<ForwarderSetup> {
   emu.addApp({ tenantId: TENANT, clientId: CLIENT, secrets: [SECRET] });
   emu.addDcr({ immutableId: DCR_UP, streams: [STREAM, FW_STREAM], allowedClientIds: [CLIENT] });
   const upstreamWs = emu.addWorkspace({ workspaceId: WS_UP });
@@ -113,6 +115,7 @@ export async function prepareForwarder(emu: AzureMonitorEmulator, opts: { forwar
       { name: 'agents', clientCert: { subjects: ['CN=agent-1, O=Contoso'] }, routes: ['app'] },
     ],
   };
+  for (const d of forwarder.destinations as Array<Record<string, unknown>>) Object.assign(d, opts.destinations?.[String(d['name'])] ?? {});
   // Overrides merge one level deep: `{ upstream: { maxConcurrency: 1 } }` keeps the emulator's CA.
   for (const [key, value] of Object.entries(opts.forwarder ?? {})) {
     const base = (forwarder as Record<string, unknown>)[key];
@@ -140,7 +143,15 @@ export async function prepareForwarder(emu: AzureMonitorEmulator, opts: { forwar
 
 export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> {
   const emu = opts.emulator ?? (await AzureMonitorEmulator.start());
-  const { dir, caPem, inboundKey, config: raw } = await prepareForwarder(emu, opts.forwarder ? { forwarder: opts.forwarder } : {});
+  const {
+    dir,
+    caPem,
+    inboundKey,
+    config: raw,
+  } = await prepareForwarder(emu, {
+    ...(opts.forwarder ? { forwarder: opts.forwarder } : {}),
+    ...(opts.destinations ? { destinations: opts.destinations } : {}),
+  });
   const config = parseConfig(stringify({ ...raw, ...opts.extra?.() }), { source: 'test', checks: [(c) => forwarderConfigCheck(c, {})], env: {} });
   const { logger } = createLogger({ level: config.log.level }, { dest: 2 });
   let registry = new client.Registry();
