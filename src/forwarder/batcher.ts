@@ -6,8 +6,9 @@
  *
  * batch.ordered (default; a destination's `ordered` overrides it for its streams): one batch of a
  * stream is sent at a time, so records keep their order per sender and destination; the next full
- * batch is taken and compressed meanwhile, and waits for its turn (the send chain). If a batch goes back to the spool unsent (compression failed, or the
- * gateway stops), the one waiting behind it goes back too, so neither overtakes the other.
+ * batch is taken and compressed meanwhile, and waits for its turn (the send chain). If a batch
+ * goes back to the spool unsent (compression failed, or the gateway stops), the one waiting behind
+ * it goes back too, so neither overtakes the other.
  * Otherwise, while a batch of a stream is in flight, only full batches are started for that
  * stream: during an outage or a retry, new records gather into full batches instead of a stream of
  * tiny ones.
@@ -55,6 +56,11 @@ interface StreamState {
    * spool unsent (false); the next batch sends only after it, and only if it was sent.
    */
   sendChain: Promise<boolean>;
+}
+
+/** A destination's own `ordered`, or batch.ordered. */
+function isOrdered(destination: Destination | undefined, cfg: ForwarderConfig): boolean {
+  return destination?.ordered ?? cfg.batch.ordered;
 }
 
 /** Batches of an ordered stream at once: one being sent, one taken and compressed behind it. */
@@ -128,7 +134,7 @@ export class Batcher {
     // One take at a time per stream: the counts below are only right once it has returned. In
     // order (the default), one batch is sent at a time per stream and one more may be prepared
     // behind it; it is sent once the first is delivered (its retries included) or dead-lettered.
-    if (s.blocked || s.taking || s.inFlight >= (this.#ordered(stream, cfg) ? ORDERED_WINDOW : cfg.upstream.maxConcurrency)) return;
+    if (s.blocked || s.taking || s.inFlight >= (isOrdered(this.#destination(stream), cfg) ? ORDERED_WINDOW : cfg.upstream.maxConcurrency)) return;
     const pending = this.opts.spool.pending(stream);
     const entries = pending.entries - s.takenEntries;
     const bytes = pending.bytes - s.takenBytes;
@@ -168,13 +174,13 @@ export class Batcher {
     );
   }
 
-  /** batch.ordered, or the stream's destination's own setting. */
-  #ordered(stream: string, cfg: ForwarderConfig): boolean {
-    return this.opts.routes().destinations.get(parseStreamKey(stream).destination)?.ordered ?? cfg.batch.ordered;
+  /** The destination a spool stream goes to (undefined once a reload removed it). */
+  #destination(stream: string): Destination | undefined {
+    return this.opts.routes().destinations.get(parseStreamKey(stream).destination);
   }
 
   #maxBody(stream: string, cfg: ForwarderConfig): number {
-    const dest = this.opts.routes().destinations.get(parseStreamKey(stream).destination);
+    const dest = this.#destination(stream);
     return dest?.type === 'logsIngestion' ? Math.min(cfg.batch.maxBytes, LOGS_INGESTION_MAX_BYTES) : cfg.batch.maxBytes;
   }
 
@@ -288,7 +294,7 @@ export class Batcher {
     };
     // The batch ahead of this one went back to the spool unsent: this one goes back too, or it
     // would overtake it.
-    if ((destination.ordered ?? cfg.batch.ordered) && !(await before)) {
+    if (isOrdered(destination, cfg) && !(await before)) {
       spool.release(ids);
       untake();
       return;

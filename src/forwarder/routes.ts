@@ -318,6 +318,8 @@ function compileDestination(
     }
     return null;
   };
+  // Absent, not undefined, when the config leaves it out (batch.ordered applies).
+  const ordered = d.ordered !== undefined ? { ordered: d.ordered } : {};
   if (d.type === 'logsIngestion') {
     if (!d.endpoint || !d.dcrId || !d.credential) {
       push([], 'a logsIngestion destination needs endpoint, dcrId and credential');
@@ -327,7 +329,7 @@ function compileDestination(
     const credential = credentials.get(d.credential);
     if (!credential) push(['credential'], `no credential named "${d.credential}"`);
     if (!endpoint || !credential) return null;
-    return { name: d.name, type: 'logsIngestion', endpoint, dcrId: d.dcrId, credential, ...(d.ordered !== undefined ? { ordered: d.ordered } : {}) };
+    return { name: d.name, type: 'logsIngestion', endpoint, dcrId: d.dcrId, credential, ...ordered };
   }
   if (!d.workspaceId) {
     push([], 'a dataCollector destination needs workspaceId');
@@ -341,14 +343,7 @@ function compileDestination(
     push([d.sharedKeyFile !== undefined ? 'sharedKeyFile' : 'sharedKeyEnv'], (err as Error).message);
   }
   if (!endpoint || !key) return null;
-  return {
-    name: d.name,
-    type: 'dataCollector',
-    endpoint,
-    workspaceId: d.workspaceId.toLowerCase(),
-    key,
-    ...(d.ordered !== undefined ? { ordered: d.ordered } : {}),
-  };
+  return { name: d.name, type: 'dataCollector', endpoint, workspaceId: d.workspaceId.toLowerCase(), key, ...ordered };
 }
 
 /**
